@@ -1,0 +1,3 @@
+//! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
+pub mod exit;
+pub mod model;
