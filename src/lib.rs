@@ -1,3 +1,9 @@
 //! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
+pub mod digest;
 pub mod exit;
+pub mod manifest;
 pub mod model;
+pub mod pace;
+pub mod plan;
+pub mod retry;
+pub mod segment;

@@ -1,0 +1,473 @@
+//! The planner: a pure function from manifest entries and resolved profiles to plan items
+//! (DESIGN.md §5). No clock, no network, no hash-map iteration order: the same inputs give the
+//! same plan, item for item, so the digest is reproducible.
+//!
+//! Decisions recorded here:
+//! - An identifier-only entry whose lookup finds no profile is `absent` ("no profile carries
+//!   it"), not `unresolved`: the identifier is demonstrably on no profile, and a re-plan after a
+//!   successful apply then reads "no changes" instead of a wall of unresolved items.
+//! - Notes never hold identifier values, so redacted output can show them as they are.
+//! - A profile's key is its smallest identifier (`type:id`): every identifier belongs to exactly
+//!   one profile, so two lookups that reach the same profile get the same key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::str::FromStr;
+
+use crate::manifest::Entry;
+use crate::model::{GROUP_ID, Identifier, Lookup};
+
+/// What the plan will do with one entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Action {
+    /// The identifier is on the profile and will be deleted.
+    Delete,
+    /// The profile does not carry it; nothing is sent.
+    Absent,
+    /// A guard rail forbids the deletion; nothing is sent.
+    Blocked,
+    /// No profile answers to the lookup; nothing is sent.
+    Unresolved,
+}
+
+impl Action {
+    /// All actions, in display order.
+    pub const ALL: [Action; 4] = [Self::Delete, Self::Absent, Self::Blocked, Self::Unresolved];
+
+    /// The name used in the state file, the digest and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Delete => "delete",
+            Self::Absent => "absent",
+            Self::Blocked => "blocked",
+            Self::Unresolved => "unresolved",
+        }
+    }
+}
+
+impl fmt::Display for Action {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Action {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown action `{s}`"))
+    }
+}
+
+/// One planned item: one identifier of one profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Item {
+    /// 1-based position in the plan.
+    pub seq: u64,
+    /// The lookup the entry used, as `TYPE:VALUE` or a segment id.
+    pub lookup: String,
+    /// The key of the resolved profile, when one was found.
+    pub profile: Option<String>,
+    /// The `user_id` the delete request addresses (only for `delete` items).
+    pub user_id: Option<String>,
+    /// The identifier, exactly as the profile stores it when found, else as written.
+    pub identifier: Identifier,
+    /// What happens to it.
+    pub action: Action,
+    /// Why, for the reviewer; never holds identifier values.
+    pub note: Option<String>,
+    /// Where the entry came from (`file:line:column`).
+    pub origin: String,
+}
+
+/// A resolved profile's identifiers before the plan, for the diff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Profile {
+    /// The profile key (its smallest identifier).
+    pub key: String,
+    /// The first lookup that reached it.
+    pub lookup: String,
+    /// Its identifiers, in the API's order.
+    pub before: Vec<Identifier>,
+}
+
+/// What a lookup found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Resolution {
+    /// The profile's identifiers, in the API's order.
+    Found(Vec<Identifier>),
+    /// 404: no profile.
+    NotFound,
+}
+
+/// The plan: items in `seq` order, touched profiles by key, and warnings for the reviewer.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Items in `seq` order.
+    pub items: Vec<Item>,
+    /// Profiles any item resolved to, by key.
+    pub profiles: BTreeMap<String, Profile>,
+    /// Collapsed duplicates and similar remarks.
+    pub warnings: Vec<String>,
+}
+
+/// Counts of a plan by action.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Items to delete.
+    pub delete: u64,
+    /// Distinct profiles with something to delete.
+    pub delete_profiles: u64,
+    /// Items already absent.
+    pub absent: u64,
+    /// Items a guard rail blocks.
+    pub blocked: u64,
+    /// Items whose lookup found no profile.
+    pub unresolved: u64,
+}
+
+impl Summary {
+    /// Counts one item.
+    pub fn add(&mut self, action: Action) {
+        match action {
+            Action::Delete => self.delete += 1,
+            Action::Absent => self.absent += 1,
+            Action::Blocked => self.blocked += 1,
+            Action::Unresolved => self.unresolved += 1,
+        }
+    }
+
+    /// The count for one action.
+    pub fn count(&self, action: Action) -> u64 {
+        match action {
+            Action::Delete => self.delete,
+            Action::Absent => self.absent,
+            Action::Blocked => self.blocked,
+            Action::Unresolved => self.unresolved,
+        }
+    }
+}
+
+impl Plan {
+    /// Counts by action.
+    pub fn summary(&self) -> Summary {
+        let mut s = Summary::default();
+        let mut profiles = BTreeSet::new();
+        for item in &self.items {
+            s.add(item.action);
+            if item.action == Action::Delete {
+                profiles.insert(item.profile.as_deref());
+            }
+        }
+        s.delete_profiles = profiles.len() as u64;
+        s
+    }
+}
+
+/// The lookup an entry resolves through: its profile, or the identifier itself.
+pub fn lookup_of(entry: &Entry) -> Lookup {
+    entry
+        .lookup
+        .clone()
+        .unwrap_or_else(|| Lookup::External(entry.identifier.clone()))
+}
+
+/// The key of a profile: its smallest identifier.
+fn profile_key(ids: &[Identifier]) -> Option<String> {
+    ids.iter().min().map(ToString::to_string)
+}
+
+/// How an entry's identifier matched a profile's identifiers.
+enum Match {
+    Exact(Identifier),
+    EmailCase(Identifier),
+    OtherCase,
+    None,
+}
+
+fn find(ids: &[Identifier], wanted: &Identifier) -> Match {
+    if ids.contains(wanted) {
+        return Match::Exact(wanted.clone());
+    }
+    let near = ids
+        .iter()
+        .find(|i| i.kind == wanted.kind && i.id.eq_ignore_ascii_case(&wanted.id));
+    match near {
+        Some(i) if i.kind == "email" => Match::EmailCase(i.clone()),
+        Some(_) => Match::OtherCase,
+        None => Match::None,
+    }
+}
+
+/// Builds the plan. `resolved` must hold an answer for every entry's [`lookup_of`].
+pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan {
+    let mut plan = Plan::default();
+    // (profile key, stored identifier) → seq of the item that claimed it first.
+    let mut claimed: BTreeMap<(String, Identifier), u64> = BTreeMap::new();
+    for entry in entries {
+        let lookup = lookup_of(entry);
+        let seq = plan.items.len() as u64 + 1;
+        let mut item = Item {
+            seq,
+            lookup: lookup.to_string(),
+            profile: None,
+            user_id: None,
+            identifier: entry.identifier.clone(),
+            action: Action::Unresolved,
+            note: None,
+            origin: entry.origin.to_string(),
+        };
+        let ids = match resolved.get(&lookup) {
+            Some(Resolution::Found(ids)) => ids,
+            _ if entry.lookup.is_none() => {
+                item.action = Action::Absent;
+                item.note = Some("no profile carries it".into());
+                plan.items.push(item);
+                continue;
+            }
+            _ => {
+                item.note = Some("no profile answers to the lookup".into());
+                plan.items.push(item);
+                continue;
+            }
+        };
+        let key = profile_key(ids).unwrap_or_else(|| lookup.to_string());
+        plan.profiles.entry(key.clone()).or_insert_with(|| Profile {
+            key: key.clone(),
+            lookup: lookup.to_string(),
+            before: ids.clone(),
+        });
+        item.profile = Some(key.clone());
+        let stored = match find(ids, &entry.identifier) {
+            Match::Exact(i) => i,
+            Match::EmailCase(i) => {
+                item.note = Some("matched the stored email, which differs only in case".into());
+                i
+            }
+            Match::OtherCase => {
+                item.action = Action::Absent;
+                item.note = Some(
+                    "only a value differing in case is stored; not matched (exact match for non-email types)"
+                        .into(),
+                );
+                plan.items.push(item);
+                continue;
+            }
+            Match::None => {
+                item.action = Action::Absent;
+                plan.items.push(item);
+                continue;
+            }
+        };
+        if let Some(first) = claimed.get(&(key.clone(), stored.clone())) {
+            plan.warnings.push(format!(
+                "{}: same profile and identifier as item {first}; collapsed",
+                entry.origin
+            ));
+            continue;
+        }
+        claimed.insert((key, stored.clone()), seq);
+        item.identifier = stored;
+        if item.identifier.kind == GROUP_ID {
+            item.action = Action::Blocked;
+            item.note = Some("group_id identifiers cannot be deleted".into());
+        } else if !ids.iter().any(Identifier::is_user_id) {
+            item.action = Action::Blocked;
+            item.note = Some(
+                "the profile has no user_id, and the API addresses profiles only by user_id".into(),
+            );
+        } else {
+            item.action = Action::Delete;
+        }
+        plan.items.push(item);
+    }
+    guard_last_user_id(&mut plan);
+    address(&mut plan);
+    plan
+}
+
+/// Blocks the last (in manifest order) of the user_id deletions that would empty a profile.
+fn guard_last_user_id(plan: &mut Plan) {
+    let mut deleting: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (index, item) in plan.items.iter().enumerate() {
+        if item.action == Action::Delete && item.identifier.is_user_id() {
+            if let Some(key) = &item.profile {
+                deleting.entry(key).or_default().push(index);
+            }
+        }
+    }
+    let mut block = Vec::new();
+    for (key, indexes) in deleting {
+        let total = plan.profiles[key]
+            .before
+            .iter()
+            .filter(|i| i.is_user_id())
+            .count();
+        if indexes.len() >= total {
+            block.extend(indexes.last().copied());
+        }
+    }
+    for index in block {
+        let item = &mut plan.items[index];
+        item.action = Action::Blocked;
+        item.note = Some("the last user_id of the profile; Segment requires at least one".into());
+    }
+}
+
+/// Sets each delete's address: the profile's first user_id (API order) the plan keeps.
+fn address(plan: &mut Plan) {
+    let mut deleted: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
+    for item in &plan.items {
+        if let (Action::Delete, Some(key)) = (item.action, &item.profile) {
+            deleted
+                .entry(key.clone())
+                .or_default()
+                .insert(item.identifier.clone());
+        }
+    }
+    for item in &mut plan.items {
+        let (Action::Delete, Some(key)) = (item.action, &item.profile) else {
+            continue;
+        };
+        let gone = &deleted[key];
+        item.user_id = plan.profiles[key]
+            .before
+            .iter()
+            .find(|i| i.is_user_id() && !gone.contains(i))
+            .map(|i| i.id.clone());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::Location;
+
+    fn entry(lookup: Option<&str>, ident: &str) -> Entry {
+        Entry {
+            lookup: lookup.map(|l| Lookup::parse(l).expect("lookup")),
+            identifier: Identifier::parse(ident).expect("identifier"),
+            origin: Location {
+                file: "m.yaml".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn ids(list: &[&str]) -> Resolution {
+        Resolution::Found(
+            list.iter()
+                .map(|s| Identifier::parse(s).expect("id"))
+                .collect(),
+        )
+    }
+
+    fn world() -> BTreeMap<Lookup, Resolution> {
+        let mut m = BTreeMap::new();
+        let p1 = ids(&[
+            "user_id:u1",
+            "user_id:u2",
+            "email:Bad@x.com",
+            "anonymous_id:a1",
+        ]);
+        m.insert(Lookup::parse("user_id:u1").expect("l"), p1.clone());
+        m.insert(Lookup::parse("user_id:u2").expect("l"), p1);
+        m.insert(
+            Lookup::parse("user_id:missing").expect("l"),
+            Resolution::NotFound,
+        );
+        m.insert(
+            Lookup::parse("email:nobody@x.com").expect("l"),
+            Resolution::NotFound,
+        );
+        m.insert(
+            Lookup::parse("anonymous_id:anon").expect("l"),
+            ids(&["anonymous_id:anon", "email:z@x.com"]),
+        );
+        m.insert(
+            Lookup::parse("user_id:g").expect("l"),
+            ids(&["user_id:g", "group_id:acme"]),
+        );
+        m
+    }
+
+    fn actions(plan: &Plan) -> Vec<(Action, Option<&str>, String)> {
+        plan.items
+            .iter()
+            .map(|i| (i.action, i.user_id.as_deref(), i.identifier.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn classifies_every_kind_of_entry() {
+        let entries = vec![
+            entry(Some("user_id:u1"), "email:bad@x.com"), // email case match
+            entry(Some("user_id:u1"), "anonymous_id:A1"), // other-type case: absent
+            entry(Some("user_id:u1"), "email:other@x.com"), // absent
+            entry(Some("user_id:missing"), "email:a@x.com"), // unresolved
+            entry(None, "email:nobody@x.com"),            // identifier-only, nowhere: absent
+            entry(Some("anonymous_id:anon"), "email:z@x.com"), // no user_id: blocked
+            entry(Some("user_id:g"), "group_id:acme"),    // group_id: blocked
+            entry(Some("user_id:u2"), "email:Bad@x.com"), // same profile+identifier: collapsed
+        ];
+        let plan = build(&entries, &world());
+        assert_eq!(
+            actions(&plan),
+            vec![
+                (Action::Delete, Some("u1"), "email:Bad@x.com".into()),
+                (Action::Absent, None, "anonymous_id:A1".into()),
+                (Action::Absent, None, "email:other@x.com".into()),
+                (Action::Unresolved, None, "email:a@x.com".into()),
+                (Action::Absent, None, "email:nobody@x.com".into()),
+                (Action::Blocked, None, "email:z@x.com".into()),
+                (Action::Blocked, None, "group_id:acme".into()),
+            ]
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        let s = plan.summary();
+        assert_eq!(
+            (
+                s.delete,
+                s.delete_profiles,
+                s.absent,
+                s.blocked,
+                s.unresolved
+            ),
+            (1, 1, 3, 2, 1)
+        );
+    }
+
+    #[test]
+    fn last_user_id_is_blocked_and_address_skips_deleted_ones() {
+        let entries = vec![
+            entry(Some("user_id:u1"), "user_id:u1"),
+            entry(Some("user_id:u1"), "user_id:u2"),
+        ];
+        let plan = build(&entries, &world());
+        assert_eq!(
+            actions(&plan),
+            vec![
+                (Action::Delete, Some("u2"), "user_id:u1".into()),
+                (Action::Blocked, None, "user_id:u2".into()),
+            ]
+        );
+        // Deleting one user_id of two: addressed by the other one.
+        let plan = build(&entries[..1], &world());
+        assert_eq!(
+            actions(&plan),
+            vec![(Action::Delete, Some("u2"), "user_id:u1".into())]
+        );
+    }
+
+    #[test]
+    fn plans_are_deterministic() {
+        let entries = vec![
+            entry(Some("user_id:u1"), "email:Bad@x.com"),
+            entry(None, "email:nobody@x.com"),
+        ];
+        assert_eq!(build(&entries, &world()), build(&entries, &world()));
+    }
+}

@@ -1,0 +1,176 @@
+//! The HTTP client for Segment's Profile API: Basic auth with the access token as user name and
+//! an empty password, strict path encoding, one shared [`Pacer`], no redirects (credentials are
+//! never replayed to another host), and a per-request timeout. Each call is one request: the
+//! callers own retries.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use base64::Engine as _;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, Url};
+use secrecy::{ExposeSecret as _, SecretString};
+
+use super::{
+    DeleteOutcome, EXTERNAL_IDS_PAGE_LIMIT, Fault, ProfileApi, ReadPage, Reply, classify, path,
+};
+use crate::model::{Identifier, Lookup};
+use crate::pace::Pacer;
+
+/// The header carrying Segment's request id (logged for support tickets).
+pub const REQUEST_ID: &str = "request-id";
+
+/// How the client is built.
+#[derive(Debug)]
+pub struct ClientOptions {
+    /// Scheme, host and port of the API (`https://profiles.segment.com`).
+    pub base_url: Url,
+    /// The Unify space id.
+    pub space: String,
+    /// The space's access token.
+    pub token: SecretString,
+    /// The shared pacer.
+    pub pacer: Arc<Pacer>,
+    /// How long one request may take before it counts as a transient fault.
+    pub timeout: Duration,
+    /// Connections kept open for reuse (sized to the executor's concurrency).
+    pub max_idle: usize,
+}
+
+/// A paced, authenticated Profile API client. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    space_segment: String,
+    auth: HeaderValue,
+    pacer: Arc<Pacer>,
+}
+
+impl Client {
+    /// Builds the client. The token goes into a header value marked sensitive and nowhere else.
+    pub fn new(options: ClientOptions) -> anyhow::Result<Self> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(options.timeout)
+            .connect_timeout(Duration::from_secs(10))
+            .pool_max_idle_per_host(options.max_idle)
+            .user_agent(concat!("idprune/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        let basic = base64::engine::general_purpose::STANDARD
+            .encode(format!("{}:", options.token.expose_secret()));
+        let mut auth = HeaderValue::from_str(&format!("Basic {basic}"))
+            .context("the access token holds characters that cannot go in an HTTP header")?;
+        auth.set_sensitive(true);
+        Ok(Self {
+            http,
+            base: origin(&options.base_url),
+            space_segment: path::encode(&options.space),
+            auth,
+            pacer: options.pacer,
+        })
+    }
+
+    fn profile_url(&self, profile_segment: &str, tail: &str) -> String {
+        format!(
+            "{}/v1/spaces/{}/collections/users/profiles/{}/{}",
+            self.base, self.space_segment, profile_segment, tail
+        )
+    }
+
+    /// Sends one paced request; returns the status, `Retry-After`, request id and body, or a
+    /// transient fault when no complete response arrived.
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(u16, Option<Duration>, Option<String>, Vec<u8>), Fault> {
+        self.pacer.ready().await;
+        let mut request = self
+            .http
+            .request(method, url)
+            .header(AUTHORIZATION, self.auth.clone());
+        if let Some(body) = body {
+            request = request.header(CONTENT_TYPE, "application/json").body(body);
+        }
+        let response = request.send().await.map_err(network_fault)?;
+        let status = response.status().as_u16();
+        let headers = response.headers();
+        let retry_after = headers
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| classify::retry_after(v, SystemTime::now()));
+        let request_id = headers
+            .get(REQUEST_ID)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = response.bytes().await.map_err(network_fault)?;
+        Ok((status, retry_after, request_id, body.to_vec()))
+    }
+}
+
+/// `scheme://host[:port]` of a URL, without a trailing slash.
+pub fn origin(url: &Url) -> String {
+    url.origin().ascii_serialization()
+}
+
+fn network_fault(error: reqwest::Error) -> Fault {
+    let reason = if error.is_timeout() {
+        "request timed out".to_owned()
+    } else if error.is_connect() {
+        "could not connect".to_owned()
+    } else {
+        // Without the URL: it holds identifier values, and logs of faults are read widely.
+        format!("connection failed: {}", error.without_url())
+    };
+    Fault::Retryable {
+        reason,
+        retry_after: None,
+        throttled: false,
+    }
+}
+
+fn reply<T>(
+    sent: Result<(u16, Option<Duration>, Option<String>, Vec<u8>), Fault>,
+    classify: impl FnOnce(u16, &[u8], Option<Duration>) -> Result<T, Fault>,
+) -> Reply<T> {
+    match sent {
+        Ok((status, retry_after, request_id, body)) => Reply {
+            result: classify(status, &body, retry_after),
+            status: Some(status),
+            request_id,
+        },
+        Err(fault) => Reply {
+            result: Err(fault),
+            status: None,
+            request_id: None,
+        },
+    }
+}
+
+impl ProfileApi for Client {
+    async fn external_ids_page(&self, lookup: &Lookup, cursor: Option<&str>) -> Reply<ReadPage> {
+        let mut url = self.profile_url(&path::lookup_segment(lookup), "external_ids");
+        url.push_str(&format!("?limit={EXTERNAL_IDS_PAGE_LIMIT}"));
+        if let Some(cursor) = cursor {
+            url.push_str("&next=");
+            url.push_str(&path::encode(cursor));
+        }
+        reply(self.send(Method::GET, &url, None).await, classify::read)
+    }
+
+    async fn delete(&self, user_id: &str, identifier: &Identifier) -> Reply<DeleteOutcome> {
+        let url = self.profile_url(&path::user_id_segment(user_id), "external_ids/delete");
+        let body = serde_json::json!({
+            "delete_external_ids": [{ "id": identifier.id, "type": identifier.kind }]
+        });
+        let body = body.to_string().into_bytes();
+        reply(
+            self.send(Method::POST, &url, Some(body)).await,
+            classify::delete,
+        )
+    }
+}
