@@ -292,10 +292,10 @@ pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan
 fn guard_last_user_id(plan: &mut Plan) {
     let mut deleting: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (index, item) in plan.items.iter().enumerate() {
-        if item.action == Action::Delete && item.identifier.is_user_id() {
-            if let Some(key) = &item.profile {
-                deleting.entry(key).or_default().push(index);
-            }
+        if let (Action::Delete, true, Some(key)) =
+            (item.action, item.identifier.is_user_id(), &item.profile)
+        {
+            deleting.entry(key).or_default().push(index);
         }
     }
     let mut block = Vec::new();

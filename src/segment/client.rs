@@ -82,12 +82,7 @@ impl Client {
 
     /// Sends one paced request; returns the status, `Retry-After`, request id and body, or a
     /// transient fault when no complete response arrived.
-    async fn send(
-        &self,
-        method: Method,
-        url: &str,
-        body: Option<Vec<u8>>,
-    ) -> Result<(u16, Option<Duration>, Option<String>, Vec<u8>), Fault> {
+    async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<Raw, Fault> {
         self.pacer.ready().await;
         let mut request = self
             .http
@@ -108,8 +103,21 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = response.bytes().await.map_err(network_fault)?;
-        Ok((status, retry_after, request_id, body.to_vec()))
+        Ok(Raw {
+            status,
+            retry_after,
+            request_id,
+            body: body.to_vec(),
+        })
     }
+}
+
+/// A complete HTTP response, before classification.
+struct Raw {
+    status: u16,
+    retry_after: Option<Duration>,
+    request_id: Option<String>,
+    body: Vec<u8>,
 }
 
 /// `scheme://host[:port]` of a URL, without a trailing slash.
@@ -134,11 +142,16 @@ fn network_fault(error: reqwest::Error) -> Fault {
 }
 
 fn reply<T>(
-    sent: Result<(u16, Option<Duration>, Option<String>, Vec<u8>), Fault>,
+    sent: Result<Raw, Fault>,
     classify: impl FnOnce(u16, &[u8], Option<Duration>) -> Result<T, Fault>,
 ) -> Reply<T> {
     match sent {
-        Ok((status, retry_after, request_id, body)) => Reply {
+        Ok(Raw {
+            status,
+            retry_after,
+            request_id,
+            body,
+        }) => Reply {
             result: classify(status, &body, retry_after),
             status: Some(status),
             request_id,
