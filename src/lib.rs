@@ -5,5 +5,7 @@ pub mod manifest;
 pub mod model;
 pub mod pace;
 pub mod plan;
+pub mod render;
 pub mod retry;
 pub mod segment;
+pub mod state;

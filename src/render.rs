@@ -1,0 +1,575 @@
+//! Rendering for people and programs: the plan (per-profile identifier diffs and the summary
+//! line), its progress, and the status view, as text, markdown or JSON, into any `impl Write`.
+//! This is the only module that formats for people. Two rules hold everywhere:
+//! - every value from outside (identifiers, lookups, Segment's messages) passes through
+//!   [`clean`], so control characters and ANSI escapes never reach a terminal raw;
+//! - with redaction on, identifier values (lookups and `user_id`s included) are replaced by
+//!   [`REDACTED`]; types, counts, actions, notes and the digest stay visible.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+use similar::{Algorithm, DiffOp, capture_diff_slices};
+
+use crate::model::Identifier;
+use crate::plan::{Action, Profile};
+use crate::state::{Counts, FORMAT_VERSION, ItemState, Meta, Run, StoredItem, lock::Holder};
+
+/// What stands in for a hidden value.
+pub const REDACTED: &str = "***";
+
+/// Output formats of `show` and `plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a person at a terminal: shows values unless `--redact`.
+    Text,
+    /// For a pull-request comment or job summary: redacted unless `--reveal`.
+    Markdown,
+    /// For programs: redacted unless `--reveal`.
+    Json,
+}
+
+/// Replaces control characters (C0, DEL, C1) with Rust-style escapes, so a value can never
+/// drive the terminal. Everything else, non-ASCII included, is kept.
+pub fn clean(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return value.to_owned();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// An RFC 3339 UTC timestamp of Unix seconds.
+pub fn timestamp(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Groups thousands: `1204` → `1,204`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Everything a plan view shows, read from the state file.
+#[derive(Debug)]
+pub struct PlanView {
+    /// Sealed facts.
+    pub meta: Meta,
+    /// Counts by action and state.
+    pub counts: Counts,
+    /// Items in `seq` order.
+    pub items: Vec<StoredItem>,
+    /// Touched profiles by key.
+    pub profiles: BTreeMap<String, Profile>,
+    /// Plan warnings.
+    pub warnings: Vec<String>,
+}
+
+/// How values are shown.
+#[derive(Clone, Copy, Debug)]
+pub struct Redaction(pub bool);
+
+impl Redaction {
+    fn value(self, v: &str) -> String {
+        if self.0 {
+            REDACTED.to_owned()
+        } else {
+            clean(v)
+        }
+    }
+
+    fn ident(self, i: &Identifier) -> String {
+        format!("{}:{}", clean(&i.kind), self.value(&i.id))
+    }
+
+    /// A lookup as shown: `TYPE:VALUE` with the value hidden, or a hidden segment id.
+    fn lookup(self, lookup: &str) -> String {
+        if !self.0 {
+            return clean(lookup);
+        }
+        match lookup.split_once(':') {
+            Some((kind, _)) => format!("{}:{REDACTED}", clean(kind)),
+            None => REDACTED.to_owned(),
+        }
+    }
+}
+
+/// The summary sentence: `Plan: 1,204 to delete from 1,180 profiles, 14 already absent, ...`.
+pub fn summary_line(counts: &Counts) -> String {
+    let profiles = counts.delete_profiles;
+    format!(
+        "Plan: {} to delete from {} profile{}, {} already absent, {} blocked, {} unresolved.",
+        thousands(counts.action(Action::Delete)),
+        thousands(profiles),
+        if profiles == 1 { "" } else { "s" },
+        thousands(counts.action(Action::Absent)),
+        thousands(counts.action(Action::Blocked)),
+        thousands(counts.action(Action::Unresolved)),
+    )
+}
+
+/// The reminder of what Segment's deletion does not reach (DESIGN.md §8).
+pub const SCOPE_REMINDER: &[&str] = &[
+    "Segment removes identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
+    "Downstream destinations (Braze, Amplitude, Engage Audiences, Journeys, ...) and the Event Archive keep them: `idprune report STATE --downstream` lists what to clean there.",
+    "Profiles Sync: add the `__operation` column to `external_id_mapping_updates` before applying; removed identifiers arrive as `REMOVED` rows.",
+    "Replaying Event Archive data that references a removed identifier adds it back.",
+];
+
+/// One line of a profile's diff.
+struct DiffLine<'a> {
+    sign: char,
+    ident: &'a Identifier,
+    seq: Option<u64>,
+}
+
+/// A profile's identifier set before → after, as diff lines (`-` for removals).
+fn profile_diff<'a>(
+    profile: &'a Profile,
+    deleting: &BTreeMap<&'a Identifier, u64>,
+) -> Vec<DiffLine<'a>> {
+    let after: Vec<&Identifier> = profile
+        .before
+        .iter()
+        .filter(|i| !deleting.contains_key(i))
+        .collect();
+    let before: Vec<&Identifier> = profile.before.iter().collect();
+    let mut lines = Vec::new();
+    for op in capture_diff_slices(Algorithm::Myers, &before, &after) {
+        match op {
+            DiffOp::Equal { old_index, len, .. } => {
+                lines.extend(before[old_index..old_index + len].iter().map(|i| DiffLine {
+                    sign: ' ',
+                    ident: i,
+                    seq: None,
+                }))
+            }
+            DiffOp::Delete {
+                old_index, old_len, ..
+            }
+            | DiffOp::Replace {
+                old_index, old_len, ..
+            } => lines.extend(
+                before[old_index..old_index + old_len]
+                    .iter()
+                    .map(|i| DiffLine {
+                        sign: '-',
+                        ident: i,
+                        seq: deleting.get(i).copied(),
+                    }),
+            ),
+            DiffOp::Insert { .. } => {}
+        }
+    }
+    lines
+}
+
+/// Per-profile diffs for the items to delete, in profile-key order.
+fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
+    let mut by_profile: BTreeMap<&str, BTreeMap<&Identifier, u64>> = BTreeMap::new();
+    for s in &view.items {
+        if let (Action::Delete, Some(key)) = (s.item.action, &s.item.profile) {
+            by_profile
+                .entry(key)
+                .or_default()
+                .insert(&s.item.identifier, s.item.seq);
+        }
+    }
+    let mut out = String::new();
+    for (key, deleting) in &by_profile {
+        let Some(profile) = view.profiles.get(*key) else {
+            continue;
+        };
+        let _ = writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup));
+        for line in profile_diff(profile, deleting) {
+            let seq = line.seq.map(|s| format!("   #{s}")).unwrap_or_default();
+            let _ = writeln!(out, "{}   {}{seq}", line.sign, r.ident(line.ident));
+        }
+    }
+    out
+}
+
+fn item_line(s: &StoredItem, r: Redaction) -> String {
+    let note = s
+        .item
+        .note
+        .as_deref()
+        .map(|n| format!(" — {n}"))
+        .unwrap_or_default();
+    format!(
+        "#{} {:<10} {} via {}{note}",
+        s.item.seq,
+        s.item.action.as_str(),
+        r.ident(&s.item.identifier),
+        r.lookup(&s.item.lookup)
+    )
+}
+
+/// Progress counts: `done 3, already absent 1, failed 0, pending 6`.
+pub fn progress_line(counts: &Counts) -> String {
+    format!(
+        "Progress: {} done, {} already absent, {} failed, {} pending, {} in flight.",
+        thousands(counts.state(ItemState::Done)),
+        thousands(counts.state(ItemState::AlreadyAbsent)),
+        thousands(counts.state(ItemState::Failed)),
+        thousands(counts.state(ItemState::Pending)),
+        thousands(counts.state(ItemState::InFlight)),
+    )
+}
+
+fn started(counts: &Counts) -> bool {
+    [
+        ItemState::Done,
+        ItemState::AlreadyAbsent,
+        ItemState::Failed,
+        ItemState::InFlight,
+    ]
+    .iter()
+    .any(|s| counts.state(*s) > 0)
+}
+
+/// Writes the plan view as text.
+pub fn plan_text(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+    let m = &view.meta;
+    writeln!(
+        out,
+        "idprune plan for space {} ({}), API {}",
+        clean(&m.space),
+        m.region,
+        m.api_origin
+    )?;
+    writeln!(out, "Reason: {}", clean(&m.reason))?;
+    writeln!(out, "Digest: {}", m.digest)?;
+    writeln!(out)?;
+    write!(out, "{}", diffs(view, r, ""))?;
+    let others: Vec<&StoredItem> = view
+        .items
+        .iter()
+        .filter(|s| s.item.action != Action::Delete)
+        .collect();
+    if !others.is_empty() {
+        writeln!(out, "\nNot sent:")?;
+        for s in others {
+            writeln!(out, "  {}", item_line(s, r))?;
+        }
+    }
+    let noted: Vec<&StoredItem> = view
+        .items
+        .iter()
+        .filter(|s| s.item.action == Action::Delete && s.item.note.is_some())
+        .collect();
+    if !noted.is_empty() {
+        writeln!(out, "\nCheck these:")?;
+        for s in noted {
+            writeln!(out, "  {}", item_line(s, r))?;
+        }
+    }
+    for w in &view.warnings {
+        writeln!(out, "warning: {}", clean(w))?;
+    }
+    writeln!(out, "\n{}", summary_line(&view.counts))?;
+    if started(&view.counts) {
+        writeln!(out, "{}", progress_line(&view.counts))?;
+    }
+    Ok(())
+}
+
+/// Writes the plan view as markdown for a pull request.
+pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+    let m = &view.meta;
+    writeln!(
+        out,
+        "### idprune plan for `{}` ({})",
+        clean(&m.space),
+        m.region
+    )?;
+    writeln!(out)?;
+    writeln!(out, "**{}**", summary_line(&view.counts))?;
+    writeln!(out)?;
+    writeln!(out, "- Digest: `{}`", m.digest)?;
+    writeln!(out, "- Reason: {}", clean(&m.reason))?;
+    writeln!(
+        out,
+        "- Approve with: `idprune apply <state> --approve {}`",
+        m.digest
+    )?;
+    if r.0 {
+        writeln!(
+            out,
+            "- Identifier values are redacted; run `idprune show <state>` locally to see them."
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(out, "| action | items |\n|---|---:|")?;
+    for a in Action::ALL {
+        writeln!(
+            out,
+            "| {} | {} |",
+            a.as_str(),
+            thousands(view.counts.action(a))
+        )?;
+    }
+    if started(&view.counts) {
+        writeln!(out, "\n{}", progress_line(&view.counts))?;
+    }
+    let d = diffs(view, r, "# ");
+    if !d.is_empty() {
+        writeln!(
+            out,
+            "\n<details><summary>Per-profile changes ({} profiles)</summary>\n",
+            view.counts.delete_profiles
+        )?;
+        writeln!(out, "```diff\n{d}```\n</details>")?;
+    }
+    let others: Vec<&StoredItem> = view
+        .items
+        .iter()
+        .filter(|s| s.item.action != Action::Delete || s.item.note.is_some())
+        .collect();
+    if !others.is_empty() {
+        writeln!(
+            out,
+            "\n<details><summary>Not sent, or worth a look ({})</summary>\n",
+            others.len()
+        )?;
+        writeln!(out, "```")?;
+        for s in others {
+            writeln!(out, "{}", item_line(s, r))?;
+        }
+        writeln!(out, "```\n</details>")?;
+    }
+    if !view.warnings.is_empty() {
+        writeln!(out)?;
+        for w in &view.warnings {
+            writeln!(
+                out,
+                "> warning: {}",
+                if r.0 { redact_warning(w) } else { clean(w) }
+            )?;
+        }
+    }
+    writeln!(out)?;
+    for line in SCOPE_REMINDER {
+        writeln!(out, "> {line}")?;
+    }
+    Ok(())
+}
+
+/// Warnings hold locations, never values; kept as a function so that stays a single decision.
+fn redact_warning(w: &str) -> String {
+    clean(w)
+}
+
+fn by_name<K: Copy>(
+    keys: impl IntoIterator<Item = K>,
+    name: impl Fn(K) -> &'static str,
+    count: impl Fn(K) -> u64,
+) -> Value {
+    let map: serde_json::Map<String, Value> = keys
+        .into_iter()
+        .map(|k| (name(k).to_owned(), json!(count(k))))
+        .collect();
+    Value::Object(map)
+}
+
+/// The JSON `summary` object.
+fn summary_json(counts: &Counts) -> Value {
+    json!({
+        "by_action": by_name(Action::ALL, Action::as_str, |a| counts.action(a)),
+        "by_state": by_name(ItemState::ALL, ItemState::as_str, |s| counts.state(s)),
+        "delete_profiles": counts.delete_profiles,
+    })
+}
+
+fn item_json(s: &StoredItem, r: Redaction) -> Value {
+    let value = |v: &str| {
+        if r.0 {
+            REDACTED.to_owned()
+        } else {
+            v.to_owned()
+        }
+    };
+    let lookup = if r.0 {
+        r.lookup(&s.item.lookup)
+    } else {
+        s.item.lookup.clone()
+    };
+    json!({
+        "seq": s.item.seq,
+        "profile": lookup,
+        "user_id": s.item.user_id.as_deref().map(value),
+        "identifier": {"type": s.item.identifier.kind, "id": value(&s.item.identifier.id)},
+        "action": s.item.action.as_str(),
+        "state": s.state.as_str(),
+        "attempts": s.attempts,
+        "last_error": s.last_error,
+        "last_status": s.last_status,
+        "request_id": s.request_id,
+        "note": s.item.note,
+        "origin": s.item.origin,
+    })
+}
+
+fn head_json(meta: &Meta, counts: &Counts, r: Redaction) -> serde_json::Map<String, Value> {
+    let v = json!({
+        "format_version": format!("{FORMAT_VERSION}.0"),
+        "digest": meta.digest,
+        "space": meta.space,
+        "region": meta.region,
+        "api": meta.api_origin,
+        "reason": meta.reason,
+        "created_at": timestamp(meta.created_at),
+        "redacted": r.0,
+        "summary": summary_json(counts),
+    });
+    match v {
+        Value::Object(map) => map,
+        _ => serde_json::Map::new(),
+    }
+}
+
+/// Writes the plan view as one JSON object.
+pub fn plan_json(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+    let mut map = head_json(&view.meta, &view.counts, r);
+    map.insert(
+        "items".into(),
+        view.items.iter().map(|s| item_json(s, r)).collect(),
+    );
+    map.insert("warnings".into(), json!(view.warnings));
+    serde_json::to_writer_pretty(&mut *out, &Value::Object(map))?;
+    writeln!(out)
+}
+
+/// Everything `status` shows.
+#[derive(Debug)]
+pub struct StatusView {
+    /// Sealed facts.
+    pub meta: Meta,
+    /// Counts.
+    pub counts: Counts,
+    /// The lock holder, if any.
+    pub lock: Option<Holder>,
+    /// Recent errors: `(seq, error)`.
+    pub last_errors: Vec<(u64, String)>,
+    /// Apply runs, oldest first.
+    pub runs: Vec<Run>,
+    /// Items (for the JSON view).
+    pub items: Vec<StoredItem>,
+}
+
+/// Writes the status as text.
+pub fn status_text(view: &StatusView, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "space {} · digest {}",
+        clean(&view.meta.space),
+        view.meta.digest
+    )?;
+    writeln!(out, "{}", summary_line(&view.counts))?;
+    writeln!(out, "{}", progress_line(&view.counts))?;
+    match &view.lock {
+        Some(h) => writeln!(out, "Locked by {h}.")?,
+        None => writeln!(out, "Not locked.")?,
+    }
+    for run in &view.runs {
+        writeln!(
+            out,
+            "Run {} by {} on {} at {}: {}, {} requests, {:.1} requests/s.",
+            run.id,
+            clean(&run.user),
+            clean(&run.host),
+            timestamp(run.started_at),
+            run.outcome.as_deref().unwrap_or("running or died"),
+            thousands(run.requests),
+            run.rate
+        )?;
+    }
+    if !view.last_errors.is_empty() {
+        writeln!(out, "Last errors:")?;
+        for (seq, e) in &view.last_errors {
+            writeln!(out, "  #{seq}: {}", clean(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// Writes the status as one JSON object (items redacted unless `r` says otherwise).
+pub fn status_json(view: &StatusView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+    let mut map = head_json(&view.meta, &view.counts, r);
+    map.insert(
+        "lock".into(),
+        view.lock.as_ref().map_or(Value::Null, |h| {
+            json!({"lock_id": h.lock_id, "pid": h.pid, "host": h.host, "user": h.user, "started_at": timestamp(h.started_at)})
+        }),
+    );
+    map.insert(
+        "runs".into(),
+        view.runs
+            .iter()
+            .map(|run| {
+                json!({"id": run.id, "started_at": timestamp(run.started_at),
+                       "finished_at": run.finished_at.map(timestamp), "user": run.user, "host": run.host,
+                       "outcome": run.outcome, "requests": run.requests, "rate": run.rate})
+            })
+            .collect(),
+    );
+    map.insert(
+        "last_errors".into(),
+        view.last_errors
+            .iter()
+            .map(|(seq, e)| json!({"seq": seq, "error": e}))
+            .collect(),
+    );
+    map.insert(
+        "items".into(),
+        view.items.iter().map(|s| item_json(s, r)).collect(),
+    );
+    serde_json::to_writer_pretty(&mut *out, &Value::Object(map))?;
+    writeln!(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_controls_only() {
+        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("é\n"), "é\\n");
+        assert_eq!(clean("plain"), "plain");
+    }
+
+    #[test]
+    fn thousands_groups() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn redaction_keeps_types() {
+        let r = Redaction(true);
+        assert_eq!(r.lookup("user_id:u1"), "user_id:***");
+        assert_eq!(r.lookup("use_abc"), "***");
+        assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
+    }
+}

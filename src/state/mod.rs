@@ -1,0 +1,834 @@
+//! The state file: one SQLite database holding the sealed plan and the apply journal.
+//!
+//! It owns the schema ([`schema`]), the seal (the digest stored at plan time and recomputed from
+//! the stored items before every apply), the per-item journal (`pending → in_flight → done |
+//! already_absent | failed`), the exclusive apply lock ([`lock`]) and the append-only `runs`
+//! table. It never sees the access token. Files are created `0600` (SQLite gives its `-wal` and
+//! `-shm` files the same mode) and a group- or world-readable state file is refused, since the
+//! items are personal data. Writes use WAL with `synchronous=FULL` and `secure_delete=ON`.
+
+pub mod lock;
+pub mod schema;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::OpenOptions;
+use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, bail};
+use rusqlite::{Connection, OptionalExtension as _, params};
+
+use crate::digest::{Header, ItemFields, PlanHasher};
+use crate::model::Identifier;
+use crate::plan::{Action, Item, Plan, Profile};
+
+/// The version of the state format (and of the JSON views of it).
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Seconds since the Unix epoch.
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Where an item is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemState {
+    /// Not sent yet.
+    Pending,
+    /// Its request may have been sent; a resumed apply re-sends it.
+    InFlight,
+    /// Deleted.
+    Done,
+    /// The server said the identifier was not there.
+    AlreadyAbsent,
+    /// Gave up on it (see [`Failure`]).
+    Failed,
+    /// Not a `delete` item: nothing is ever sent for it.
+    Skipped,
+}
+
+impl ItemState {
+    /// All states, in display order.
+    pub const ALL: [ItemState; 6] = [
+        Self::Pending,
+        Self::InFlight,
+        Self::Done,
+        Self::AlreadyAbsent,
+        Self::Failed,
+        Self::Skipped,
+    ];
+
+    /// The name in the state file and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InFlight => "in_flight",
+            Self::Done => "done",
+            Self::AlreadyAbsent => "already_absent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for ItemState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ItemState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown state `{s}`"))
+    }
+}
+
+/// Why a failed item failed: decides whether a plain `apply` retries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A fault that may pass (5xx, timeouts): the next plain `apply` retries it.
+    Transient,
+    /// A refusal (400, 404 `not_found`): retried only with `--retry-failed`.
+    Permanent,
+}
+
+impl Failure {
+    /// The name in the state file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+/// The plan-level facts sealed with the items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Meta {
+    /// State format version.
+    pub format_version: u32,
+    /// `sha256:<hex>` of the canonical encoding (see [`crate::digest`]).
+    pub digest: String,
+    /// Unify space id.
+    pub space: String,
+    /// Manifest region (`us`/`eu`).
+    pub region: String,
+    /// `scheme://host:port` the plan was resolved against.
+    pub api_origin: String,
+    /// The manifest's path relative to the state file's directory.
+    pub manifest_path: String,
+    /// Hex sha256 of the manifest's bytes.
+    pub manifest_sha256: String,
+    /// The manifest's `reason`.
+    pub reason: String,
+    /// When the plan was written (Unix seconds; not part of the digest).
+    pub created_at: i64,
+    /// How long the plan may be applied, in seconds.
+    pub ttl_secs: u64,
+}
+
+/// A CSV source as planned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SourceRecord {
+    /// The path as written in the manifest.
+    pub written: String,
+    /// The path relative to the state file's directory.
+    pub path: String,
+    /// Hex sha256 of its bytes at plan time.
+    pub sha256: String,
+    /// Whether the manifest pinned that hash.
+    pub pinned: bool,
+    /// Data rows read.
+    pub rows: u64,
+}
+
+/// An item with its journal columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The planned item.
+    pub item: Item,
+    /// Journal state.
+    pub state: ItemState,
+    /// Requests sent for it.
+    pub attempts: u32,
+    /// For failed items: transient or permanent.
+    pub failure: Option<Failure>,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+    /// The last HTTP status.
+    pub last_status: Option<u16>,
+    /// Segment's `Request-Id` of the last response.
+    pub request_id: Option<String>,
+}
+
+/// The outcome of one request (or of a decision not to send), to be journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The item.
+    pub seq: u64,
+    /// Its new state.
+    pub state: ItemState,
+    /// Requests sent for it in this run (added to the stored count).
+    pub attempts: u32,
+    /// For failed items.
+    pub failure: Option<Failure>,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// The last HTTP status.
+    pub last_status: Option<u16>,
+    /// The last `Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// A delete the executor has to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Work {
+    /// The item.
+    pub seq: u64,
+    /// The address.
+    pub user_id: String,
+    /// What to delete.
+    pub identifier: Identifier,
+    /// The profile key (for the per-profile limit).
+    pub profile: String,
+    /// True when an earlier request for it may have reached the server.
+    pub was_in_flight: bool,
+}
+
+/// Counts by action and by state.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Items per action.
+    pub by_action: BTreeMap<Action, u64>,
+    /// Items per state.
+    pub by_state: BTreeMap<ItemState, u64>,
+    /// Distinct profiles with a `delete` item.
+    pub delete_profiles: u64,
+}
+
+impl Counts {
+    /// Items in one state.
+    pub fn state(&self, state: ItemState) -> u64 {
+        self.by_state.get(&state).copied().unwrap_or(0)
+    }
+
+    /// Items with one action.
+    pub fn action(&self, action: Action) -> u64 {
+        self.by_action.get(&action).copied().unwrap_or(0)
+    }
+}
+
+/// One recorded apply run.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Run {
+    /// Run id.
+    pub id: i64,
+    /// Start, Unix seconds.
+    pub started_at: i64,
+    /// End, when finished.
+    pub finished_at: Option<i64>,
+    /// Who ran it.
+    pub user: String,
+    /// Where.
+    pub host: String,
+    /// How it ended (`completed`, `failed_items`, `stopped`, `interrupted`).
+    pub outcome: Option<String>,
+    /// Requests sent.
+    pub requests: u64,
+    /// Achieved requests per second.
+    pub rate: f64,
+}
+
+/// Everything `plan` seals into a new state file.
+#[derive(Debug)]
+pub struct Seal<'a> {
+    /// Meta (its `digest` is computed by [`create`]).
+    pub meta: Meta,
+    /// Sources.
+    pub sources: Vec<SourceRecord>,
+    /// The plan.
+    pub plan: &'a Plan,
+}
+
+/// An open state file.
+#[derive(Debug)]
+pub struct State {
+    conn: Connection,
+    path: PathBuf,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "secure_delete", "ON")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+/// Computes the digest of a plan that is about to be sealed.
+pub fn plan_digest(meta: &Meta, sources: &[SourceRecord], plan: &Plan) -> String {
+    let pins = pinned(sources);
+    let mut hasher = PlanHasher::new(&header(meta, &pins));
+    for item in &plan.items {
+        hasher.item(&fields(item));
+    }
+    hasher.finish()
+}
+
+fn pinned(sources: &[SourceRecord]) -> Vec<(String, String)> {
+    sources
+        .iter()
+        .filter(|s| s.pinned)
+        .map(|s| (s.written.clone(), s.sha256.clone()))
+        .collect()
+}
+
+fn header<'a>(meta: &'a Meta, pins: &'a [(String, String)]) -> Header<'a> {
+    Header {
+        format_version: meta.format_version,
+        space: &meta.space,
+        api_origin: &meta.api_origin,
+        manifest_sha256: &meta.manifest_sha256,
+        pinned_sources: pins,
+    }
+}
+
+fn fields(item: &Item) -> ItemFields<'_> {
+    ItemFields {
+        seq: item.seq,
+        user_id: item.user_id.as_deref(),
+        kind: &item.identifier.kind,
+        id: &item.identifier.id,
+        action: item.action.as_str(),
+    }
+}
+
+/// Writes a new sealed state file at `path`, atomically: it is built beside the target and
+/// renamed into place, so a failed plan never leaves a half-written state. Returns the digest.
+pub fn create(path: &Path, seal: &Seal<'_>) -> anyhow::Result<String> {
+    let digest = plan_digest(&seal.meta, &seal.sources, seal.plan);
+    let tmp = tmp_path(path);
+    let _ = std::fs::remove_file(&tmp);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating state file `{}`", tmp.display()))?;
+    let result = (|| -> anyhow::Result<()> {
+        let mut conn = Connection::open(&tmp)?;
+        configure(&conn)?;
+        schema::migrate(&conn)?;
+        let tx = conn.transaction()?;
+        write_seal(&tx, seal, &digest)?;
+        tx.commit()?;
+        conn.close().map_err(|(_, e)| e)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
+        }
+    }
+    result.with_context(|| format!("writing state file `{}`", path.display()))?;
+    Ok(digest)
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn write_seal(tx: &rusqlite::Transaction<'_>, seal: &Seal<'_>, digest: &str) -> anyhow::Result<()> {
+    let m = &seal.meta;
+    let meta: [(&str, String); 10] = [
+        ("format_version", m.format_version.to_string()),
+        ("digest", digest.to_owned()),
+        ("space", m.space.clone()),
+        ("region", m.region.clone()),
+        ("api_origin", m.api_origin.clone()),
+        ("manifest_path", m.manifest_path.clone()),
+        ("manifest_sha256", m.manifest_sha256.clone()),
+        ("reason", m.reason.clone()),
+        ("created_at", m.created_at.to_string()),
+        ("ttl_secs", m.ttl_secs.to_string()),
+    ];
+    for (key, value) in meta {
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+    }
+    for (idx, s) in seal.sources.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO sources (idx, written, sha256, pinned, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![idx as i64, s.written, s.sha256, s.pinned, s.rows as i64],
+        )?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![format!("source_path.{idx}"), s.path],
+        )?;
+    }
+    for (idx, w) in seal.plan.warnings.iter().enumerate() {
+        tx.execute(
+            "INSERT INTO warnings (idx, message) VALUES (?1, ?2)",
+            params![idx as i64, w],
+        )?;
+    }
+    {
+        let mut stmt =
+            tx.prepare("INSERT INTO profiles (key, lookup, before) VALUES (?1, ?2, ?3)")?;
+        for p in seal.plan.profiles.values() {
+            let before: Vec<[&str; 2]> = p
+                .before
+                .iter()
+                .map(|i| [i.kind.as_str(), i.id.as_str()])
+                .collect();
+            stmt.execute(params![p.key, p.lookup, serde_json::to_string(&before)?])?;
+        }
+        let mut stmt = tx.prepare(
+            "INSERT INTO items (seq, lookup, profile, user_id, id_type, id_value, action, note, origin, state)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?;
+        for i in &seal.plan.items {
+            let state = if i.action == Action::Delete {
+                ItemState::Pending
+            } else {
+                ItemState::Skipped
+            };
+            stmt.execute(params![
+                i.seq as i64,
+                i.lookup,
+                i.profile,
+                i.user_id,
+                i.identifier.kind,
+                i.identifier.id,
+                i.action.as_str(),
+                i.note,
+                i.origin,
+                state.as_str()
+            ])?;
+        }
+    }
+    Ok(())
+}
+
+const ITEM_COLUMNS: &str = "seq, lookup, profile, user_id, id_type, id_value, action, note, origin, \
+     state, attempts, failure, last_error, last_status, request_id";
+
+fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
+    let bad = |col: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into())
+    };
+    let action: String = row.get(6)?;
+    let state: String = row.get(9)?;
+    let failure: Option<String> = row.get(11)?;
+    Ok(StoredItem {
+        item: Item {
+            seq: row.get::<_, i64>(0)? as u64,
+            lookup: row.get(1)?,
+            profile: row.get(2)?,
+            user_id: row.get(3)?,
+            identifier: Identifier::new(row.get::<_, String>(4)?, row.get::<_, String>(5)?),
+            action: action.parse().map_err(|e| bad(6, e))?,
+            note: row.get(7)?,
+            origin: row.get(8)?,
+        },
+        state: state.parse().map_err(|e| bad(9, e))?,
+        attempts: row.get::<_, i64>(10)? as u32,
+        failure: match failure.as_deref() {
+            None => None,
+            Some("transient") => Some(Failure::Transient),
+            Some("permanent") => Some(Failure::Permanent),
+            Some(other) => return Err(bad(11, format!("unknown failure kind `{other}`"))),
+        },
+        last_error: row.get(12)?,
+        last_status: row.get::<_, Option<i64>>(13)?.map(|s| s as u16),
+        request_id: row.get(14)?,
+    })
+}
+
+impl State {
+    /// Opens an existing state file for reading and journaling.
+    pub fn open(path: &Path) -> anyhow::Result<Self> {
+        let metadata = std::fs::metadata(path)
+            .with_context(|| format!("opening state file `{}`", path.display()))?;
+        let mode = metadata.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            bail!(
+                "state file `{}` is readable by others (mode {mode:03o}) and holds personal data; run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .with_context(|| format!("opening state file `{}`", path.display()))?;
+        let state = Self {
+            conn,
+            path: path.to_owned(),
+        };
+        (|| -> anyhow::Result<()> {
+            configure(&state.conn)?;
+            let has_meta: bool = state.conn.query_row(
+                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
+                [],
+                |r| r.get(0),
+            )?;
+            if !has_meta {
+                bail!("it is not an idprune state file");
+            }
+            schema::migrate(&state.conn)
+        })()
+        .with_context(|| format!("opening state file `{}`", path.display()))?;
+        Ok(state)
+    }
+
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn meta_value(&self, key: &str) -> anyhow::Result<String> {
+        self.conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?
+            .with_context(|| {
+                format!(
+                    "state file `{}` has no `{key}`; it is damaged",
+                    self.path.display()
+                )
+            })
+    }
+
+    /// The sealed plan-level facts.
+    pub fn meta(&self) -> anyhow::Result<Meta> {
+        let number = |key: &str| -> anyhow::Result<i64> {
+            self.meta_value(key)?.parse().with_context(|| {
+                format!(
+                    "state file `{}`: `{key}` is not a number",
+                    self.path.display()
+                )
+            })
+        };
+        Ok(Meta {
+            format_version: number("format_version")? as u32,
+            digest: self.meta_value("digest")?,
+            space: self.meta_value("space")?,
+            region: self.meta_value("region")?,
+            api_origin: self.meta_value("api_origin")?,
+            manifest_path: self.meta_value("manifest_path")?,
+            manifest_sha256: self.meta_value("manifest_sha256")?,
+            reason: self.meta_value("reason")?,
+            created_at: number("created_at")?,
+            ttl_secs: number("ttl_secs")? as u64,
+        })
+    }
+
+    /// The planned sources.
+    pub fn sources(&self) -> anyhow::Result<Vec<SourceRecord>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT s.written, m.value, s.sha256, s.pinned, s.rows FROM sources s
+             LEFT JOIN meta m ON m.key = 'source_path.' || s.idx ORDER BY s.idx",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(SourceRecord {
+                written: r.get(0)?,
+                path: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                sha256: r.get(2)?,
+                pinned: r.get(3)?,
+                rows: r.get::<_, i64>(4)? as u64,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Recomputes the digest from the stored meta, sources and items.
+    pub fn recompute_digest(&self) -> anyhow::Result<String> {
+        let meta = self.meta()?;
+        let sources = self.sources()?;
+        let pins = pinned(&sources);
+        let mut hasher = PlanHasher::new(&header(&meta, &pins));
+        self.for_each_item(|stored| {
+            hasher.item(&fields(&stored.item));
+            Ok(())
+        })?;
+        Ok(hasher.finish())
+    }
+
+    /// Calls `f` with every item in `seq` order, streaming.
+    pub fn for_each_item(
+        &self,
+        mut f: impl FnMut(StoredItem) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY seq"))?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            f(read_item(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// The profiles the plan touched, by key.
+    pub fn profiles(&self) -> anyhow::Result<BTreeMap<String, Profile>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, lookup, before FROM profiles ORDER BY key")?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (key, lookup, before) = row?;
+            let before: Vec<(String, String)> =
+                serde_json::from_str(&before).with_context(|| {
+                    format!("state file `{}`: damaged profile row", self.path.display())
+                })?;
+            let before = before
+                .into_iter()
+                .map(|(k, v)| Identifier::new(k, v))
+                .collect();
+            out.insert(
+                key.clone(),
+                Profile {
+                    key,
+                    lookup,
+                    before,
+                },
+            );
+        }
+        Ok(out)
+    }
+
+    /// Plan warnings.
+    pub fn warnings(&self) -> anyhow::Result<Vec<String>> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT message FROM warnings ORDER BY idx")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Counts by action and by state.
+    pub fn counts(&self) -> anyhow::Result<Counts> {
+        let mut counts = Counts::default();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT action, state, count(*) FROM items GROUP BY action, state")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let action: Action = row
+                .get::<_, String>(0)?
+                .parse()
+                .map_err(anyhow::Error::msg)?;
+            let state: ItemState = row
+                .get::<_, String>(1)?
+                .parse()
+                .map_err(anyhow::Error::msg)?;
+            let n = row.get::<_, i64>(2)? as u64;
+            *counts.by_action.entry(action).or_default() += n;
+            *counts.by_state.entry(state).or_default() += n;
+        }
+        counts.delete_profiles = self.conn.query_row(
+            "SELECT count(DISTINCT profile) FROM items WHERE action = 'delete'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64;
+        Ok(counts)
+    }
+
+    /// True once any apply has run against this plan.
+    pub fn has_journal(&self) -> anyhow::Result<bool> {
+        Ok(self
+            .conn
+            .query_row("SELECT count(*) > 0 FROM runs", [], |r| r.get(0))?)
+    }
+
+    /// The next items to send after `after_seq`, at most `limit`: pending and in-flight deletes,
+    /// transiently failed ones, and permanently failed ones too with `retry_failed`.
+    pub fn work_batch(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        retry_failed: bool,
+    ) -> anyhow::Result<Vec<Work>> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT seq, user_id, id_type, id_value, profile, state FROM items
+             WHERE seq > ?1 AND action = 'delete'
+               AND (state IN ('pending', 'in_flight')
+                    OR (state = 'failed' AND (failure = 'transient' OR ?2)))
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let rows = stmt.query_map(params![after_seq as i64, retry_failed, limit as i64], |r| {
+            Ok(Work {
+                seq: r.get::<_, i64>(0)? as u64,
+                user_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                identifier: Identifier::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                profile: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                was_in_flight: r.get::<_, String>(5)? == ItemState::InFlight.as_str(),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Commits the intent to send: these items become `in_flight` before any request leaves.
+    pub fn mark_in_flight(&mut self, seqs: &[u64]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE items SET state = 'in_flight', updated_at = ?2 WHERE seq = ?1 AND action = 'delete'",
+            )?;
+            let now = now_unix();
+            for seq in seqs {
+                stmt.execute(params![*seq as i64, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits a group of outcomes in one transaction.
+    pub fn record(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE items SET state = ?2, attempts = attempts + ?3, failure = ?4,
+                    last_error = COALESCE(?5, last_error), last_status = COALESCE(?6, last_status),
+                    request_id = COALESCE(?7, request_id), updated_at = ?8
+                 WHERE seq = ?1 AND action = 'delete'",
+            )?;
+            let now = now_unix();
+            for o in outcomes {
+                stmt.execute(params![
+                    o.seq as i64,
+                    o.state.as_str(),
+                    o.attempts as i64,
+                    o.failure.map(Failure::as_str),
+                    o.last_error,
+                    o.last_status.map(i64::from),
+                    o.request_id,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Records the start of an apply run; returns its id.
+    pub fn start_run(
+        &self,
+        user: &str,
+        host: &str,
+        digest: &str,
+        reason: &str,
+    ) -> anyhow::Result<i64> {
+        self.conn.execute(
+            "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now_unix(), user, host, digest, reason],
+        )?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records how a run ended, with the counts at that moment.
+    pub fn finish_run(
+        &self,
+        run: i64,
+        outcome: &str,
+        requests: u64,
+        rate: f64,
+    ) -> anyhow::Result<()> {
+        let c = self.counts()?;
+        self.conn.execute(
+            "UPDATE runs SET finished_at = ?2, outcome = ?3, requests = ?4, done = ?5,
+                already_absent = ?6, failed = ?7, pending = ?8, rate = ?9 WHERE id = ?1",
+            params![
+                run,
+                now_unix(),
+                outcome,
+                requests as i64,
+                c.state(ItemState::Done) as i64,
+                c.state(ItemState::AlreadyAbsent) as i64,
+                c.state(ItemState::Failed) as i64,
+                (c.state(ItemState::Pending) + c.state(ItemState::InFlight)) as i64,
+                rate
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Every run, oldest first.
+    pub fn runs(&self) -> anyhow::Result<Vec<Run>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0), COALESCE(rate, 0)
+             FROM runs ORDER BY id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(Run {
+                id: r.get(0)?,
+                started_at: r.get(1)?,
+                finished_at: r.get(2)?,
+                user: r.get(3)?,
+                host: r.get(4)?,
+                outcome: r.get(5)?,
+                requests: r.get::<_, i64>(6)? as u64,
+                rate: r.get(7)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// The most recent errors, newest first: `(seq, error)`.
+    pub fn last_errors(&self, limit: usize) -> anyhow::Result<Vec<(u64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, last_error FROM items WHERE last_error IS NOT NULL AND state != 'done'
+             ORDER BY updated_at DESC, seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Runs SQLite's own consistency check; `Ok` when it reports `ok`.
+    pub fn integrity_check(&self) -> anyhow::Result<()> {
+        let result: String = self
+            .conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get(0))?;
+        if result != "ok" {
+            bail!(
+                "state file `{}` failed SQLite's integrity check: {result}",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+}

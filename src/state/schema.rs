@@ -1,0 +1,100 @@
+//! The state file's schema. `PRAGMA user_version` holds the schema version; [`migrate`] brings an
+//! older file up to date and refuses a newer one.
+
+use rusqlite::Connection;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Schema version 1.
+const V1: &str = r#"
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE sources (
+    idx     INTEGER PRIMARY KEY,
+    written TEXT NOT NULL,
+    sha256  TEXT NOT NULL,
+    pinned  INTEGER NOT NULL,
+    rows    INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE profiles (
+    key    TEXT PRIMARY KEY,
+    lookup TEXT NOT NULL,
+    before TEXT NOT NULL            -- JSON array of [type, id], in the API's order
+) STRICT;
+
+CREATE TABLE items (
+    seq         INTEGER PRIMARY KEY,
+    lookup      TEXT NOT NULL,
+    profile     TEXT,
+    user_id     TEXT,
+    id_type     TEXT NOT NULL,
+    id_value    TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    note        TEXT,
+    origin      TEXT NOT NULL,
+    state       TEXT NOT NULL,      -- pending | in_flight | done | already_absent | failed | skipped
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    failure     TEXT,               -- transient | permanent, for failed items
+    last_error  TEXT,
+    last_status INTEGER,
+    request_id  TEXT,
+    updated_at  INTEGER
+) STRICT;
+CREATE INDEX items_by_state ON items (state, seq);
+
+CREATE TABLE warnings (
+    idx     INTEGER PRIMARY KEY,
+    message TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE lock (
+    id         INTEGER PRIMARY KEY CHECK (id = 1),
+    lock_id    TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    host       TEXT NOT NULL,
+    user       TEXT NOT NULL,
+    started_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE runs (
+    id             INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at     INTEGER NOT NULL,
+    finished_at    INTEGER,
+    user           TEXT NOT NULL,
+    host           TEXT NOT NULL,
+    digest         TEXT NOT NULL,
+    reason         TEXT NOT NULL,
+    outcome        TEXT,
+    requests       INTEGER,
+    done           INTEGER,
+    already_absent INTEGER,
+    failed         INTEGER,
+    pending        INTEGER,
+    rate           REAL
+) STRICT;
+-- The runs table is an audit trail: rows are never deleted, and a finished row never changes.
+CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
+BEGIN SELECT RAISE(ABORT, 'the runs table is append-only'); END;
+CREATE TRIGGER runs_finished_frozen BEFORE UPDATE ON runs WHEN OLD.finished_at IS NOT NULL
+BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
+"#;
+
+/// Creates or upgrades the schema; refuses files written by a newer idprune.
+pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        anyhow::bail!(
+            "the state file has schema version {version}, newer than this idprune understands ({SCHEMA_VERSION}); upgrade idprune"
+        );
+    }
+    if version < 1 {
+        conn.execute_batch(V1)?;
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    Ok(())
+}
