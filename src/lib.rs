@@ -1,4 +1,5 @@
 //! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
+pub mod apply;
 pub mod digest;
 pub mod exit;
 pub mod manifest;
@@ -6,6 +7,7 @@ pub mod model;
 pub mod pace;
 pub mod plan;
 pub mod render;
+pub mod resolve;
 pub mod retry;
 pub mod segment;
 pub mod state;

@@ -429,6 +429,11 @@ fn write_seal(tx: &rusqlite::Transaction<'_>, seal: &Seal<'_>, digest: &str) -> 
     Ok(())
 }
 
+/// The items an apply sends (`?2` is `--retry-failed`): pending and in-flight deletes, and
+/// failed ones that were transient (or all failed ones with `--retry-failed`).
+const WORK: &str = "action = 'delete' AND (state IN ('pending', 'in_flight')
+    OR (state = 'failed' AND (failure = 'transient' OR ?2)))";
+
 const ITEM_COLUMNS: &str = "seq, lookup, profile, user_id, id_type, id_value, action, note, origin, \
      state, attempts, failure, last_error, last_status, request_id";
 
@@ -676,13 +681,10 @@ impl State {
         limit: usize,
         retry_failed: bool,
     ) -> anyhow::Result<Vec<Work>> {
-        let mut stmt = self.conn.prepare_cached(
+        let mut stmt = self.conn.prepare_cached(&format!(
             "SELECT seq, user_id, id_type, id_value, profile, state FROM items
-             WHERE seq > ?1 AND action = 'delete'
-               AND (state IN ('pending', 'in_flight')
-                    OR (state = 'failed' AND (failure = 'transient' OR ?2)))
-             ORDER BY seq LIMIT ?3",
-        )?;
+             WHERE seq > ?1 AND {WORK} ORDER BY seq LIMIT ?3"
+        ))?;
         let rows = stmt.query_map(params![after_seq as i64, retry_failed, limit as i64], |r| {
             Ok(Work {
                 seq: r.get::<_, i64>(0)? as u64,
@@ -693,6 +695,16 @@ impl State {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many items [`State::work_batch`] would hand out in all.
+    pub fn count_work(&self, retry_failed: bool) -> anyhow::Result<u64> {
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM items WHERE ?1 >= 0 AND {WORK}"),
+            params![0, retry_failed],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
     }
 
     /// Commits the intent to send: these items become `in_flight` before any request leaves.

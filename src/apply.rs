@@ -1,0 +1,382 @@
+//! The executor: sends the sealed plan's deletions and journals every step (DESIGN.md §6).
+//!
+//! It owns the dispatch loop, concurrency, per-item retries and stop decisions; it does not
+//! verify the seal (the command layer does, before calling [`execute`]) and does not format
+//! output (it reports [`Progress`] through a callback).
+//!
+//! Journal discipline: a batch of items is committed `in_flight` before any of their requests
+//! leaves; each outcome is committed right after its response, in group commits (every outcome
+//! that arrived while the previous commit ran goes into the next one). A crash at any point
+//! therefore leaves every item either settled or `in_flight`, and a resumed run re-sends the
+//! `in_flight` ones: at worst a request is repeated (a `404 eid_not_found` then counts as done),
+//! never lost.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS, RetryBudget};
+use crate::segment::{DeleteOutcome, Fault, ProfileApi};
+use crate::state::{Failure, ItemState, Outcome, State, Work};
+
+/// Items committed `in_flight` per batch: bounds how many may be re-sent after a crash,
+/// together with the concurrency.
+pub const DISPATCH_BATCH: usize = 256;
+/// Segment's limit of deletions per second on one profile.
+pub const PROFILE_RATE: u32 = 100;
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// Requests in flight at most.
+    pub concurrency: usize,
+    /// Also retry permanently failed items.
+    pub retry_failed: bool,
+    /// Per-profile deletions per second (0: unlimited).
+    pub profile_rate: u32,
+}
+
+/// Why a run stopped before its work was done.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// A fault of the whole space (bad token, feature not activated, no source).
+    Space(Fault),
+    /// Transient faults were sustained across items: the retry budget is spent.
+    BudgetSpent(String),
+    /// Ctrl-C (or another cancellation).
+    Interrupted,
+}
+
+/// What a run did.
+#[derive(Clone, Debug)]
+pub struct ApplyReport {
+    /// Requests sent in this run.
+    pub requests: u64,
+    /// Wall time of the run.
+    pub elapsed: Duration,
+    /// Why it stopped early, if it did.
+    pub stop: Option<Stop>,
+    /// Items settled in this run, by final state.
+    pub settled: Settled,
+}
+
+impl ApplyReport {
+    /// Requests per second achieved.
+    pub fn rate(&self) -> f64 {
+        let secs = self.elapsed.as_secs_f64();
+        if secs > 0.0 {
+            self.requests as f64 / secs
+        } else {
+            0.0
+        }
+    }
+}
+
+/// Items settled in this run.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Settled {
+    /// Deleted.
+    pub done: u64,
+    /// Not there.
+    pub already_absent: u64,
+    /// Gave up.
+    pub failed: u64,
+}
+
+/// A progress snapshot for the command layer.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress {
+    /// Items settled so far in this run.
+    pub settled: Settled,
+    /// Items this run set out to send.
+    pub total: u64,
+    /// Requests sent.
+    pub requests: u64,
+    /// Time since the start.
+    pub elapsed: Duration,
+}
+
+/// What a sending task reports back.
+struct Report {
+    outcome: Outcome,
+    stop: Option<Stop>,
+}
+
+/// Shared between the dispatcher and the sending tasks.
+struct Shared<A> {
+    api: A,
+    stopping: AtomicBool,
+    requests: AtomicU64,
+    budget: Mutex<RetryBudget>,
+    profiles: Option<DefaultKeyedRateLimiter<String>>,
+}
+
+impl<A> Shared<A> {
+    fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// Runs the plan's pending deletions to completion or to a stop. `cancel` flips to true on
+/// Ctrl-C: dispatch stops, requests already sent finish, everything is committed.
+pub async fn execute<A: ProfileApi>(
+    api: A,
+    state: &mut State,
+    options: &ApplyOptions,
+    mut cancel: watch::Receiver<bool>,
+    mut on_progress: impl FnMut(&Progress),
+) -> anyhow::Result<ApplyReport> {
+    let started = Instant::now();
+    let total = state.count_work(options.retry_failed)?;
+    let shared = Arc::new(Shared {
+        api,
+        stopping: AtomicBool::new(false),
+        requests: AtomicU64::new(0),
+        budget: Mutex::new(RetryBudget::default()),
+        profiles: std::num::NonZeroU32::new(options.profile_rate)
+            .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+    });
+    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
+    let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+    let mut queue: VecDeque<Work> = VecDeque::new();
+    let mut after = 0u64;
+    let mut exhausted = false;
+    let mut outstanding = 0usize;
+    let mut stop: Option<Stop> = None;
+    let mut settled = Settled::default();
+    let mut buffer: Vec<Outcome> = Vec::new();
+    let mut last_progress = Instant::now();
+
+    loop {
+        let halted = stop.is_some();
+        if queue.is_empty() && !exhausted && !halted {
+            let batch = state.work_batch(after, DISPATCH_BATCH, options.retry_failed)?;
+            match batch.last() {
+                None => exhausted = true,
+                Some(last) => {
+                    after = last.seq;
+                    let seqs: Vec<u64> = batch.iter().map(|w| w.seq).collect();
+                    state.mark_in_flight(&seqs)?;
+                    queue.extend(batch);
+                }
+            }
+        }
+        if (queue.is_empty() || halted) && outstanding == 0 {
+            break;
+        }
+        tokio::select! {
+            biased;
+            changed = cancel.changed(), if stop.is_none() => {
+                if changed.is_err() || *cancel.borrow() {
+                    stop = Some(Stop::Interrupted);
+                    shared.stopping.store(true, Ordering::SeqCst);
+                }
+            }
+            Some(report) = rx.recv() => {
+                outstanding -= 1;
+                absorb(report, &mut buffer, &mut stop, &shared);
+                while let Ok(report) = rx.try_recv() {
+                    outstanding -= 1;
+                    absorb(report, &mut buffer, &mut stop, &shared);
+                }
+                for o in &buffer {
+                    match o.state {
+                        ItemState::Done => settled.done += 1,
+                        ItemState::AlreadyAbsent => settled.already_absent += 1,
+                        ItemState::Failed => settled.failed += 1,
+                        _ => {}
+                    }
+                }
+                state.record(&buffer)?;
+                buffer.clear();
+                if last_progress.elapsed() >= Duration::from_millis(200) {
+                    last_progress = Instant::now();
+                    on_progress(&Progress {
+                        settled,
+                        total,
+                        requests: shared.requests.load(Ordering::Relaxed),
+                        elapsed: started.elapsed(),
+                    });
+                }
+            }
+            permit = permits.clone().acquire_owned(), if !queue.is_empty() && !halted => {
+                let permit = permit?;
+                if let Some(work) = queue.pop_front() {
+                    outstanding += 1;
+                    let shared = shared.clone();
+                    let tx = tx.clone();
+                    tokio::spawn(async move {
+                        let report = send(&shared, work).await;
+                        drop(permit);
+                        // The receiver lives until every outstanding report arrived.
+                        let _ = tx.send(report);
+                    });
+                }
+            }
+        }
+    }
+    // Items fetched but never dispatched stay `in_flight` in the journal, which is safe: they
+    // are re-sent on resume. Put them back to their earlier state for an honest status.
+    let untouched: Vec<Outcome> = queue.drain(..).map(|w| unsent(&w)).collect();
+    state.record(&untouched)?;
+    let report = ApplyReport {
+        requests: shared.requests.load(Ordering::Relaxed),
+        elapsed: started.elapsed(),
+        stop,
+        settled,
+    };
+    on_progress(&Progress {
+        settled,
+        total,
+        requests: report.requests,
+        elapsed: report.elapsed,
+    });
+    Ok(report)
+}
+
+fn absorb<A>(
+    report: Report,
+    buffer: &mut Vec<Outcome>,
+    stop: &mut Option<Stop>,
+    shared: &Shared<A>,
+) {
+    if let Some(s) = report.stop {
+        shared.stopping.store(true, Ordering::SeqCst);
+        // The first reason wins: later tasks only echo it.
+        stop.get_or_insert(s);
+    }
+    buffer.push(report.outcome);
+}
+
+/// The journal state of an item whose request was not sent in this run.
+fn unsent(work: &Work) -> Outcome {
+    Outcome {
+        seq: work.seq,
+        state: if work.was_in_flight {
+            ItemState::InFlight
+        } else {
+            ItemState::Pending
+        },
+        attempts: 0,
+        failure: None,
+        last_error: None,
+        last_status: None,
+        request_id: None,
+    }
+}
+
+/// Sends one item's delete, retrying transient faults, and decides its journal outcome.
+async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
+    let mut outcome = unsent(&work);
+    // True once a request may have reached the server and been applied without us knowing.
+    let mut ambiguous = work.was_in_flight;
+    let (mut transient, mut throttled) = (0u32, 0u32);
+    loop {
+        if shared.stopping() {
+            if ambiguous {
+                outcome.state = ItemState::InFlight;
+            }
+            return Report {
+                outcome,
+                stop: None,
+            };
+        }
+        if let Some(limiter) = &shared.profiles {
+            limiter.until_key_ready(&work.profile).await;
+        }
+        let reply = shared.api.delete(&work.user_id, &work.identifier).await;
+        shared.requests.fetch_add(1, Ordering::Relaxed);
+        outcome.attempts += 1;
+        outcome.last_status = reply.status;
+        if reply.request_id.is_some() {
+            outcome.request_id = reply.request_id;
+        }
+        let fault = match reply.result {
+            Ok(result) => {
+                lock(&shared.budget).refund();
+                outcome.last_error = None;
+                (outcome.state, outcome.failure) = match result {
+                    DeleteOutcome::Deleted => (ItemState::Done, None),
+                    DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
+                    DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
+                    DeleteOutcome::ProfileNotFound => {
+                        outcome.last_error = Some(
+                            "404 not_found: the profile is gone or was merged; re-plan".into(),
+                        );
+                        (ItemState::Failed, Some(Failure::Permanent))
+                    }
+                };
+                return Report {
+                    outcome,
+                    stop: None,
+                };
+            }
+            Err(fault) => fault,
+        };
+        outcome.last_error = Some(fault.to_string());
+        match fault {
+            Fault::Permanent { .. } => {
+                outcome.state = ItemState::Failed;
+                outcome.failure = Some(Failure::Permanent);
+                return Report {
+                    outcome,
+                    stop: None,
+                };
+            }
+            Fault::Space { .. } => {
+                // Refused before any change: the item goes back to where it was.
+                outcome.state = if ambiguous {
+                    ItemState::InFlight
+                } else {
+                    unsent(&work).state
+                };
+                return Report {
+                    outcome,
+                    stop: Some(Stop::Space(fault)),
+                };
+            }
+            Fault::Retryable {
+                throttled: was_throttled,
+                retry_after,
+                ref reason,
+            } => {
+                let attempt = if was_throttled {
+                    throttled += 1;
+                    throttled
+                } else {
+                    // A timeout or a 5xx may hide a delete the server applied.
+                    ambiguous = true;
+                    transient += 1;
+                    if !lock(&shared.budget).withdraw() {
+                        outcome.state = ItemState::InFlight;
+                        let why = format!("transient faults are sustained (last: {reason})");
+                        return Report {
+                            outcome,
+                            stop: Some(Stop::BudgetSpent(why)),
+                        };
+                    }
+                    transient
+                };
+                if transient >= MAX_ATTEMPTS || throttled >= MAX_THROTTLED_ATTEMPTS {
+                    outcome.state = ItemState::Failed;
+                    outcome.failure = Some(Failure::Transient);
+                    return Report {
+                        outcome,
+                        stop: None,
+                    };
+                }
+                let delay = retry::backoff(attempt, retry_after, rand::random::<f64>());
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned budget is still a number; keep going rather than abort the run.
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
