@@ -11,3 +11,6 @@ pub mod resolve;
 pub mod retry;
 pub mod segment;
 pub mod state;
+pub mod emulator;
+pub mod cli;
+pub mod commands;

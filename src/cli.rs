@@ -1,0 +1,217 @@
+//! The command line, as clap derive types only (DESIGN.md §3). No behaviour lives here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::render::Format;
+
+const EXAMPLES: &str = "\
+Examples:
+  idprune validate plans/2026-11-bad-emails.yaml
+  SEGMENT_ACCESS_TOKEN=... idprune plan plans/2026-11-bad-emails.yaml
+  idprune show plans/2026-11-bad-emails.state.db --format markdown >> \"$GITHUB_STEP_SUMMARY\"
+  idprune apply plans/2026-11-bad-emails.state.db --approve sha256:9f2c4e1a0b3d
+  idprune status plans/2026-11-bad-emails.state.db
+  cargo run --release -- demo
+
+Exit codes: 0 success/no changes, 1 error, 2 plan has changes (--detailed-exitcode),
+3 some items failed, 4 refused (stale, tampered, not approved, locked), 130 interrupted.";
+
+/// Remove mistaken identifiers from Segment Unify profiles: plan, review, apply.
+#[derive(Debug, Parser)]
+#[command(name = "idprune", version, about, after_help = EXAMPLES)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check a manifest offline: syntax, schema, duplicates, guard rails knowable offline.
+    #[command(after_help = "Example:\n  idprune validate plans/2026-11-bad-emails.yaml")]
+    Validate(ValidateArgs),
+    /// Resolve a manifest against the live profiles and seal the plan into a state file.
+    #[command(after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown")]
+    Plan(PlanArgs),
+    /// Render a sealed plan and its progress.
+    #[command(after_help = "Examples:\n  idprune show plans/x.state.db\n  idprune show plans/x.state.db --format markdown\n  idprune show plans/x.state.db --format json --reveal")]
+    Show(ShowArgs),
+    /// Execute the approved plan; running it again resumes.
+    #[command(after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed")]
+    Apply(ApplyArgs),
+    /// Counts by state, lock holder, runs and last errors.
+    #[command(after_help = "Example:\n  idprune status plans/x.state.db --format json")]
+    Status(StatusArgs),
+    /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
+    #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
+    Verify(VerifyArgs),
+    /// Break a stale apply lock (refused while its holder runs on this host).
+    #[command(after_help = "Example:\n  idprune unlock plans/x.state.db 3f2a9c01")]
+    Unlock(UnlockArgs),
+    /// Run the built-in Unify emulator on loopback.
+    #[command(after_help = "Example:\n  IDPRUNE_EMULATOR_TOKEN=t idprune emulator --seed examples/demo-seed.json --listen 127.0.0.1:8080")]
+    Emulator(crate::emulator::Config),
+    /// The whole job offline: emulator, plan, show, apply, status, verify.
+    #[command(after_help = "Example:\n  cargo run --release -- demo")]
+    Demo(DemoArgs),
+}
+
+/// How to reach Segment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ApiArgs {
+    /// API base URL (default: from the manifest's region; also `IDPRUNE_API_URL`).
+    #[arg(long, value_name = "URL")]
+    pub api_url: Option<String>,
+    /// Read the access token from this file instead of `SEGMENT_ACCESS_TOKEN`.
+    #[arg(long, value_name = "PATH", conflicts_with = "token_stdin")]
+    pub token_file: Option<PathBuf>,
+    /// Read the access token from standard input.
+    #[arg(long)]
+    pub token_stdin: bool,
+    /// Allow a plain-http API URL that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
+}
+
+/// Pacing flags shared by `plan` and `apply`.
+#[derive(Debug, Args, Clone)]
+pub struct PaceArgs {
+    /// Requests per second for the whole space, reads and deletes together (0: unlimited).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub rate: u32,
+    /// Requests in flight at most.
+    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub concurrency: u32,
+}
+
+/// `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The manifest (YAML).
+    pub manifest: PathBuf,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest (YAML).
+    pub manifest: PathBuf,
+    /// The state file to write (default: the manifest's path with `.state.db`).
+    #[arg(short = 'o', long = "out", value_name = "STATE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has deletions, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// How to print the plan.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Hide identifier values in text output.
+    #[arg(long, conflicts_with = "reveal")]
+    pub redact: bool,
+    /// Show identifier values in markdown and JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+    /// Overwrite a state file that already holds an apply journal.
+    #[arg(long)]
+    pub force: bool,
+    /// How long the plan may be applied (`7d`, `36h`).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Hide identifier values in text output.
+    #[arg(long, conflicts_with = "reveal")]
+    pub redact: bool,
+    /// Show identifier values in markdown and JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The state file written by `plan`.
+    pub state: PathBuf,
+    /// The approved digest (`sha256:<hex>`, bare hex, or a unique prefix of 12+ hex digits).
+    #[arg(long, value_name = "DIGEST")]
+    pub approve: Option<String>,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also retry items that failed permanently (400, 404 not_found).
+    #[arg(long)]
+    pub retry_failed: bool,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// Formats of `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// For people.
+    Text,
+    /// For programs (items redacted unless `--reveal`).
+    Json,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Hide identifier values.
+    #[arg(long)]
+    pub redact: bool,
+    #[command(flatten)]
+    pub pace: PaceArgs,
+    #[command(flatten)]
+    pub api: ApiArgs,
+}
+
+/// `unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// The lock id shown by `status` or by the refused `apply`.
+    pub lock_id: String,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's working directory (its manifest and state file) here instead of a
+    /// temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}

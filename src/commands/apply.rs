@@ -1,0 +1,295 @@
+//! `apply`: verify the seal, take the lock, run the executor, report.
+
+use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::path::Path;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use sha2::{Digest as _, Sha256};
+use tokio::sync::watch;
+
+use super::{Refused, base_url, client, load_token, state_dir};
+use crate::apply::{ApplyOptions, ApplyReport, PROFILE_RATE, Progress, Stop, execute};
+use crate::cli::ApplyArgs;
+use crate::digest;
+use crate::exit::Exit;
+use crate::render::{self, thousands};
+use crate::state::lock::Acquired;
+use crate::state::{ItemState, State, now_unix};
+
+/// How often plain progress lines are printed.
+pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
+
+/// A rate-limited progress printer for stderr.
+pub struct Ticker {
+    what: &'static str,
+    total: u64,
+    last: Mutex<Instant>,
+}
+
+impl Ticker {
+    /// A ticker for `total` things.
+    pub fn new(what: &'static str, total: u64) -> Self {
+        Self { what, total, last: Mutex::new(Instant::now()) }
+    }
+
+    /// Prints `n/total` when the last line is old enough.
+    pub fn tick(&self, n: u64) {
+        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.elapsed() >= PROGRESS_EVERY {
+            *last = Instant::now();
+            eprintln!("  {} {}/{}", self.what, thousands(n), thousands(self.total));
+        }
+    }
+}
+
+fn sha256_file(path: &Path) -> anyhow::Result<String> {
+    let mut file = std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let mut sha = Sha256::new();
+    std::io::copy(&mut file, &mut sha).with_context(|| format!("reading `{}`", path.display()))?;
+    Ok(hex::encode(sha.finalize()))
+}
+
+/// Every check that must pass before a single request: seal, inputs, target, age, approval.
+fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Result<String> {
+    let meta = state.meta()?;
+    let path = state.path().display().to_string();
+    let recomputed = state.recompute_digest()?;
+    if recomputed != meta.digest {
+        return Err(Refused(format!(
+            "state file `{path}` was changed after it was sealed (its items hash to {recomputed}, the seal says {}); plan again",
+            meta.digest
+        ))
+        .into());
+    }
+    let dir = state_dir(state.path());
+    let manifest = dir.join(&meta.manifest_path);
+    if manifest.exists() {
+        if sha256_file(&manifest)? != meta.manifest_sha256 {
+            return Err(Refused(format!(
+                "manifest `{}` changed since the plan was made; run `idprune plan` again and get the new plan approved",
+                manifest.display()
+            ))
+            .into());
+        }
+    } else {
+        eprintln!("warning: manifest `{}` is not there; relying on the plan digest alone", manifest.display());
+    }
+    for source in state.sources()?.iter().filter(|s| s.pinned) {
+        let file = dir.join(&source.path);
+        if !file.exists() {
+            eprintln!("warning: pinned source `{}` is not there; relying on the plan digest alone", file.display());
+        } else if sha256_file(&file)? != source.sha256 {
+            return Err(Refused(format!(
+                "pinned source `{}` changed since the plan was made; run `idprune plan` again",
+                file.display()
+            ))
+            .into());
+        }
+    }
+    if api_origin != meta.api_origin {
+        return Err(Refused(format!(
+            "the plan was resolved against {} but this apply would send to {api_origin}; use the same --api-url / IDPRUNE_API_URL, or plan again",
+            meta.api_origin
+        ))
+        .into());
+    }
+    let age = now_unix().saturating_sub(meta.created_at).max(0) as u64;
+    if age > meta.ttl_secs {
+        return Err(Refused(format!(
+            "the plan is {} old, past its TTL of {}; profiles may have changed: plan again",
+            humantime::format_duration(Duration::from_secs(age)),
+            humantime::format_duration(Duration::from_secs(meta.ttl_secs))
+        ))
+        .into());
+    }
+    match (&args.approve, args.yes) {
+        (Some(approval), _) if digest::approves(approval, &meta.digest) => {}
+        (Some(approval), _) => {
+            return Err(Refused(format!(
+                "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {path}`)",
+                render::clean(approval),
+                meta.digest
+            ))
+            .into());
+        }
+        (None, true) => {}
+        (None, false) => confirm(state, &meta.digest)?,
+    }
+    Ok(meta.digest)
+}
+
+/// Asks on a terminal; refuses without one.
+fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Refused(format!(
+            "not approved: pass --approve {digest} (or --yes) to apply `{}` without a terminal",
+            state.path().display()
+        ))
+        .into());
+    }
+    let counts = state.counts()?;
+    eprint!(
+        "Apply {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
+        thousands(state.count_work(false)?),
+        render::clean(&state.meta()?.space)
+    );
+    let _ = counts;
+    std::io::stderr().flush()?;
+    let mut answer = String::new();
+    stdin.lock().read_line(&mut answer)?;
+    if answer.trim() != "yes" {
+        return Err(Refused("not approved at the prompt; nothing was sent".into()).into());
+    }
+    Ok(())
+}
+
+/// `idprune apply STATE`.
+pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
+    let mut state = State::open(&args.state)?;
+    let meta = state.meta()?;
+    let base = base_url(&args.api, super::region_url(&meta.region))?;
+    let origin = crate::segment::client::origin(&base);
+    let digest = check_seal(&state, args, &origin)?;
+    let token = load_token(&args.api)?;
+    let api = client(&base, &meta.space, token, &args.pace)?;
+
+    let mine = match state.acquire_lock()? {
+        Acquired::Yes { mine, took_over } => {
+            if let Some(stale) = took_over {
+                eprintln!("warning: took over a stale lock left by {stale}, which no longer runs");
+            }
+            mine
+        }
+        Acquired::HeldBy(holder) => {
+            return Err(Refused(format!(
+                "state file `{}` is locked by {holder}; wait, or if that run is dead run `idprune unlock {} {}`",
+                args.state.display(),
+                args.state.display(),
+                holder.lock_id
+            ))
+            .into());
+        }
+    };
+    let result = run_locked(&mut state, api, args, &digest, &meta.reason).await;
+    state.release_lock(&mine.lock_id)?;
+    result
+}
+
+async fn run_locked(
+    state: &mut State,
+    api: crate::segment::Client,
+    args: &ApplyArgs,
+    digest: &str,
+    reason: &str,
+) -> anyhow::Result<Exit> {
+    let run = state.start_run(&mine_user(), &crate::state::lock::this_host(), digest, reason)?;
+    let work = state.count_work(args.retry_failed)?;
+    eprintln!(
+        "Applying {} deletions at up to {}/s with {} in flight (reason: {}).",
+        thousands(work),
+        args.pace.rate,
+        args.pace.concurrency,
+        render::clean(reason)
+    );
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let signals = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once.");
+            let _ = cancel_tx.send(true);
+            if tokio::signal::ctrl_c().await.is_ok() {
+                // The journal is consistent at every commit; in-flight items are re-sent on resume.
+                eprintln!("Stopped at once; run the same command to resume.");
+                std::process::exit(i32::from(Exit::Interrupted.code()));
+            }
+        }
+    });
+    let options = ApplyOptions {
+        concurrency: args.pace.concurrency as usize,
+        retry_failed: args.retry_failed,
+        profile_rate: PROFILE_RATE,
+    };
+    let mut last_line = Instant::now();
+    let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
+        if last_line.elapsed() >= PROGRESS_EVERY {
+            last_line = Instant::now();
+            eprintln!("{}", progress_text(p));
+        }
+    })
+    .await;
+    signals.abort();
+    let report = match report {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = state.finish_run(run, "error", 0, 0.0);
+            return Err(e.context(format!("applying `{}`; run the same command to resume", args.state.display())));
+        }
+    };
+    finish(state, run, &report, args)
+}
+
+fn mine_user() -> String {
+    crate::state::lock::this_user()
+}
+
+fn progress_text(p: &Progress) -> String {
+    let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
+    let rate = p.requests as f64 / p.elapsed.as_secs_f64().max(0.001);
+    format!(
+        "  {}/{} settled ({} done, {} already absent, {} failed), {:.1} requests/s",
+        thousands(settled),
+        thousands(p.total),
+        thousands(p.settled.done),
+        thousands(p.settled.already_absent),
+        thousands(p.settled.failed),
+        rate
+    )
+}
+
+fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> anyhow::Result<Exit> {
+    let outcome = match &report.stop {
+        Some(Stop::Interrupted) => "interrupted",
+        Some(Stop::Space(_)) | Some(Stop::BudgetSpent(_)) => "stopped",
+        None => "completed",
+    };
+    state.finish_run(run, outcome, report.requests, report.rate())?;
+    let counts = state.counts()?;
+    eprintln!(
+        "This run: {} deleted, {} already absent, {} failed; {} requests in {:.1}s ({:.1}/s).",
+        thousands(report.settled.done),
+        thousands(report.settled.already_absent),
+        thousands(report.settled.failed),
+        thousands(report.requests),
+        report.elapsed.as_secs_f64(),
+        report.rate()
+    );
+    println!("{}", render::progress_line(&counts));
+    let path = args.state.display();
+    match &report.stop {
+        Some(Stop::Interrupted) => {
+            eprintln!("Interrupted; the state is consistent. Run the same command to resume.");
+            return Ok(Exit::Interrupted);
+        }
+        Some(Stop::Space(fault)) => anyhow::bail!(
+            "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command to resume"
+        ),
+        Some(Stop::BudgetSpent(why)) => anyhow::bail!(
+            "stopped dispatching: {why}; the rest stays pending. Run the same command later to resume"
+        ),
+        None => {}
+    }
+    for line in render::SCOPE_REMINDER {
+        eprintln!("note: {line}");
+    }
+    let failed = counts.state(ItemState::Failed);
+    if failed > 0 {
+        eprintln!(
+            "{} items failed: `idprune status {path}` lists the last errors; a plain `apply` retries transient ones, `--retry-failed` all.",
+            thousands(failed)
+        );
+        return Ok(Exit::ItemsFailed);
+    }
+    Ok(Exit::Success)
+}

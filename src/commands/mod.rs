@@ -1,0 +1,182 @@
+//! The command layer: turns parsed arguments into calls of the core modules, with context on
+//! every file, database and network error. It owns the edges the core must not touch: reading
+//! the token, choosing the API base URL, the terminal prompt, signals and progress lines.
+
+mod apply;
+mod demo;
+mod plan;
+mod show;
+
+use std::io::{IsTerminal as _, Read as _};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use reqwest::Url;
+use secrecy::SecretString;
+
+use crate::cli::{ApiArgs, Cli, Command, PaceArgs};
+use crate::exit::Exit;
+use crate::pace::Pacer;
+use crate::segment::{Client, ClientOptions};
+
+/// The environment variable holding the access token.
+pub const TOKEN_ENV: &str = "SEGMENT_ACCESS_TOKEN";
+/// The environment variable overriding the API base URL (empty counts as unset).
+pub const API_URL_ENV: &str = "IDPRUNE_API_URL";
+/// How long one request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A refusal: the plan is stale or tampered, the digest is not approved, or the state is locked.
+/// Maps to exit code 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// Runs one command and returns how it ended. Errors map to exit 1, [`Refused`] to exit 4.
+pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    match cli.command {
+        Command::Validate(args) => plan::validate(&args),
+        Command::Plan(args) => plan::plan(&args).await,
+        Command::Show(args) => show::show(&args),
+        Command::Apply(args) => apply::apply(&args).await,
+        Command::Status(args) => show::status(&args),
+        Command::Verify(args) => show::verify(&args).await,
+        Command::Unlock(args) => show::unlock(&args),
+        Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
+        Command::Demo(args) => demo::demo(&args).await,
+    }
+}
+
+/// Maps an error to its exit code.
+pub fn exit_for(error: &anyhow::Error) -> Exit {
+    if error.downcast_ref::<Refused>().is_some() { Exit::Refused } else { Exit::Error }
+}
+
+/// Reads the access token: `--token-file`, `--token-stdin`, or `SEGMENT_ACCESS_TOKEN`.
+pub fn load_token(api: &ApiArgs) -> anyhow::Result<SecretString> {
+    let raw = if let Some(path) = &api.token_file {
+        std::fs::read_to_string(path).with_context(|| format!("reading token file `{}`", path.display()))?
+    } else if api.token_stdin {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).context("reading the token from standard input")?;
+        s
+    } else {
+        std::env::var(TOKEN_ENV).unwrap_or_default()
+    };
+    let token = raw.trim();
+    if token.is_empty() {
+        bail!("no access token: set {TOKEN_ENV}, or pass --token-file PATH or --token-stdin");
+    }
+    Ok(SecretString::from(token.to_owned()))
+}
+
+/// The API base URL: `--api-url`, then `IDPRUNE_API_URL`, then the region's host.
+pub fn base_url(api: &ApiArgs, region_default: &str) -> anyhow::Result<Url> {
+    let env = std::env::var(API_URL_ENV).ok().filter(|v| !v.trim().is_empty());
+    let (text, from) = match (&api.api_url, env) {
+        (Some(flag), _) => (flag.clone(), "--api-url"),
+        (None, Some(env)) => (env, API_URL_ENV),
+        (None, None) => (region_default.to_owned(), "the manifest's region"),
+    };
+    let url = Url::parse(text.trim()).with_context(|| format!("{from}: `{text}` is not a URL"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if is_loopback(&url) || api.insecure => {}
+        "http" => bail!("{from}: `{text}` is plain http to a host that is not loopback; the token would travel in clear. Use https, or pass --insecure"),
+        other => bail!("{from}: unsupported scheme `{other}`; use https"),
+    }
+    if url.host_str().is_none() {
+        bail!("{from}: `{text}` has no host");
+    }
+    Ok(url)
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d == "localhost",
+        None => false,
+    }
+}
+
+/// The default API base URL of a region name (`us`, `eu`) as stored in a state file.
+pub fn region_url(region: &str) -> &'static str {
+    match region {
+        "eu" => "https://profiles.euw1.segment.com",
+        _ => "https://profiles.segment.com",
+    }
+}
+
+/// Builds the paced client for a space.
+pub fn client(base: &Url, space: &str, token: SecretString, pace: &PaceArgs) -> anyhow::Result<Client> {
+    Client::new(ClientOptions {
+        base_url: base.clone(),
+        space: space.to_owned(),
+        token,
+        pacer: Arc::new(Pacer::new(pace.rate)),
+        timeout: REQUEST_TIMEOUT,
+        max_idle: pace.concurrency as usize,
+    })
+}
+
+/// The default state path of a manifest: `plans/x.yaml` → `plans/x.state.db`.
+pub fn default_state_path(manifest: &Path) -> PathBuf {
+    manifest.with_extension("state.db")
+}
+
+/// `target` relative to the directory `base`, both made absolute first.
+pub fn relative_to(target: &Path, base: &Path) -> anyhow::Result<String> {
+    let target = std::path::absolute(target)?;
+    let base = std::path::absolute(base)?;
+    let t: Vec<_> = target.components().collect();
+    let b: Vec<_> = base.components().collect();
+    let common = t.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut rel = PathBuf::new();
+    for _ in common..b.len() {
+        rel.push("..");
+    }
+    for c in &t[common..] {
+        rel.push(c);
+    }
+    rel.to_str()
+        .map(str::to_owned)
+        .with_context(|| format!("path `{}` is not valid UTF-8", target.display()))
+}
+
+/// The directory a state file lives in.
+pub fn state_dir(state: &Path) -> PathBuf {
+    match state.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// True when standard error is a terminal (progress bars) — plain lines otherwise.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(relative_to(Path::new("/a/b/m.yaml"), Path::new("/a/b")).expect("rel"), "m.yaml");
+        assert_eq!(relative_to(Path::new("/a/m.yaml"), Path::new("/a/b")).expect("rel"), "../m.yaml");
+        assert_eq!(default_state_path(Path::new("plans/x.yaml")), PathBuf::from("plans/x.state.db"));
+    }
+
+    #[test]
+    fn base_url_rules() {
+        let api = ApiArgs { api_url: Some("http://127.0.0.1:9".into()), ..ApiArgs::default() };
+        assert!(base_url(&api, "https://profiles.segment.com").is_ok());
+        let api = ApiArgs { api_url: Some("http://example.com".into()), ..ApiArgs::default() };
+        assert!(base_url(&api, "https://profiles.segment.com").is_err());
+        let api = ApiArgs { api_url: Some("http://example.com".into()), insecure: true, ..ApiArgs::default() };
+        assert!(base_url(&api, "https://profiles.segment.com").is_ok());
+    }
+}

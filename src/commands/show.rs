@@ -1,0 +1,112 @@
+//! `show`, `status`, `verify` and `unlock`: the read-mostly commands.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::Arc;
+
+use super::plan::{default_redaction, print_plan};
+use super::{Refused, base_url, client, load_token};
+use crate::cli::{ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs};
+use crate::exit::Exit;
+use crate::model::{Identifier, Lookup};
+use crate::plan::Resolution;
+use crate::render::{self, Redaction, StatusView};
+use crate::state::{ItemState, State};
+
+/// `idprune show STATE`.
+pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
+    let state = State::open(&args.state)?;
+    print_plan(&state, args.format, default_redaction(args.format, args.redact, args.reveal))?;
+    Ok(Exit::Success)
+}
+
+/// `idprune status STATE`.
+pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
+    let state = State::open(&args.state)?;
+    let mut items = Vec::new();
+    if args.format == StatusFormat::Json {
+        state.for_each_item(|i| {
+            items.push(i);
+            Ok(())
+        })?;
+    }
+    let view = StatusView {
+        meta: state.meta()?,
+        counts: state.counts()?,
+        lock: state.lock_holder()?,
+        last_errors: state.last_errors(5)?,
+        runs: state.runs()?,
+        items,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    match args.format {
+        StatusFormat::Text => render::status_text(&view, &mut out)?,
+        StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// `idprune unlock STATE LOCK_ID`.
+pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
+    let state = State::open(&args.state)?;
+    let holder = state.unlock(&args.lock_id).map_err(|e| Refused(e.to_string()))?;
+    println!("Broke the lock held by {holder}.");
+    Ok(Exit::Success)
+}
+
+/// `idprune verify STATE`: re-reads every profile an applied item touched.
+pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
+    let state = State::open(&args.state)?;
+    let meta = state.meta()?;
+    let base = base_url(&args.api, super::region_url(&meta.region))?;
+    let token = load_token(&args.api)?;
+    let api = Arc::new(client(&base, &meta.space, token, &args.pace)?);
+    // user_id → the identifiers removed from that profile.
+    let mut removed: BTreeMap<String, Vec<(u64, Identifier)>> = BTreeMap::new();
+    state.for_each_item(|s| {
+        if matches!(s.state, ItemState::Done | ItemState::AlreadyAbsent) {
+            if let Some(uid) = &s.item.user_id {
+                removed.entry(uid.clone()).or_default().push((s.item.seq, s.item.identifier));
+            }
+        }
+        Ok(())
+    })?;
+    let lookups: Vec<Lookup> =
+        removed.keys().map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()))).collect();
+    let resolved =
+        crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, |_| {}).await?;
+    let r = Redaction(args.redact);
+    let mut present = 0u64;
+    let mut checked = 0u64;
+    for (uid, items) in &removed {
+        let lookup = Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()));
+        let Some(Resolution::Found(ids)) = resolved.get(&lookup) else { continue };
+        for (seq, ident) in items {
+            checked += 1;
+            if ids.contains(ident) {
+                present += 1;
+                println!(
+                    "#{seq} still present: {}:{} on profile user_id:{}",
+                    render::clean(&ident.kind),
+                    if r.0 { render::REDACTED.to_owned() } else { render::clean(&ident.id) },
+                    if r.0 { render::REDACTED.to_owned() } else { render::clean(uid) },
+                );
+            }
+        }
+    }
+    println!(
+        "Verified {} removed identifiers on {} profiles: {} still present.",
+        render::thousands(checked),
+        render::thousands(removed.len() as u64),
+        render::thousands(present)
+    );
+    if present > 0 {
+        eprintln!(
+            "Segment's profile storage can lag up to about 5 minutes behind a delete; if it is sooner, verify again later. An identifier that stays or returns was re-added by live events or a replay."
+        );
+        return Ok(Exit::Changes);
+    }
+    Ok(Exit::Success)
+}
