@@ -331,7 +331,10 @@ impl Collector {
 struct Validator<'a> {
     path: &'a Path,
     problems: Vec<Diagnostic>,
+    /// Warnings located in the manifest.
     warnings: Capped,
+    /// Warnings located in sources, each source capped on its own.
+    source_warnings: Vec<Diagnostic>,
 }
 
 /// A type name check shared by `remove_columns`, `profile_column` and `profile_type`: the
@@ -346,6 +349,7 @@ impl<'a> Validator<'a> {
             path,
             problems: Vec::new(),
             warnings: Capped::new("warnings"),
+            source_warnings: Vec::new(),
         }
     }
 
@@ -522,7 +526,11 @@ impl<'a> Validator<'a> {
                 reason,
                 sources,
                 entries: collector.entries,
-                warnings: self.warnings.finish(),
+                warnings: {
+                    let mut all = self.warnings.finish();
+                    all.extend(self.source_warnings);
+                    all
+                },
             }),
             _ => Err(ManifestError::Invalid(problems)),
         }
@@ -788,9 +796,7 @@ impl<'a> Validator<'a> {
             }
         }
         let no_entries = collector.entries.len() == before;
-        for w in source_warnings.finish() {
-            self.warnings.push(w);
-        }
+        self.source_warnings.extend(source_warnings.finish());
         let sha256 = read.sha256?;
         if let Some((pinned, pin_at)) = &pin
             && *pinned != sha256

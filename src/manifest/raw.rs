@@ -30,13 +30,13 @@ const MAX_NODES: usize = 1_000_000;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawManifest {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub version: Option<Spanned<u64>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub space: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub region: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub reason: Option<Spanned<String>>,
     #[serde(default)]
     pub remove: Option<Vec<Spanned<RawEntry>>>,
@@ -48,11 +48,11 @@ pub(super) struct RawManifest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawEntry {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub profile: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub identifier: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub identifiers: Option<Spanned<Vec<Spanned<String>>>>,
 }
 
@@ -60,16 +60,33 @@ pub(super) struct RawEntry {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct RawSource {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub csv: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub profile_column: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub profile_type: Option<Spanned<String>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub remove_columns: Option<Spanned<Vec<Spanned<String>>>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "not_null")]
     pub sha256: Option<Spanned<String>>,
+}
+
+/// Deserializes a key that, when present, must have a value: `profile:` left empty (null)
+/// must not silently mean "no profile" (the identifier would become its own lookup), nor
+/// `sha256:` mean "not pinned". A missing key is still `None` through `#[serde(default)]`.
+fn not_null<'de, D, T>(deserializer: D) -> Result<Option<Spanned<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    let value = Spanned::<Option<T>>::deserialize(deserializer)?;
+    match value.value {
+        Some(v) => Ok(Some(Spanned::new(v, value.referenced, value.defined))),
+        None => Err(serde::de::Error::custom(
+            "this key has no value (null); give it one or remove the key",
+        )),
+    }
 }
 
 /// A YAML error reduced to what a diagnostic needs: a message without location and the

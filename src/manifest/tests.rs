@@ -592,14 +592,34 @@ fn csv_duplicates_and_case_warnings() {
         .expect("valid");
     assert_eq!(m.entries.len(), 1);
     let w: Vec<String> = m.warnings.iter().map(|w| w.message.clone()).collect();
-    // The manifest's profile, then per CSV row: its profile cell, then the duplicate.
+    // Manifest-located warnings first, then the CSV's: per row its profile cell, then the
+    // duplicate.
     assert_eq!(w.len(), 6, "{w:#?}");
     assert!(w[0].starts_with("Segment lookups are lowercase; `user_id:U1`"));
-    assert!(w[1].starts_with("Segment lookups are lowercase; `user_id:U1`"));
-    assert!(w[2].starts_with("duplicate of the entry at "));
-    assert!(w[2].ends_with("m.yaml:6:17; this one is ignored"));
-    assert!(
-        w[5].starts_with("CSV source `s.csv` adds no entries"),
-        "{w:#?}"
-    );
+    assert!(w[1].starts_with("CSV source `s.csv` adds no entries"));
+    assert!(w[2].starts_with("Segment lookups are lowercase; `user_id:U1`"));
+    assert!(w[3].starts_with("duplicate of the entry at "));
+    assert!(w[3].ends_with("m.yaml:6:17; this one is ignored"));
+    assert_eq!(m.warnings[3].location.line, 2);
+    assert_eq!(m.warnings[5].location.line, 3);
+}
+
+#[test]
+fn null_values_are_refused_not_defaulted() {
+    let cases = [
+        (
+            format!("{HEAD}remove:\n  - profile:\n    identifier: email:a@x.com\n"),
+            "5:12",
+        ),
+        (
+            format!("{HEAD}sources:\n  - csv: s.csv\n    sha256: ~\n    remove_columns: [email]\n"),
+            "6:13",
+        ),
+    ];
+    for (yaml, at) in cases {
+        let got = bad(&yaml);
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert!(got[0].contains("this key has no value (null)"), "{got:?}");
+        assert!(got[0].starts_with(at), "{got:?} should be at {at}");
+    }
 }
