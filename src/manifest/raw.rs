@@ -4,6 +4,10 @@
 //! alias bomb, deep nesting — is refused before it costs memory or stack. Nothing outside
 //! `manifest/` sees these types; [`super::load`] turns them into a validated `Manifest`.
 //!
+//! serde-saphyr rather than `serde_yaml`: the latter is deprecated and unmaintained, and
+//! serde-saphyr gives spans for every value ([`Spanned`]), refuses duplicate keys, and bounds
+//! parsing with a budget and alias-replay limits.
+//!
 //! Required keys are `Option` here on purpose: a missing key is reported by validation together
 //! with every other problem, instead of stopping serde at the first one.
 

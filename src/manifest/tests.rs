@@ -147,6 +147,11 @@ fn problems_table() {
             vec!["6:5: invalid manifest: unknown field `colour`"],
         ),
         (
+            "a control character in a YAML error is escaped",
+            format!("{HEAD}\"k\\e\": 1\n"),
+            vec!["4:1: invalid manifest: unknown field `k\\u{1b}`"],
+        ),
+        (
             "unknown top-level key",
             format!("{HEAD}sourcez: []\n"),
             vec!["4:1: invalid manifest: unknown field `sourcez`"],
