@@ -34,13 +34,19 @@ pub enum Command {
     #[command(after_help = "Example:\n  idprune validate plans/2026-11-bad-emails.yaml")]
     Validate(ValidateArgs),
     /// Resolve a manifest against the live profiles and seal the plan into a state file.
-    #[command(after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown")]
+    #[command(
+        after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
+    )]
     Plan(PlanArgs),
     /// Render a sealed plan and its progress.
-    #[command(after_help = "Examples:\n  idprune show plans/x.state.db\n  idprune show plans/x.state.db --format markdown\n  idprune show plans/x.state.db --format json --reveal")]
+    #[command(
+        after_help = "Examples:\n  idprune show plans/x.state.db\n  idprune show plans/x.state.db --format markdown\n  idprune show plans/x.state.db --format json --reveal"
+    )]
     Show(ShowArgs),
     /// Execute the approved plan; running it again resumes.
-    #[command(after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed")]
+    #[command(
+        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed"
+    )]
     Apply(ApplyArgs),
     /// Counts by state, lock holder, runs and last errors.
     #[command(after_help = "Example:\n  idprune status plans/x.state.db --format json")]
@@ -52,7 +58,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  idprune unlock plans/x.state.db 3f2a9c01")]
     Unlock(UnlockArgs),
     /// Run the built-in Unify emulator on loopback.
-    #[command(after_help = "Example:\n  IDPRUNE_EMULATOR_TOKEN=t idprune emulator --seed examples/demo-seed.json --listen 127.0.0.1:8080")]
+    #[command(
+        after_help = "Example:\n  IDPRUNE_EMULATOR_TOKEN=t idprune emulator --seed examples/demo-seed.json --listen 127.0.0.1:8080"
+    )]
     Emulator(crate::emulator::Config),
     /// The whole job offline: emulator, plan, show, apply, status, verify.
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
@@ -74,6 +82,9 @@ pub struct ApiArgs {
     /// Allow a plain-http API URL that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
+    /// A fixed endpoint and token, set by `demo` for its in-process emulator; never a flag.
+    #[arg(skip)]
+    pub fixed: Option<crate::commands::Fixed>,
 }
 
 /// Pacing flags shared by `plan` and `apply`.

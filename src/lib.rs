@@ -1,6 +1,9 @@
 //! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
 pub mod apply;
+pub mod cli;
+pub mod commands;
 pub mod digest;
+pub mod emulator;
 pub mod exit;
 pub mod manifest;
 pub mod model;
@@ -11,6 +14,3 @@ pub mod resolve;
 pub mod retry;
 pub mod segment;
 pub mod state;
-pub mod emulator;
-pub mod cli;
-pub mod commands;

@@ -31,12 +31,19 @@ pub struct Ticker {
 impl Ticker {
     /// A ticker for `total` things.
     pub fn new(what: &'static str, total: u64) -> Self {
-        Self { what, total, last: Mutex::new(Instant::now()) }
+        Self {
+            what,
+            total,
+            last: Mutex::new(Instant::now()),
+        }
     }
 
     /// Prints `n/total` when the last line is old enough.
     pub fn tick(&self, n: u64) {
-        let mut last = self.last.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut last = self
+            .last
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.elapsed() >= PROGRESS_EVERY {
             *last = Instant::now();
             eprintln!("  {} {}/{}", self.what, thousands(n), thousands(self.total));
@@ -45,7 +52,8 @@ impl Ticker {
 }
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file = std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let mut file =
+        std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
     let mut sha = Sha256::new();
     std::io::copy(&mut file, &mut sha).with_context(|| format!("reading `{}`", path.display()))?;
     Ok(hex::encode(sha.finalize()))
@@ -74,12 +82,18 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
             .into());
         }
     } else {
-        eprintln!("warning: manifest `{}` is not there; relying on the plan digest alone", manifest.display());
+        eprintln!(
+            "warning: manifest `{}` is not there; relying on the plan digest alone",
+            manifest.display()
+        );
     }
     for source in state.sources()?.iter().filter(|s| s.pinned) {
         let file = dir.join(&source.path);
         if !file.exists() {
-            eprintln!("warning: pinned source `{}` is not there; relying on the plan digest alone", file.display());
+            eprintln!(
+                "warning: pinned source `{}` is not there; relying on the plan digest alone",
+                file.display()
+            );
         } else if sha256_file(&file)? != source.sha256 {
             return Err(Refused(format!(
                 "pinned source `{}` changed since the plan was made; run `idprune plan` again",
@@ -185,7 +199,12 @@ async fn run_locked(
     digest: &str,
     reason: &str,
 ) -> anyhow::Result<Exit> {
-    let run = state.start_run(&mine_user(), &crate::state::lock::this_host(), digest, reason)?;
+    let run = state.start_run(
+        &mine_user(),
+        &crate::state::lock::this_host(),
+        digest,
+        reason,
+    )?;
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
         "Applying {} deletions at up to {}/s with {} in flight (reason: {}).",
@@ -197,7 +216,9 @@ async fn run_locked(
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let signals = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
-            eprintln!("\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once.");
+            eprintln!(
+                "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once."
+            );
             let _ = cancel_tx.send(true);
             if tokio::signal::ctrl_c().await.is_ok() {
                 // The journal is consistent at every commit; in-flight items are re-sent on resume.
@@ -224,7 +245,10 @@ async fn run_locked(
         Ok(r) => r,
         Err(e) => {
             let _ = state.finish_run(run, "error", 0, 0.0);
-            return Err(e.context(format!("applying `{}`; run the same command to resume", args.state.display())));
+            return Err(e.context(format!(
+                "applying `{}`; run the same command to resume",
+                args.state.display()
+            )));
         }
     };
     finish(state, run, &report, args)

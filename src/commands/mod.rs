@@ -51,16 +51,35 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 /// Maps an error to its exit code.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
-    if error.downcast_ref::<Refused>().is_some() { Exit::Refused } else { Exit::Error }
+    if error.downcast_ref::<Refused>().is_some() {
+        Exit::Refused
+    } else {
+        Exit::Error
+    }
+}
+
+/// An endpoint and token fixed in code (the demo's in-process emulator).
+#[derive(Clone, Debug)]
+pub struct Fixed {
+    /// Base URL.
+    pub base: String,
+    /// Token.
+    pub token: SecretString,
 }
 
 /// Reads the access token: `--token-file`, `--token-stdin`, or `SEGMENT_ACCESS_TOKEN`.
 pub fn load_token(api: &ApiArgs) -> anyhow::Result<SecretString> {
+    if let Some(fixed) = &api.fixed {
+        return Ok(fixed.token.clone());
+    }
     let raw = if let Some(path) = &api.token_file {
-        std::fs::read_to_string(path).with_context(|| format!("reading token file `{}`", path.display()))?
+        std::fs::read_to_string(path)
+            .with_context(|| format!("reading token file `{}`", path.display()))?
     } else if api.token_stdin {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).context("reading the token from standard input")?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .context("reading the token from standard input")?;
         s
     } else {
         std::env::var(TOKEN_ENV).unwrap_or_default()
@@ -74,8 +93,17 @@ pub fn load_token(api: &ApiArgs) -> anyhow::Result<SecretString> {
 
 /// The API base URL: `--api-url`, then `IDPRUNE_API_URL`, then the region's host.
 pub fn base_url(api: &ApiArgs, region_default: &str) -> anyhow::Result<Url> {
-    let env = std::env::var(API_URL_ENV).ok().filter(|v| !v.trim().is_empty());
+    let env = std::env::var(API_URL_ENV)
+        .ok()
+        .filter(|v| !v.trim().is_empty());
     let (text, from) = match (&api.api_url, env) {
+        _ if api.fixed.is_some() => (
+            api.fixed
+                .as_ref()
+                .map(|f| f.base.clone())
+                .unwrap_or_default(),
+            "the demo",
+        ),
         (Some(flag), _) => (flag.clone(), "--api-url"),
         (None, Some(env)) => (env, API_URL_ENV),
         (None, None) => (region_default.to_owned(), "the manifest's region"),
@@ -84,7 +112,9 @@ pub fn base_url(api: &ApiArgs, region_default: &str) -> anyhow::Result<Url> {
     match url.scheme() {
         "https" => {}
         "http" if is_loopback(&url) || api.insecure => {}
-        "http" => bail!("{from}: `{text}` is plain http to a host that is not loopback; the token would travel in clear. Use https, or pass --insecure"),
+        "http" => bail!(
+            "{from}: `{text}` is plain http to a host that is not loopback; the token would travel in clear. Use https, or pass --insecure"
+        ),
         other => bail!("{from}: unsupported scheme `{other}`; use https"),
     }
     if url.host_str().is_none() {
@@ -104,14 +134,21 @@ fn is_loopback(url: &Url) -> bool {
 
 /// The default API base URL of a region name (`us`, `eu`) as stored in a state file.
 pub fn region_url(region: &str) -> &'static str {
-    match region {
-        "eu" => "https://profiles.euw1.segment.com",
-        _ => "https://profiles.segment.com",
-    }
+    let region = if region == crate::manifest::Region::Eu.as_str() {
+        crate::manifest::Region::Eu
+    } else {
+        crate::manifest::Region::Us
+    };
+    region.base_url()
 }
 
 /// Builds the paced client for a space.
-pub fn client(base: &Url, space: &str, token: SecretString, pace: &PaceArgs) -> anyhow::Result<Client> {
+pub fn client(
+    base: &Url,
+    space: &str,
+    token: SecretString,
+    pace: &PaceArgs,
+) -> anyhow::Result<Client> {
     Client::new(ClientOptions {
         base_url: base.clone(),
         space: space.to_owned(),
@@ -165,18 +202,37 @@ mod tests {
 
     #[test]
     fn relative_paths() {
-        assert_eq!(relative_to(Path::new("/a/b/m.yaml"), Path::new("/a/b")).expect("rel"), "m.yaml");
-        assert_eq!(relative_to(Path::new("/a/m.yaml"), Path::new("/a/b")).expect("rel"), "../m.yaml");
-        assert_eq!(default_state_path(Path::new("plans/x.yaml")), PathBuf::from("plans/x.state.db"));
+        assert_eq!(
+            relative_to(Path::new("/a/b/m.yaml"), Path::new("/a/b")).expect("rel"),
+            "m.yaml"
+        );
+        assert_eq!(
+            relative_to(Path::new("/a/m.yaml"), Path::new("/a/b")).expect("rel"),
+            "../m.yaml"
+        );
+        assert_eq!(
+            default_state_path(Path::new("plans/x.yaml")),
+            PathBuf::from("plans/x.state.db")
+        );
     }
 
     #[test]
     fn base_url_rules() {
-        let api = ApiArgs { api_url: Some("http://127.0.0.1:9".into()), ..ApiArgs::default() };
+        let api = ApiArgs {
+            api_url: Some("http://127.0.0.1:9".into()),
+            ..ApiArgs::default()
+        };
         assert!(base_url(&api, "https://profiles.segment.com").is_ok());
-        let api = ApiArgs { api_url: Some("http://example.com".into()), ..ApiArgs::default() };
+        let api = ApiArgs {
+            api_url: Some("http://example.com".into()),
+            ..ApiArgs::default()
+        };
         assert!(base_url(&api, "https://profiles.segment.com").is_err());
-        let api = ApiArgs { api_url: Some("http://example.com".into()), insecure: true, ..ApiArgs::default() };
+        let api = ApiArgs {
+            api_url: Some("http://example.com".into()),
+            insecure: true,
+            ..ApiArgs::default()
+        };
         assert!(base_url(&api, "https://profiles.segment.com").is_ok());
     }
 }

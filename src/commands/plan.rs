@@ -32,7 +32,10 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
         "`{}` is valid: {} entries ({} from {} CSV source{} with {} rows) for space {}.",
         args.manifest.display(),
         render::thousands(m.entries.len() as u64),
-        render::thousands(m.entries.len() as u64 - m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64),
+        render::thousands(
+            m.entries.len() as u64
+                - m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64
+        ),
         m.sources.len(),
         if m.sources.len() == 1 { "" } else { "s" },
         render::thousands(sources),
@@ -44,31 +47,56 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
 /// `idprune plan MANIFEST`: resolve, build, seal, print.
 pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let manifest = load(&args.manifest)?;
-    let state_path = args.out.clone().unwrap_or_else(|| default_state_path(&args.manifest));
+    let state_path = args
+        .out
+        .clone()
+        .unwrap_or_else(|| default_state_path(&args.manifest));
     guard_existing(&state_path, args.force)?;
     let base = base_url(&args.api, manifest.region.base_url())?;
     let token = load_token(&args.api)?;
     let api = Arc::new(client(&base, &manifest.space, token, &args.pace)?);
 
-    let lookups: Vec<_> = manifest.entries.iter().map(plan::lookup_of).collect::<BTreeSet<_>>().into_iter().collect();
+    let lookups: Vec<_> = manifest
+        .entries
+        .iter()
+        .map(plan::lookup_of)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     let total = lookups.len() as u64;
-    eprintln!("Resolving {} profile lookups at up to {}/s ...", render::thousands(total), args.pace.rate);
+    eprintln!(
+        "Resolving {} profile lookups at up to {}/s ...",
+        render::thousands(total),
+        args.pace.rate
+    );
     let progress = super::apply::Ticker::new("resolved", total);
-    let resolved = crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, move |n| {
-        progress.tick(n)
-    })
-    .await
-    .context("resolving the manifest's profiles; no state file was written")?;
+    let resolved =
+        crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, move |n| {
+            progress.tick(n)
+        })
+        .await
+        .context("resolving the manifest's profiles; no state file was written")?;
     let built = plan::build(&manifest.entries, &resolved);
     let digest = seal(&manifest, &state_path, &base, args.ttl.as_secs(), &built)?;
-    let deletes = built.items.iter().filter(|i| i.action == Action::Delete).count();
+    let deletes = built
+        .items
+        .iter()
+        .filter(|i| i.action == Action::Delete)
+        .count();
 
     let state = State::open(&state_path)?;
     let redact = default_redaction(args.format, args.redact, args.reveal);
     print_plan(&state, args.format, redact)?;
     eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    eprintln!("Review it, then: idprune apply {} --approve {digest}", state_path.display());
-    Ok(if args.detailed_exitcode && deletes > 0 { Exit::Changes } else { Exit::Success })
+    eprintln!(
+        "Review it, then: idprune apply {} --approve {digest}",
+        state_path.display()
+    );
+    Ok(if args.detailed_exitcode && deletes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
 }
 
 /// Refuses to replace a state file with a journal (without `--force`) or one being applied.
@@ -78,7 +106,11 @@ fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     }
     let existing = State::open(path)?;
     if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
-        return Err(Refused(format!("state file `{}` is locked by {holder}; wait for that apply to end", path.display())).into());
+        return Err(Refused(format!(
+            "state file `{}` is locked by {holder}; wait for that apply to end",
+            path.display()
+        ))
+        .into());
     }
     if existing.has_journal()? && !force {
         anyhow::bail!(
@@ -89,7 +121,13 @@ fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seal(manifest: &Manifest, state_path: &Path, base: &reqwest::Url, ttl_secs: u64, built: &plan::Plan) -> anyhow::Result<String> {
+fn seal(
+    manifest: &Manifest,
+    state_path: &Path,
+    base: &reqwest::Url,
+    ttl_secs: u64,
+    built: &plan::Plan,
+) -> anyhow::Result<String> {
     let dir = state_dir(state_path);
     let sources = manifest
         .sources
@@ -116,7 +154,14 @@ fn seal(manifest: &Manifest, state_path: &Path, base: &reqwest::Url, ttl_secs: u
         created_at: state::now_unix(),
         ttl_secs,
     };
-    state::create(state_path, &Seal { meta, sources, plan: built })
+    state::create(
+        state_path,
+        &Seal {
+            meta,
+            sources,
+            plan: built,
+        },
+    )
 }
 
 /// Redaction by format: markdown and JSON hide values unless `--reveal`; text shows them

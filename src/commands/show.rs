@@ -16,7 +16,11 @@ use crate::state::{ItemState, State};
 /// `idprune show STATE`.
 pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
-    print_plan(&state, args.format, default_redaction(args.format, args.redact, args.reveal))?;
+    print_plan(
+        &state,
+        args.format,
+        default_redaction(args.format, args.redact, args.reveal),
+    )?;
     Ok(Exit::Success)
 }
 
@@ -51,7 +55,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 /// `idprune unlock STATE LOCK_ID`.
 pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
-    let holder = state.unlock(&args.lock_id).map_err(|e| Refused(e.to_string()))?;
+    let holder = state
+        .unlock(&args.lock_id)
+        .map_err(|e| Refused(e.to_string()))?;
     println!("Broke the lock held by {holder}.");
     Ok(Exit::Success)
 }
@@ -66,15 +72,19 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
     // user_id → the identifiers removed from that profile.
     let mut removed: BTreeMap<String, Vec<(u64, Identifier)>> = BTreeMap::new();
     state.for_each_item(|s| {
-        if matches!(s.state, ItemState::Done | ItemState::AlreadyAbsent) {
-            if let Some(uid) = &s.item.user_id {
-                removed.entry(uid.clone()).or_default().push((s.item.seq, s.item.identifier));
-            }
+        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) = (s.state, &s.item.user_id)
+        {
+            removed
+                .entry(uid.clone())
+                .or_default()
+                .push((s.item.seq, s.item.identifier));
         }
         Ok(())
     })?;
-    let lookups: Vec<Lookup> =
-        removed.keys().map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()))).collect();
+    let lookups: Vec<Lookup> = removed
+        .keys()
+        .map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone())))
+        .collect();
     let resolved =
         crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, |_| {}).await?;
     let r = Redaction(args.redact);
@@ -82,7 +92,9 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let mut checked = 0u64;
     for (uid, items) in &removed {
         let lookup = Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()));
-        let Some(Resolution::Found(ids)) = resolved.get(&lookup) else { continue };
+        let Some(Resolution::Found(ids)) = resolved.get(&lookup) else {
+            continue;
+        };
         for (seq, ident) in items {
             checked += 1;
             if ids.contains(ident) {
@@ -90,8 +102,16 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
                 println!(
                     "#{seq} still present: {}:{} on profile user_id:{}",
                     render::clean(&ident.kind),
-                    if r.0 { render::REDACTED.to_owned() } else { render::clean(&ident.id) },
-                    if r.0 { render::REDACTED.to_owned() } else { render::clean(uid) },
+                    if r.0 {
+                        render::REDACTED.to_owned()
+                    } else {
+                        render::clean(&ident.id)
+                    },
+                    if r.0 {
+                        render::REDACTED.to_owned()
+                    } else {
+                        render::clean(uid)
+                    },
                 );
             }
         }

@@ -1,0 +1,153 @@
+//! `idprune demo`: the whole job offline, in seconds. It starts the built-in emulator on
+//! loopback, seeded with `examples/demo-seed.json` (compiled in, so the demo runs from any
+//! directory), writes `examples/demo.yaml` and its CSV into a working directory, then runs
+//! plan → show (markdown, as a reviewer sees it) → apply → status → verify → plan again.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use secrecy::SecretString;
+
+use super::{Fixed, apply, plan, show};
+use crate::cli::{
+    ApiArgs, ApplyArgs, DemoArgs, PaceArgs, PlanArgs, ShowArgs, StatusArgs, StatusFormat,
+    VerifyArgs,
+};
+use crate::emulator::{Config, Emulator, Seed};
+use crate::exit::Exit;
+use crate::render::Format;
+
+const MANIFEST: &str = include_str!("../../examples/demo.yaml");
+const CSV: &str = include_str!("../../examples/demo-bad-emails.csv");
+const SEED: &str = include_str!("../../examples/demo-seed.json");
+/// The token the demo seed accepts (`"token"` in demo-seed.json).
+const DEMO_TOKEN: &str = "demo-token";
+
+fn step(title: &str) {
+    println!("\n==> {title}\n");
+}
+
+/// Runs the demo.
+pub async fn demo(args: &DemoArgs) -> anyhow::Result<Exit> {
+    let (dir, keep) = match &args.dir {
+        Some(d) => (d.clone(), true),
+        None => (
+            std::env::temp_dir().join(format!("idprune-demo-{}", std::process::id())),
+            false,
+        ),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let result = run(&dir).await;
+    if keep {
+        println!(
+            "\nThe demo's manifest and state file are in `{}`.",
+            dir.display()
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    result
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    std::fs::write(&path, text).with_context(|| format!("writing `{}`", path.display()))?;
+    Ok(path)
+}
+
+async fn run(dir: &Path) -> anyhow::Result<Exit> {
+    let manifest = write(dir, "demo.yaml", MANIFEST)?;
+    write(dir, "demo-bad-emails.csv", CSV)?;
+    let state = dir.join("demo.state.db");
+    let _ = std::fs::remove_file(&state);
+
+    let emulator = Emulator::start(Config::default(), Seed::from_json(SEED)?).await?;
+    println!(
+        "Started the Unify emulator at {} (space spa_demo).",
+        emulator.base_url()
+    );
+    let api = ApiArgs {
+        fixed: Some(Fixed {
+            base: emulator.base_url(),
+            token: SecretString::from(DEMO_TOKEN),
+        }),
+        ..ApiArgs::default()
+    };
+    let pace = PaceArgs {
+        rate: 100,
+        concurrency: 16,
+    };
+
+    step(&format!("idprune plan {}", manifest.display()));
+    let plan_args = PlanArgs {
+        manifest: manifest.clone(),
+        out: None,
+        detailed_exitcode: true,
+        format: Format::Text,
+        redact: false,
+        reveal: false,
+        force: false,
+        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+        pace: pace.clone(),
+        api: api.clone(),
+    };
+    let planned = plan::plan(&plan_args).await?;
+    println!(
+        "(exit code {} with --detailed-exitcode: the plan has changes)",
+        planned.code()
+    );
+
+    step("idprune show --format markdown   (what the pull request shows: redacted)");
+    show::show(&ShowArgs {
+        state: state.clone(),
+        format: Format::Markdown,
+        redact: false,
+        reveal: false,
+    })?;
+
+    let digest = crate::state::State::open(&state)?.meta()?.digest;
+    step(&format!("idprune apply --approve {}", &digest[..19]));
+    let applied = apply::apply(&ApplyArgs {
+        state: state.clone(),
+        approve: Some(digest[..19].to_owned()),
+        yes: false,
+        retry_failed: false,
+        pace: pace.clone(),
+        api: api.clone(),
+    })
+    .await?;
+
+    step("idprune status");
+    show::status(&StatusArgs {
+        state: state.clone(),
+        format: StatusFormat::Text,
+        reveal: false,
+    })?;
+
+    step("idprune verify");
+    let verified = show::verify(&VerifyArgs {
+        state: state.clone(),
+        redact: false,
+        pace: pace.clone(),
+        api: api.clone(),
+    })
+    .await?;
+
+    step("idprune plan again (a finished clean-up plans no deletions)");
+    let again = PlanArgs {
+        out: Some(dir.join("demo-again.state.db")),
+        ..plan_args
+    };
+    let replanned = plan::plan(&again).await?;
+    emulator.shutdown().await;
+
+    let ok = applied == Exit::Success && verified == Exit::Success && replanned == Exit::Success;
+    println!(
+        "\nDemo {}: apply exit {}, verify exit {}, re-plan exit {}.",
+        if ok { "finished" } else { "found a problem" },
+        applied.code(),
+        verified.code(),
+        replanned.code()
+    );
+    Ok(if ok { Exit::Success } else { Exit::Error })
+}
