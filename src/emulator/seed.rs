@@ -131,11 +131,24 @@ impl Seed {
     /// Checks every rule and reports all problems at once: identifier syntax, unique segment
     /// ids, and that an identifier belongs to at most one profile.
     pub fn check(&self) -> anyhow::Result<()> {
+        let ids = self.segment_ids();
+        let mut owner: HashMap<(&str, &str), usize> = HashMap::new();
+        self.walk(&ids, |n, kind, id| owner.insert((kind, id), n))
+    }
+
+    /// The one validation pass, shared by [`Seed::check`] and the emulator's index build:
+    /// calls `claim(profile, type, value)` for every well-formed identifier in order, which
+    /// records it and returns the profile that already held it, if any. `ids` are
+    /// [`Seed::segment_ids`].
+    pub(crate) fn walk<'s>(
+        &'s self,
+        ids: &[String],
+        mut claim: impl FnMut(usize, &'s str, &'s str) -> Option<usize>,
+    ) -> anyhow::Result<()> {
         let mut problems = Vec::new();
         if self.space.is_empty() {
             problems.push("`space` is empty".to_owned());
         }
-        let ids = self.segment_ids();
         let mut by_segment: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
         for (n, id) in ids.iter().enumerate() {
             if id.is_empty() {
@@ -148,7 +161,7 @@ impl Seed {
                 ));
             }
         }
-        let mut owner: HashMap<(&str, &str), usize> = HashMap::new();
+        drop(by_segment);
         for (n, profile) in self.profiles.iter().enumerate() {
             for ident in &profile.identifiers {
                 let (kind, id) = match ident.parts() {
@@ -158,7 +171,7 @@ impl Seed {
                         continue;
                     }
                 };
-                match owner.insert((kind, id), n) {
+                match claim(n, kind, id) {
                     Some(first) if first == n => problems.push(format!(
                         "identifier `{kind}:{id}` is listed twice on profile `{}`",
                         ids[n]

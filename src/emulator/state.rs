@@ -4,6 +4,7 @@
 //! nothing here does I/O, sleeps or injects faults (that is `server.rs`).
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -127,16 +128,16 @@ pub struct Stats {
 struct Profile {
     segment_id: Arc<str>,
     /// Seed order; deleted entries stay (marked) so cursors keep their positions.
-    entries: Vec<Entry>,
+    entries: Vec<IdEntry>,
 }
 
-struct Entry {
+struct IdEntry {
     /// `type:id`; the type never holds a colon (checked by the seed).
     key: Arc<str>,
     deleted_at: Option<Instant>,
 }
 
-impl Entry {
+impl IdEntry {
     fn kind(&self) -> &str {
         split_key(&self.key).0
     }
@@ -185,40 +186,49 @@ pub struct State {
 }
 
 impl State {
-    /// Builds the state from a seed (checked again here: a `Seed` may be built without
-    /// `from_json`).
+    /// Builds the state from a seed, validating it in the same pass (a `Seed` may have been
+    /// built without [`Seed::from_json`]).
     pub fn from_seed(
         seed: Seed,
         token: String,
         options: Options,
         now: Instant,
     ) -> anyhow::Result<State> {
-        seed.check()?;
+        if u32::try_from(seed.profiles.len()).is_err() {
+            anyhow::bail!("the emulator holds at most 2^32 profiles");
+        }
         let segment_ids = seed.segment_ids();
         let total: usize = seed.profiles.iter().map(|p| p.identifiers.len()).sum();
-        let mut by_identifier = HashMap::with_capacity(total);
-        let mut by_segment_id = HashMap::with_capacity(seed.profiles.len());
-        let mut profiles = Vec::with_capacity(seed.profiles.len());
-        for (n, (profile, segment_id)) in seed.profiles.iter().zip(segment_ids).enumerate() {
-            let n = u32::try_from(n)
-                .map_err(|_| anyhow::anyhow!("the emulator holds at most 2^32 profiles"))?;
-            let segment_id: Arc<str> = segment_id.into();
-            by_segment_id.insert(Arc::clone(&segment_id), n);
-            let mut entries = Vec::with_capacity(profile.identifiers.len());
-            for ident in &profile.identifiers {
-                let (kind, id) = ident.parts().map_err(anyhow::Error::msg)?;
-                let key: Arc<str> = key(kind, id).into();
-                by_identifier.insert(Arc::clone(&key), n);
-                entries.push(Entry {
-                    key,
-                    deleted_at: None,
-                });
+        let mut by_identifier: HashMap<Arc<str>, u32> = HashMap::with_capacity(total);
+        let mut profiles: Vec<Profile> = seed
+            .profiles
+            .iter()
+            .zip(&segment_ids)
+            .map(|(p, id)| Profile {
+                segment_id: id.as_str().into(),
+                entries: Vec::with_capacity(p.identifiers.len()),
+            })
+            .collect();
+        seed.walk(&segment_ids, |n, kind, id| {
+            let key: Arc<str> = key(kind, id).into();
+            let n = n as u32; // checked above: fewer than 2^32 profiles
+            match by_identifier.entry(Arc::clone(&key)) {
+                Entry::Occupied(held) => return Some(*held.get() as usize),
+                Entry::Vacant(slot) => {
+                    slot.insert(n);
+                }
             }
-            profiles.push(Profile {
-                segment_id,
-                entries,
+            profiles[n as usize].entries.push(IdEntry {
+                key,
+                deleted_at: None,
             });
-        }
+            None
+        })?;
+        let by_segment_id = profiles
+            .iter()
+            .enumerate()
+            .map(|(n, p)| (Arc::clone(&p.segment_id), n as u32))
+            .collect();
         Ok(State {
             space: seed.space,
             token,
@@ -329,7 +339,7 @@ impl State {
         };
         let propagation = self.options.propagation;
         let profile = &self.profiles[n as usize];
-        let wanted = |e: &Entry| {
+        let wanted = |e: &IdEntry| {
             e.visible(now, propagation)
                 && query
                     .include
