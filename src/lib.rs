@@ -1,4 +1,14 @@
 //! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
+//!
+//! The pipeline: [`manifest`] reads and validates the YAML manifest and its CSV sources into
+//! entries; [`resolve`] reads every distinct profile lookup through the [`segment`] client
+//! (paced by [`pace`], retried by the policy in [`retry`]); [`plan`], a pure function, turns
+//! entries and resolved profiles into items with actions; [`digest`] seals them and [`state`]
+//! writes the sealed plan into SQLite; a reviewer reads it through [`render`]; [`apply`] then
+//! executes exactly the sealed deletions and journals each one in the same state file.
+//! [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds the exit codes;
+//! [`emulator`] is a stand-in for Segment used by the demo, the tests and the benchmarks.
+
 pub mod apply;
 pub mod cli;
 pub mod commands;
