@@ -1,0 +1,116 @@
+//! `kill -9` in the middle of an apply, then the same apply again: every planned deletion is
+//! done exactly once, nothing unplanned is touched, and the state file is intact.
+
+use std::fmt::Write as _;
+
+use crate::harness::{Test, seed, wait_bounded};
+
+/// Items in the big plans: enough that an apply paced by the emulator's latency takes a while.
+pub const ITEMS: usize = 300;
+
+/// A seed of `ITEMS` profiles `u_N` with a bad email each, a manifest deleting them through a
+/// CSV source, and the emulator flags that make each request take ~20 ms.
+pub fn big_test(extra_flags: &[&str]) -> Test {
+    let ids: Vec<[String; 3]> = (0..ITEMS)
+        .map(|n| {
+            [
+                format!("user_id:u_{n}"),
+                format!("email:bad-{n}@import.invalid"),
+                format!("email:good-{n}@x.com"),
+            ]
+        })
+        .collect();
+    let refs: Vec<Vec<&str>> = ids
+        .iter()
+        .map(|p| p.iter().map(String::as_str).collect())
+        .collect();
+    let sids: Vec<String> = (0..ITEMS).map(|n| format!("use_{n}")).collect();
+    let profiles: Vec<(&str, &[&str])> = sids
+        .iter()
+        .zip(&refs)
+        .map(|(s, ids)| (s.as_str(), ids.as_slice()))
+        .collect();
+    let mut flags = vec![
+        "--latency-ms",
+        "20",
+        "--space-rate",
+        "0",
+        "--profile-rate",
+        "0",
+    ];
+    flags.extend_from_slice(extra_flags);
+    let test = Test::with_emulator(&seed(&profiles), &flags);
+    let mut csv = String::from("user_id,email\n");
+    for n in 0..ITEMS {
+        writeln!(csv, "u_{n},bad-{n}@import.invalid").expect("writing to a String");
+    }
+    test.write("bad.csv", &csv);
+    test.write(
+        "big.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: big\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n",
+    );
+    test.idprune(["plan", "big.yaml", "--rate", "0"]).run().ok();
+    test
+}
+
+#[test]
+fn apply_killed_mid_run_resumes_to_exactly_the_plan() {
+    let test = big_test(&[]);
+    let planned = test.planned_deletes("big.state.db");
+    assert_eq!(planned.len(), ITEMS);
+
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn();
+    test.wait_for_items("big.state.db", "some done items", |c| {
+        c.get("done").copied().unwrap_or(0) >= 20
+    });
+    apply.kill().expect("SIGKILL the apply");
+    // Reap it, so its pid is really gone and its lock counts as stale.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&wait_bounded(&mut apply)),
+        Some(libc::SIGKILL)
+    );
+
+    let states = test.item_states("big.state.db");
+    let done = states.get("done").copied().unwrap_or(0);
+    assert!(
+        (done as usize) < ITEMS,
+        "the apply finished before it was killed; the test proves nothing: {states:?}"
+    );
+    integrity_ok(&test);
+
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok()
+        .stderr_has("stale lock");
+    let states = test.item_states("big.state.db");
+    assert_eq!(
+        states.get("done").copied(),
+        Some(ITEMS as u64),
+        "{states:?}"
+    );
+    assert_eq!(states.len(), 1, "every item is done: {states:?}");
+
+    let stats = test.emu().stats();
+    // ⊆ and ⊇ the plan, and nothing deleted twice.
+    assert_eq!(stats.deleted_set(), planned);
+    integrity_ok(&test);
+    test.idprune(["verify", "big.state.db"]).run().ok();
+}
+
+fn integrity_ok(test: &Test) {
+    let result: String = test
+        .db("big.state.db")
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("running the integrity check");
+    assert_eq!(result, "ok");
+}
