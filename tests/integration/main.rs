@@ -5,6 +5,8 @@ mod auth;
 mod crash;
 mod encoding;
 mod harness;
+mod input_errors;
 mod plan_apply;
 mod refusals;
+mod render;
 mod secrets;
