@@ -182,7 +182,7 @@ fn profile_diff<'a>(
     lines
 }
 
-/// Per-profile diffs for the items to delete, in profile-key order.
+/// Per-profile diffs for the items to delete, in the order the manifest first names them.
 fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
     let mut by_profile: BTreeMap<&str, BTreeMap<&Identifier, u64>> = BTreeMap::new();
     for s in &view.items {
@@ -193,9 +193,14 @@ fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
                 .insert(&s.item.identifier, s.item.seq);
         }
     }
+    let mut order: Vec<(u64, &str)> = by_profile
+        .iter()
+        .map(|(key, deleting)| (deleting.values().min().copied().unwrap_or(0), *key))
+        .collect();
+    order.sort_unstable();
     let mut out = String::new();
-    for (key, deleting) in &by_profile {
-        let Some(profile) = view.profiles.get(*key) else {
+    for (_, key) in order {
+        let (Some(profile), Some(deleting)) = (view.profiles.get(key), by_profile.get(key)) else {
             continue;
         };
         let _ = writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup));

@@ -88,10 +88,14 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let redact = default_redaction(args.format, args.redact, args.reveal);
     print_plan(&state, args.format, redact)?;
     eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    eprintln!(
-        "Review it, then: idprune apply {} --approve {digest}",
-        state_path.display()
-    );
+    if deletes == 0 {
+        eprintln!("No changes: nothing to delete.");
+    } else {
+        eprintln!(
+            "Review it, then: idprune apply {} --approve {digest}",
+            state_path.display()
+        );
+    }
     Ok(if args.detailed_exitcode && deletes > 0 {
         Exit::Changes
     } else {
