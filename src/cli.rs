@@ -54,6 +54,11 @@ pub enum Command {
     /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
     #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
     Verify(VerifyArgs),
+    /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
+    #[command(
+        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
+    )]
+    Report(ReportArgs),
     /// Break a stale apply lock (refused while its holder runs on this host).
     #[command(after_help = "Example:\n  idprune unlock plans/x.state.db 3f2a9c01")]
     Unlock(UnlockArgs),
@@ -207,6 +212,35 @@ pub struct VerifyArgs {
     pub pace: PaceArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Formats of `report --downstream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// `seq,user_id,type,id,state` rows.
+    Csv,
+    /// One JSON object.
+    Json,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
+pub struct ReportArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// The removed identifiers, for clean-up in downstream destinations.
+    #[arg(long)]
+    pub downstream: bool,
+    /// A warehouse query checking that Profiles Sync received the REMOVED rows.
+    #[arg(long)]
+    pub sql: bool,
+    /// Output format of `--downstream`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+    pub format: ReportFormat,
+    /// The warehouse schema of Profiles Sync's tables (with `--sql`).
+    #[arg(long, default_value = "profiles_sync")]
+    pub schema: String,
 }
 
 /// `unlock`.

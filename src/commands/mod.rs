@@ -43,6 +43,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Apply(args) => apply::apply(&args).await,
         Command::Status(args) => show::status(&args),
         Command::Verify(args) => show::verify(&args).await,
+        Command::Report(args) => show::report(&args),
         Command::Unlock(args) => show::unlock(&args),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,
