@@ -98,8 +98,9 @@ pub struct PaceArgs {
     /// Requests per second for the whole space, reads and deletes together (0: unlimited).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub rate: u32,
-    /// Requests in flight at most.
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Requests in flight at most. The window actually used is sized to the rate times the
+    /// observed latency (100/s at 1 s latency: about 150), up to this cap.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
 }
 

@@ -5,6 +5,7 @@
 mod apply;
 mod demo;
 mod plan;
+mod progress;
 mod show;
 
 use std::io::{IsTerminal as _, Read as _};
