@@ -9,7 +9,8 @@ use crate::harness::{Test, seed, wait_bounded};
 pub const ITEMS: usize = 300;
 
 /// A seed of `ITEMS` profiles `u_N` with a bad email each, a manifest deleting them through a
-/// CSV source, and the emulator flags that make each request take ~20 ms.
+/// CSV source, and the emulator flags that make each request take ~20 ms (unless
+/// `extra_flags` set `--latency-ms`).
 pub fn big_test(extra_flags: &[&str]) -> Test {
     let ids: Vec<[String; 3]> = (0..ITEMS)
         .map(|n| {
@@ -30,14 +31,10 @@ pub fn big_test(extra_flags: &[&str]) -> Test {
         .zip(&refs)
         .map(|(s, ids)| (s.as_str(), ids.as_slice()))
         .collect();
-    let mut flags = vec![
-        "--latency-ms",
-        "20",
-        "--space-rate",
-        "0",
-        "--profile-rate",
-        "0",
-    ];
+    let mut flags = vec!["--space-rate", "0", "--profile-rate", "0"];
+    if !extra_flags.contains(&"--latency-ms") {
+        flags.extend(["--latency-ms", "20"]);
+    }
     flags.extend_from_slice(extra_flags);
     let test = Test::with_emulator(&seed(&profiles), &flags);
     let mut csv = String::from("user_id,email\n");
@@ -49,9 +46,21 @@ pub fn big_test(extra_flags: &[&str]) -> Test {
         "big.yaml",
         "version: 1\nspace: spa_test\nregion: us\nreason: big\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n",
     );
-    test.idprune(["plan", "big.yaml", "--rate", "0"]).run().ok();
-    test
+    // Under injected faults a read may fail past its retries; plan then writes nothing and
+    // says to try again, which is what a person would do.
+    for _ in 0..PLAN_TRIES {
+        let out = test.idprune(["plan", "big.yaml", "--rate", "0"]).run();
+        if out.code == Some(0) {
+            return test;
+        }
+        out.code(1).stderr_has("try again later");
+        assert!(!test.path("big.state.db").exists());
+    }
+    panic!("plan failed {PLAN_TRIES} times");
 }
+
+/// How many times [`big_test`] runs `plan` before giving up.
+const PLAN_TRIES: usize = 4;
 
 #[test]
 fn apply_killed_mid_run_resumes_to_exactly_the_plan() {

@@ -37,6 +37,9 @@ impl Emulator {
     /// Starts `idprune emulator --seed SEED --listen 127.0.0.1:0 EXTRA...` and waits for its
     /// `listening on http://127.0.0.1:PORT` line.
     pub fn start(seed: &Path, extra: &[&str]) -> Emulator {
+        // Its stderr goes to a file beside the seed, shown when it fails to start.
+        let log_path = seed.with_extension("emulator.log");
+        let log = std::fs::File::create(&log_path).expect("creating the emulator's log");
         let mut child = Command::new(BIN)
             .arg("emulator")
             .arg("--seed")
@@ -46,7 +49,7 @@ impl Emulator {
             .env("IDPRUNE_EMULATOR_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(log)
             .spawn()
             .expect("spawning the emulator");
         let stdout = child.stdout.take().expect("the emulator's stdout is piped");
@@ -57,7 +60,11 @@ impl Emulator {
         let addr = line
             .trim()
             .strip_prefix("listening on http://")
-            .unwrap_or_else(|| panic!("unexpected first emulator line {line:?}"))
+            .unwrap_or_else(|| {
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("unexpected first emulator line {line:?}; its stderr:\n{log}")
+            })
             .parse::<SocketAddr>()
             .expect("the emulator prints a socket address");
         assert!(addr.ip().is_loopback(), "the emulator must bind loopback");

@@ -9,4 +9,5 @@ mod input_errors;
 mod plan_apply;
 mod refusals;
 mod render;
+mod resilience;
 mod secrets;
