@@ -387,6 +387,12 @@ impl Run {
         self.env("SEGMENT_ACCESS_TOKEN", token)
     }
 
+    /// Runs in `dir` instead of the test's directory.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Run {
+        self.command.current_dir(dir);
+        self
+    }
+
     /// Adds an argument.
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
         self.command.arg(arg);

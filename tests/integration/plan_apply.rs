@@ -218,3 +218,72 @@ fn the_same_manifest_against_the_same_profiles_gives_the_same_digest() {
     let second = test.plan("m.yaml", "two.state.db");
     assert_eq!(first, second);
 }
+
+#[test]
+fn matching_rules_and_the_last_user_id_in_manifest_order() {
+    let seed = seed(&[
+        (
+            "use_1",
+            &["user_id:u_1", "email:a@x.com", "email:mixed@x.com"],
+        ),
+        ("use_2", &["user_id:a2", "user_id:b2", "email:two@x.com"]),
+        ("use_3", &["user_id:u_3", "anonymous_id:AbC"]),
+    ]);
+    // Propagation keeps deleted identifiers visible to reads, so `verify` sees them.
+    let test = Test::with_emulator(&seed, &["--propagation-ms", "600000"]);
+    test.write(
+        "m.yaml",
+        r#"version: 1
+space: spa_test
+region: us
+reason: matching rules
+remove:
+  - profile: user_id:u_1
+    identifier: email:a@x.com
+  - profile: use_1
+    identifier: email:a@x.com
+  - profile: user_id:u_1
+    identifier: email:MIXED@x.com
+  - profile: user_id:a2
+    identifiers: [user_id:a2, user_id:b2]
+  - profile: user_id:u_3
+    identifier: anonymous_id:abc
+"#,
+    );
+    let out = test
+        .idprune(["plan", "m.yaml", "--detailed-exitcode"])
+        .run()
+        .code(2);
+    // The same (profile, identifier) through two lookups collapses, with a warning.
+    assert!(out.all().contains("m.yaml:9:"), "{}", out.all());
+    assert!(
+        out.stdout.contains("differs only in case"),
+        "{}",
+        out.stdout
+    );
+    let expected: BTreeSet<Deleted> = [
+        Deleted::new("u_1", "email", "a@x.com"),
+        // email matches case-insensitively and is sent exactly as stored
+        Deleted::new("u_1", "email", "mixed@x.com"),
+        // of two user_ids both listed, the last in manifest order stays, and addresses
+        Deleted::new("b2", "user_id", "a2"),
+    ]
+    .into();
+    assert_eq!(test.planned_deletes("m.state.db"), expected);
+    let show = test.show_json("m.state.db");
+    assert_eq!(show["summary"]["by_action"]["blocked"], 1, "{show}");
+    assert_eq!(
+        show["summary"]["by_action"]["absent"], 1,
+        "other types match exactly"
+    );
+
+    test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
+    assert_eq!(test.emu().stats().deleted_set(), expected);
+    assert_eq!(
+        test.emu().profiles(),
+        without(seed_profiles(&seed), &expected)
+    );
+    // Within the propagation window the removed identifiers still show: verify says so.
+    let out = test.idprune(["verify", "m.state.db"]).run().code(2);
+    assert!(out.stdout.contains("still present"), "{}", out.stdout);
+}

@@ -208,3 +208,41 @@ fn expired_plan() {
         .run();
     refused(&test, requests, out).stderr_has("TTL");
 }
+
+#[test]
+fn pinned_source_changed_and_apply_from_another_directory() {
+    let test = mixed_test();
+    let csv = std::fs::read(test.path("bad.csv")).expect("reading the CSV");
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&csv))
+    };
+    let manifest = std::fs::read_to_string(test.path("m.yaml")).expect("reading");
+    test.write(
+        "m.yaml",
+        &manifest.replace(
+            "    remove_columns: [email]\n",
+            &format!("    remove_columns: [email]\n    sha256: {sha}\n"),
+        ),
+    );
+    std::fs::create_dir(test.path("plans")).expect("mkdir");
+    std::fs::create_dir(test.path("elsewhere")).expect("mkdir");
+    test.idprune(["plan", "m.yaml", "-o", "plans/x.state.db"])
+        .run()
+        .ok();
+    let digest = test.digest("plans/x.state.db");
+    let requests = test.emu().stats().requests;
+    let mut changed = csv.clone();
+    changed.extend_from_slice(b"use_c6,c6@x.com\n");
+    std::fs::write(test.path("bad.csv"), &changed).expect("editing the CSV");
+    // Run from another directory: the stored paths are relative to the state file.
+    let out = test
+        .idprune(["apply", "../plans/x.state.db", "--approve", &digest])
+        .current_dir(test.path("elsewhere"))
+        .run()
+        .code(4)
+        .stderr_has("pinned source");
+    assert!(out.stderr.contains("bad.csv"), "{}", out.stderr);
+    assert_eq!(test.emu().stats().requests, requests);
+    assert_eq!(test.emu().stats().deletes, 0);
+}
