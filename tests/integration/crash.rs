@@ -123,3 +123,55 @@ fn integrity_ok(test: &Test) {
         .expect("running the integrity check");
     assert_eq!(result, "ok");
 }
+
+#[test]
+fn replan_with_force_after_a_kill_starts_clean() {
+    let test = big_test(&[]);
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn();
+    test.wait_for_items("big.state.db", "some done items", |c| {
+        c.get("done").copied().unwrap_or(0) >= 20
+    });
+    apply.kill().expect("SIGKILL the apply");
+    wait_bounded(&mut apply);
+    // Straight after the kill (its WAL still beside the file), plan the same manifest again.
+    test.idprune(["plan", "big.yaml", "--rate", "0"])
+        .run()
+        .code(1)
+        .stderr_has("--force");
+    test.idprune(["plan", "big.yaml", "--rate", "0", "--force"])
+        .run()
+        .ok();
+    integrity_ok(&test);
+    let states = test.item_states("big.state.db");
+    // The killed client's requests die with its connections (the server drops them), so
+    // what the emulator has deleted by now is what the new plan found gone.
+    let done_before = test.emu().stats().deleted.len();
+    assert_eq!(
+        states.get("pending").copied(),
+        Some((ITEMS - done_before) as u64),
+        "the new plan holds exactly what is left: {states:?}"
+    );
+    assert_eq!(
+        test.db("big.state.db")
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .expect("counting runs"),
+        0,
+        "a new plan starts a new journal"
+    );
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok();
+    let stats = test.emu().stats();
+    assert_eq!(stats.deleted.len(), ITEMS);
+    stats.deleted_set();
+}
