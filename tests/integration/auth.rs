@@ -97,3 +97,22 @@ fn token_revoked_mid_run_stops_and_the_new_token_resumes() {
     );
     assert_eq!(test.emu().stats().deleted_set(), planned);
 }
+
+#[test]
+fn deletes_forbidden_for_the_space_stop_the_run_without_failing_items() {
+    let seed = crate::plan_apply::mixed_seed();
+    let test = crate::harness::Test::with_emulator(&seed, &["--not-activated"]);
+    test.write("m.yaml", crate::plan_apply::MIXED_MANIFEST);
+    test.write("bad.csv", crate::plan_apply::MIXED_CSV);
+    let digest = test.plan("m.yaml", "m.state.db");
+    test.idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .code(1)
+        .stderr_has("403");
+    let stats = test.emu().stats();
+    assert!(stats.deleted.is_empty());
+    assert!(stats.deletes <= 32, "{} deletes", stats.deletes);
+    let states = test.item_states("m.state.db");
+    assert!(!states.contains_key("failed"), "{states:?}");
+    assert!(!states.contains_key("done"), "{states:?}");
+}

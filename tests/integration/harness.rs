@@ -160,6 +160,8 @@ pub struct Stats {
     pub requests: u64,
     /// Requests to the delete route.
     pub deletes: u64,
+    /// Requests answered 429.
+    pub rate_limited: u64,
     /// Every applied delete, in order.
     pub deleted: Vec<Deleted>,
 }

@@ -157,3 +157,27 @@ fn a_readable_state_file_is_refused() {
     assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
     assert_eq!(test.emu().stats().requests, requests);
 }
+
+#[test]
+fn a_space_limit_below_the_requested_rate_is_absorbed() {
+    let seed = crate::plan_apply::mixed_seed();
+    // 35 requests at 100/s against a space that allows 10/s (burst 10): 429s, then slower
+    // pacing.
+    let test = crate::harness::Test::with_emulator(&seed, &["--space-rate", "10"]);
+    test.write("m.yaml", crate::plan_apply::MIXED_MANIFEST);
+    test.write("bad.csv", crate::plan_apply::MIXED_CSV);
+    let digest = test.plan("m.yaml", "m.state.db");
+    test.idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .ok();
+    let states = test.item_states("m.state.db");
+    assert_eq!(states.get("done"), Some(&10), "{states:?}");
+    assert!(
+        test.emu().stats().rate_limited > 0,
+        "the limit was never hit"
+    );
+    assert_eq!(
+        test.emu().stats().deleted_set(),
+        test.planned_deletes("m.state.db")
+    );
+}
