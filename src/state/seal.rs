@@ -44,7 +44,7 @@ fn remove_db(path: &Path) {
 }
 
 /// Creates an empty SQLite file with mode `0600` (SQLite gives its side files the same mode).
-pub(crate) fn create_private(path: &Path) -> anyhow::Result<Connection> {
+pub fn create_private(path: &Path) -> anyhow::Result<Connection> {
     remove_db(path);
     OpenOptions::new()
         .write(true)
