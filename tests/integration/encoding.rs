@@ -97,3 +97,40 @@ fn awkward_values_are_deleted_on_the_right_profile_and_nowhere_else() {
         "{states:?}"
     );
 }
+
+#[test]
+fn csv_with_bom_crlf_and_quoted_fields() {
+    let seed = seed(&[
+        (
+            "use_1",
+            &["user_id:u_1", "email:a@x.com", "email:keep@x.com"],
+        ),
+        ("use_2", &["user_id:u_2", "email:weird,\"quoted\"@x.com"]),
+        ("use_3", &["user_id:u 3", "email:c@x.com"]),
+    ]);
+    let test = Test::new(&seed);
+    test.write(
+        "m.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: csv dialects\nsources:\n  - csv: s.csv\n    profile_column: user_id\n    remove_columns: [email]\n",
+    );
+    test.write(
+        "s.csv",
+        "\u{feff}user_id,email\r\nu_1,a@x.com\r\n\"u_2\",\"weird,\"\"quoted\"\"@x.com\"\r\n\"u 3\",c@x.com\r\n",
+    );
+    test.idprune(["plan", "m.yaml", "--detailed-exitcode"])
+        .run()
+        .code(2);
+    let expected: BTreeSet<Deleted> = [
+        Deleted::new("u_1", "email", "a@x.com"),
+        Deleted::new("u_2", "email", "weird,\"quoted\"@x.com"),
+        Deleted::new("u 3", "email", "c@x.com"),
+    ]
+    .into();
+    assert_eq!(test.planned_deletes("m.state.db"), expected);
+    test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
+    assert_eq!(test.emu().stats().deleted_set(), expected);
+    assert_eq!(
+        test.emu().profiles(),
+        without(seed_profiles(&seed), &expected)
+    );
+}
