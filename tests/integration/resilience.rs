@@ -225,3 +225,32 @@ fn ctrl_c_during_plan_leaves_no_scratch_file() {
         "an interrupted plan leaves nothing behind"
     );
 }
+
+#[test]
+fn every_acknowledgement_lost_still_ends_done_not_already_absent() {
+    let seed = crate::plan_apply::mixed_seed();
+    // Each delete is applied but answered 500; the retry finds it gone (404 eid_not_found),
+    // which after an earlier in-flight attempt means `done`.
+    let test = crate::harness::Test::with_emulator(&seed, &["--lost-ack-rate", "1"]);
+    test.write("m.yaml", crate::plan_apply::MIXED_MANIFEST);
+    test.write("bad.csv", crate::plan_apply::MIXED_CSV);
+    let digest = test.plan("m.yaml", "m.state.db");
+    let mut codes = Vec::new();
+    for _ in 0..3 {
+        let out = test
+            .idprune(["apply", "m.state.db", "--approve", &digest])
+            .run();
+        codes.push(out.code);
+        if out.code == Some(0) {
+            break;
+        }
+    }
+    assert_eq!(codes.last(), Some(&Some(0)), "{codes:?}");
+    let states = test.item_states("m.state.db");
+    assert_eq!(states.get("done"), Some(&10), "{states:?}");
+    assert_eq!(states.get("already_absent"), None, "{states:?}");
+    assert_eq!(
+        test.emu().stats().deleted_set(),
+        test.planned_deletes("m.state.db")
+    );
+}
