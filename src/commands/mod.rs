@@ -28,6 +28,19 @@ pub const TOKEN_ENV: &str = "SEGMENT_ACCESS_TOKEN";
 pub const API_URL_ENV: &str = "IDPRUNE_API_URL";
 /// How long one request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Hidden override of [`REQUEST_TIMEOUT`] in milliseconds, for fault-injection tests that make
+/// requests hang past the timeout without waiting 30 s for each. Not a documented flag: a
+/// person never needs it.
+pub const REQUEST_TIMEOUT_ENV: &str = "IDPRUNE_REQUEST_TIMEOUT_MS";
+
+/// [`REQUEST_TIMEOUT`], or the positive number of milliseconds in [`REQUEST_TIMEOUT_ENV`].
+pub fn request_timeout() -> Duration {
+    std::env::var(REQUEST_TIMEOUT_ENV)
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|&ms| ms > 0)
+        .map_or(REQUEST_TIMEOUT, Duration::from_millis)
+}
 
 /// A refusal: the plan is stale or tampered, the digest is not approved, or the state is locked.
 /// Maps to exit code 4.
@@ -156,7 +169,7 @@ pub fn client(
         space: space.to_owned(),
         token,
         pacer: Arc::new(Pacer::new(pace.rate)),
-        timeout: REQUEST_TIMEOUT,
+        timeout: request_timeout(),
         max_idle: pace.concurrency as usize,
     })
 }
