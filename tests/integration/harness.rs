@@ -164,6 +164,37 @@ pub struct Stats {
     pub rate_limited: u64,
     /// Every applied delete, in order.
     pub deleted: Vec<Deleted>,
+    /// Injected faults: 5xx, hangs, malformed bodies, lost acknowledgements.
+    #[serde(default)]
+    pub faults: u64,
+    /// Every delete request past authentication that the emulator answered, in order.
+    #[serde(default)]
+    pub delete_attempts: Vec<Attempt>,
+}
+
+/// One delete request the emulator answered (`/__emulator/stats` `delete_attempts`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Attempt {
+    /// The `user_id` the request addressed.
+    pub user_id: String,
+    /// The body's identifier type, when it named one.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The body's identifier value, when it named one.
+    pub id: Option<String>,
+    /// The status the client was sent (500 for a lost acknowledgement).
+    pub status: u16,
+}
+
+impl Attempt {
+    /// The target as a [`Deleted`] (missing body fields as empty strings).
+    pub fn target(&self) -> Deleted {
+        Deleted {
+            user_id: self.user_id.clone(),
+            kind: self.kind.clone().unwrap_or_default(),
+            id: self.id.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// One applied delete, as the emulator recorded it.

@@ -8,10 +8,12 @@
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
+//! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
 //! - `encoding`: awkward values in paths and bodies; CSV dialects.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
+//! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
@@ -19,8 +21,10 @@
 mod auth;
 mod crash;
 mod encoding;
+mod faults;
 mod harness;
 mod input_errors;
+mod kills;
 mod plan_apply;
 mod refusals;
 mod render;
