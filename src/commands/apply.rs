@@ -156,8 +156,17 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
         }
     };
     let result = run_locked(&mut state, api, args, &digest, &meta.reason).await;
-    state.release_lock(&mine.lock_id)?;
-    result
+    let released = state.release_lock(&mine.lock_id).with_context(|| {
+        format!(
+            "releasing the lock on `{}`; the next apply takes it over as stale",
+            args.state.display()
+        )
+    });
+    // The run's own error (a full disk, say) is the one to report: releasing the lock then
+    // usually fails for the same reason, and the next apply takes a dead holder's lock over.
+    let exit = result?;
+    released?;
+    Ok(exit)
 }
 
 async fn run_locked(
