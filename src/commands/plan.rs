@@ -101,12 +101,14 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     }
     progress.finish();
 
+    let writing = || format!("writing state file `{}`", state_path.display());
     let mut sealer = Sealer::begin(
         &state_path,
         meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
         &sources(&manifest, &state_path)?,
-    )?;
-    let planned = stage.seal(&mut sealer)?;
+    )
+    .with_context(writing)?;
+    let planned = stage.seal(&mut sealer).with_context(writing)?;
     let digest = sealer
         .finish()
         .with_context(|| format!("writing state file `{}`", state_path.display()))?;

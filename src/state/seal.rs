@@ -23,6 +23,8 @@ pub struct Sealer {
     meta: Meta,
     next_warning: i64,
     last_seq: u64,
+    /// True once the finished file was renamed into place.
+    sealed: bool,
 }
 
 /// `x.state.db` → `x.state.db.tmp-<pid>`.
@@ -68,6 +70,7 @@ impl Sealer {
             meta,
             next_warning: 0,
             last_seq: 0,
+            sealed: false,
         };
         configure(&conn)?;
         schema::migrate(&conn)?;
@@ -195,14 +198,16 @@ impl Sealer {
         conn.close().map_err(|(_, e)| e)?;
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
+        self.sealed = true;
         Ok(digest)
     }
 }
 
 impl Drop for Sealer {
     fn drop(&mut self) {
-        // Not finished: nothing half-written stays behind.
-        if self.hasher.is_some() {
+        // Not finished (or `finish` failed, e.g. on a full disk): nothing half-written stays
+        // behind.
+        if !self.sealed {
             drop(self.conn.take());
             remove_db(&self.tmp);
         }
