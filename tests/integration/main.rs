@@ -10,6 +10,7 @@
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
 //! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
+//! - `disk`: a read-only directory, a full disk: clear errors, no corruption, resumable.
 //! - `encoding`: awkward values in paths and bodies; CSV dialects.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
@@ -20,6 +21,7 @@
 
 mod auth;
 mod crash;
+mod disk;
 mod encoding;
 mod faults;
 mod harness;
