@@ -191,13 +191,14 @@ async fn run_locked(
         render::clean(reason)
     );
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut interrupt = super::interrupts()?;
     let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt.recv().await.is_some() {
             eprintln!(
                 "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once."
             );
             let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt.recv().await.is_some() {
                 // The journal is consistent at every commit; in-flight items are re-sent on resume.
                 eprintln!("Stopped at once; run the same command to resume.");
                 std::process::exit(i32::from(Exit::Interrupted.code()));
@@ -283,7 +284,7 @@ fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> an
             "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command to resume"
         ),
         Some(Stop::BudgetSpent(why)) => anyhow::bail!(
-            "stopped dispatching: {why}; the rest stays pending. Run the same command later to resume"
+            "stopped dispatching: {why}. Unsent items stay pending and in-flight ones are re-sent on resume: run the same command later"
         ),
         None => {}
     }

@@ -47,12 +47,31 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
 /// full (the pause between chunks is one request's latency).
 pub const RESOLVE_CHUNK: usize = 50_000;
 
-/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print.
+/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print. Ctrl-C drops the work in
+/// progress (the scratch and half-written files go with it) and exits 130.
 pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
+    let mut interrupt = super::interrupts()?;
+    tokio::select! {
+        exit = run_plan(args) => exit,
+        _ = interrupt.recv() => {
+            eprintln!("\nInterrupted: no state file was written.");
+            Ok(Exit::Interrupted)
+        }
+    }
+}
+
+async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let state_path = args
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    let leftovers = state::remove_leftovers(&state_path);
+    if leftovers > 0 {
+        eprintln!(
+            "Removed {leftovers} scratch file(s) a killed plan left beside `{}`.",
+            state_path.display()
+        );
+    }
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;

@@ -213,3 +213,42 @@ impl Drop for Sealer {
         }
     }
 }
+
+/// Removes what a killed `plan` left beside `state`: `<state>.tmp-<pid>` and
+/// `<state>.stage-<pid>` files (and their SQLite side files) whose process no longer runs.
+/// They hold identifiers, so they must not linger. Returns how many were removed.
+pub fn remove_leftovers(state: &Path) -> usize {
+    let Some(name) = state.file_name().and_then(|n| n.to_str()) else {
+        return 0;
+    };
+    let dir = match state.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(listing) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in listing.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(rest) = file.strip_prefix(name) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .strip_prefix(".tmp-")
+            .or_else(|| rest.strip_prefix(".stage-"))
+        else {
+            continue;
+        };
+        // Side files (`-wal`, `-shm`, `-journal`) go with their database.
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !super::lock::pid_alive(pid) {
+            remove_db(&entry.path());
+            removed += 1;
+        }
+    }
+    removed
+}
