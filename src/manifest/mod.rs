@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use serde_saphyr::Spanned;
 use sha2::{Digest, Sha256};
@@ -723,6 +723,43 @@ impl<'a> Validator<'a> {
         })
     }
 
+    /// Keeps a `csv:` path only when it stays inside the manifest's directory: no absolute
+    /// path, no `..`, no symbolic link out. A manifest comes from a pull request and `plan`
+    /// runs in CI, where a path like `../../.env` would otherwise print that file's first line
+    /// (as "the header has ...") into the job log.
+    fn inside(
+        &mut self,
+        at: serde_saphyr::Location,
+        written: String,
+        manifest_dir: &Path,
+    ) -> Option<String> {
+        let path = Path::new(&written);
+        let lexical_escape = path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        let dir = if manifest_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            manifest_dir
+        };
+        let link_escape = || match (dir.canonicalize(), dir.join(path).canonicalize()) {
+            (Ok(dir), Ok(file)) => !file.starts_with(dir),
+            // A missing file is reported when it is opened.
+            _ => false,
+        };
+        if lexical_escape || link_escape() {
+            self.problem(
+                at,
+                format!(
+                    "`csv` path `{}` leads outside the manifest's directory; put the CSV beside the manifest (or below it) and give its relative path",
+                    shown(&written)
+                ),
+            );
+            return None;
+        }
+        Some(written)
+    }
+
     /// Validates one `sources` item and, when it is usable, streams its CSV. Returns the source
     /// and the problems located in the CSV file.
     fn source(
@@ -743,7 +780,9 @@ impl<'a> Validator<'a> {
                 );
                 None
             }
-            Some(c) => self.text(c, "csv"),
+            Some(c) => self
+                .text(c, "csv")
+                .and_then(|w| self.inside(c.referenced, w, manifest_dir)),
         };
 
         let mut remove_columns = Vec::new();

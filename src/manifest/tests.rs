@@ -628,3 +628,36 @@ fn null_values_are_refused_not_defaulted() {
         assert!(got[0].starts_with(at), "{got:?} should be at {at}");
     }
 }
+
+#[test]
+fn csv_paths_stay_inside_the_manifest_directory() {
+    let source = |path: &str| {
+        format!(
+            "{HEAD}sources:\n  - csv: {path}\n    profile_column: user_id\n    remove_columns: [email]\n"
+        )
+    };
+    let f = Fixture::new();
+    f.file("data/ok.csv", "user_id,email\nu_1,a@x.com\n");
+    f.file("ok.csv", "user_id,email\nu_1,a@x.com\n");
+    for inside in ["data/ok.csv", "./ok.csv", "ok.csv"] {
+        let m = f.load(&source(inside)).expect("a path inside is read");
+        assert_eq!(m.entries.len(), 1, "{inside}");
+    }
+    // Outside: refused at the `csv:` value, before the file is opened (so its first line is
+    // never quoted back as "the header").
+    std::os::unix::fs::symlink("/etc/hostname", f.dir.path().join("link.csv")).expect("symlink");
+    for outside in [
+        "../ok.csv",
+        "data/../../ok.csv",
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "link.csv",
+    ] {
+        let got = problems(f.load(&source(outside)));
+        assert_eq!(got.len(), 1, "{outside}: {got:?}");
+        assert!(
+            got[0].starts_with("5:10: `csv` path") && got[0].contains("outside"),
+            "{outside}: {got:?}"
+        );
+    }
+}
