@@ -321,6 +321,10 @@ fn read_row(
             ));
             return None;
         };
+        if let Some(problem) = super::too_long(text) {
+            problems.push(Diagnostic::new(at(index), problem));
+            return None;
+        }
         if text.chars().any(is_forbidden_control) {
             problems.push(Diagnostic::new(
                 at(index),

@@ -33,6 +33,26 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 /// What an empty manifest is told.
 const EMPTY_MANIFEST: &str =
     "the manifest is empty; it needs at least `version: 1`, `space`, `reason` and entries";
+/// Longest identifier or lookup value accepted, in bytes. Real identifiers (emails, ids, push
+/// tokens) are far shorter; a longer value is a broken export, and would only be refused later
+/// by the HTTP layers it travels through (it goes into a URL path).
+pub const MAX_VALUE_BYTES: usize = 1024;
+/// How much of an over-long value a message quotes.
+const QUOTED_PREFIX_CHARS: usize = 40;
+
+/// The problem with a value over [`MAX_VALUE_BYTES`], quoting only its start; `None` when it
+/// is short enough.
+pub(crate) fn too_long(value: &str) -> Option<String> {
+    (value.len() > MAX_VALUE_BYTES).then(|| {
+        let start: String = value.chars().take(QUOTED_PREFIX_CHARS).collect();
+        format!(
+            "`{}...` is {} bytes long, over the {MAX_VALUE_BYTES}-byte limit for a value; no identifier is that long (fix the export)",
+            shown(&start),
+            value.len()
+        )
+    })
+}
+
 /// The only manifest version this build reads.
 pub const MANIFEST_VERSION: u64 = 1;
 /// Problems (and, separately, warnings) kept per file; the rest are counted in one
@@ -427,6 +447,16 @@ impl<'a> Validator<'a> {
         self.problems.push(Diagnostic::new(at, message));
     }
 
+    /// Refuses control characters and over-long values in an identifier or lookup; true when
+    /// the value is clean.
+    fn clean_value(&mut self, s: &Spanned<String>, what: &str) -> bool {
+        if let Some(problem) = too_long(&s.value) {
+            self.problem(s.referenced, format!("{what} {problem}"));
+            return false;
+        }
+        self.clean(s, what)
+    }
+
     /// Refuses control characters in a value; true when the value is clean.
     fn clean(&mut self, s: &Spanned<String>, what: &str) -> bool {
         if s.value.chars().any(is_forbidden_control) {
@@ -452,7 +482,7 @@ impl<'a> Validator<'a> {
     }
 
     fn identifier(&mut self, s: &Spanned<String>) -> Option<Identifier> {
-        if !self.clean(s, "identifier") {
+        if !self.clean_value(s, "identifier") {
             return None;
         }
         match Identifier::parse(&s.value) {
@@ -468,7 +498,7 @@ impl<'a> Validator<'a> {
     }
 
     fn lookup(&mut self, s: &Spanned<String>) -> Option<Lookup> {
-        if !self.clean(s, "profile lookup") {
+        if !self.clean_value(s, "profile lookup") {
             return None;
         }
         match Lookup::parse(&s.value) {

@@ -661,3 +661,41 @@ fn csv_paths_stay_inside_the_manifest_directory() {
         );
     }
 }
+
+#[test]
+fn over_long_values_are_refused_quoting_only_their_start() {
+    let long = "a".repeat(MAX_VALUE_BYTES);
+    let f = Fixture::new();
+    // At the limit: fine.
+    let m = f
+        .load(&format!(
+            "{HEAD}remove:\n  - identifier: email:{}\n",
+            &long[6..]
+        ))
+        .expect("a value of exactly the limit");
+    assert_eq!(m.entries[0].identifier.to_string().len(), MAX_VALUE_BYTES);
+    let over = "b".repeat(MAX_VALUE_BYTES * 100);
+    let got = bad(&format!(
+        "{HEAD}remove:\n  - profile: user_id:{over}\n    identifier: email:{over}\n"
+    ));
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert!(
+        got[0].starts_with("5:14: profile lookup `user_id:bbb")
+            && got[0].contains("over the 1024-byte limit"),
+        "{got:?}"
+    );
+    assert!(got[1].starts_with("6:17: identifier `email:bbb"));
+    assert!(
+        got.iter().all(|p| p.len() < 300),
+        "the value is not quoted whole"
+    );
+    f.file("s.csv", format!("user_id,email\nu_1,{over}\n"));
+    let got = problems(f.load(&format!(
+        "{HEAD}sources:\n  - csv: s.csv\n    profile_column: user_id\n    remove_columns: [email]\n"
+    )));
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert!(
+        got[0].starts_with("2:2: `bbb") && got[0].len() < 300,
+        "{got:?}"
+    );
+}
