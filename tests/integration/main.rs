@@ -7,6 +7,7 @@
 //!
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
+//! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
 //! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
@@ -20,6 +21,7 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 
 mod auth;
+mod bad_inputs;
 mod crash;
 mod disk;
 mod encoding;
