@@ -13,6 +13,7 @@
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
 //! - `disk`: a read-only directory, a full disk: clear errors, no corruption, resumable.
 //! - `encoding`: awkward values in paths and bodies; CSV dialects.
+//! - `properties`: proptest: path round trip via the emulator, digest ⇔ items, crash-anywhere resume.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
@@ -30,6 +31,7 @@ mod harness;
 mod input_errors;
 mod kills;
 mod plan_apply;
+mod properties;
 mod refusals;
 mod render;
 mod resilience;
