@@ -111,3 +111,76 @@ fn token_file_and_stdin_work_and_stay_secret() {
     no_token(&out, TOKEN);
     assert_eq!(test.emu().stats().deleted.len(), 10);
 }
+
+/// A one-shot HTTP server on loopback that answers every request with `302` to `location` and
+/// records the raw requests it got.
+fn redirecting_server(location: String) -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("binding");
+    let addr = listener.local_addr().expect("address");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+            let mut buf = vec![0u8; 16 * 1024];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = tx.send(String::from_utf8_lossy(&buf[..n]).into_owned());
+            let _ = write!(
+                stream,
+                "HTTP/1.1 302 Found\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+        }
+    });
+    (format!("http://{addr}"), rx)
+}
+
+#[test]
+fn a_redirect_is_not_followed_with_the_token() {
+    let test = mixed_test();
+    // The redirect points at the real emulator: following it would "work", with credentials.
+    let (url, requests) = redirecting_server(format!("{}/v1/elsewhere", test.emu().url()));
+    let out = test
+        .idprune(["plan", "m.yaml", "--api-url", &url])
+        .run()
+        .code(1);
+    no_token(&out, TOKEN);
+    assert!(!test.path("m.state.db").exists());
+    let got: Vec<String> = requests.try_iter().collect();
+    assert!(!got.is_empty(), "the redirecting server was asked");
+    assert_eq!(
+        test.emu().stats().requests,
+        0,
+        "the redirect was followed to the emulator"
+    );
+}
+
+#[test]
+fn plain_http_to_a_host_that_is_not_loopback_is_refused_before_sending() {
+    let test = mixed_test();
+    // 127.0.0.2 is loopback, so use a documentation address (TEST-NET-1): never contacted,
+    // since the refusal comes before any connection.
+    for url in ["http://192.0.2.1:9", "http://example.invalid"] {
+        let out = test
+            .idprune(["plan", "m.yaml", "--api-url", url])
+            .run()
+            .code(1)
+            .stderr_has("--insecure");
+        no_token(&out, TOKEN);
+        let out = test
+            .idprune(["validate", "m.yaml"])
+            .env("IDPRUNE_API_URL", url)
+            .run()
+            .ok();
+        no_token(&out, TOKEN);
+    }
+    assert!(!test.path("m.state.db").exists());
+    let digest = test.plan("m.yaml", "m.state.db");
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest])
+        .env("IDPRUNE_API_URL", "http://192.0.2.1:9")
+        .run();
+    assert_ne!(out.code, Some(0));
+    assert!(out.stderr.contains("--insecure"), "{}", out.stderr);
+    assert_eq!(test.emu().stats().deletes, 0);
+}
