@@ -175,9 +175,9 @@ async fn run_locked(
     )?;
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
-        "Applying {} deletions at up to {}/s, at most {} in flight (reason: {}).",
+        "Applying {} deletions at {}, at most {} in flight (reason: {}).",
         thousands(work),
-        args.pace.rate,
+        super::plan::rate_text(args.pace.rate),
         args.pace.concurrency,
         render::clean(reason)
     );
