@@ -17,8 +17,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 
+use crate::pace::Pacer;
 use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS, RetryBudget};
 use crate::segment::{DeleteOutcome, Fault, ProfileApi};
 use crate::state::{Failure, ItemState, Outcome, State, Work};
@@ -28,16 +29,24 @@ use crate::state::{Failure, ItemState, Outcome, State, Work};
 pub const DISPATCH_BATCH: usize = 256;
 /// Segment's limit of deletions per second on one profile.
 pub const PROFILE_RATE: u32 = 100;
+/// The latency assumed before the first response: generous, so a slow API is not throttled
+/// by a too-small in-flight window while the first answers are on their way.
+pub const INITIAL_LATENCY: Duration = Duration::from_secs(1);
+/// Headroom over rate × latency, so jitter in latency never starves the pacer.
+pub const IN_FLIGHT_HEADROOM: f64 = 1.5;
 
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct ApplyOptions {
-    /// Requests in flight at most.
+    /// Requests in flight at most (`--concurrency`).
     pub concurrency: usize,
     /// Also retry permanently failed items.
     pub retry_failed: bool,
     /// Per-profile deletions per second (0: unlimited).
     pub profile_rate: u32,
+    /// The client's pacer, to size the in-flight window to its current rate (None: use
+    /// `concurrency` as it is).
+    pub pacer: Option<Arc<Pacer>>,
 }
 
 /// Why a run stopped before its work was done.
@@ -56,12 +65,18 @@ pub enum Stop {
 pub struct ApplyReport {
     /// Requests sent in this run.
     pub requests: u64,
+    /// Requests the server answered 429.
+    pub throttled: u64,
     /// Wall time of the run.
     pub elapsed: Duration,
     /// Why it stopped early, if it did.
     pub stop: Option<Stop>,
     /// Items settled in this run, by final state.
     pub settled: Settled,
+    /// Median request latency.
+    pub latency_p50: Option<Duration>,
+    /// 99th-percentile request latency.
+    pub latency_p99: Option<Duration>,
 }
 
 impl ApplyReport {
@@ -104,6 +119,9 @@ pub struct Progress {
 struct Report {
     outcome: Outcome,
     stop: Option<Stop>,
+    /// The duration of each request it sent.
+    latencies: Vec<Duration>,
+    throttled: u32,
 }
 
 /// Shared between the dispatcher and the sending tasks.
@@ -119,6 +137,28 @@ impl<A> Shared<A> {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+}
+
+/// The in-flight window that holds `rate` (requests/s; None: unlimited) at `latency`:
+/// Little's law with headroom, at least 1, at most `cap`.
+pub fn in_flight_window(rate: Option<f64>, latency: Duration, cap: usize) -> usize {
+    match rate {
+        None => cap.max(1),
+        Some(r) => {
+            let needed = (r * latency.as_secs_f64() * IN_FLIGHT_HEADROOM).ceil() as usize + 2;
+            needed.clamp(1, cap.max(1))
+        }
+    }
+}
+
+/// The median and 99th percentile of a set of durations.
+fn percentiles(mut samples: Vec<Duration>) -> (Option<Duration>, Option<Duration>) {
+    if samples.is_empty() {
+        return (None, None);
+    }
+    samples.sort_unstable();
+    let at = |q: f64| samples[((samples.len() - 1) as f64 * q).round() as usize];
+    (Some(at(0.5)), Some(at(0.99)))
 }
 
 /// Runs the plan's pending deletions to completion or to a stop. `cancel` flips to true on
@@ -140,7 +180,6 @@ pub async fn execute<A: ProfileApi>(
         profiles: std::num::NonZeroU32::new(options.profile_rate)
             .map(|r| RateLimiter::keyed(Quota::per_second(r))),
     });
-    let permits = Arc::new(Semaphore::new(options.concurrency.max(1)));
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     let mut queue: VecDeque<Work> = VecDeque::new();
     let mut after = 0u64;
@@ -148,7 +187,11 @@ pub async fn execute<A: ProfileApi>(
     let mut outstanding = 0usize;
     let mut stop: Option<Stop> = None;
     let mut settled = Settled::default();
+    let mut throttled = 0u64;
     let mut buffer: Vec<Outcome> = Vec::new();
+    let mut latencies: Vec<Duration> = Vec::new();
+    // Exponentially weighted mean latency, sizing the in-flight window.
+    let mut latency = INITIAL_LATENCY;
     let mut last_progress = Instant::now();
 
     loop {
@@ -168,6 +211,23 @@ pub async fn execute<A: ProfileApi>(
         if (queue.is_empty() || halted) && outstanding == 0 {
             break;
         }
+        let rate = options.pacer.as_ref().and_then(|p| p.current_rate());
+        let window = in_flight_window(rate, latency, options.concurrency);
+        // Dispatch without waiting: the task itself waits for the pacer.
+        if let Some(work) = (!halted && outstanding < window)
+            .then(|| queue.pop_front())
+            .flatten()
+        {
+            outstanding += 1;
+            let shared = shared.clone();
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let report = send(&shared, work).await;
+                // The receiver lives until every outstanding report arrived.
+                let _ = tx.send(report);
+            });
+            continue;
+        }
         tokio::select! {
             biased;
             changed = cancel.changed(), if stop.is_none() => {
@@ -177,19 +237,27 @@ pub async fn execute<A: ProfileApi>(
                 }
             }
             Some(report) = rx.recv() => {
-                outstanding -= 1;
-                absorb(report, &mut buffer, &mut stop, &shared);
-                while let Ok(report) = rx.try_recv() {
+                let mut next = Some(report);
+                while let Some(report) = next {
                     outstanding -= 1;
-                    absorb(report, &mut buffer, &mut stop, &shared);
-                }
-                for o in &buffer {
-                    match o.state {
+                    throttled += u64::from(report.throttled);
+                    for l in &report.latencies {
+                        latency = latency.mul_f64(0.9) + l.mul_f64(0.1);
+                    }
+                    latencies.extend(&report.latencies);
+                    if let Some(s) = report.stop {
+                        shared.stopping.store(true, Ordering::SeqCst);
+                        // The first reason wins: later tasks only echo it.
+                        stop.get_or_insert(s);
+                    }
+                    match report.outcome.state {
                         ItemState::Done => settled.done += 1,
                         ItemState::AlreadyAbsent => settled.already_absent += 1,
                         ItemState::Failed => settled.failed += 1,
                         _ => {}
                     }
+                    buffer.push(report.outcome);
+                    next = rx.try_recv().ok();
                 }
                 state.record(&buffer)?;
                 buffer.clear();
@@ -203,31 +271,21 @@ pub async fn execute<A: ProfileApi>(
                     });
                 }
             }
-            permit = permits.clone().acquire_owned(), if !queue.is_empty() && !halted => {
-                let permit = permit?;
-                if let Some(work) = queue.pop_front() {
-                    outstanding += 1;
-                    let shared = shared.clone();
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let report = send(&shared, work).await;
-                        drop(permit);
-                        // The receiver lives until every outstanding report arrived.
-                        let _ = tx.send(report);
-                    });
-                }
-            }
         }
     }
-    // Items fetched but never dispatched stay `in_flight` in the journal, which is safe: they
-    // are re-sent on resume. Put them back to their earlier state for an honest status.
+    // Items fetched but never dispatched go back to their earlier state for an honest status
+    // (leaving them `in_flight` would be safe too: they would be re-sent on resume).
     let untouched: Vec<Outcome> = queue.drain(..).map(|w| unsent(&w)).collect();
     state.record(&untouched)?;
+    let (latency_p50, latency_p99) = percentiles(latencies);
     let report = ApplyReport {
         requests: shared.requests.load(Ordering::Relaxed),
+        throttled,
         elapsed: started.elapsed(),
         stop,
         settled,
+        latency_p50,
+        latency_p99,
     };
     on_progress(&Progress {
         settled,
@@ -236,20 +294,6 @@ pub async fn execute<A: ProfileApi>(
         elapsed: report.elapsed,
     });
     Ok(report)
-}
-
-fn absorb<A>(
-    report: Report,
-    buffer: &mut Vec<Outcome>,
-    stop: &mut Option<Stop>,
-    shared: &Shared<A>,
-) {
-    if let Some(s) = report.stop {
-        shared.stopping.store(true, Ordering::SeqCst);
-        // The first reason wins: later tasks only echo it.
-        stop.get_or_insert(s);
-    }
-    buffer.push(report.outcome);
 }
 
 /// The journal state of an item whose request was not sent in this run.
@@ -271,25 +315,41 @@ fn unsent(work: &Work) -> Outcome {
 
 /// Sends one item's delete, retrying transient faults, and decides its journal outcome.
 async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
-    let mut outcome = unsent(&work);
+    let mut latencies = Vec::new();
+    let mut throttled = 0;
+    let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
+    Report {
+        outcome,
+        stop,
+        latencies,
+        throttled,
+    }
+}
+
+/// The retry loop of one item: its journal outcome, and a reason to stop the run if any.
+async fn settle<A: ProfileApi>(
+    shared: &Shared<A>,
+    work: &Work,
+    latencies: &mut Vec<Duration>,
+    throttled: &mut u32,
+) -> (Outcome, Option<Stop>) {
+    let mut outcome = unsent(work);
     // True once a request may have reached the server and been applied without us knowing.
     let mut ambiguous = work.was_in_flight;
-    let (mut transient, mut throttled) = (0u32, 0u32);
+    let mut transient = 0u32;
     loop {
         if shared.stopping() {
             if ambiguous {
                 outcome.state = ItemState::InFlight;
             }
-            return Report {
-                outcome,
-                stop: None,
-            };
+            return (outcome, None);
         }
         if let Some(limiter) = &shared.profiles {
             limiter.until_key_ready(&work.profile).await;
         }
         let reply = shared.api.delete(&work.user_id, &work.identifier).await;
         shared.requests.fetch_add(1, Ordering::Relaxed);
+        latencies.push(reply.elapsed);
         outcome.attempts += 1;
         outcome.last_status = reply.status;
         if reply.request_id.is_some() {
@@ -310,10 +370,7 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
                         (ItemState::Failed, Some(Failure::Permanent))
                     }
                 };
-                return Report {
-                    outcome,
-                    stop: None,
-                };
+                return (outcome, None);
             }
             Err(fault) => fault,
         };
@@ -322,22 +379,16 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
             Fault::Permanent { .. } => {
                 outcome.state = ItemState::Failed;
                 outcome.failure = Some(Failure::Permanent);
-                return Report {
-                    outcome,
-                    stop: None,
-                };
+                return (outcome, None);
             }
             Fault::Space { .. } => {
                 // Refused before any change: the item goes back to where it was.
                 outcome.state = if ambiguous {
                     ItemState::InFlight
                 } else {
-                    unsent(&work).state
+                    unsent(work).state
                 };
-                return Report {
-                    outcome,
-                    stop: Some(Stop::Space(fault)),
-                };
+                return (outcome, Some(Stop::Space(fault)));
             }
             Fault::Retryable {
                 throttled: was_throttled,
@@ -345,8 +396,8 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
                 ref reason,
             } => {
                 let attempt = if was_throttled {
-                    throttled += 1;
-                    throttled
+                    *throttled += 1;
+                    *throttled
                 } else {
                     // A timeout or a 5xx may hide a delete the server applied.
                     ambiguous = true;
@@ -354,20 +405,14 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
                     if !lock(&shared.budget).withdraw() {
                         outcome.state = ItemState::InFlight;
                         let why = format!("transient faults are sustained (last: {reason})");
-                        return Report {
-                            outcome,
-                            stop: Some(Stop::BudgetSpent(why)),
-                        };
+                        return (outcome, Some(Stop::BudgetSpent(why)));
                     }
                     transient
                 };
-                if transient >= MAX_ATTEMPTS || throttled >= MAX_THROTTLED_ATTEMPTS {
+                if transient >= MAX_ATTEMPTS || *throttled >= MAX_THROTTLED_ATTEMPTS {
                     outcome.state = ItemState::Failed;
                     outcome.failure = Some(Failure::Transient);
-                    return Report {
-                        outcome,
-                        stop: None,
-                    };
+                    return (outcome, None);
                 }
                 let delay = retry::backoff(attempt, retry_after, rand::random::<f64>());
                 tokio::time::sleep(delay).await;

@@ -54,6 +54,11 @@ pub enum Command {
     /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
     #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
     Verify(VerifyArgs),
+    /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
+    #[command(
+        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
+    )]
+    Report(ReportArgs),
     /// Break a stale apply lock (refused while its holder runs on this host).
     #[command(after_help = "Example:\n  idprune unlock plans/x.state.db 3f2a9c01")]
     Unlock(UnlockArgs),
@@ -93,8 +98,9 @@ pub struct PaceArgs {
     /// Requests per second for the whole space, reads and deletes together (0: unlimited).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub rate: u32,
-    /// Requests in flight at most.
-    #[arg(long, default_value_t = 32, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// Requests in flight at most. The window actually used is sized to the rate times the
+    /// observed latency (100/s at 1 s latency: about 150), up to this cap.
+    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
 }
 
@@ -207,6 +213,35 @@ pub struct VerifyArgs {
     pub pace: PaceArgs,
     #[command(flatten)]
     pub api: ApiArgs,
+}
+
+/// Formats of `report --downstream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// `seq,user_id,type,id,state` rows.
+    Csv,
+    /// One JSON object.
+    Json,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
+pub struct ReportArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// The removed identifiers, for clean-up in downstream destinations.
+    #[arg(long)]
+    pub downstream: bool,
+    /// A warehouse query checking that Profiles Sync received the REMOVED rows.
+    #[arg(long)]
+    pub sql: bool,
+    /// Output format of `--downstream`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+    pub format: ReportFormat,
+    /// The warehouse schema of Profiles Sync's tables (with `--sql`).
+    #[arg(long, default_value = "profiles_sync")]
+    pub schema: String,
 }
 
 /// `unlock`.

@@ -20,6 +20,7 @@ pub mod model;
 pub mod pace;
 pub mod plan;
 pub mod render;
+pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod segment;

@@ -15,7 +15,9 @@ use similar::{Algorithm, DiffOp, capture_diff_slices};
 
 use crate::model::Identifier;
 use crate::plan::{Action, Profile};
-use crate::state::{Counts, FORMAT_VERSION, ItemState, Meta, Run, StoredItem, lock::Holder};
+use crate::state::{
+    Counts, FORMAT_VERSION, ItemState, Meta, Run, RunFigures, StoredItem, lock::Holder,
+};
 
 /// What stands in for a hidden value.
 pub const REDACTED: &str = "***";
@@ -182,7 +184,7 @@ fn profile_diff<'a>(
     lines
 }
 
-/// Per-profile diffs for the items to delete, in profile-key order.
+/// Per-profile diffs for the items to delete, in the order the manifest first names them.
 fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
     let mut by_profile: BTreeMap<&str, BTreeMap<&Identifier, u64>> = BTreeMap::new();
     for s in &view.items {
@@ -193,9 +195,14 @@ fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
                 .insert(&s.item.identifier, s.item.seq);
         }
     }
+    let mut order: Vec<(u64, &str)> = by_profile
+        .iter()
+        .map(|(key, deleting)| (deleting.values().min().copied().unwrap_or(0), *key))
+        .collect();
+    order.sort_unstable();
     let mut out = String::new();
-    for (key, deleting) in &by_profile {
-        let Some(profile) = view.profiles.get(*key) else {
+    for (_, key) in order {
+        let (Some(profile), Some(deleting)) = (view.profiles.get(key), by_profile.get(key)) else {
             continue;
         };
         let _ = writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup));
@@ -492,14 +499,16 @@ pub fn status_text(view: &StatusView, out: &mut impl Write) -> io::Result<()> {
     for run in &view.runs {
         writeln!(
             out,
-            "Run {} by {} on {} at {}: {}, {} requests, {:.1} requests/s.",
+            "Run {} by {} on {} at {}: {}, {} requests ({} throttled), {:.1} requests/s{}.",
             run.id,
             clean(&run.user),
             clean(&run.host),
             timestamp(run.started_at),
             run.outcome.as_deref().unwrap_or("running or died"),
-            thousands(run.requests),
-            run.rate
+            thousands(run.figures.requests),
+            thousands(run.figures.throttled),
+            run.figures.rate,
+            latency_text(&run.figures)
         )?;
     }
     if !view.last_errors.is_empty() {
@@ -509,6 +518,14 @@ pub fn status_text(view: &StatusView, out: &mut impl Write) -> io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `, latency p50 51 ms, p99 80 ms` when measured.
+pub fn latency_text(f: &RunFigures) -> String {
+    match (f.latency_p50_ms, f.latency_p99_ms) {
+        (Some(p50), Some(p99)) => format!(", latency p50 {p50:.0} ms, p99 {p99:.0} ms"),
+        _ => String::new(),
+    }
 }
 
 /// Writes the status as one JSON object (items redacted unless `r` says otherwise).
@@ -527,7 +544,10 @@ pub fn status_json(view: &StatusView, r: Redaction, out: &mut impl Write) -> io:
             .map(|run| {
                 json!({"id": run.id, "started_at": timestamp(run.started_at),
                        "finished_at": run.finished_at.map(timestamp), "user": run.user, "host": run.host,
-                       "outcome": run.outcome, "requests": run.requests, "rate": run.rate})
+                       "outcome": run.outcome, "requests": run.figures.requests,
+                       "throttled": run.figures.throttled, "rate": run.figures.rate,
+                       "latency_p50_ms": run.figures.latency_p50_ms,
+                       "latency_p99_ms": run.figures.latency_p99_ms})
             })
             .collect(),
     );

@@ -2,8 +2,7 @@
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
@@ -16,40 +15,9 @@ use crate::digest;
 use crate::exit::Exit;
 use crate::render::{self, thousands};
 use crate::state::lock::Acquired;
-use crate::state::{ItemState, State, now_unix};
+use crate::state::{ItemState, RunFigures, State, now_unix};
 
-/// How often plain progress lines are printed.
-pub const PROGRESS_EVERY: Duration = Duration::from_secs(2);
-
-/// A rate-limited progress printer for stderr.
-pub struct Ticker {
-    what: &'static str,
-    total: u64,
-    last: Mutex<Instant>,
-}
-
-impl Ticker {
-    /// A ticker for `total` things.
-    pub fn new(what: &'static str, total: u64) -> Self {
-        Self {
-            what,
-            total,
-            last: Mutex::new(Instant::now()),
-        }
-    }
-
-    /// Prints `n/total` when the last line is old enough.
-    pub fn tick(&self, n: u64) {
-        let mut last = self
-            .last
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if last.elapsed() >= PROGRESS_EVERY {
-            *last = Instant::now();
-            eprintln!("  {} {}/{}", self.what, thousands(n), thousands(self.total));
-        }
-    }
-}
+use super::progress::ProgressOut;
 
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
     let mut file =
@@ -207,7 +175,7 @@ async fn run_locked(
     )?;
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
-        "Applying {} deletions at up to {}/s with {} in flight (reason: {}).",
+        "Applying {} deletions at up to {}/s, at most {} in flight (reason: {}).",
         thousands(work),
         args.pace.rate,
         args.pace.concurrency,
@@ -231,20 +199,20 @@ async fn run_locked(
         concurrency: args.pace.concurrency as usize,
         retry_failed: args.retry_failed,
         profile_rate: PROFILE_RATE,
+        pacer: Some(api.pacer().clone()),
     };
-    let mut last_line = Instant::now();
+    let progress = ProgressOut::new("deleted", work);
     let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
-        if last_line.elapsed() >= PROGRESS_EVERY {
-            last_line = Instant::now();
-            eprintln!("{}", progress_text(p));
-        }
+        let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
+        progress.update(settled, || progress_text(p));
     })
     .await;
+    progress.finish();
     signals.abort();
     let report = match report {
         Ok(r) => r,
         Err(e) => {
-            let _ = state.finish_run(run, "error", 0, 0.0);
+            let _ = state.finish_run(run, "error", &RunFigures::default());
             return Err(e.context(format!(
                 "applying `{}`; run the same command to resume",
                 args.state.display()
@@ -259,13 +227,9 @@ fn mine_user() -> String {
 }
 
 fn progress_text(p: &Progress) -> String {
-    let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
     let rate = p.requests as f64 / p.elapsed.as_secs_f64().max(0.001);
     format!(
-        "  {}/{} settled ({} done, {} already absent, {} failed), {:.1} requests/s",
-        thousands(settled),
-        thousands(p.total),
-        thousands(p.settled.done),
+        "({} already absent, {} failed, {:.1} requests/s)",
         thousands(p.settled.already_absent),
         thousands(p.settled.failed),
         rate
@@ -278,16 +242,26 @@ fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> an
         Some(Stop::Space(_)) | Some(Stop::BudgetSpent(_)) => "stopped",
         None => "completed",
     };
-    state.finish_run(run, outcome, report.requests, report.rate())?;
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let figures = RunFigures {
+        requests: report.requests,
+        throttled: report.throttled,
+        rate: report.rate(),
+        latency_p50_ms: ms(report.latency_p50),
+        latency_p99_ms: ms(report.latency_p99),
+    };
+    state.finish_run(run, outcome, &figures)?;
     let counts = state.counts()?;
     eprintln!(
-        "This run: {} deleted, {} already absent, {} failed; {} requests in {:.1}s ({:.1}/s).",
+        "This run: {} deleted, {} already absent, {} failed; {} requests ({} throttled) in {:.1}s ({:.1}/s{}).",
         thousands(report.settled.done),
         thousands(report.settled.already_absent),
         thousands(report.settled.failed),
         thousands(report.requests),
+        thousands(report.throttled),
         report.elapsed.as_secs_f64(),
-        report.rate()
+        report.rate(),
+        render::latency_text(&figures)
     );
     println!("{}", render::progress_line(&counts));
     let path = args.state.display();

@@ -5,6 +5,7 @@
 mod apply;
 mod demo;
 mod plan;
+mod progress;
 mod show;
 
 use std::io::{IsTerminal as _, Read as _};
@@ -43,6 +44,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Apply(args) => apply::apply(&args).await,
         Command::Status(args) => show::status(&args),
         Command::Verify(args) => show::verify(&args).await,
+        Command::Report(args) => show::report(&args),
         Command::Unlock(args) => show::unlock(&args),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,

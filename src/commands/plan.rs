@@ -69,13 +69,16 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         render::thousands(total),
         args.pace.rate
     );
-    let progress = super::apply::Ticker::new("resolved", total);
+    let progress = std::sync::Arc::new(super::progress::ProgressOut::new("resolved", total));
+    let shown = progress.clone();
     let resolved =
         crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, move |n| {
-            progress.tick(n)
+            shown.update(n, String::new)
         })
-        .await
-        .context("resolving the manifest's profiles; no state file was written")?;
+        .await;
+    progress.finish();
+    let resolved =
+        resolved.context("resolving the manifest's profiles; no state file was written")?;
     let built = plan::build(&manifest.entries, &resolved);
     let digest = seal(&manifest, &state_path, &base, args.ttl.as_secs(), &built)?;
     let deletes = built
@@ -88,10 +91,14 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let redact = default_redaction(args.format, args.redact, args.reveal);
     print_plan(&state, args.format, redact)?;
     eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    eprintln!(
-        "Review it, then: idprune apply {} --approve {digest}",
-        state_path.display()
-    );
+    if deletes == 0 {
+        eprintln!("No changes: nothing to delete.");
+    } else {
+        eprintln!(
+            "Review it, then: idprune apply {} --approve {digest}",
+            state_path.display()
+        );
+    }
     Ok(if args.detailed_exitcode && deletes > 0 {
         Exit::Changes
     } else {

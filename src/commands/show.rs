@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use super::plan::{default_redaction, print_plan};
 use super::{Refused, base_url, client, load_token};
-use crate::cli::{ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs};
+use crate::cli::{
+    ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
+};
 use crate::exit::Exit;
 use crate::model::{Identifier, Lookup};
 use crate::plan::Resolution;
@@ -47,6 +49,39 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     match args.format {
         StatusFormat::Text => render::status_text(&view, &mut out)?,
         StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
+    }
+    out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// `idprune report STATE --downstream | --sql`.
+pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
+    let state = State::open(&args.state)?;
+    let mut items = Vec::new();
+    state.for_each_item(|i| {
+        items.push(i);
+        Ok(())
+    })?;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if args.sql {
+        let schema_ok = !args.schema.is_empty()
+            && args
+                .schema
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'));
+        if !schema_ok {
+            anyhow::bail!(
+                "--schema `{}` may only hold letters, digits, `_` and `.`",
+                render::clean(&args.schema)
+            );
+        }
+        crate::report::profiles_sync_sql(&items, &args.schema, &mut out)?;
+    } else {
+        match args.format {
+            ReportFormat::Csv => crate::report::downstream_csv(&items, &mut out)?,
+            ReportFormat::Json => crate::report::downstream_json(&items, &mut out)?,
+        }
     }
     out.flush()?;
     Ok(Exit::Success)

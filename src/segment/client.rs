@@ -4,7 +4,7 @@
 //! callers own retries.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use base64::Engine as _;
@@ -73,6 +73,11 @@ impl Client {
         })
     }
 
+    /// The pacer this client waits on (shared with the executor to size its window).
+    pub fn pacer(&self) -> &Arc<Pacer> {
+        &self.pacer
+    }
+
     fn profile_url(&self, profile_segment: &str, tail: &str) -> String {
         format!(
             "{}/v1/spaces/{}/collections/users/profiles/{}/{}",
@@ -80,10 +85,16 @@ impl Client {
         )
     }
 
-    /// Sends one paced request; returns the status, `Retry-After`, request id and body, or a
-    /// transient fault when no complete response arrived.
-    async fn send(&self, method: Method, url: &str, body: Option<Vec<u8>>) -> Result<Raw, Fault> {
+    /// Sends one paced request; returns the complete response, or a transient fault when none
+    /// arrived, with the time the exchange took (pacing excluded).
+    async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        body: Option<Vec<u8>>,
+    ) -> (Result<Raw, Fault>, Duration) {
         self.pacer.ready().await;
+        let started = Instant::now();
         let mut request = self
             .http
             .request(method, url)
@@ -91,24 +102,31 @@ impl Client {
         if let Some(body) = body {
             request = request.header(CONTENT_TYPE, "application/json").body(body);
         }
-        let response = request.send().await.map_err(network_fault)?;
-        let status = response.status().as_u16();
-        let headers = response.headers();
-        let retry_after = headers
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| classify::retry_after(v, SystemTime::now()));
-        let request_id = headers
-            .get(REQUEST_ID)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned);
-        let body = response.bytes().await.map_err(network_fault)?;
-        Ok(Raw {
-            status,
-            retry_after,
-            request_id,
-            body: body.to_vec(),
-        })
+        let result = async {
+            let response = request.send().await.map_err(network_fault)?;
+            let status = response.status().as_u16();
+            if status == 429 {
+                self.pacer.throttled();
+            }
+            let headers = response.headers();
+            let retry_after = headers
+                .get(RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| classify::retry_after(v, SystemTime::now()));
+            let request_id = headers
+                .get(REQUEST_ID)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = response.bytes().await.map_err(network_fault)?;
+            Ok(Raw {
+                status,
+                retry_after,
+                request_id,
+                body: body.to_vec(),
+            })
+        }
+        .await;
+        (result, started.elapsed())
     }
 }
 
@@ -142,7 +160,7 @@ fn network_fault(error: reqwest::Error) -> Fault {
 }
 
 fn reply<T>(
-    sent: Result<Raw, Fault>,
+    (sent, elapsed): (Result<Raw, Fault>, Duration),
     classify: impl FnOnce(u16, &[u8], Option<Duration>) -> Result<T, Fault>,
 ) -> Reply<T> {
     match sent {
@@ -155,11 +173,13 @@ fn reply<T>(
             result: classify(status, &body, retry_after),
             status: Some(status),
             request_id,
+            elapsed,
         },
         Err(fault) => Reply {
             result: Err(fault),
             status: None,
             request_id: None,
+            elapsed,
         },
     }
 }

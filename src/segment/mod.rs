@@ -65,6 +65,8 @@ pub struct Reply<T> {
     pub status: Option<u16>,
     /// Segment's `Request-Id` header, for support tickets.
     pub request_id: Option<String>,
+    /// How long the exchange took, waiting for the pacer excluded.
+    pub elapsed: Duration,
 }
 
 /// A successful delete call, or a 404 that tells the caller something about its item.

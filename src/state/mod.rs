@@ -243,10 +243,23 @@ pub struct Run {
     pub host: String,
     /// How it ended (`completed`, `failed_items`, `stopped`, `interrupted`).
     pub outcome: Option<String>,
+    /// What it measured.
+    pub figures: RunFigures,
+}
+
+/// The measured figures of a finished run.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunFigures {
     /// Requests sent.
     pub requests: u64,
-    /// Achieved requests per second.
+    /// Requests answered 429.
+    pub throttled: u64,
+    /// Requests per second achieved.
     pub rate: f64,
+    /// Median request latency, milliseconds.
+    pub latency_p50_ms: Option<f64>,
+    /// 99th-percentile request latency, milliseconds.
+    pub latency_p99_ms: Option<f64>,
 }
 
 /// Everything `plan` seals into a new state file.
@@ -767,27 +780,25 @@ impl State {
     }
 
     /// Records how a run ended, with the counts at that moment.
-    pub fn finish_run(
-        &self,
-        run: i64,
-        outcome: &str,
-        requests: u64,
-        rate: f64,
-    ) -> anyhow::Result<()> {
+    pub fn finish_run(&self, run: i64, outcome: &str, figures: &RunFigures) -> anyhow::Result<()> {
         let c = self.counts()?;
         self.conn.execute(
             "UPDATE runs SET finished_at = ?2, outcome = ?3, requests = ?4, done = ?5,
-                already_absent = ?6, failed = ?7, pending = ?8, rate = ?9 WHERE id = ?1",
+                already_absent = ?6, failed = ?7, pending = ?8, rate = ?9, throttled = ?10,
+                latency_p50_ms = ?11, latency_p99_ms = ?12 WHERE id = ?1",
             params![
                 run,
                 now_unix(),
                 outcome,
-                requests as i64,
+                figures.requests as i64,
                 c.state(ItemState::Done) as i64,
                 c.state(ItemState::AlreadyAbsent) as i64,
                 c.state(ItemState::Failed) as i64,
                 (c.state(ItemState::Pending) + c.state(ItemState::InFlight)) as i64,
-                rate
+                figures.rate,
+                figures.throttled as i64,
+                figures.latency_p50_ms,
+                figures.latency_p99_ms,
             ],
         )?;
         Ok(())
@@ -796,7 +807,8 @@ impl State {
     /// Every run, oldest first.
     pub fn runs(&self) -> anyhow::Result<Vec<Run>> {
         let mut stmt = self.conn.prepare(
-            "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0), COALESCE(rate, 0)
+            "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0),
+                    COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms
              FROM runs ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -807,8 +819,13 @@ impl State {
                 user: r.get(3)?,
                 host: r.get(4)?,
                 outcome: r.get(5)?,
-                requests: r.get::<_, i64>(6)? as u64,
-                rate: r.get(7)?,
+                figures: RunFigures {
+                    requests: r.get::<_, i64>(6)? as u64,
+                    rate: r.get(7)?,
+                    throttled: r.get::<_, i64>(8)? as u64,
+                    latency_p50_ms: r.get(9)?,
+                    latency_p99_ms: r.get(10)?,
+                },
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)

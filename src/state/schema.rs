@@ -75,7 +75,10 @@ CREATE TABLE runs (
     already_absent INTEGER,
     failed         INTEGER,
     pending        INTEGER,
-    rate           REAL
+    rate           REAL,
+    throttled      INTEGER,
+    latency_p50_ms REAL,
+    latency_p99_ms REAL
 ) STRICT;
 -- The runs table is an audit trail: rows are never deleted, and a finished row never changes.
 CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
