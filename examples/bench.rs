@@ -8,9 +8,10 @@
 //! CSV where each `bad_i@x.com` is its own lookup). It starts the built-in emulator in-process
 //! with the space limit R, latency L and jitter, then runs the **real release binary** as a
 //! child process: `plan`, `show --format json` (for the digest), `apply --approve DIGEST` and
-//! `status --format json`. Wall time is measured around each child, peak RSS comes from
-//! `wait4`'s `ru_maxrss`, and the emulator's `/__emulator/stats` counters, read before and
-//! after each phase, give the reads, deletes and 429s the server saw.
+//! `status --format json`. Each child is started by a small launcher (this program re-executed
+//! as `bench __launch ...`, see [`launch`]) that times it and reaps it with `wait4`, whose
+//! `ru_maxrss` is the child's peak RSS; the emulator's `/__emulator/stats` counters, read before
+//! and after each phase, give the reads, deletes and 429s the server saw.
 //!
 //! Figures printed, one per line: apply and plan rate ÷ R (accepted requests ÷ wall time of
 //! the child ÷ R, so process start-up and ramp-up count against idprune), 429s, idprune's own
@@ -28,6 +29,7 @@
 //! stuck run fails instead of hanging a shared machine. Figures, not assertions: tests assert
 //! behaviour, this program measures (STYLE.md rule 9).
 
+use std::ffi::{OsStr, OsString};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::Write as _;
@@ -59,6 +61,8 @@ const TARGET_BIG_PLAN_SECS: f64 = 60.0;
 const TARGET_BIG_RSS_MB: f64 = 300.0;
 /// Speed-up over the naive loop at 100 ms (issue 3).
 const TARGET_SPEEDUP: f64 = 9.0;
+/// The first argument that makes this program the launcher of one child (see [`launch`]).
+const LAUNCHER_ARG: &str = "__launch";
 /// How often a running child is polled; small next to any phase's wall time.
 const REAP_POLL: Duration = Duration::from_millis(2);
 /// The slack every child deadline gets on top of its expected duration.
@@ -264,6 +268,10 @@ struct Verdict {
 }
 
 fn main() -> anyhow::Result<()> {
+    let mut argv = std::env::args_os();
+    if argv.nth(1).as_deref() == Some(OsStr::new(LAUNCHER_ARG)) {
+        return launch(&argv.collect::<Vec<_>>());
+    }
     let args = Args::parse();
     let bin = match &args.bin {
         Some(path) => path.clone(),
@@ -572,23 +580,38 @@ impl Bench {
     ) -> anyhow::Result<Child> {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
-        let start = Instant::now();
-        let child = Command::new(&self.bin)
+        let launcher = std::env::current_exe().context("locating the bench executable")?;
+        let output = Command::new(&launcher)
+            .arg(LAUNCHER_ARG)
+            .arg(deadline.as_millis().to_string())
+            .arg(&stdout)
+            .arg(&stderr)
+            .arg(&self.bin)
             .args(args)
             .env("SEGMENT_ACCESS_TOKEN", TOKEN)
             .env("IDPRUNE_API_URL", base)
             .stdin(Stdio::null())
-            .stdout(fs::File::create(&stdout).context("creating a stdout file")?)
-            .stderr(fs::File::create(&stderr).context("creating a stderr file")?)
-            .spawn()
-            .with_context(|| format!("starting `{}`", self.bin.display()))?;
-        let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-        let (code, peak_rss_kib) = reap(pid, start, deadline)
-            .with_context(|| format!("running `idprune {name}`; its stderr: {}", tail(&stderr)))?;
+            .output()
+            .with_context(|| format!("starting the launcher `{}`", launcher.display()))?;
+        if !output.status.success() {
+            bail!(
+                "running `idprune {name}`: {}; its stderr ends with: {}",
+                String::from_utf8_lossy(&output.stderr).trim(),
+                tail(&stderr)
+            );
+        }
+        let report = String::from_utf8_lossy(&output.stdout);
+        let fields: Vec<&str> = report.split_whitespace().collect();
+        let [code, rss, nanos] = fields.as_slice() else {
+            bail!(
+                "the launcher printed `{}`, not `CODE RSS NANOS`",
+                report.trim()
+            );
+        };
         Ok(Child {
-            wall: start.elapsed(),
-            peak_rss_kib,
-            code,
+            code: code.parse().context("the launcher's exit code")?,
+            peak_rss_kib: rss.parse().context("the launcher's peak RSS")?,
+            wall: Duration::from_nanos(nanos.parse().context("the launcher's wall time")?),
             stdout,
             stderr,
         })
@@ -736,6 +759,38 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
     let file = fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
     serde_json::from_reader(std::io::BufReader::new(file))
         .with_context(|| format!("parsing `{}` as JSON", path.display()))
+}
+
+/// The launcher (`bench __launch DEADLINE_MS STDOUT STDERR PROGRAM ARGS...`): spawns PROGRAM
+/// with its output in the two files, reaps it with `wait4` and prints
+/// `EXIT_CODE PEAK_RSS_KIB WALL_NANOS`.
+///
+/// Why a separate small process: Linux folds the memory high-water mark of the process image
+/// that `exec` replaces into the new program's `ru_maxrss`. Spawned straight from the bench,
+/// whose in-process emulator holds every seeded profile, idprune's peak RSS would read as the
+/// bench's; spawned from this fresh process it carries at most the launcher's few MB.
+fn launch(args: &[OsString]) -> anyhow::Result<()> {
+    let [deadline_ms, stdout, stderr, program, rest @ ..] = args else {
+        bail!("usage: bench {LAUNCHER_ARG} DEADLINE_MS STDOUT STDERR PROGRAM [ARGS...]");
+    };
+    let deadline = Duration::from_millis(
+        deadline_ms
+            .to_str()
+            .and_then(|d| d.parse().ok())
+            .context("DEADLINE_MS is not a number")?,
+    );
+    let start = Instant::now();
+    let child = Command::new(program)
+        .args(rest)
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(stdout).context("creating the stdout file")?)
+        .stderr(fs::File::create(stderr).context("creating the stderr file")?)
+        .spawn()
+        .with_context(|| format!("starting `{}`", Path::new(program).display()))?;
+    let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
+    let (code, peak_rss_kib) = reap(pid, start, deadline)?;
+    println!("{code} {peak_rss_kib} {}", start.elapsed().as_nanos());
+    Ok(())
 }
 
 /// Waits for `pid` with `wait4`, polling so a deadline can kill it; returns the exit code
