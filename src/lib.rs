@@ -24,4 +24,5 @@ pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod segment;
+pub mod stage;
 pub mod state;

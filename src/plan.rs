@@ -175,7 +175,7 @@ pub fn lookup_of(entry: &Entry) -> Lookup {
 }
 
 /// The key of a profile: its smallest identifier.
-fn profile_key(ids: &[Identifier]) -> Option<String> {
+pub fn profile_key(ids: &[Identifier]) -> Option<String> {
     ids.iter().min().map(ToString::to_string)
 }
 
@@ -201,45 +201,59 @@ fn find(ids: &[Identifier], wanted: &Identifier) -> Match {
     }
 }
 
-/// Builds the plan. `resolved` must hold an answer for every entry's [`lookup_of`].
-pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan {
-    let mut plan = Plan::default();
-    // (profile key, stored identifier) → seq of the item that claimed it first.
-    let mut claimed: BTreeMap<(String, Identifier), u64> = BTreeMap::new();
-    for entry in entries {
-        let lookup = lookup_of(entry);
-        let seq = plan.items.len() as u64 + 1;
-        let mut item = Item {
-            seq,
-            lookup: lookup.to_string(),
-            profile: None,
-            user_id: None,
-            identifier: entry.identifier.clone(),
-            action: Action::Unresolved,
-            note: None,
-            origin: entry.origin.to_string(),
-        };
-        let ids = match resolved.get(&lookup) {
-            Some(Resolution::Found(ids)) => ids,
-            _ if entry.lookup.is_none() => {
-                item.action = Action::Absent;
-                item.note = Some("no profile carries it".into());
-                plan.items.push(item);
-                continue;
-            }
-            _ => {
-                item.note = Some("no profile answers to the lookup".into());
-                plan.items.push(item);
-                continue;
-            }
-        };
-        let key = profile_key(ids).unwrap_or_else(|| lookup.to_string());
-        plan.profiles.entry(key.clone()).or_insert_with(|| Profile {
-            key: key.clone(),
-            lookup: lookup.to_string(),
-            before: ids.clone(),
-        });
+/// The item of an entry whose lookup found no profile. `seq` is set later by [`number`].
+pub fn plan_unresolved(entry: &Entry) -> Item {
+    let mut item = Item {
+        seq: 0,
+        lookup: lookup_of(entry).to_string(),
+        profile: None,
+        user_id: None,
+        identifier: entry.identifier.clone(),
+        action: Action::Unresolved,
+        note: Some("no profile answers to the lookup".into()),
+        origin: entry.origin.to_string(),
+    };
+    if entry.lookup.is_none() {
+        item.action = Action::Absent;
+        item.note = Some("no profile carries it".into());
+    }
+    item
+}
+
+/// One profile's share of the plan: its entries' items (keyed by the entries' manifest
+/// positions, `seq` not yet set), the warnings about collapsed duplicates (keyed likewise), and
+/// the profile's before-state for the diff.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProfilePlan {
+    /// `(manifest position, item)`.
+    pub items: Vec<(u64, Item)>,
+    /// `(manifest position, warning)`.
+    pub warnings: Vec<(u64, String)>,
+    /// The profile.
+    pub profile: Option<Profile>,
+}
+
+/// Plans every entry that resolved to one profile. `entries` are `(manifest position, entry)`
+/// in manifest order; `ids` are the profile's identifiers in the API's order. Everything the
+/// guard rails need is local to the profile, which is what lets `plan` stream millions of
+/// entries profile by profile.
+pub fn plan_profile(entries: &[(u64, Entry)], ids: &[Identifier]) -> ProfilePlan {
+    let mut out = ProfilePlan::default();
+    let Some((_, first)) = entries.first() else {
+        return out;
+    };
+    let key = profile_key(ids).unwrap_or_else(|| lookup_of(first).to_string());
+    out.profile = Some(Profile {
+        key: key.clone(),
+        lookup: lookup_of(first).to_string(),
+        before: ids.to_vec(),
+    });
+    // Stored identifier → the origin of the entry that claimed it first.
+    let mut claimed: BTreeMap<Identifier, String> = BTreeMap::new();
+    for (idx, entry) in entries {
+        let mut item = plan_unresolved(entry);
         item.profile = Some(key.clone());
+        item.note = None;
         let stored = match find(ids, &entry.identifier) {
             Match::Exact(i) => i,
             Match::EmailCase(i) => {
@@ -252,23 +266,26 @@ pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan
                     "only a value differing in case is stored; not matched (exact match for non-email types)"
                         .into(),
                 );
-                plan.items.push(item);
+                out.items.push((*idx, item));
                 continue;
             }
             Match::None => {
                 item.action = Action::Absent;
-                plan.items.push(item);
+                out.items.push((*idx, item));
                 continue;
             }
         };
-        if let Some(first) = claimed.get(&(key.clone(), stored.clone())) {
-            plan.warnings.push(format!(
-                "{}: same profile and identifier as item {first}; collapsed",
-                entry.origin
+        if let Some(first) = claimed.get(&stored) {
+            out.warnings.push((
+                *idx,
+                format!(
+                    "{}: same profile and identifier as the entry at {first}; collapsed",
+                    entry.origin
+                ),
             ));
             continue;
         }
-        claimed.insert((key, stored.clone()), seq);
+        claimed.insert(stored.clone(), item.origin.clone());
         item.identifier = stored;
         if item.identifier.kind == GROUP_ID {
             item.action = Action::Blocked;
@@ -281,63 +298,89 @@ pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan
         } else {
             item.action = Action::Delete;
         }
-        plan.items.push(item);
+        out.items.push((*idx, item));
     }
-    guard_last_user_id(&mut plan);
-    address(&mut plan);
-    plan
+    guard_last_user_id(&mut out.items, ids);
+    address(&mut out.items, ids);
+    out
 }
 
-/// Blocks the last (in manifest order) of the user_id deletions that would empty a profile.
-fn guard_last_user_id(plan: &mut Plan) {
-    let mut deleting: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (index, item) in plan.items.iter().enumerate() {
-        if let (Action::Delete, true, Some(key)) =
-            (item.action, item.identifier.is_user_id(), &item.profile)
-        {
-            deleting.entry(key).or_default().push(index);
-        }
-    }
-    let mut block = Vec::new();
-    for (key, indexes) in deleting {
-        let total = plan.profiles[key]
-            .before
-            .iter()
-            .filter(|i| i.is_user_id())
-            .count();
-        if indexes.len() >= total {
-            block.extend(indexes.last().copied());
-        }
-    }
-    for index in block {
-        let item = &mut plan.items[index];
+/// Blocks the last (in manifest order) of the user_id deletions that would empty the profile.
+fn guard_last_user_id(items: &mut [(u64, Item)], ids: &[Identifier]) {
+    let total = ids.iter().filter(|i| i.is_user_id()).count();
+    let deleting: Vec<usize> = items
+        .iter()
+        .enumerate()
+        .filter(|(_, (_, i))| i.action == Action::Delete && i.identifier.is_user_id())
+        .map(|(n, _)| n)
+        .collect();
+    if let Some(&last) = deleting.last().filter(|_| deleting.len() >= total) {
+        let item = &mut items[last].1;
         item.action = Action::Blocked;
         item.note = Some("the last user_id of the profile; Segment requires at least one".into());
     }
 }
 
 /// Sets each delete's address: the profile's first user_id (API order) the plan keeps.
-fn address(plan: &mut Plan) {
-    let mut deleted: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
-    for item in &plan.items {
-        if let (Action::Delete, Some(key)) = (item.action, &item.profile) {
-            deleted
-                .entry(key.clone())
-                .or_default()
-                .insert(item.identifier.clone());
+fn address(items: &mut [(u64, Item)], ids: &[Identifier]) {
+    let gone: BTreeSet<&Identifier> = items
+        .iter()
+        .filter(|(_, i)| i.action == Action::Delete)
+        .map(|(_, i)| &i.identifier)
+        .collect();
+    let keep = ids
+        .iter()
+        .find(|i| i.is_user_id() && !gone.contains(i))
+        .map(|i| i.id.clone());
+    for (_, item) in items.iter_mut().filter(|(_, i)| i.action == Action::Delete) {
+        item.user_id = keep.clone();
+    }
+}
+
+/// Sets `seq` 1, 2, ... in manifest order. `items` must be sorted by manifest position.
+pub fn number(items: impl IntoIterator<Item = (u64, Item)>) -> impl Iterator<Item = Item> {
+    items.into_iter().zip(1u64..).map(|((_, mut item), seq)| {
+        item.seq = seq;
+        item
+    })
+}
+
+/// A profile's entries (with their manifest positions) and its identifiers.
+type Group<'a> = (Vec<(u64, Entry)>, &'a [Identifier]);
+
+/// Builds the whole plan in memory. `resolved` must hold an answer for every entry's
+/// [`lookup_of`]. `plan` streams the same steps through SQLite for large manifests.
+pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan {
+    let mut drafts: Vec<(u64, Item)> = Vec::new();
+    let mut warnings: Vec<(u64, String)> = Vec::new();
+    let mut groups: BTreeMap<String, Group<'_>> = BTreeMap::new();
+    for (idx, entry) in (0u64..).zip(entries) {
+        match resolved.get(&lookup_of(entry)) {
+            Some(Resolution::Found(ids)) => {
+                let key = profile_key(ids).unwrap_or_else(|| lookup_of(entry).to_string());
+                groups
+                    .entry(key)
+                    .or_insert_with(|| (Vec::new(), ids))
+                    .0
+                    .push((idx, entry.clone()));
+            }
+            _ => drafts.push((idx, plan_unresolved(entry))),
         }
     }
-    for item in &mut plan.items {
-        let (Action::Delete, Some(key)) = (item.action, &item.profile) else {
-            continue;
-        };
-        let gone = &deleted[key];
-        item.user_id = plan.profiles[key]
-            .before
-            .iter()
-            .find(|i| i.is_user_id() && !gone.contains(i))
-            .map(|i| i.id.clone());
+    let mut plan = Plan::default();
+    for (group, ids) in groups.into_values() {
+        let part = plan_profile(&group, ids);
+        drafts.extend(part.items);
+        warnings.extend(part.warnings);
+        if let Some(p) = part.profile {
+            plan.profiles.insert(p.key.clone(), p);
+        }
     }
+    drafts.sort_by_key(|(idx, _)| *idx);
+    warnings.sort();
+    plan.items = number(drafts).collect();
+    plan.warnings = warnings.into_iter().map(|(_, w)| w).collect();
+    plan
 }
 
 #[cfg(test)]

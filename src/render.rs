@@ -22,6 +22,10 @@ use crate::state::{
 /// What stands in for a hidden value.
 pub const REDACTED: &str = "***";
 
+/// Profiles (and other items) a markdown view lists before it summarises the rest, so a pull
+/// request comment stays under the hosts' size limits (GitHub: 65,536 characters).
+pub const MARKDOWN_LIMIT: usize = 200;
+
 /// Output formats of `show` and `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -185,7 +189,8 @@ fn profile_diff<'a>(
 }
 
 /// Per-profile diffs for the items to delete, in the order the manifest first names them.
-fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
+/// At most `limit` profiles are shown; the caller says how many were left out.
+fn diffs(view: &PlanView, r: Redaction, marker: &str, limit: usize) -> String {
     let mut by_profile: BTreeMap<&str, BTreeMap<&Identifier, u64>> = BTreeMap::new();
     for s in &view.items {
         if let (Action::Delete, Some(key)) = (s.item.action, &s.item.profile) {
@@ -201,7 +206,7 @@ fn diffs(view: &PlanView, r: Redaction, marker: &str) -> String {
         .collect();
     order.sort_unstable();
     let mut out = String::new();
-    for (_, key) in order {
+    for (_, key) in order.into_iter().take(limit) {
         let (Some(profile), Some(deleting)) = (view.profiles.get(key), by_profile.get(key)) else {
             continue;
         };
@@ -266,7 +271,7 @@ pub fn plan_text(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Res
     writeln!(out, "Reason: {}", clean(&m.reason))?;
     writeln!(out, "Digest: {}", m.digest)?;
     writeln!(out)?;
-    write!(out, "{}", diffs(view, r, ""))?;
+    write!(out, "{}", diffs(view, r, "", usize::MAX))?;
     let others: Vec<&StoredItem> = view
         .items
         .iter()
@@ -337,14 +342,26 @@ pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io:
     if started(&view.counts) {
         writeln!(out, "\n{}", progress_line(&view.counts))?;
     }
-    let d = diffs(view, r, "# ");
+    let d = diffs(view, r, "# ", MARKDOWN_LIMIT);
     if !d.is_empty() {
         writeln!(
             out,
             "\n<details><summary>Per-profile changes ({} profiles)</summary>\n",
             view.counts.delete_profiles
         )?;
-        writeln!(out, "```diff\n{d}```\n</details>")?;
+        writeln!(out, "```diff\n{d}```")?;
+        let hidden = view
+            .counts
+            .delete_profiles
+            .saturating_sub(MARKDOWN_LIMIT as u64);
+        if hidden > 0 {
+            writeln!(
+                out,
+                "\n… and {} more profiles: `idprune show <state>` lists them all.",
+                thousands(hidden)
+            )?;
+        }
+        writeln!(out, "</details>")?;
     }
     let others: Vec<&StoredItem> = view
         .items
@@ -358,10 +375,18 @@ pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io:
             others.len()
         )?;
         writeln!(out, "```")?;
-        for s in others {
+        for s in others.iter().take(MARKDOWN_LIMIT) {
             writeln!(out, "{}", item_line(s, r))?;
         }
-        writeln!(out, "```\n</details>")?;
+        writeln!(out, "```")?;
+        if others.len() > MARKDOWN_LIMIT {
+            writeln!(
+                out,
+                "\n… and {} more.",
+                thousands((others.len() - MARKDOWN_LIMIT) as u64)
+            )?;
+        }
+        writeln!(out, "</details>")?;
     }
     if !view.warnings.is_empty() {
         writeln!(out)?;

@@ -1,6 +1,5 @@
 //! `validate` and `plan`.
 
-use std::collections::BTreeSet;
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -11,9 +10,9 @@ use super::{Refused, base_url, client, default_state_path, load_token, relative_
 use crate::cli::{PlanArgs, ValidateArgs};
 use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
-use crate::plan::{self, Action};
 use crate::render::{self, Format, PlanView, Redaction};
-use crate::state::{self, FORMAT_VERSION, Meta, Seal, SourceRecord, State};
+use crate::stage::Stage;
+use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
 
 /// Loads a manifest and prints its warnings to stderr.
 fn load(path: &Path) -> anyhow::Result<Manifest> {
@@ -44,54 +43,80 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
-/// `idprune plan MANIFEST`: resolve, build, seal, print.
+/// Distinct lookups resolved per chunk: bounds memory while keeping the resolver's pipeline
+/// full (the pause between chunks is one request's latency).
+pub const RESOLVE_CHUNK: usize = 50_000;
+
+/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print.
 pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
-    let manifest = load(&args.manifest)?;
     let state_path = args
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
     guard_existing(&state_path, args.force)?;
+    let mut stage = Stage::create(&state_path)?;
+    let manifest = manifest::load_into(&args.manifest, &mut stage)?;
+    for w in &manifest.warnings {
+        eprintln!("warning: {}", render::clean(&w.to_string()));
+    }
     let base = base_url(&args.api, manifest.region.base_url())?;
     let token = load_token(&args.api)?;
     let api = Arc::new(client(&base, &manifest.space, token, &args.pace)?);
 
-    let lookups: Vec<_> = manifest
-        .entries
-        .iter()
-        .map(plan::lookup_of)
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect();
-    let total = lookups.len() as u64;
+    let total = stage.lookup_count()?;
     eprintln!(
         "Resolving {} profile lookups at up to {}/s ...",
         render::thousands(total),
         args.pace.rate
     );
-    let progress = std::sync::Arc::new(super::progress::ProgressOut::new("resolved", total));
-    let shown = progress.clone();
-    let resolved =
-        crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, move |n| {
-            shown.update(n, String::new)
-        })
+    let progress = Arc::new(super::progress::ProgressOut::new("resolved", total));
+    let mut done = 0u64;
+    let mut after = None;
+    loop {
+        let chunk = stage.lookups(after.as_ref(), RESOLVE_CHUNK)?;
+        let Some(last) = chunk.last().cloned() else {
+            break;
+        };
+        let (shown, base_count) = (progress.clone(), done);
+        let n = chunk.len() as u64;
+        let resolved = crate::resolve::resolve_all(
+            api.clone(),
+            chunk,
+            args.pace.concurrency as usize,
+            move |k| shown.update(base_count + k, String::new),
+        )
         .await;
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                progress.finish();
+                return Err(
+                    e.context("resolving the manifest's profiles; no state file was written")
+                );
+            }
+        };
+        stage.record(&resolved)?;
+        done += n;
+        after = Some(last);
+    }
     progress.finish();
-    let resolved =
-        resolved.context("resolving the manifest's profiles; no state file was written")?;
-    let built = plan::build(&manifest.entries, &resolved);
-    let digest = seal(&manifest, &state_path, &base, args.ttl.as_secs(), &built)?;
-    let deletes = built
-        .items
-        .iter()
-        .filter(|i| i.action == Action::Delete)
-        .count();
+
+    let mut sealer = Sealer::begin(
+        &state_path,
+        meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
+        &sources(&manifest, &state_path)?,
+    )?;
+    let planned = stage.seal(&mut sealer)?;
+    let digest = sealer
+        .finish()
+        .with_context(|| format!("writing state file `{}`", state_path.display()))?;
+    drop(stage);
 
     let state = State::open(&state_path)?;
     let redact = default_redaction(args.format, args.redact, args.reveal);
     print_plan(&state, args.format, redact)?;
     eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    if deletes == 0 {
+    if planned.deletes == 0 {
         eprintln!("No changes: nothing to delete.");
     } else {
         eprintln!(
@@ -99,7 +124,7 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
             state_path.display()
         );
     }
-    Ok(if args.detailed_exitcode && deletes > 0 {
+    Ok(if args.detailed_exitcode && planned.deletes > 0 {
         Exit::Changes
     } else {
         Exit::Success
@@ -128,15 +153,10 @@ fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn seal(
-    manifest: &Manifest,
-    state_path: &Path,
-    base: &reqwest::Url,
-    ttl_secs: u64,
-    built: &plan::Plan,
-) -> anyhow::Result<String> {
+/// The sources as the state file records them, paths relative to the state file.
+fn sources(manifest: &Manifest, state_path: &Path) -> anyhow::Result<Vec<SourceRecord>> {
     let dir = state_dir(state_path);
-    let sources = manifest
+    manifest
         .sources
         .iter()
         .map(|s| {
@@ -148,27 +168,28 @@ fn seal(
                 rows: s.rows,
             })
         })
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let meta = Meta {
+        .collect()
+}
+
+/// The plan-level facts the state file seals.
+fn meta(
+    manifest: &Manifest,
+    state_path: &Path,
+    base: &reqwest::Url,
+    ttl_secs: u64,
+) -> anyhow::Result<Meta> {
+    Ok(Meta {
         format_version: FORMAT_VERSION,
         digest: String::new(),
         space: manifest.space.clone(),
         region: manifest.region.to_string(),
         api_origin: crate::segment::client::origin(base),
-        manifest_path: relative_to(&manifest.path, &dir)?,
+        manifest_path: relative_to(&manifest.path, &state_dir(state_path))?,
         manifest_sha256: manifest.sha256.clone(),
         reason: manifest.reason.clone(),
         created_at: state::now_unix(),
         ttl_secs,
-    };
-    state::create(
-        state_path,
-        &Seal {
-            meta,
-            sources,
-            plan: built,
-        },
-    )
+    })
 }
 
 /// Redaction by format: markdown and JSON hide values unless `--reveal`; text shows them

@@ -77,6 +77,9 @@ pub enum ManifestError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// The entries could not be stored (the plan's scratch database failed).
+    #[error("storing the manifest's entries: {0}")]
+    Store(String),
 }
 
 impl ManifestError {
@@ -84,7 +87,7 @@ impl ManifestError {
     pub fn diagnostics(&self) -> &[Diagnostic] {
         match self {
             Self::Invalid(d) => d,
-            Self::Io { .. } => &[],
+            Self::Io { .. } | Self::Store(_) => &[],
         }
     }
 }

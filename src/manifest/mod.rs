@@ -136,6 +136,15 @@ impl fmt::Display for Region {
 /// [`ManifestError::Invalid`] with every problem found otherwise (a missing or unreadable CSV
 /// source is a problem located at its `csv:` key).
 pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
+    let mut sink = VecSink::default();
+    let mut manifest = load_into(path, &mut sink)?;
+    manifest.entries = sink.entries;
+    Ok(manifest)
+}
+
+/// Like [`load`], but hands every entry to `sink` instead of keeping them: the returned
+/// manifest's `entries` is empty. `plan` uses it to stream millions of CSV rows to disk.
+pub fn load_into(path: &Path, sink: &mut dyn EntrySink) -> Result<Manifest, ManifestError> {
     let bytes = read_bounded(path)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let text = check_text(path, &bytes).map_err(|d| ManifestError::Invalid(vec![d]))?;
@@ -146,7 +155,7 @@ pub fn load(path: &Path) -> Result<Manifest, ManifestError> {
             shown(&e.message),
         )])
     })?;
-    Validator::new(path).run(raw, sha256)
+    Validator::new(path).run(raw, sha256, sink)
 }
 
 /// Reads the whole manifest, refusing files over [`MAX_MANIFEST_BYTES`] without reading them.
@@ -267,31 +276,60 @@ impl Capped {
 /// Warns when a lookup value has upper-case letters: Segment lookups are lowercase, so such a
 /// lookup probably finds nothing. Segment ids (`use_...`) are mixed-case by design and exempt.
 pub(crate) fn lookup_case_warning(lookup: &Lookup, at: &Location, warnings: &mut Capped) {
-    if let Lookup::External(id) = lookup
-        && id.id.chars().any(char::is_uppercase)
-    {
-        warnings.push(Diagnostic::new(
+    if let Some(d) = lookup_case_remark(lookup, at) {
+        warnings.push(d);
+    }
+}
+
+/// The upper-case lookup warning, when it applies.
+fn lookup_case_remark(lookup: &Lookup, at: &Location) -> Option<Diagnostic> {
+    match lookup {
+        Lookup::External(id) if id.id.chars().any(char::is_uppercase) => Some(Diagnostic::new(
             at.clone(),
             format!(
                 "Segment lookups are lowercase; `{}` may resolve to no profile",
                 shown(&lookup.to_string())
             ),
-        ));
+        )),
+        _ => None,
     }
 }
 
-/// The entries so far, with an index for collapsing duplicates without a second copy of every
-/// key (sources may hold millions of rows).
+/// Where validated entries go, in manifest order. The sink owns duplicate detection: an entry
+/// equal (same lookup, same identifier) to one it already holds is refused.
+pub trait EntrySink {
+    /// Stores `entry`, or hands it back with the origin of the equal entry already stored. An
+    /// `Err` is a storage failure and ends loading.
+    fn add(&mut self, entry: Entry) -> Result<Added, String>;
+    /// Entries stored so far.
+    fn count(&self) -> u64;
+}
+
+/// What a sink did with an entry.
+#[derive(Debug)]
+pub enum Added {
+    /// Stored.
+    New,
+    /// Not stored: an equal entry was stored first, at `first`.
+    Duplicate {
+        /// The refused entry.
+        entry: Entry,
+        /// Where the equal entry came from.
+        first: Location,
+    },
+}
+
+/// The in-memory sink of [`load`], with an index for collapsing duplicates without a second
+/// copy of every key.
 #[derive(Default)]
-struct Collector {
-    entries: Vec<Entry>,
+pub struct VecSink {
+    /// The entries, in manifest order.
+    pub entries: Vec<Entry>,
     by_hash: HashMap<u64, Vec<usize>>,
 }
 
-impl Collector {
-    /// Adds `entry` unless an equal (lookup, identifier) is already there; warns either way
-    /// when there is something to say.
-    fn add(&mut self, entry: Entry, warnings: &mut Capped) {
+impl EntrySink for VecSink {
+    fn add(&mut self, entry: Entry) -> Result<Added, String> {
         let mut hasher = std::hash::DefaultHasher::new();
         (&entry.lookup, &entry.identifier).hash(&mut hasher);
         let slot = self.by_hash.entry(hasher.finish()).or_default();
@@ -300,30 +338,57 @@ impl Collector {
             .map(|&i| &self.entries[i])
             .find(|e| e.lookup == entry.lookup && e.identifier == entry.identifier)
         {
-            warnings.push(Diagnostic::new(
-                entry.origin,
-                format!(
-                    "duplicate of the entry at {}; this one is ignored",
-                    first.origin
-                ),
-            ));
+            let first = first.origin.clone();
+            return Ok(Added::Duplicate { entry, first });
+        }
+        slot.push(self.entries.len());
+        self.entries.push(entry);
+        Ok(Added::New)
+    }
+
+    fn count(&self) -> u64 {
+        self.entries.len() as u64
+    }
+}
+
+/// Hands entries to the sink and says what there is to say about them.
+struct Collector<'s> {
+    sink: &'s mut dyn EntrySink,
+    failure: Option<String>,
+}
+
+impl Collector<'_> {
+    /// Adds `entry` unless an equal (lookup, identifier) is already there; warns either way
+    /// when there is something to say.
+    fn add(&mut self, entry: Entry, warnings: &mut Capped) {
+        if self.failure.is_some() {
             return;
         }
+        let mut remarks = Vec::new();
         if entry.lookup.is_none() {
-            lookup_case_warning(
+            remarks.extend(lookup_case_remark(
                 &Lookup::External(entry.identifier.clone()),
                 &entry.origin,
-                warnings,
-            );
+            ));
         }
         if entry.identifier.kind == GROUP_ID {
-            warnings.push(Diagnostic::new(
+            remarks.push(Diagnostic::new(
                 entry.origin.clone(),
                 "Segment refuses to delete `group_id` identifiers; this entry will be planned as blocked",
             ));
         }
-        slot.push(self.entries.len());
-        self.entries.push(entry);
+        match self.sink.add(entry) {
+            Err(e) => self.failure = Some(e),
+            Ok(Added::Duplicate { entry, first }) => warnings.push(Diagnostic::new(
+                entry.origin,
+                format!("duplicate of the entry at {first}; this one is ignored"),
+            )),
+            Ok(Added::New) => remarks.into_iter().for_each(|r| warnings.push(r)),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        self.sink.count()
     }
 }
 
@@ -429,6 +494,7 @@ impl<'a> Validator<'a> {
         mut self,
         raw: Spanned<raw::RawManifest>,
         sha256: String,
+        sink: &mut dyn EntrySink,
     ) -> Result<Manifest, ManifestError> {
         let top = raw.referenced;
         let raw = raw.value;
@@ -490,7 +556,10 @@ impl<'a> Validator<'a> {
             Some(r) => self.reason(r),
         };
 
-        let mut collector = Collector::default();
+        let mut collector = Collector {
+            sink,
+            failure: None,
+        };
         for entry in raw.remove.iter().flatten() {
             self.entry(entry, &mut collector);
         }
@@ -511,7 +580,10 @@ impl<'a> Validator<'a> {
         let top_at = self.at(top);
         let mut problems = self.problems;
         problems.extend(source_problems);
-        if problems.is_empty() && collector.entries.is_empty() {
+        if let Some(failure) = collector.failure {
+            return Err(ManifestError::Store(failure));
+        }
+        if problems.is_empty() && collector.count() == 0 {
             problems.push(Diagnostic::new(
                 top_at,
                 "the manifest yields no entries; add `remove` entries or `sources` rows",
@@ -525,7 +597,7 @@ impl<'a> Validator<'a> {
                 region,
                 reason,
                 sources,
-                entries: collector.entries,
+                entries: Vec::new(),
                 warnings: {
                     let mut all = self.warnings.finish();
                     all.extend(self.source_warnings);
@@ -778,7 +850,7 @@ impl<'a> Validator<'a> {
             remove_columns,
         };
         let mut csv_problems = Capped::new("problems");
-        let before = collector.entries.len();
+        let before = collector.count();
         let mut source_warnings = Capped::new("warnings");
         let read = csv_source::read(
             &spec,
@@ -795,7 +867,7 @@ impl<'a> Validator<'a> {
                 in_csv.push(d);
             }
         }
-        let no_entries = collector.entries.len() == before;
+        let no_entries = collector.count() == before;
         self.source_warnings.extend(source_warnings.finish());
         let sha256 = read.sha256?;
         if let Some((pinned, pin_at)) = &pin

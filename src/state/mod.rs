@@ -9,11 +9,13 @@
 
 pub mod lock;
 pub mod schema;
+mod seal;
+
+pub use seal::{Sealer, create_private};
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::OpenOptions;
-use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -289,16 +291,6 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// Computes the digest of a plan that is about to be sealed.
-pub fn plan_digest(meta: &Meta, sources: &[SourceRecord], plan: &Plan) -> String {
-    let pins = pinned(sources);
-    let mut hasher = PlanHasher::new(&header(meta, &pins));
-    for item in &plan.items {
-        hasher.item(&fields(item));
-    }
-    hasher.finish()
-}
-
 fn pinned(sources: &[SourceRecord]) -> Vec<(String, String)> {
     sources
         .iter()
@@ -327,119 +319,22 @@ fn fields(item: &Item) -> ItemFields<'_> {
     }
 }
 
-/// Writes a new sealed state file at `path`, atomically: it is built beside the target and
-/// renamed into place, so a failed plan never leaves a half-written state. Returns the digest.
+/// Writes a new sealed state file for an in-memory plan (see [`Sealer`] for the streaming
+/// form `plan` uses). Returns the digest.
 pub fn create(path: &Path, seal: &Seal<'_>) -> anyhow::Result<String> {
-    let digest = plan_digest(&seal.meta, &seal.sources, seal.plan);
-    let tmp = tmp_path(path);
-    let _ = std::fs::remove_file(&tmp);
-    OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .with_context(|| format!("creating state file `{}`", tmp.display()))?;
-    let result = (|| -> anyhow::Result<()> {
-        let mut conn = Connection::open(&tmp)?;
-        configure(&conn)?;
-        schema::migrate(&conn)?;
-        let tx = conn.transaction()?;
-        write_seal(&tx, seal, &digest)?;
-        tx.commit()?;
-        conn.close().map_err(|(_, e)| e)?;
-        std::fs::rename(&tmp, path)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        for suffix in ["", "-wal", "-shm"] {
-            let _ = std::fs::remove_file(format!("{}{suffix}", tmp.display()));
-        }
+    let mut sealer = Sealer::begin(path, seal.meta.clone(), &seal.sources)?;
+    for item in &seal.plan.items {
+        sealer.item(item)?;
     }
-    result.with_context(|| format!("writing state file `{}`", path.display()))?;
-    Ok(digest)
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut name = path
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
-    name.push(format!(".tmp-{}", std::process::id()));
-    path.with_file_name(name)
-}
-
-fn write_seal(tx: &rusqlite::Transaction<'_>, seal: &Seal<'_>, digest: &str) -> anyhow::Result<()> {
-    let m = &seal.meta;
-    let meta: [(&str, String); 10] = [
-        ("format_version", m.format_version.to_string()),
-        ("digest", digest.to_owned()),
-        ("space", m.space.clone()),
-        ("region", m.region.clone()),
-        ("api_origin", m.api_origin.clone()),
-        ("manifest_path", m.manifest_path.clone()),
-        ("manifest_sha256", m.manifest_sha256.clone()),
-        ("reason", m.reason.clone()),
-        ("created_at", m.created_at.to_string()),
-        ("ttl_secs", m.ttl_secs.to_string()),
-    ];
-    for (key, value) in meta {
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-            params![key, value],
-        )?;
+    for profile in seal.plan.profiles.values() {
+        sealer.profile(profile)?;
     }
-    for (idx, s) in seal.sources.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO sources (idx, written, sha256, pinned, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![idx as i64, s.written, s.sha256, s.pinned, s.rows as i64],
-        )?;
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
-            params![format!("source_path.{idx}"), s.path],
-        )?;
+    for warning in &seal.plan.warnings {
+        sealer.warning(warning)?;
     }
-    for (idx, w) in seal.plan.warnings.iter().enumerate() {
-        tx.execute(
-            "INSERT INTO warnings (idx, message) VALUES (?1, ?2)",
-            params![idx as i64, w],
-        )?;
-    }
-    {
-        let mut stmt =
-            tx.prepare("INSERT INTO profiles (key, lookup, before) VALUES (?1, ?2, ?3)")?;
-        for p in seal.plan.profiles.values() {
-            let before: Vec<[&str; 2]> = p
-                .before
-                .iter()
-                .map(|i| [i.kind.as_str(), i.id.as_str()])
-                .collect();
-            stmt.execute(params![p.key, p.lookup, serde_json::to_string(&before)?])?;
-        }
-        let mut stmt = tx.prepare(
-            "INSERT INTO items (seq, lookup, profile, user_id, id_type, id_value, action, note, origin, state)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?;
-        for i in &seal.plan.items {
-            let state = if i.action == Action::Delete {
-                ItemState::Pending
-            } else {
-                ItemState::Skipped
-            };
-            stmt.execute(params![
-                i.seq as i64,
-                i.lookup,
-                i.profile,
-                i.user_id,
-                i.identifier.kind,
-                i.identifier.id,
-                i.action.as_str(),
-                i.note,
-                i.origin,
-                state.as_str()
-            ])?;
-        }
-    }
-    Ok(())
+    sealer
+        .finish()
+        .with_context(|| format!("writing state file `{}`", path.display()))
 }
 
 /// The items an apply sends (`?2` is `--retry-failed`): pending and in-flight deletes, and

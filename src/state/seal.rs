@@ -1,0 +1,210 @@
+//! Writing a new sealed state file, streaming: items go in one by one (in `seq` order) while the
+//! digest is computed over them, so a plan of millions of items never sits in memory. The file
+//! is built beside its target, created `0600`, and renamed into place only when complete: a
+//! failed or interrupted plan never leaves a half-written state file.
+
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use rusqlite::{Connection, params};
+
+use super::{ItemState, Meta, SourceRecord, configure, header, pinned, schema};
+use crate::digest::{ItemFields, PlanHasher};
+use crate::plan::{Action, Item, Profile};
+
+/// A state file being written.
+pub struct Sealer {
+    conn: Option<Connection>,
+    tmp: PathBuf,
+    path: PathBuf,
+    hasher: Option<PlanHasher>,
+    meta: Meta,
+    next_warning: i64,
+    last_seq: u64,
+}
+
+/// `x.state.db` → `x.state.db.tmp-<pid>`.
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path
+        .file_name()
+        .map(|n| n.to_os_string())
+        .unwrap_or_default();
+    name.push(format!(".tmp-{}", std::process::id()));
+    path.with_file_name(name)
+}
+
+fn remove_db(path: &Path) {
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(PathBuf::from(p));
+    }
+}
+
+/// Creates an empty SQLite file with mode `0600` (SQLite gives its side files the same mode).
+pub fn create_private(path: &Path) -> anyhow::Result<Connection> {
+    remove_db(path);
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating `{}`", path.display()))?;
+    Ok(Connection::open(path)?)
+}
+
+impl Sealer {
+    /// Starts writing the state file that will live at `path`.
+    pub fn begin(path: &Path, meta: Meta, sources: &[SourceRecord]) -> anyhow::Result<Self> {
+        let tmp = tmp_path(path);
+        let conn = create_private(&tmp)?;
+        let mut sealer = Self {
+            conn: None,
+            tmp,
+            path: path.to_owned(),
+            hasher: None,
+            meta,
+            next_warning: 0,
+            last_seq: 0,
+        };
+        configure(&conn)?;
+        schema::migrate(&conn)?;
+        conn.execute_batch("BEGIN")?;
+        for (idx, s) in sources.iter().enumerate() {
+            conn.execute(
+                "INSERT INTO sources (idx, written, sha256, pinned, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![idx as i64, s.written, s.sha256, s.pinned, s.rows as i64],
+            )?;
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![format!("source_path.{idx}"), s.path],
+            )?;
+        }
+        let pins = pinned(sources);
+        sealer.hasher = Some(PlanHasher::new(&header(&sealer.meta, &pins)));
+        sealer.conn = Some(conn);
+        Ok(sealer)
+    }
+
+    fn conn(&self) -> anyhow::Result<&Connection> {
+        self.conn
+            .as_ref()
+            .context("the state file is already sealed")
+    }
+
+    /// Adds the next item; items must come in `seq` order, 1, 2, 3, ...
+    pub fn item(&mut self, item: &Item) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            item.seq == self.last_seq + 1,
+            "plan items out of order at {}",
+            item.seq
+        );
+        self.last_seq = item.seq;
+        let state = if item.action == Action::Delete {
+            ItemState::Pending
+        } else {
+            ItemState::Skipped
+        };
+        self.conn()?
+            .prepare_cached(
+                "INSERT INTO items (seq, lookup, profile, user_id, id_type, id_value, action, note, origin, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                item.seq as i64,
+                item.lookup,
+                item.profile,
+                item.user_id,
+                item.identifier.kind,
+                item.identifier.id,
+                item.action.as_str(),
+                item.note,
+                item.origin,
+                state.as_str()
+            ])?;
+        if let Some(h) = &mut self.hasher {
+            h.item(&ItemFields {
+                seq: item.seq,
+                user_id: item.user_id.as_deref(),
+                kind: &item.identifier.kind,
+                id: &item.identifier.id,
+                action: item.action.as_str(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Records a resolved profile's before-state (for the diff).
+    pub fn profile(&mut self, p: &Profile) -> anyhow::Result<()> {
+        let before: Vec<[&str; 2]> = p
+            .before
+            .iter()
+            .map(|i| [i.kind.as_str(), i.id.as_str()])
+            .collect();
+        self.conn()?
+            .prepare_cached(
+                "INSERT OR IGNORE INTO profiles (key, lookup, before) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![p.key, p.lookup, serde_json::to_string(&before)?])?;
+        Ok(())
+    }
+
+    /// Records a plan warning.
+    pub fn warning(&mut self, message: &str) -> anyhow::Result<()> {
+        let idx = self.next_warning;
+        self.next_warning += 1;
+        self.conn()?
+            .prepare_cached("INSERT INTO warnings (idx, message) VALUES (?1, ?2)")?
+            .execute(params![idx, message])?;
+        Ok(())
+    }
+
+    /// Writes the meta with the digest, commits, and renames the file into place.
+    pub fn finish(mut self) -> anyhow::Result<String> {
+        let digest = self
+            .hasher
+            .take()
+            .context("the state file is already sealed")?
+            .finish();
+        let m = &self.meta;
+        let rows: [(&str, String); 10] = [
+            ("format_version", m.format_version.to_string()),
+            ("digest", digest.clone()),
+            ("space", m.space.clone()),
+            ("region", m.region.clone()),
+            ("api_origin", m.api_origin.clone()),
+            ("manifest_path", m.manifest_path.clone()),
+            ("manifest_sha256", m.manifest_sha256.clone()),
+            ("reason", m.reason.clone()),
+            ("created_at", m.created_at.to_string()),
+            ("ttl_secs", m.ttl_secs.to_string()),
+        ];
+        let conn = self
+            .conn
+            .take()
+            .context("the state file is already sealed")?;
+        for (key, value) in rows {
+            conn.execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+                params![key, value],
+            )?;
+        }
+        conn.execute_batch("COMMIT")?;
+        conn.close().map_err(|(_, e)| e)?;
+        std::fs::rename(&self.tmp, &self.path)
+            .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
+        Ok(digest)
+    }
+}
+
+impl Drop for Sealer {
+    fn drop(&mut self) {
+        // Not finished: nothing half-written stays behind.
+        if self.hasher.is_some() {
+            drop(self.conn.take());
+            remove_db(&self.tmp);
+        }
+    }
+}
