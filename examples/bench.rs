@@ -16,7 +16,9 @@
 //! Figures printed, one per line: apply and plan rate ÷ R (accepted requests ÷ wall time of
 //! the child ÷ R, so process start-up and ramp-up count against idprune), 429s, idprune's own
 //! p50/p99 request latency when its `status` reports them, peak RSS, deletions/s with the limit
-//! lifted, and the speed-up over the naive loop (sequential delete POSTs with `reqwest`).
+//! lifted, and the speed-up over the naive loop (sequential delete POSTs with `reqwest`). To
+//! tell who limits a lifted run, it also prints the CPU time of idprune (from `wait4`) and of
+//! this process, which is mostly the emulator (from `getrusage`): they share the same cores.
 //! With `--repeat K` every figure is the median of K runs.
 //!
 //! ```sh
@@ -198,6 +200,8 @@ impl Run {
 /// What a child process left behind.
 struct Child {
     wall: Duration,
+    /// User + system CPU time of the child.
+    cpu: Duration,
     peak_rss_kib: u64,
     code: i32,
     stdout: PathBuf,
@@ -228,6 +232,9 @@ impl Counters {
 #[derive(Clone, Copy, Debug, Default)]
 struct Phase {
     wall_secs: f64,
+    cpu_secs: f64,
+    /// CPU time of this process (the emulator, mostly) during the phase.
+    emulator_cpu_secs: f64,
     peak_rss_kib: u64,
     seen: Counters,
 }
@@ -499,6 +506,7 @@ impl Bench {
 
         eprintln!("bench: plan");
         let before = self.counters(&client, base)?;
+        let cpu_before = own_cpu()?;
         let mut plan_args = vec![
             "plan".to_owned(),
             path_arg(manifest),
@@ -508,9 +516,10 @@ impl Bench {
         plan_args.extend(pace.iter().cloned());
         let plan = self.child(dir, "plan", &plan_args, base, run.deadline(run.items))?;
         expect_code(&plan, &[0])?;
+        let cpu_after_plan = own_cpu()?;
         let after_plan = self.counters(&client, base)?;
         let mut figures = Figures {
-            plan: phase(&plan, after_plan.since(before)),
+            plan: phase(&plan, after_plan.since(before), cpu_after_plan - cpu_before),
             ..Figures::default()
         };
         if !run.apply {
@@ -561,8 +570,13 @@ impl Bench {
             run.deadline(figures.planned_deletes),
         )?;
         expect_code(&apply, &[0])?;
+        let cpu_after_apply = own_cpu()?;
         let after_apply = self.counters(&client, base)?;
-        figures.apply = Some(phase(&apply, after_apply.since(after_plan)));
+        figures.apply = Some(phase(
+            &apply,
+            after_apply.since(after_plan),
+            cpu_after_apply - cpu_after_plan,
+        ));
 
         let status = self.child(
             dir,
@@ -624,9 +638,9 @@ impl Bench {
         }
         let report = String::from_utf8_lossy(&output.stdout);
         let fields: Vec<&str> = report.split_whitespace().collect();
-        let [code, rss, nanos] = fields.as_slice() else {
+        let [code, rss, nanos, cpu] = fields.as_slice() else {
             bail!(
-                "the launcher printed `{}`, not `CODE RSS NANOS`",
+                "the launcher printed `{}`, not `CODE RSS WALL CPU`",
                 report.trim()
             );
         };
@@ -634,6 +648,7 @@ impl Bench {
             code: code.parse().context("the launcher's exit code")?,
             peak_rss_kib: rss.parse().context("the launcher's peak RSS")?,
             wall: Duration::from_nanos(nanos.parse().context("the launcher's wall time")?),
+            cpu: Duration::from_nanos(cpu.parse().context("the launcher's CPU time")?),
             stdout,
             stderr,
         })
@@ -745,9 +760,11 @@ fn path_arg(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
 
-fn phase(child: &Child, seen: Counters) -> Phase {
+fn phase(child: &Child, seen: Counters, emulator_cpu: Duration) -> Phase {
     Phase {
+        emulator_cpu_secs: emulator_cpu.as_secs_f64(),
         wall_secs: child.wall.as_secs_f64(),
+        cpu_secs: child.cpu.as_secs_f64(),
         peak_rss_kib: child.peak_rss_kib,
         seen,
     }
@@ -785,7 +802,7 @@ fn read_json(path: &Path) -> anyhow::Result<Value> {
 
 /// The launcher (`bench __launch DEADLINE_MS STDOUT STDERR PROGRAM ARGS...`): spawns PROGRAM
 /// with its output in the two files, reaps it with `wait4` and prints
-/// `EXIT_CODE PEAK_RSS_KIB WALL_NANOS`.
+/// `EXIT_CODE PEAK_RSS_KIB WALL_NANOS CPU_NANOS`.
 ///
 /// Why a separate small process: Linux folds the memory high-water mark of the process image
 /// that `exec` replaces into the new program's `ru_maxrss`. Spawned straight from the bench,
@@ -810,14 +827,40 @@ fn launch(args: &[OsString]) -> anyhow::Result<()> {
         .spawn()
         .with_context(|| format!("starting `{}`", Path::new(program).display()))?;
     let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let (code, peak_rss_kib) = reap(pid, start, deadline)?;
-    println!("{code} {peak_rss_kib} {}", start.elapsed().as_nanos());
+    let wall = start.elapsed();
+    let (code, peak_rss_kib, cpu) = reap(pid, start, deadline)?;
+    let wall = start.elapsed().max(wall);
+    println!(
+        "{code} {peak_rss_kib} {} {}",
+        wall.as_nanos(),
+        cpu.as_nanos()
+    );
     Ok(())
 }
 
+/// User + system CPU time of this process so far.
+fn own_cpu() -> anyhow::Result<Duration> {
+    // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: the pointer is valid for writes.
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) } != 0 {
+        return Err(std::io::Error::last_os_error()).context("getrusage");
+    }
+    Ok(timeval(usage.ru_utime) + timeval(usage.ru_stime))
+}
+
+fn timeval(t: libc::timeval) -> Duration {
+    Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+        + Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+}
+
 /// Waits for `pid` with `wait4`, polling so a deadline can kill it; returns the exit code
-/// (128 + signal when killed by one) and the peak RSS in KiB.
-fn reap(pid: libc::pid_t, start: Instant, deadline: Duration) -> anyhow::Result<(i32, u64)> {
+/// (128 + signal when killed by one), the peak RSS in KiB and the CPU time (user + system).
+fn reap(
+    pid: libc::pid_t,
+    start: Instant,
+    deadline: Duration,
+) -> anyhow::Result<(i32, u64, Duration)> {
     let mut killed = false;
     loop {
         let mut status: libc::c_int = 0;
@@ -837,7 +880,8 @@ fn reap(pid: libc::pid_t, start: Instant, deadline: Duration) -> anyhow::Result<
                 bail!("killed after the {} s deadline", deadline.as_secs());
             }
             let rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
-            return Ok((code, rss));
+            let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
+            return Ok((code, rss, cpu));
         }
         if got == -1 {
             return Err(std::io::Error::last_os_error()).context("wait4 on the child");
@@ -977,6 +1021,28 @@ fn print_figures(run: &Run, f: &Figures) {
         ),
         None => println!("peak RSS plan: {:.0} MB", mb(plan.peak_rss_kib)),
     }
+    let per_item = |secs: f64| secs * 1e6 / run.items.max(1) as f64;
+    match &f.apply {
+        Some(a) => println!(
+            "idprune CPU plan/apply: {:.2}/{:.2} s ({:.0}/{:.0} µs per item)",
+            plan.cpu_secs,
+            a.cpu_secs,
+            per_item(plan.cpu_secs),
+            per_item(a.cpu_secs)
+        ),
+        None => println!(
+            "idprune CPU plan: {:.2} s ({:.0} µs per item)",
+            plan.cpu_secs,
+            per_item(plan.cpu_secs)
+        ),
+    }
+    match &f.apply {
+        Some(a) => println!(
+            "emulator CPU plan/apply: {:.2}/{:.2} s",
+            plan.emulator_cpu_secs, a.emulator_cpu_secs
+        ),
+        None => println!("emulator CPU plan: {:.2} s", plan.emulator_cpu_secs),
+    }
     println!("plan wall time: {:.2} s", plan.wall_secs);
 }
 
@@ -1109,6 +1175,8 @@ fn median_figures(all: &[Figures]) -> Figures {
         };
         Some(Phase {
             wall_secs: m(&|p| p.wall_secs),
+            cpu_secs: m(&|p| p.cpu_secs),
+            emulator_cpu_secs: m(&|p| p.emulator_cpu_secs),
             peak_rss_kib: m(&|p| p.peak_rss_kib as f64) as u64,
             seen: Counters {
                 requests: m(&|p| p.seen.requests as f64) as u64,
