@@ -7,7 +7,6 @@
 //!   [`REDACTED`]; types, counts, actions, notes and the digest stay visible.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::io::{self, Write};
 
 use serde_json::{Value, json};
@@ -16,7 +15,8 @@ use similar::{Algorithm, DiffOp, capture_diff_slices};
 use crate::model::Identifier;
 use crate::plan::{Action, Profile};
 use crate::state::{
-    Counts, FORMAT_VERSION, ItemState, Meta, Run, RunFigures, StoredItem, lock::Holder,
+    Counts, FORMAT_VERSION, ItemFilter, ItemState, Meta, Run, RunFigures, State, StoredItem,
+    lock::Holder,
 };
 
 /// What stands in for a hidden value.
@@ -24,7 +24,7 @@ pub const REDACTED: &str = "***";
 
 /// Profiles (and other items) a markdown view lists before it summarises the rest, so a pull
 /// request comment stays under the hosts' size limits (GitHub: 65,536 characters).
-pub const MARKDOWN_LIMIT: usize = 200;
+pub const MARKDOWN_LIMIT: u64 = 200;
 
 /// Output formats of `show` and `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -74,19 +74,29 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Everything a plan view shows, read from the state file.
-#[derive(Debug)]
-pub struct PlanView {
+/// A plan view: the sealed facts and counts in memory, the items streamed from the state file
+/// as they are written out, so a plan of millions of items renders in bounded memory.
+pub struct PlanView<'a> {
     /// Sealed facts.
     pub meta: Meta,
     /// Counts by action and state.
     pub counts: Counts,
-    /// Items in `seq` order.
-    pub items: Vec<StoredItem>,
-    /// Touched profiles by key.
-    pub profiles: BTreeMap<String, Profile>,
     /// Plan warnings.
     pub warnings: Vec<String>,
+    /// Where the items are read from.
+    pub state: &'a State,
+}
+
+impl<'a> PlanView<'a> {
+    /// Reads the view's facts from a state file.
+    pub fn new(state: &'a State) -> anyhow::Result<Self> {
+        Ok(Self {
+            meta: state.meta()?,
+            counts: state.counts()?,
+            warnings: state.warnings()?,
+            state,
+        })
+    }
 }
 
 /// How values are shown.
@@ -188,35 +198,41 @@ fn profile_diff<'a>(
     lines
 }
 
-/// Per-profile diffs for the items to delete, in the order the manifest first names them.
-/// At most `limit` profiles are shown; the caller says how many were left out.
-fn diffs(view: &PlanView, r: Redaction, marker: &str, limit: usize) -> String {
-    let mut by_profile: BTreeMap<&str, BTreeMap<&Identifier, u64>> = BTreeMap::new();
-    for s in &view.items {
-        if let (Action::Delete, Some(key)) = (s.item.action, &s.item.profile) {
-            by_profile
-                .entry(key)
-                .or_default()
-                .insert(&s.item.identifier, s.item.seq);
-        }
-    }
-    let mut order: Vec<(u64, &str)> = by_profile
-        .iter()
-        .map(|(key, deleting)| (deleting.values().min().copied().unwrap_or(0), *key))
-        .collect();
-    order.sort_unstable();
-    let mut out = String::new();
-    for (_, key) in order.into_iter().take(limit) {
-        let (Some(profile), Some(deleting)) = (view.profiles.get(key), by_profile.get(key)) else {
-            continue;
-        };
-        let _ = writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup));
-        for line in profile_diff(profile, deleting) {
+/// Per-profile diffs for the items to delete, in the order the manifest first names them,
+/// at most `limit` profiles.
+fn diffs(
+    view: &PlanView<'_>,
+    r: Redaction,
+    marker: &str,
+    limit: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    view.state.for_each_profile_diff(limit, |profile, items| {
+        let deleting: BTreeMap<&Identifier, u64> = items
+            .iter()
+            .map(|s| (&s.item.identifier, s.item.seq))
+            .collect();
+        writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup))?;
+        for line in profile_diff(profile, &deleting) {
             let seq = line.seq.map(|s| format!("   #{s}")).unwrap_or_default();
-            let _ = writeln!(out, "{}   {}{seq}", line.sign, r.ident(line.ident));
+            writeln!(out, "{}   {}{seq}", line.sign, r.ident(line.ident))?;
         }
-    }
-    out
+        Ok(())
+    })
+}
+
+/// Writes the items `filter` selects (at most `limit`) as item lines, each after `indent`.
+fn item_lines(
+    view: &PlanView<'_>,
+    filter: ItemFilter,
+    limit: u64,
+    indent: &str,
+    r: Redaction,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    view.state.for_each_item_in(filter, limit, |s| {
+        Ok(writeln!(out, "{indent}{}", item_line(&s, r))?)
+    })
 }
 
 fn item_line(s: &StoredItem, r: Redaction) -> String {
@@ -258,8 +274,8 @@ fn started(counts: &Counts) -> bool {
     .any(|s| counts.state(*s) > 0)
 }
 
-/// Writes the plan view as text.
-pub fn plan_text(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+/// Writes the plan view as text: every profile's diff and every item not sent.
+pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> anyhow::Result<()> {
     let m = &view.meta;
     writeln!(
         out,
@@ -271,28 +287,14 @@ pub fn plan_text(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Res
     writeln!(out, "Reason: {}", clean(&m.reason))?;
     writeln!(out, "Digest: {}", m.digest)?;
     writeln!(out)?;
-    write!(out, "{}", diffs(view, r, "", usize::MAX))?;
-    let others: Vec<&StoredItem> = view
-        .items
-        .iter()
-        .filter(|s| s.item.action != Action::Delete)
-        .collect();
-    if !others.is_empty() {
+    diffs(view, r, "", u64::MAX, out)?;
+    if view.state.count_items(ItemFilter::NotSent)? > 0 {
         writeln!(out, "\nNot sent:")?;
-        for s in others {
-            writeln!(out, "  {}", item_line(s, r))?;
-        }
+        item_lines(view, ItemFilter::NotSent, u64::MAX, "  ", r, out)?;
     }
-    let noted: Vec<&StoredItem> = view
-        .items
-        .iter()
-        .filter(|s| s.item.action == Action::Delete && s.item.note.is_some())
-        .collect();
-    if !noted.is_empty() {
+    if view.state.count_items(ItemFilter::Noted)? > 0 {
         writeln!(out, "\nCheck these:")?;
-        for s in noted {
-            writeln!(out, "  {}", item_line(s, r))?;
-        }
+        item_lines(view, ItemFilter::Noted, u64::MAX, "  ", r, out)?;
     }
     for w in &view.warnings {
         writeln!(out, "warning: {}", clean(w))?;
@@ -305,7 +307,11 @@ pub fn plan_text(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Res
 }
 
 /// Writes the plan view as markdown for a pull request.
-pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+pub fn plan_markdown(
+    view: &PlanView<'_>,
+    r: Redaction,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let m = &view.meta;
     writeln!(
         out,
@@ -342,18 +348,16 @@ pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io:
     if started(&view.counts) {
         writeln!(out, "\n{}", progress_line(&view.counts))?;
     }
-    let d = diffs(view, r, "# ", MARKDOWN_LIMIT);
-    if !d.is_empty() {
+    if view.counts.delete_profiles > 0 {
         writeln!(
             out,
             "\n<details><summary>Per-profile changes ({} profiles)</summary>\n",
-            view.counts.delete_profiles
+            thousands(view.counts.delete_profiles)
         )?;
-        writeln!(out, "```diff\n{d}```")?;
-        let hidden = view
-            .counts
-            .delete_profiles
-            .saturating_sub(MARKDOWN_LIMIT as u64);
+        writeln!(out, "```diff")?;
+        diffs(view, r, "# ", MARKDOWN_LIMIT, out)?;
+        writeln!(out, "```")?;
+        let hidden = view.counts.delete_profiles.saturating_sub(MARKDOWN_LIMIT);
         if hidden > 0 {
             writeln!(
                 out,
@@ -363,38 +367,31 @@ pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io:
         }
         writeln!(out, "</details>")?;
     }
-    let others: Vec<&StoredItem> = view
-        .items
-        .iter()
-        .filter(|s| s.item.action != Action::Delete || s.item.note.is_some())
-        .collect();
-    if !others.is_empty() {
+    let others = view.state.count_items(ItemFilter::NotSentOrNoted)?;
+    if others > 0 {
         writeln!(
             out,
             "\n<details><summary>Not sent, or worth a look ({})</summary>\n",
-            others.len()
+            thousands(others)
         )?;
         writeln!(out, "```")?;
-        for s in others.iter().take(MARKDOWN_LIMIT) {
-            writeln!(out, "{}", item_line(s, r))?;
-        }
+        item_lines(view, ItemFilter::NotSentOrNoted, MARKDOWN_LIMIT, "", r, out)?;
         writeln!(out, "```")?;
-        if others.len() > MARKDOWN_LIMIT {
-            writeln!(
-                out,
-                "\n… and {} more.",
-                thousands((others.len() - MARKDOWN_LIMIT) as u64)
-            )?;
+        if others > MARKDOWN_LIMIT {
+            writeln!(out, "\n… and {} more.", thousands(others - MARKDOWN_LIMIT))?;
         }
         writeln!(out, "</details>")?;
     }
     if !view.warnings.is_empty() {
         writeln!(out)?;
-        for w in &view.warnings {
+        for w in view.warnings.iter().take(MARKDOWN_LIMIT as usize) {
+            writeln!(out, "> warning: {}", clean(w))?;
+        }
+        if view.warnings.len() as u64 > MARKDOWN_LIMIT {
             writeln!(
                 out,
-                "> warning: {}",
-                if r.0 { redact_warning(w) } else { clean(w) }
+                "> … and {} more warnings.",
+                thousands(view.warnings.len() as u64 - MARKDOWN_LIMIT)
             )?;
         }
     }
@@ -403,11 +400,6 @@ pub fn plan_markdown(view: &PlanView, r: Redaction, out: &mut impl Write) -> io:
         writeln!(out, "> {line}")?;
     }
     Ok(())
-}
-
-/// Warnings hold locations, never values; kept as a function so that stays a single decision.
-fn redact_warning(w: &str) -> String {
-    clean(w)
 }
 
 fn by_name<K: Copy>(
@@ -478,21 +470,49 @@ fn head_json(meta: &Meta, counts: &Counts, r: Redaction) -> serde_json::Map<Stri
     }
 }
 
+/// Writes one JSON object: the fields of `head`, then `items` streamed from `state` (one
+/// compact object a line), then the fields of `tail`.
+fn json_with_items(
+    head: serde_json::Map<String, Value>,
+    state: &State,
+    r: Redaction,
+    tail: serde_json::Map<String, Value>,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    writeln!(out, "{{")?;
+    for (key, value) in &head {
+        writeln!(out, "  {}: {},", Value::String(key.clone()), value)?;
+    }
+    write!(out, "  \"items\": [")?;
+    let mut first = true;
+    state.for_each_item_in(ItemFilter::All, u64::MAX, |s| {
+        write!(
+            out,
+            "{}\n    {}",
+            if first { "" } else { "," },
+            item_json(&s, r)
+        )?;
+        first = false;
+        Ok(())
+    })?;
+    write!(out, "{}]", if first { "" } else { "\n  " })?;
+    for (key, value) in &tail {
+        write!(out, ",\n  {}: {}", Value::String(key.clone()), value)?;
+    }
+    writeln!(out, "\n}}")?;
+    Ok(())
+}
+
 /// Writes the plan view as one JSON object.
-pub fn plan_json(view: &PlanView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
-    let mut map = head_json(&view.meta, &view.counts, r);
-    map.insert(
-        "items".into(),
-        view.items.iter().map(|s| item_json(s, r)).collect(),
-    );
-    map.insert("warnings".into(), json!(view.warnings));
-    serde_json::to_writer_pretty(&mut *out, &Value::Object(map))?;
-    writeln!(out)
+pub fn plan_json(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> anyhow::Result<()> {
+    let head = head_json(&view.meta, &view.counts, r);
+    let mut tail = serde_json::Map::new();
+    tail.insert("warnings".into(), json!(view.warnings));
+    json_with_items(head, view.state, r, tail, out)
 }
 
 /// Everything `status` shows.
-#[derive(Debug)]
-pub struct StatusView {
+pub struct StatusView<'a> {
     /// Sealed facts.
     pub meta: Meta,
     /// Counts.
@@ -503,12 +523,12 @@ pub struct StatusView {
     pub last_errors: Vec<(u64, String)>,
     /// Apply runs, oldest first.
     pub runs: Vec<Run>,
-    /// Items (for the JSON view).
-    pub items: Vec<StoredItem>,
+    /// Where the JSON view reads its items from.
+    pub state: &'a State,
 }
 
 /// Writes the status as text.
-pub fn status_text(view: &StatusView, out: &mut impl Write) -> io::Result<()> {
+pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()> {
     writeln!(
         out,
         "space {} · digest {}",
@@ -554,7 +574,11 @@ pub fn latency_text(f: &RunFigures) -> String {
 }
 
 /// Writes the status as one JSON object (items redacted unless `r` says otherwise).
-pub fn status_json(view: &StatusView, r: Redaction, out: &mut impl Write) -> io::Result<()> {
+pub fn status_json(
+    view: &StatusView<'_>,
+    r: Redaction,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let mut map = head_json(&view.meta, &view.counts, r);
     map.insert(
         "lock".into(),
@@ -583,12 +607,7 @@ pub fn status_json(view: &StatusView, r: Redaction, out: &mut impl Write) -> io:
             .map(|(seq, e)| json!({"seq": seq, "error": e}))
             .collect(),
     );
-    map.insert(
-        "items".into(),
-        view.items.iter().map(|s| item_json(s, r)).collect(),
-    );
-    serde_json::to_writer_pretty(&mut *out, &Value::Object(map))?;
-    writeln!(out)
+    json_with_items(map, view.state, r, serde_json::Map::new(), out)
 }
 
 #[cfg(test)]

@@ -201,25 +201,9 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
     })
 }
 
-/// Reads the plan view from a state file.
-pub fn plan_view(state: &State) -> anyhow::Result<PlanView> {
-    let mut items = Vec::new();
-    state.for_each_item(|i| {
-        items.push(i);
-        Ok(())
-    })?;
-    Ok(PlanView {
-        meta: state.meta()?,
-        counts: state.counts()?,
-        items,
-        profiles: state.profiles()?,
-        warnings: state.warnings()?,
-    })
-}
-
 /// Prints a state file's plan in `format` to stdout.
 pub fn print_plan(state: &State, format: Format, redact: Redaction) -> anyhow::Result<()> {
-    let view = plan_view(state)?;
+    let view = PlanView::new(state)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {

@@ -29,20 +29,13 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
 /// `idprune status STATE`.
 pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
-    let mut items = Vec::new();
-    if args.format == StatusFormat::Json {
-        state.for_each_item(|i| {
-            items.push(i);
-            Ok(())
-        })?;
-    }
     let view = StatusView {
         meta: state.meta()?,
         counts: state.counts()?,
         lock: state.lock_holder()?,
         last_errors: state.last_errors(5)?,
         runs: state.runs()?,
-        items,
+        state: &state,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -114,6 +114,30 @@ impl Failure {
     }
 }
 
+/// A selection of items for the views.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ItemFilter {
+    /// Every item.
+    All,
+    /// Items nothing is sent for (`absent`, `blocked`, `unresolved`).
+    NotSent,
+    /// `delete` items with a note for the reviewer.
+    Noted,
+    /// Either of the two above.
+    NotSentOrNoted,
+}
+
+impl ItemFilter {
+    fn sql(self) -> &'static str {
+        match self {
+            Self::All => "1",
+            Self::NotSent => "action != 'delete'",
+            Self::Noted => "action = 'delete' AND note IS NOT NULL",
+            Self::NotSentOrNoted => "(action != 'delete' OR note IS NOT NULL)",
+        }
+    }
+}
+
 /// The plan-level facts sealed with the items.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Meta {
@@ -500,6 +524,85 @@ impl State {
             f(read_item(row)?)?;
         }
         Ok(())
+    }
+
+    /// Calls `f` with the items `filter` selects, in `seq` order, at most `limit` of them.
+    pub fn for_each_item_in(
+        &self,
+        filter: ItemFilter,
+        limit: u64,
+        mut f: impl FnMut(StoredItem) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let sql = format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE {} ORDER BY seq LIMIT ?1",
+            filter.sql()
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query([limit.min(i64::MAX as u64) as i64])?;
+        while let Some(row) = rows.next()? {
+            f(read_item(row)?)?;
+        }
+        Ok(())
+    }
+
+    /// How many items `filter` selects.
+    pub fn count_items(&self, filter: ItemFilter) -> anyhow::Result<u64> {
+        let sql = format!("SELECT count(*) FROM items WHERE {}", filter.sql());
+        Ok(self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// Calls `f` with each profile that has deletions and its `delete` items, in the order of
+    /// the profiles' first deletion, at most `limit` profiles. Streams: one profile at a time.
+    pub fn for_each_profile_diff(
+        &self,
+        limit: u64,
+        mut f: impl FnMut(&Profile, &[StoredItem]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        let mut groups = self.conn.prepare(
+            "SELECT profile, MIN(seq) AS first FROM items WHERE action = 'delete' AND profile IS NOT NULL
+             GROUP BY profile ORDER BY first LIMIT ?1",
+        )?;
+        let mut items = self.conn.prepare(&format!(
+            "SELECT {ITEM_COLUMNS} FROM items WHERE profile = ?1 AND action = 'delete' ORDER BY seq"
+        ))?;
+        let mut profile = self
+            .conn
+            .prepare("SELECT lookup, before FROM profiles WHERE key = ?1")?;
+        let mut rows = groups.query([limit.min(i64::MAX as u64) as i64])?;
+        while let Some(row) = rows.next()? {
+            let key: String = row.get(0)?;
+            let Some((lookup, before)) = profile
+                .query_row([&key], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+                })
+                .optional()?
+            else {
+                continue;
+            };
+            let before = self.parse_before(&before)?;
+            let list = items
+                .query_map([&key], read_item)?
+                .collect::<Result<Vec<_>, _>>()?;
+            f(
+                &Profile {
+                    key,
+                    lookup,
+                    before,
+                },
+                &list,
+            )?;
+        }
+        Ok(())
+    }
+
+    fn parse_before(&self, json: &str) -> anyhow::Result<Vec<Identifier>> {
+        let pairs: Vec<(String, String)> = serde_json::from_str(json).with_context(|| {
+            format!("state file `{}`: damaged profile row", self.path.display())
+        })?;
+        Ok(pairs
+            .into_iter()
+            .map(|(k, v)| Identifier::new(k, v))
+            .collect())
     }
 
     /// The profiles the plan touched, by key.

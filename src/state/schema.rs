@@ -46,6 +46,7 @@ CREATE TABLE items (
     updated_at  INTEGER
 ) STRICT;
 CREATE INDEX items_by_state ON items (state, seq);
+CREATE INDEX items_by_profile ON items (profile, seq);
 
 CREATE TABLE warnings (
     idx     INTEGER PRIMARY KEY,

@@ -1,0 +1,177 @@
+//! `kill -9` in the middle of an apply, then the same apply again: every planned deletion is
+//! done exactly once, nothing unplanned is touched, and the state file is intact.
+
+use std::fmt::Write as _;
+
+use crate::harness::{Test, seed, wait_bounded};
+
+/// Items in the big plans: enough that an apply paced by the emulator's latency takes a while.
+pub const ITEMS: usize = 300;
+
+/// A seed of `ITEMS` profiles `u_N` with a bad email each, a manifest deleting them through a
+/// CSV source, and the emulator flags that make each request take ~20 ms (unless
+/// `extra_flags` set `--latency-ms`).
+pub fn big_test(extra_flags: &[&str]) -> Test {
+    let ids: Vec<[String; 3]> = (0..ITEMS)
+        .map(|n| {
+            [
+                format!("user_id:u_{n}"),
+                format!("email:bad-{n}@import.invalid"),
+                format!("email:good-{n}@x.com"),
+            ]
+        })
+        .collect();
+    let refs: Vec<Vec<&str>> = ids
+        .iter()
+        .map(|p| p.iter().map(String::as_str).collect())
+        .collect();
+    let sids: Vec<String> = (0..ITEMS).map(|n| format!("use_{n}")).collect();
+    let profiles: Vec<(&str, &[&str])> = sids
+        .iter()
+        .zip(&refs)
+        .map(|(s, ids)| (s.as_str(), ids.as_slice()))
+        .collect();
+    let mut flags = vec!["--space-rate", "0", "--profile-rate", "0"];
+    if !extra_flags.contains(&"--latency-ms") {
+        flags.extend(["--latency-ms", "20"]);
+    }
+    flags.extend_from_slice(extra_flags);
+    let test = Test::with_emulator(&seed(&profiles), &flags);
+    let mut csv = String::from("user_id,email\n");
+    for n in 0..ITEMS {
+        writeln!(csv, "u_{n},bad-{n}@import.invalid").expect("writing to a String");
+    }
+    test.write("bad.csv", &csv);
+    test.write(
+        "big.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: big\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n",
+    );
+    // Under injected faults a read may fail past its retries; plan then writes nothing and
+    // says to try again, which is what a person would do.
+    for _ in 0..PLAN_TRIES {
+        let out = test.idprune(["plan", "big.yaml", "--rate", "0"]).run();
+        if out.code == Some(0) {
+            return test;
+        }
+        out.code(1).stderr_has("try again later");
+        assert!(!test.path("big.state.db").exists());
+    }
+    panic!("plan failed {PLAN_TRIES} times");
+}
+
+/// How many times [`big_test`] runs `plan` before giving up.
+const PLAN_TRIES: usize = 4;
+
+#[test]
+fn apply_killed_mid_run_resumes_to_exactly_the_plan() {
+    let test = big_test(&[]);
+    let planned = test.planned_deletes("big.state.db");
+    assert_eq!(planned.len(), ITEMS);
+
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn();
+    test.wait_for_items("big.state.db", "some done items", |c| {
+        c.get("done").copied().unwrap_or(0) >= 20
+    });
+    apply.kill().expect("SIGKILL the apply");
+    // Reap it, so its pid is really gone and its lock counts as stale.
+    assert_eq!(
+        std::os::unix::process::ExitStatusExt::signal(&wait_bounded(&mut apply)),
+        Some(libc::SIGKILL)
+    );
+
+    let states = test.item_states("big.state.db");
+    let done = states.get("done").copied().unwrap_or(0);
+    assert!(
+        (done as usize) < ITEMS,
+        "the apply finished before it was killed; the test proves nothing: {states:?}"
+    );
+    integrity_ok(&test);
+
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok()
+        .stderr_has("stale lock");
+    let states = test.item_states("big.state.db");
+    assert_eq!(
+        states.get("done").copied(),
+        Some(ITEMS as u64),
+        "{states:?}"
+    );
+    assert_eq!(states.len(), 1, "every item is done: {states:?}");
+
+    let stats = test.emu().stats();
+    // ⊆ and ⊇ the plan, and nothing deleted twice.
+    assert_eq!(stats.deleted_set(), planned);
+    integrity_ok(&test);
+    test.idprune(["verify", "big.state.db"]).run().ok();
+}
+
+fn integrity_ok(test: &Test) {
+    let result: String = test
+        .db("big.state.db")
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("running the integrity check");
+    assert_eq!(result, "ok");
+}
+
+#[test]
+fn replan_with_force_after_a_kill_starts_clean() {
+    let test = big_test(&[]);
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn();
+    test.wait_for_items("big.state.db", "some done items", |c| {
+        c.get("done").copied().unwrap_or(0) >= 20
+    });
+    apply.kill().expect("SIGKILL the apply");
+    wait_bounded(&mut apply);
+    // Straight after the kill (its WAL still beside the file), plan the same manifest again.
+    test.idprune(["plan", "big.yaml", "--rate", "0"])
+        .run()
+        .code(1)
+        .stderr_has("--force");
+    test.idprune(["plan", "big.yaml", "--rate", "0", "--force"])
+        .run()
+        .ok();
+    integrity_ok(&test);
+    let states = test.item_states("big.state.db");
+    // The killed client's requests die with its connections (the server drops them), so
+    // what the emulator has deleted by now is what the new plan found gone.
+    let done_before = test.emu().stats().deleted.len();
+    assert_eq!(
+        states.get("pending").copied(),
+        Some((ITEMS - done_before) as u64),
+        "the new plan holds exactly what is left: {states:?}"
+    );
+    assert_eq!(
+        test.db("big.state.db")
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get::<_, i64>(0))
+            .expect("counting runs"),
+        0,
+        "a new plan starts a new journal"
+    );
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok();
+    let stats = test.emu().stats();
+    assert_eq!(stats.deleted.len(), ITEMS);
+    stats.deleted_set();
+}

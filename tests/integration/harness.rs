@@ -1,0 +1,569 @@
+//! The test harness: the real `idprune` binary against the real emulator (`idprune emulator`)
+//! on loopback, each test in its own temporary directory with its own emulator on port 0.
+//!
+//! `Test::new(seed)` starts an emulator seeded from JSON; `test.write(..)` puts a manifest or a
+//! CSV into the test's directory; `test.idprune([..]).run()` runs a command there with
+//! `SEGMENT_ACCESS_TOKEN` and `IDPRUNE_API_URL` set and returns its [`Output`]. The emulator's
+//! admin endpoints are read with a few lines of HTTP/1.1 over `std::net::TcpStream`, and the
+//! state file with rusqlite, so tests assert on what the API saw and on the journal, not only
+//! on printed text.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsString;
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde::Deserialize;
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_idprune");
+/// The token every test's emulator accepts unless a test says otherwise.
+pub const TOKEN: &str = "itest-token-5f1e0c9a";
+/// How long any wait on a child process or on progress may take before the test fails.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+/// The interval between two polls of a state file or of the emulator's statistics.
+const POLL_EVERY: Duration = Duration::from_millis(5);
+
+/// A running `idprune emulator`, killed when dropped.
+pub struct Emulator {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Emulator {
+    /// Starts `idprune emulator --seed SEED --listen 127.0.0.1:0 EXTRA...` and waits for its
+    /// `listening on http://127.0.0.1:PORT` line.
+    pub fn start(seed: &Path, extra: &[&str]) -> Emulator {
+        // Its stderr goes to a file beside the seed, shown when it fails to start.
+        let log_path = seed.with_extension("emulator.log");
+        let log = std::fs::File::create(&log_path).expect("creating the emulator's log");
+        let mut child = Command::new(BIN)
+            .arg("emulator")
+            .arg("--seed")
+            .arg(seed)
+            .args(["--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("IDPRUNE_EMULATOR_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("spawning the emulator");
+        let stdout = child.stdout.take().expect("the emulator's stdout is piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("reading the emulator's first line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on http://")
+            .unwrap_or_else(|| {
+                let _ = child.wait();
+                let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+                panic!("unexpected first emulator line {line:?}; its stderr:\n{log}")
+            })
+            .parse::<SocketAddr>()
+            .expect("the emulator prints a socket address");
+        assert!(addr.ip().is_loopback(), "the emulator must bind loopback");
+        Emulator { child, addr }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// `GET /__emulator/stats`.
+    pub fn stats(&self) -> Stats {
+        let (status, body) = http(self.addr, "GET", "/__emulator/stats", "");
+        assert_eq!(status, 200, "stats: {body}");
+        serde_json::from_str(&body).expect("stats JSON")
+    }
+
+    /// `GET /__emulator/profiles`, as segment id → live `type:id` identifiers.
+    pub fn profiles(&self) -> BTreeMap<String, BTreeSet<String>> {
+        #[derive(Deserialize)]
+        struct Snapshot {
+            profiles: Vec<SnapshotProfile>,
+        }
+        #[derive(Deserialize)]
+        struct SnapshotProfile {
+            segment_id: String,
+            identifiers: Vec<String>,
+        }
+        let (status, body) = http(self.addr, "GET", "/__emulator/profiles", "");
+        assert_eq!(status, 200, "profiles: {body}");
+        let snapshot: Snapshot = serde_json::from_str(&body).expect("profiles JSON");
+        snapshot
+            .profiles
+            .into_iter()
+            .map(|p| (p.segment_id, p.identifiers.into_iter().collect()))
+            .collect()
+    }
+
+    /// `POST /__emulator/token`: from now on only `token` is accepted.
+    pub fn set_token(&self, token: &str) {
+        let body = serde_json::json!({ "token": token }).to_string();
+        let (status, reply) = http(self.addr, "POST", "/__emulator/token", &body);
+        assert_eq!(status, 200, "set token: {reply}");
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One HTTP/1.1 exchange with `Connection: close`; returns the status and the body.
+fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).expect("connecting to the emulator");
+    stream
+        .set_read_timeout(Some(PATIENCE))
+        .expect("setting a read timeout");
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("sending the request");
+    let mut raw = Vec::new();
+    stream
+        .read_to_end(&mut raw)
+        .expect("reading the emulator's answer");
+    let text = String::from_utf8(raw).expect("the emulator answers UTF-8");
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .expect("an HTTP answer has a head and a body");
+    assert!(
+        !head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "this tiny client reads only content-length bodies"
+    );
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    (status, body.to_owned())
+}
+
+/// `/__emulator/stats`.
+#[derive(Debug, Deserialize)]
+pub struct Stats {
+    /// Every `/v1` request.
+    pub requests: u64,
+    /// Requests to the delete route.
+    pub deletes: u64,
+    /// Requests answered 429.
+    pub rate_limited: u64,
+    /// Every applied delete, in order.
+    pub deleted: Vec<Deleted>,
+}
+
+/// One applied delete, as the emulator recorded it.
+#[derive(Clone, Debug, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Deleted {
+    /// The `user_id` the request addressed the profile by.
+    pub user_id: String,
+    /// The deleted identifier's type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The deleted identifier's value.
+    pub id: String,
+}
+
+impl Deleted {
+    /// `Deleted { user_id, kind, id }` from string slices.
+    pub fn new(user_id: &str, kind: &str, id: &str) -> Deleted {
+        Deleted {
+            user_id: user_id.into(),
+            kind: kind.into(),
+            id: id.into(),
+        }
+    }
+}
+
+impl Stats {
+    /// The applied deletes as a set, checking that none was applied twice.
+    pub fn deleted_set(&self) -> BTreeSet<Deleted> {
+        let set: BTreeSet<Deleted> = self.deleted.iter().cloned().collect();
+        assert_eq!(
+            set.len(),
+            self.deleted.len(),
+            "an identifier was deleted twice: {:?}",
+            self.deleted
+        );
+        set
+    }
+}
+
+/// A test: a temporary directory and, usually, an emulator.
+pub struct Test {
+    dir: tempfile::TempDir,
+    /// The emulator; `None` for tests that never reach the network.
+    pub emulator: Option<Emulator>,
+}
+
+impl Test {
+    /// A test with an emulator seeded with `seed` (JSON) and started with `emulator_flags`.
+    pub fn with_emulator(seed: &serde_json::Value, emulator_flags: &[&str]) -> Test {
+        let test = Test::offline();
+        let path = test.write("seed.json", &seed.to_string());
+        let emulator = Emulator::start(&path, emulator_flags);
+        Test {
+            emulator: Some(emulator),
+            ..test
+        }
+    }
+
+    /// A test with an emulator on default settings.
+    pub fn new(seed: &serde_json::Value) -> Test {
+        Test::with_emulator(seed, &[])
+    }
+
+    /// A test without an emulator.
+    pub fn offline() -> Test {
+        Test {
+            dir: tempfile::tempdir().expect("creating a temporary directory"),
+            emulator: None,
+        }
+    }
+
+    /// The emulator (panics for offline tests).
+    pub fn emu(&self) -> &Emulator {
+        self.emulator
+            .as_ref()
+            .expect("this test started an emulator")
+    }
+
+    /// A path inside the test's directory.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes `contents` to `name` in the test's directory and returns the path.
+    pub fn write(&self, name: &str, contents: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, contents).expect("writing a test file");
+        path
+    }
+
+    /// `idprune ARGS` in the test's directory, with the emulator's URL and the right token.
+    pub fn idprune<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<OsString>,
+    {
+        let mut command = Command::new(BIN);
+        command
+            .args(args.into_iter().map(Into::into))
+            .current_dir(self.dir.path())
+            .env_remove("SEGMENT_ACCESS_TOKEN")
+            .env_remove("IDPRUNE_API_URL")
+            .env_remove("IDPRUNE_EMULATOR_TOKEN")
+            .env("SEGMENT_ACCESS_TOKEN", TOKEN)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(emulator) = &self.emulator {
+            command.env("IDPRUNE_API_URL", emulator.url());
+        }
+        Run {
+            command,
+            stdin: None,
+        }
+    }
+
+    /// Plans `manifest` into `state` and returns the sealed digest, checking the exit code.
+    pub fn plan(&self, manifest: &str, state: &str) -> String {
+        self.idprune(["plan", manifest, "-o", state]).run().ok();
+        self.digest(state)
+    }
+
+    /// The digest sealed in `state`, read with `show --format json`.
+    pub fn digest(&self, state: &str) -> String {
+        let json = self.show_json(state);
+        json["digest"]
+            .as_str()
+            .expect("show --format json has a digest")
+            .to_owned()
+    }
+
+    /// `show STATE --format json` (redacted), parsed.
+    pub fn show_json(&self, state: &str) -> serde_json::Value {
+        let out = self.idprune(["show", state, "--format", "json"]).run().ok();
+        serde_json::from_str(&out.stdout).expect("show --format json prints JSON")
+    }
+
+    /// Opens a state file with rusqlite.
+    pub fn db(&self, state: &str) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.path(state)).expect("opening the state file")
+    }
+
+    /// Item counts by state, straight from the state file.
+    pub fn item_states(&self, state: &str) -> BTreeMap<String, u64> {
+        let db = self.db(state);
+        let mut stmt = db
+            .prepare("SELECT state, count(*) FROM items GROUP BY state")
+            .expect("preparing the count");
+        stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))
+            .expect("counting items")
+            .collect::<Result<_, _>>()
+            .expect("reading counts")
+    }
+
+    /// The `(user_id, type, id)` of every planned `delete` item.
+    pub fn planned_deletes(&self, state: &str) -> BTreeSet<Deleted> {
+        let db = self.db(state);
+        let mut stmt = db
+            .prepare("SELECT user_id, id_type, id_value FROM items WHERE action = 'delete'")
+            .expect("preparing the select");
+        stmt.query_map([], |r| {
+            Ok(Deleted {
+                user_id: r.get(0)?,
+                kind: r.get(1)?,
+                id: r.get(2)?,
+            })
+        })
+        .expect("selecting planned deletes")
+        .collect::<Result<_, _>>()
+        .expect("reading planned deletes")
+    }
+
+    /// Polls `done(states)` on the item counts until it holds; fails the test after [`PATIENCE`].
+    pub fn wait_for_items(
+        &self,
+        state: &str,
+        what: &str,
+        done: impl Fn(&BTreeMap<String, u64>) -> bool,
+    ) {
+        let start = Instant::now();
+        loop {
+            // The apply may hold a write lock for a moment; a busy read just polls again.
+            if self.path(state).exists()
+                && let Ok(counts) = self.try_item_states(state)
+                && done(&counts)
+            {
+                return;
+            }
+            assert!(start.elapsed() < PATIENCE, "timed out waiting for {what}");
+            std::thread::sleep(POLL_EVERY);
+        }
+    }
+
+    fn try_item_states(&self, state: &str) -> rusqlite::Result<BTreeMap<String, u64>> {
+        let db = rusqlite::Connection::open_with_flags(
+            self.path(state),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?;
+        db.busy_timeout(Duration::from_secs(5))?;
+        let mut stmt = db.prepare("SELECT state, count(*) FROM items GROUP BY state")?;
+        let counts = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u64>(1)?)))?
+            .collect::<Result<_, _>>()?;
+        Ok(counts)
+    }
+}
+
+/// A command about to run.
+pub struct Run {
+    command: Command,
+    stdin: Option<String>,
+}
+
+impl Run {
+    /// Sets an environment variable.
+    pub fn env(mut self, key: &str, value: &str) -> Run {
+        self.command.env(key, value);
+        self
+    }
+
+    /// Sends this token instead of the right one.
+    pub fn token(self, token: &str) -> Run {
+        self.env("SEGMENT_ACCESS_TOKEN", token)
+    }
+
+    /// Runs in `dir` instead of the test's directory.
+    pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Run {
+        self.command.current_dir(dir);
+        self
+    }
+
+    /// Adds an argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Feeds `text` to standard input (which is otherwise empty: no terminal).
+    pub fn stdin(mut self, text: &str) -> Run {
+        self.stdin = Some(text.to_owned());
+        self
+    }
+
+    /// Runs to completion and captures the outcome.
+    pub fn run(mut self) -> Output {
+        let out = match self.stdin {
+            None => self.command.output().expect("running idprune"),
+            Some(text) => {
+                let mut child = self
+                    .command
+                    .stdin(Stdio::piped())
+                    .spawn()
+                    .expect("spawning idprune");
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin is piped")
+                    .write_all(text.as_bytes())
+                    .expect("writing to idprune's stdin");
+                child.wait_with_output().expect("running idprune")
+            }
+        };
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// Starts without waiting (output discarded), for tests that interrupt a run.
+    pub fn spawn(mut self) -> Child {
+        self.command
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning idprune")
+    }
+}
+
+/// What a finished command did.
+#[derive(Debug)]
+pub struct Output {
+    /// The exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+}
+
+impl Output {
+    /// Asserts the exit code, printing both streams when it differs.
+    #[track_caller]
+    pub fn code(self, expected: i32) -> Output {
+        assert_eq!(
+            self.code,
+            Some(expected),
+            "unexpected exit code\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        self
+    }
+
+    /// Asserts exit 0.
+    #[track_caller]
+    pub fn ok(self) -> Output {
+        self.code(0)
+    }
+
+    /// Asserts that stderr contains `needle`.
+    #[track_caller]
+    pub fn stderr_has(self, needle: &str) -> Output {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}\n--- stderr\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// Both streams, for searching.
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+}
+
+/// Waits for a child with a bound, killing it and failing the test when it takes too long.
+pub fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("polling a child") {
+            return status;
+        }
+        if start.elapsed() > PATIENCE {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("child process did not finish within {PATIENCE:?}");
+        }
+        std::thread::sleep(POLL_EVERY);
+    }
+}
+
+/// A seed of profiles given as `(segment_id, ["type:id", ...])`.
+pub fn seed(profiles: &[(&str, &[&str])]) -> serde_json::Value {
+    serde_json::json!({
+        "space": "spa_test",
+        "profiles": profiles
+            .iter()
+            .map(|(sid, ids)| serde_json::json!({"segment_id": sid, "identifiers": ids}))
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// The identifiers of a seed, as [`Emulator::profiles`] returns them.
+pub fn seed_profiles(seed: &serde_json::Value) -> BTreeMap<String, BTreeSet<String>> {
+    seed["profiles"]
+        .as_array()
+        .expect("seed profiles")
+        .iter()
+        .map(|p| {
+            let ids = p["identifiers"]
+                .as_array()
+                .expect("identifiers")
+                .iter()
+                .map(|i| {
+                    i.as_str().map(str::to_owned).unwrap_or_else(|| {
+                        format!(
+                            "{}:{}",
+                            i["type"].as_str().expect("type"),
+                            i["id"].as_str().expect("id")
+                        )
+                    })
+                })
+                .collect();
+            (
+                p["segment_id"].as_str().expect("segment_id").to_owned(),
+                ids,
+            )
+        })
+        .collect()
+}
+
+/// `profiles` with the identifiers of `deleted` removed from whichever profile holds them.
+pub fn without(
+    mut profiles: BTreeMap<String, BTreeSet<String>>,
+    deleted: &BTreeSet<Deleted>,
+) -> BTreeMap<String, BTreeSet<String>> {
+    for d in deleted {
+        let key = format!("{}:{}", d.kind, d.id);
+        let owner = profiles
+            .values_mut()
+            .find(|ids| ids.contains(&key))
+            .unwrap_or_else(|| panic!("no seeded profile holds {key}"));
+        assert!(
+            owner.contains(&format!("user_id:{}", d.user_id)),
+            "{key} was deleted through user_id {:?}, which is not on its profile",
+            d.user_id
+        );
+        owner.remove(&key);
+    }
+    profiles
+}

@@ -1,0 +1,113 @@
+//! The access token never shows: not in any command's output, not in the state file's bytes.
+
+use crate::harness::{Output, TOKEN, Test};
+use crate::plan_apply::mixed_test;
+
+#[track_caller]
+fn no_token(out: &Output, token: &str) {
+    assert!(
+        !out.all().contains(token),
+        "the token leaked into the output\n{}",
+        out.all()
+    );
+}
+
+/// Every file of the state database (`.state.db`, `-wal`, `-shm`, `-journal`), as bytes.
+fn state_bytes(test: &Test, state: &str) -> Vec<(String, Vec<u8>)> {
+    ["", "-wal", "-shm", "-journal"]
+        .iter()
+        .map(|suffix| format!("{state}{suffix}"))
+        .filter(|name| test.path(name).exists())
+        .map(|name| {
+            let bytes = std::fs::read(test.path(&name)).expect("reading a state file");
+            (name, bytes)
+        })
+        .collect()
+}
+
+#[track_caller]
+fn no_token_in_state(test: &Test, state: &str, token: &str) {
+    let files = state_bytes(test, state);
+    assert!(!files.is_empty());
+    for (name, bytes) in files {
+        let found = bytes.windows(token.len()).any(|w| w == token.as_bytes());
+        assert!(!found, "the token is in `{name}`");
+    }
+}
+
+#[test]
+fn the_token_appears_in_no_output_and_not_in_the_state_file() {
+    let test = mixed_test();
+    let mut outputs = vec![
+        test.idprune(["validate", "m.yaml"]).run().ok(),
+        test.idprune(["plan", "m.yaml", "--detailed-exitcode"])
+            .run()
+            .code(2),
+    ];
+    // While the plan is the only writer, and again after each step.
+    no_token_in_state(&test, "m.state.db", TOKEN);
+    let digest = test.digest("m.state.db");
+    for format in ["text", "markdown", "json"] {
+        outputs.push(
+            test.idprune(["show", "m.state.db", "--format", format, "--reveal"])
+                .run()
+                .ok(),
+        );
+    }
+    outputs.push(
+        test.idprune(["apply", "m.state.db", "--approve", &digest])
+            .run()
+            .ok(),
+    );
+    no_token_in_state(&test, "m.state.db", TOKEN);
+    for format in ["text", "json"] {
+        outputs.push(
+            test.idprune(["status", "m.state.db", "--format", format, "--reveal"])
+                .run()
+                .ok(),
+        );
+    }
+    outputs.push(test.idprune(["verify", "m.state.db"]).run().ok());
+    no_token_in_state(&test, "m.state.db", TOKEN);
+    for out in &outputs {
+        no_token(out, TOKEN);
+    }
+}
+
+#[test]
+fn a_wrong_token_is_not_echoed_either() {
+    let test = mixed_test();
+    let wrong = "wrong-token-3c9d1e77";
+    let out = test.idprune(["plan", "m.yaml"]).token(wrong).run().code(1);
+    no_token(&out, wrong);
+    let digest = test.plan("m.yaml", "m.state.db");
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest])
+        .token(wrong)
+        .run()
+        .code(1);
+    no_token(&out, wrong);
+    no_token_in_state(&test, "m.state.db", wrong);
+}
+
+#[test]
+fn token_file_and_stdin_work_and_stay_secret() {
+    let test = mixed_test();
+    let path = test.write("token.txt", &format!("{TOKEN}\n"));
+    let out = test
+        .idprune(["plan", "m.yaml", "--token-file"])
+        .env("SEGMENT_ACCESS_TOKEN", "")
+        .arg(&path)
+        .run()
+        .ok();
+    no_token(&out, TOKEN);
+    let digest = test.digest("m.state.db");
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest, "--token-stdin"])
+        .env("SEGMENT_ACCESS_TOKEN", "")
+        .stdin(TOKEN)
+        .run()
+        .ok();
+    no_token(&out, TOKEN);
+    assert_eq!(test.emu().stats().deleted.len(), 10);
+}
