@@ -99,8 +99,9 @@ pub struct PaceArgs {
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub rate: u32,
     /// Requests in flight at most. The window actually used is sized to the rate times the
-    /// observed latency (100/s at 1 s latency: about 150), up to this cap.
-    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for
+    /// latencies over about 1.5 s.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
 }
 

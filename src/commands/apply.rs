@@ -175,20 +175,21 @@ async fn run_locked(
     )?;
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
-        "Applying {} deletions at up to {}/s, at most {} in flight (reason: {}).",
+        "Applying {} deletions at {}, at most {} in flight (reason: {}).",
         thousands(work),
-        args.pace.rate,
+        super::plan::rate_text(args.pace.rate),
         args.pace.concurrency,
         render::clean(reason)
     );
     let (cancel_tx, cancel_rx) = watch::channel(false);
+    let mut interrupt = super::interrupts()?;
     let signals = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
+        if interrupt.recv().await.is_some() {
             eprintln!(
                 "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once."
             );
             let _ = cancel_tx.send(true);
-            if tokio::signal::ctrl_c().await.is_ok() {
+            if interrupt.recv().await.is_some() {
                 // The journal is consistent at every commit; in-flight items are re-sent on resume.
                 eprintln!("Stopped at once; run the same command to resume.");
                 std::process::exit(i32::from(Exit::Interrupted.code()));
@@ -274,7 +275,7 @@ fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> an
             "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command to resume"
         ),
         Some(Stop::BudgetSpent(why)) => anyhow::bail!(
-            "stopped dispatching: {why}; the rest stays pending. Run the same command later to resume"
+            "stopped dispatching: {why}. Unsent items stay pending and in-flight ones are re-sent on resume: run the same command later"
         ),
         None => {}
     }

@@ -193,6 +193,14 @@ pub fn state_dir(state: &Path) -> PathBuf {
     }
 }
 
+/// Listens for Ctrl-C (SIGINT) from now on: unlike `tokio::signal::ctrl_c`, which registers
+/// only when first polled, a signal that arrives before the first `recv` is not lost and does
+/// not kill the process.
+pub fn interrupts() -> anyhow::Result<tokio::signal::unix::Signal> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("listening for Ctrl-C")
+}
+
 /// True when standard error is a terminal (progress bars) — plain lines otherwise.
 pub fn stderr_is_terminal() -> bool {
     std::io::stderr().is_terminal()

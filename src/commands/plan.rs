@@ -47,12 +47,31 @@ pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
 /// full (the pause between chunks is one request's latency).
 pub const RESOLVE_CHUNK: usize = 50_000;
 
-/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print.
+/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print. Ctrl-C drops the work in
+/// progress (the scratch and half-written files go with it) and exits 130.
 pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
+    let mut interrupt = super::interrupts()?;
+    tokio::select! {
+        exit = run_plan(args) => exit,
+        _ = interrupt.recv() => {
+            eprintln!("\nInterrupted: no state file was written.");
+            Ok(Exit::Interrupted)
+        }
+    }
+}
+
+async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let state_path = args
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    let leftovers = state::remove_leftovers(&state_path);
+    if leftovers > 0 {
+        eprintln!(
+            "Removed {leftovers} scratch file(s) a killed plan left beside `{}`.",
+            state_path.display()
+        );
+    }
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
@@ -65,9 +84,9 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
 
     let total = stage.lookup_count()?;
     eprintln!(
-        "Resolving {} profile lookups at up to {}/s ...",
+        "Resolving {} profile lookups at {} ...",
         render::thousands(total),
-        args.pace.rate
+        rate_text(args.pace.rate)
     );
     let progress = Arc::new(super::progress::ProgressOut::new("resolved", total));
     let mut done = 0u64;
@@ -129,6 +148,15 @@ pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// `up to 100/s`, or `no rate limit` for 0.
+pub fn rate_text(rate: u32) -> String {
+    if rate == 0 {
+        "no rate limit".into()
+    } else {
+        format!("up to {rate}/s")
+    }
 }
 
 /// Refuses to replace a state file with a journal (without `--force`) or one being applied.

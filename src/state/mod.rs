@@ -11,7 +11,7 @@ pub mod lock;
 pub mod schema;
 mod seal;
 
-pub use seal::{Sealer, create_private};
+pub use seal::{Sealer, create_private, remove_leftovers};
 
 use std::collections::BTreeMap;
 use std::fmt;

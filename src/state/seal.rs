@@ -71,7 +71,8 @@ impl Sealer {
         };
         configure(&conn)?;
         schema::migrate(&conn)?;
-        conn.execute_batch("BEGIN")?;
+        // Bulk load: indexes are built once at the end, not row by row.
+        conn.execute_batch(&format!("BEGIN; {}", schema::DROP_ITEM_INDEXES))?;
         for (idx, s) in sources.iter().enumerate() {
             conn.execute(
                 "INSERT INTO sources (idx, written, sha256, pinned, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -191,7 +192,7 @@ impl Sealer {
                 params![key, value],
             )?;
         }
-        conn.execute_batch("COMMIT")?;
+        conn.execute_batch(&format!("{} COMMIT;", schema::CREATE_ITEM_INDEXES))?;
         conn.close().map_err(|(_, e)| e)?;
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
@@ -207,4 +208,43 @@ impl Drop for Sealer {
             remove_db(&self.tmp);
         }
     }
+}
+
+/// Removes what a killed `plan` left beside `state`: `<state>.tmp-<pid>` and
+/// `<state>.stage-<pid>` files (and their SQLite side files) whose process no longer runs.
+/// They hold identifiers, so they must not linger. Returns how many were removed.
+pub fn remove_leftovers(state: &Path) -> usize {
+    let Some(name) = state.file_name().and_then(|n| n.to_str()) else {
+        return 0;
+    };
+    let dir = match state.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let Ok(listing) = std::fs::read_dir(&dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in listing.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let Some(rest) = file.strip_prefix(name) else {
+            continue;
+        };
+        let Some(pid) = rest
+            .strip_prefix(".tmp-")
+            .or_else(|| rest.strip_prefix(".stage-"))
+        else {
+            continue;
+        };
+        // Side files (`-wal`, `-shm`, `-journal`) go with their database.
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        if pid != std::process::id() && !super::lock::pid_alive(pid) {
+            remove_db(&entry.path());
+            removed += 1;
+        }
+    }
+    removed
 }

@@ -197,7 +197,7 @@ fn files_starting_with(test: &crate::harness::Test, prefix: &str) -> Vec<String>
 }
 
 #[test]
-#[ignore = "bug: plan has no Ctrl-C handler; SIGINT kills it and leaves `<state>.stage-<pid>` (identifiers, PII) behind"]
+
 fn ctrl_c_during_plan_leaves_no_scratch_file() {
     let test = crate::harness::Test::with_emulator(
         &crate::plan_apply::mixed_seed(),
