@@ -1,13 +1,15 @@
 //! `show`, `status`, `verify` and `unlock`: the read-mostly commands.
 
 use std::collections::BTreeMap;
+
+use anyhow::Context as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use super::plan::{default_redaction, print_plan};
 use super::{Refused, base_url, client, load_token};
 use crate::cli::{
-    ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
+    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
 };
 use crate::exit::Exit;
 use crate::model::{Identifier, Lookup};
@@ -80,6 +82,37 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Success)
 }
 
+/// `idprune purge STATE`.
+pub fn purge(args: &PurgeArgs) -> anyhow::Result<Exit> {
+    let key = match &args.key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file `{}`", path.display()))?,
+        None => std::env::var(super::FINGERPRINT_KEY_ENV).unwrap_or_default(),
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        anyhow::bail!(
+            "no fingerprint key: set {} or pass --key-file PATH (keep the key: it is what lets an audit check an identifier later)",
+            super::FINGERPRINT_KEY_ENV
+        );
+    }
+    let mut state = State::open(&args.state)?;
+    if let Some(holder) = state.lock_holder()?.filter(|h| !h.is_stale()) {
+        return Err(Refused(format!(
+            "state file `{}` is locked by {holder}",
+            args.state.display()
+        ))
+        .into());
+    }
+    let n = state.purge(key.as_bytes())?;
+    println!(
+        "Purged `{}`: {} items now hold keyed fingerprints instead of identifier values; outcomes and runs are kept.",
+        args.state.display(),
+        render::thousands(n)
+    );
+    Ok(Exit::Success)
+}
+
 /// `idprune unlock STATE LOCK_ID`.
 pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
@@ -93,6 +126,12 @@ pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
 /// `idprune verify STATE`: re-reads every profile an applied item touched.
 pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
+    if state.purged_at()?.is_some() {
+        anyhow::bail!(
+            "state file `{}` was purged: its identifiers are fingerprints and cannot be re-read",
+            args.state.display()
+        );
+    }
     let meta = state.meta()?;
     let base = base_url(&args.api, super::region_url(&meta.region))?;
     let token = load_token(&args.api)?;

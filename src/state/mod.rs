@@ -8,9 +8,11 @@
 //! items are personal data. Writes use WAL with `synchronous=FULL` and `secure_delete=ON`.
 
 pub mod lock;
+mod purge;
 pub mod schema;
 mod seal;
 
+pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
 pub use seal::{Sealer, create_private, remove_leftovers};
 
 use std::collections::BTreeMap;
