@@ -15,7 +15,7 @@ use crate::exit::Exit;
 use crate::model::{Identifier, Lookup};
 use crate::plan::Resolution;
 use crate::render::{self, Redaction, StatusView};
-use crate::state::{ItemState, State};
+use crate::state::{ItemFilter, ItemState, State, StoredItem};
 
 /// `idprune show STATE`.
 pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
@@ -52,11 +52,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 /// `idprune report STATE --downstream | --sql`.
 pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
-    let mut items = Vec::new();
-    state.for_each_item(|i| {
-        items.push(i);
-        Ok(())
-    })?;
+    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
+        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.sql {
@@ -71,11 +69,11 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
                 render::clean(&args.schema)
             );
         }
-        crate::report::profiles_sync_sql(&items, &args.schema, &mut out)?;
+        crate::report::profiles_sync_sql(items, &args.schema, &mut out)?;
     } else {
         match args.format {
-            ReportFormat::Csv => crate::report::downstream_csv(&items, &mut out)?,
-            ReportFormat::Json => crate::report::downstream_json(&items, &mut out)?,
+            ReportFormat::Csv => crate::report::downstream_csv(items, &mut out)?,
+            ReportFormat::Json => crate::report::downstream_json(items, &mut out)?,
         }
     }
     out.flush()?;
