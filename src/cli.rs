@@ -59,6 +59,11 @@ pub enum Command {
         after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
     )]
     Report(ReportArgs),
+    /// Replace the identifier values of a finished run with keyed fingerprints (audit trail kept).
+    #[command(
+        after_help = "Example:\n  IDPRUNE_FINGERPRINT_KEY=\"$(cat ~/.idprune-key)\" idprune purge plans/x.state.db"
+    )]
+    Purge(PurgeArgs),
     /// Break a stale apply lock (refused while its holder runs on this host).
     #[command(after_help = "Example:\n  idprune unlock plans/x.state.db 3f2a9c01")]
     Unlock(UnlockArgs),
@@ -99,8 +104,9 @@ pub struct PaceArgs {
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub rate: u32,
     /// Requests in flight at most. The window actually used is sized to the rate times the
-    /// observed latency (100/s at 1 s latency: about 150), up to this cap.
-    #[arg(long, default_value_t = 512, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
+    /// observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for
+    /// latencies over about 1.5 s.
+    #[arg(long, default_value_t = 256, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=4096))]
     pub concurrency: u32,
 }
 
@@ -242,6 +248,16 @@ pub struct ReportArgs {
     /// The warehouse schema of Profiles Sync's tables (with `--sql`).
     #[arg(long, default_value = "profiles_sync")]
     pub schema: String,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The state file of a finished run.
+    pub state: PathBuf,
+    /// Read the fingerprint key from this file instead of `IDPRUNE_FINGERPRINT_KEY`.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
 }
 
 /// `unlock`.

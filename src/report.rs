@@ -3,11 +3,22 @@
 //! query that checks Profiles Sync received a `REMOVED` row for each of them. Values are shown:
 //! these reports are for the operator doing the clean-up, not for a pull request.
 
-use std::io::{self, Write};
+use std::io::Write;
 
 use serde_json::json;
 
 use crate::state::{ItemState, StoredItem};
+
+/// A stream of items: the report calls it once with a sink that takes each item in turn
+/// (`State::for_each_item_in` in the command layer, a vector in tests).
+pub trait Items:
+    FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Result<()>
+{
+}
+impl<F: FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Result<()>> Items
+    for F
+{
+}
 
 /// Items a report lists: those the API confirmed gone (`done`, `already_absent`).
 pub fn removed(item: &StoredItem) -> bool {
@@ -15,33 +26,40 @@ pub fn removed(item: &StoredItem) -> bool {
 }
 
 /// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
-pub fn downstream_csv(items: &[StoredItem], out: impl Write) -> io::Result<()> {
+pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["seq", "user_id", "type", "id", "state"])?;
-    for s in items.iter().filter(|s| removed(s)) {
-        w.write_record([
-            s.item.seq.to_string().as_str(),
-            s.item.user_id.as_deref().unwrap_or(""),
-            &s.item.identifier.kind,
-            &s.item.identifier.id,
-            s.state.as_str(),
-        ])?;
-    }
-    w.flush()
+    items(&mut |s| {
+        if removed(&s) {
+            w.write_record([
+                s.item.seq.to_string().as_str(),
+                s.item.user_id.as_deref().unwrap_or(""),
+                &s.item.identifier.kind,
+                &s.item.identifier.id,
+                s.state.as_str(),
+            ])?;
+        }
+        Ok(())
+    })?;
+    w.flush()?;
+    Ok(())
 }
 
-/// Writes one JSON object `{"removed": [{seq, user_id, type, id, state}, ...]}`.
-pub fn downstream_json(items: &[StoredItem], mut out: impl Write) -> io::Result<()> {
-    let rows: Vec<_> = items
-        .iter()
-        .filter(|s| removed(s))
-        .map(|s| {
-            json!({"seq": s.item.seq, "user_id": s.item.user_id, "type": s.item.identifier.kind,
-                   "id": s.item.identifier.id, "state": s.state.as_str()})
-        })
-        .collect();
-    serde_json::to_writer_pretty(&mut out, &json!({ "removed": rows }))?;
-    writeln!(out)
+/// Writes one JSON object `{"removed": [{seq, user_id, type, id, state}, ...]}`, a row a line.
+pub fn downstream_json(items: impl Items, mut out: impl Write) -> anyhow::Result<()> {
+    write!(out, "{{\"removed\": [")?;
+    let mut first = true;
+    items(&mut |s| {
+        if removed(&s) {
+            let row = json!({"seq": s.item.seq, "user_id": s.item.user_id, "type": s.item.identifier.kind,
+                             "id": s.item.identifier.id, "state": s.state.as_str()});
+            write!(out, "{}\n  {row}", if first { "" } else { "," })?;
+            first = false;
+        }
+        Ok(())
+    })?;
+    writeln!(out, "{}]}}", if first { "" } else { "\n" })?;
+    Ok(())
 }
 
 /// A SQL string literal: single quotes doubled.
@@ -52,10 +70,10 @@ fn literal(value: &str) -> String {
 /// Writes a portable warehouse query listing removed identifiers that have no `REMOVED` row in
 /// Profiles Sync's `external_id_mapping_updates` yet (an empty result means all arrived).
 pub fn profiles_sync_sql(
-    items: &[StoredItem],
+    items: impl Items,
     schema: &str,
     mut out: impl Write,
-) -> io::Result<()> {
+) -> anyhow::Result<()> {
     writeln!(
         out,
         "-- idprune: identifiers removed from Unify that Profiles Sync has not yet marked REMOVED."
@@ -64,32 +82,35 @@ pub fn profiles_sync_sql(
         out,
         "-- Needs the `__operation` column on external_id_mapping_updates. Empty result: all arrived."
     )?;
-    let rows: Vec<String> = items
-        .iter()
-        .filter(|s| removed(s))
-        .map(|s| {
-            format!(
+    let mut first = true;
+    items(&mut |s| {
+        if removed(&s) {
+            let row = format!(
                 "SELECT {} AS id_type, {} AS id_value",
                 literal(&s.item.identifier.kind),
                 literal(&s.item.identifier.id)
-            )
-        })
-        .collect();
-    if rows.is_empty() {
-        return writeln!(out, "-- No identifiers were removed yet.");
+            );
+            if first {
+                write!(out, "WITH removed AS (\n  {row}")?;
+            } else {
+                write!(out, "\n  UNION ALL {row}")?;
+            }
+            first = false;
+        }
+        Ok(())
+    })?;
+    if first {
+        writeln!(out, "-- No identifiers were removed yet.")?;
+        return Ok(());
     }
-    writeln!(
-        out,
-        "WITH removed AS (\n  {}\n)",
-        rows.join("\n  UNION ALL ")
-    )?;
-    writeln!(out, "SELECT r.id_type, r.id_value\nFROM removed r")?;
+    writeln!(out, "\n)\nSELECT r.id_type, r.id_value\nFROM removed r")?;
     writeln!(out, "LEFT JOIN {schema}.external_id_mapping_updates u")?;
     writeln!(
         out,
         "  ON u.external_id_type = r.id_type AND u.external_id_value = r.id_value AND u.__operation = 'REMOVED'"
     )?;
-    writeln!(out, "WHERE u.external_id_value IS NULL;")
+    writeln!(out, "WHERE u.external_id_value IS NULL;")?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -126,7 +147,7 @@ mod tests {
             item(2, "b@x.com", ItemState::Failed),
         ];
         let mut out = Vec::new();
-        profiles_sync_sql(&items, "ps", &mut out).expect("write");
+        profiles_sync_sql(|f| items.into_iter().try_for_each(f), "ps", &mut out).expect("write");
         let sql = String::from_utf8(out).expect("utf8");
         assert!(sql.contains("'o''brien@x.com'"));
         assert!(!sql.contains("b@x.com"));
@@ -140,7 +161,7 @@ mod tests {
             item(2, "c@x.com", ItemState::Pending),
         ];
         let mut out = Vec::new();
-        downstream_csv(&items, &mut out).expect("write");
+        downstream_csv(|f| items.into_iter().try_for_each(f), &mut out).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "seq,user_id,type,id,state\n1,u1,email,\"a,b@x.com\",done\n"

@@ -31,6 +31,12 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
 fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Result<String> {
     let meta = state.meta()?;
     let path = state.path().display().to_string();
+    if state.purged_at()?.is_some() {
+        return Err(Refused(format!(
+            "state file `{path}` was purged after its run; there is nothing left to apply"
+        ))
+        .into());
+    }
     let recomputed = state.recompute_digest()?;
     if recomputed != meta.digest {
         return Err(Refused(format!(
@@ -184,9 +190,9 @@ async fn run_locked(
     )?;
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
-        "Applying {} deletions at up to {}/s, at most {} in flight (reason: {}).",
+        "Applying {} deletions at {}, at most {} in flight (reason: {}).",
         thousands(work),
-        args.pace.rate,
+        super::plan::rate_text(args.pace.rate),
         args.pace.concurrency,
         render::clean(reason)
     );

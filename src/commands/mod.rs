@@ -24,6 +24,8 @@ use crate::segment::{Client, ClientOptions};
 
 /// The environment variable holding the access token.
 pub const TOKEN_ENV: &str = "SEGMENT_ACCESS_TOKEN";
+/// The environment variable holding the key of `purge`'s fingerprints.
+pub const FINGERPRINT_KEY_ENV: &str = "IDPRUNE_FINGERPRINT_KEY";
 /// The environment variable overriding the API base URL (empty counts as unset).
 pub const API_URL_ENV: &str = "IDPRUNE_API_URL";
 /// How long one request may take.
@@ -58,6 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Status(args) => show::status(&args),
         Command::Verify(args) => show::verify(&args).await,
         Command::Report(args) => show::report(&args),
+        Command::Purge(args) => show::purge(&args),
         Command::Unlock(args) => show::unlock(&args),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,

@@ -84,9 +84,9 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
 
     let total = stage.lookup_count()?;
     eprintln!(
-        "Resolving {} profile lookups at up to {}/s ...",
+        "Resolving {} profile lookups at {} ...",
         render::thousands(total),
-        args.pace.rate
+        rate_text(args.pace.rate)
     );
     let progress = Arc::new(super::progress::ProgressOut::new("resolved", total));
     let mut done = 0u64;
@@ -150,6 +150,15 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// `up to 100/s`, or `no rate limit` for 0.
+pub fn rate_text(rate: u32) -> String {
+    if rate == 0 {
+        "no rate limit".into()
+    } else {
+        format!("up to {rate}/s")
+    }
 }
 
 /// Refuses to replace a state file with a journal (without `--force`) or one being applied.

@@ -1,19 +1,21 @@
 //! `show`, `status`, `verify` and `unlock`: the read-mostly commands.
 
 use std::collections::BTreeMap;
+
+use anyhow::Context as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
 use super::plan::{default_redaction, print_plan};
 use super::{Refused, base_url, client, load_token};
 use crate::cli::{
-    ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
+    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
 };
 use crate::exit::Exit;
 use crate::model::{Identifier, Lookup};
 use crate::plan::Resolution;
 use crate::render::{self, Redaction, StatusView};
-use crate::state::{ItemState, State};
+use crate::state::{ItemFilter, ItemState, State, StoredItem};
 
 /// `idprune show STATE`.
 pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
@@ -50,11 +52,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 /// `idprune report STATE --downstream | --sql`.
 pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
-    let mut items = Vec::new();
-    state.for_each_item(|i| {
-        items.push(i);
-        Ok(())
-    })?;
+    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
+        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
+    };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if args.sql {
@@ -69,14 +69,45 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
                 render::clean(&args.schema)
             );
         }
-        crate::report::profiles_sync_sql(&items, &args.schema, &mut out)?;
+        crate::report::profiles_sync_sql(items, &args.schema, &mut out)?;
     } else {
         match args.format {
-            ReportFormat::Csv => crate::report::downstream_csv(&items, &mut out)?,
-            ReportFormat::Json => crate::report::downstream_json(&items, &mut out)?,
+            ReportFormat::Csv => crate::report::downstream_csv(items, &mut out)?,
+            ReportFormat::Json => crate::report::downstream_json(items, &mut out)?,
         }
     }
     out.flush()?;
+    Ok(Exit::Success)
+}
+
+/// `idprune purge STATE`.
+pub fn purge(args: &PurgeArgs) -> anyhow::Result<Exit> {
+    let key = match &args.key_file {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("reading key file `{}`", path.display()))?,
+        None => std::env::var(super::FINGERPRINT_KEY_ENV).unwrap_or_default(),
+    };
+    let key = key.trim();
+    if key.is_empty() {
+        anyhow::bail!(
+            "no fingerprint key: set {} or pass --key-file PATH (keep the key: it is what lets an audit check an identifier later)",
+            super::FINGERPRINT_KEY_ENV
+        );
+    }
+    let mut state = State::open(&args.state)?;
+    if let Some(holder) = state.lock_holder()?.filter(|h| !h.is_stale()) {
+        return Err(Refused(format!(
+            "state file `{}` is locked by {holder}",
+            args.state.display()
+        ))
+        .into());
+    }
+    let n = state.purge(key.as_bytes())?;
+    println!(
+        "Purged `{}`: {} items now hold keyed fingerprints instead of identifier values; outcomes and runs are kept.",
+        args.state.display(),
+        render::thousands(n)
+    );
     Ok(Exit::Success)
 }
 
@@ -93,6 +124,12 @@ pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
 /// `idprune verify STATE`: re-reads every profile an applied item touched.
 pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
     let state = State::open(&args.state)?;
+    if state.purged_at()?.is_some() {
+        anyhow::bail!(
+            "state file `{}` was purged: its identifiers are fingerprints and cannot be re-read",
+            args.state.display()
+        );
+    }
     let meta = state.meta()?;
     let base = base_url(&args.api, super::region_url(&meta.region))?;
     let token = load_token(&args.api)?;

@@ -42,7 +42,9 @@ pub struct ClientOptions {
 #[derive(Clone, Debug)]
 pub struct Client {
     http: reqwest::Client,
-    base: String,
+    /// The API origin, parsed once: each request only sets its path and query, so the host
+    /// is not parsed (and IDNA-processed) again per request.
+    base: Url,
     space_segment: String,
     auth: HeaderValue,
     pacer: Arc<Pacer>,
@@ -66,7 +68,7 @@ impl Client {
         auth.set_sensitive(true);
         Ok(Self {
             http,
-            base: origin(&options.base_url),
+            base: Url::parse(&origin(&options.base_url)).context("the API base URL")?,
             space_segment: path::encode(&options.space),
             auth,
             pacer: options.pacer,
@@ -78,11 +80,16 @@ impl Client {
         &self.pacer
     }
 
-    fn profile_url(&self, profile_segment: &str, tail: &str) -> String {
-        format!(
-            "{}/v1/spaces/{}/collections/users/profiles/{}/{}",
-            self.base, self.space_segment, profile_segment, tail
-        )
+    /// The URL of a profile route: the path is already percent-encoded (see [`path`]), which
+    /// `Url::set_path` keeps as it is.
+    fn profile_url(&self, profile_segment: &str, tail: &str, query: Option<&str>) -> Url {
+        let mut url = self.base.clone();
+        url.set_path(&format!(
+            "/v1/spaces/{}/collections/users/profiles/{}/{}",
+            self.space_segment, profile_segment, tail
+        ));
+        url.set_query(query);
+        url
     }
 
     /// Sends one paced request; returns the complete response, or a transient fault when none
@@ -90,7 +97,7 @@ impl Client {
     async fn send(
         &self,
         method: Method,
-        url: &str,
+        url: Url,
         body: Option<Vec<u8>>,
     ) -> (Result<Raw, Fault>, Duration) {
         self.pacer.ready().await;
@@ -186,23 +193,23 @@ fn reply<T>(
 
 impl ProfileApi for Client {
     async fn external_ids_page(&self, lookup: &Lookup, cursor: Option<&str>) -> Reply<ReadPage> {
-        let mut url = self.profile_url(&path::lookup_segment(lookup), "external_ids");
-        url.push_str(&format!("?limit={EXTERNAL_IDS_PAGE_LIMIT}"));
+        let mut query = format!("limit={EXTERNAL_IDS_PAGE_LIMIT}");
         if let Some(cursor) = cursor {
-            url.push_str("&next=");
-            url.push_str(&path::encode(cursor));
+            query.push_str("&next=");
+            query.push_str(&path::encode(cursor));
         }
-        reply(self.send(Method::GET, &url, None).await, classify::read)
+        let url = self.profile_url(&path::lookup_segment(lookup), "external_ids", Some(&query));
+        reply(self.send(Method::GET, url, None).await, classify::read)
     }
 
     async fn delete(&self, user_id: &str, identifier: &Identifier) -> Reply<DeleteOutcome> {
-        let url = self.profile_url(&path::user_id_segment(user_id), "external_ids/delete");
+        let url = self.profile_url(&path::user_id_segment(user_id), "external_ids/delete", None);
         let body = serde_json::json!({
             "delete_external_ids": [{ "id": identifier.id, "type": identifier.kind }]
         });
         let body = body.to_string().into_bytes();
         reply(
-            self.send(Method::POST, &url, Some(body)).await,
+            self.send(Method::POST, url, Some(body)).await,
             classify::delete,
         )
     }

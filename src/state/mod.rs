@@ -8,9 +8,11 @@
 //! items are personal data. Writes use WAL with `synchronous=FULL` and `secure_delete=ON`.
 
 pub mod lock;
+mod purge;
 pub mod schema;
 mod seal;
 
+pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
 pub use seal::{Sealer, create_private, remove_leftovers};
 
 use std::collections::BTreeMap;
@@ -603,41 +605,6 @@ impl State {
             .into_iter()
             .map(|(k, v)| Identifier::new(k, v))
             .collect())
-    }
-
-    /// The profiles the plan touched, by key.
-    pub fn profiles(&self) -> anyhow::Result<BTreeMap<String, Profile>> {
-        let mut stmt = self
-            .conn
-            .prepare("SELECT key, lookup, before FROM profiles ORDER BY key")?;
-        let rows = stmt.query_map([], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, String>(2)?,
-            ))
-        })?;
-        let mut out = BTreeMap::new();
-        for row in rows {
-            let (key, lookup, before) = row?;
-            let before: Vec<(String, String)> =
-                serde_json::from_str(&before).with_context(|| {
-                    format!("state file `{}`: damaged profile row", self.path.display())
-                })?;
-            let before = before
-                .into_iter()
-                .map(|(k, v)| Identifier::new(k, v))
-                .collect();
-            out.insert(
-                key.clone(),
-                Profile {
-                    key,
-                    lookup,
-                    before,
-                },
-            );
-        }
-        Ok(out)
     }
 
     /// Plan warnings.

@@ -45,8 +45,6 @@ CREATE TABLE items (
     request_id  TEXT,
     updated_at  INTEGER
 ) STRICT;
-CREATE INDEX items_by_state ON items (state, seq);
-CREATE INDEX items_by_profile ON items (profile, seq);
 
 CREATE TABLE warnings (
     idx     INTEGER PRIMARY KEY,
@@ -88,6 +86,15 @@ CREATE TRIGGER runs_finished_frozen BEFORE UPDATE ON runs WHEN OLD.finished_at I
 BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
 "#;
 
+/// The indexes of `items`: part of the schema, dropped while a new plan is bulk-loaded.
+pub const CREATE_ITEM_INDEXES: &str = "
+CREATE INDEX items_by_state ON items (state, seq);
+CREATE INDEX items_by_profile ON items (profile, seq);
+";
+
+/// Drops the indexes of `items` (see [`CREATE_ITEM_INDEXES`]).
+pub const DROP_ITEM_INDEXES: &str = "DROP INDEX items_by_state; DROP INDEX items_by_profile;";
+
 /// Creates or upgrades the schema; refuses files written by a newer idprune.
 pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
@@ -98,6 +105,7 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     }
     if version < 1 {
         conn.execute_batch(V1)?;
+        conn.execute_batch(CREATE_ITEM_INDEXES)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     Ok(())

@@ -74,7 +74,8 @@ impl Sealer {
         };
         configure(&conn)?;
         schema::migrate(&conn)?;
-        conn.execute_batch("BEGIN")?;
+        // Bulk load: indexes are built once at the end, not row by row.
+        conn.execute_batch(&format!("BEGIN; {}", schema::DROP_ITEM_INDEXES))?;
         for (idx, s) in sources.iter().enumerate() {
             conn.execute(
                 "INSERT INTO sources (idx, written, sha256, pinned, rows) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -194,7 +195,7 @@ impl Sealer {
                 params![key, value],
             )?;
         }
-        conn.execute_batch("COMMIT")?;
+        conn.execute_batch(&format!("{} COMMIT;", schema::CREATE_ITEM_INDEXES))?;
         conn.close().map_err(|(_, e)| e)?;
         std::fs::rename(&self.tmp, &self.path)
             .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
