@@ -72,10 +72,19 @@ impl Lookup {
     /// Parses a lookup: a bare `use_...` segment id, `segment_id:use_...`, or any `TYPE:VALUE`.
     pub fn parse(text: &str) -> Result<Self, ParseError> {
         if !text.contains(':') && text.starts_with(SEGMENT_ID_PREFIX) {
-            return Ok(Self::SegmentId(text.to_owned()));
+            return Self::parse(&format!("segment_id:{text}"));
         }
         let ident = Identifier::parse(text)?;
         if ident.kind == "segment_id" {
+            // Segment ids are `use_` and letters or digits; anything else (`..`, `/`) could
+            // not name a profile and would be rewritten by URL normalisation.
+            let plain = ident
+                .id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+            if !plain {
+                return Err(ParseError::BadSegmentId(ident.id));
+            }
             return Ok(Self::SegmentId(ident.id));
         }
         Ok(Self::External(ident))
@@ -111,6 +120,9 @@ pub enum ParseError {
     /// Nothing after the colon.
     #[error("the identifier value after the colon is empty")]
     EmptyValue,
+    /// A segment id with characters Segment ids never hold.
+    #[error("segment id `{0}` may only hold letters, digits, `_` and `-`")]
+    BadSegmentId(String),
     /// A type with characters Segment never uses in type names.
     #[error("identifier type `{0}` may only hold letters, digits, `_`, `.` and `-`")]
     BadType(String),
@@ -143,6 +155,14 @@ mod tests {
             Lookup::parse("segment_id:use_2Xa").expect("ok"),
             Lookup::SegmentId("use_2Xa".into())
         );
+        assert!(matches!(
+            Lookup::parse("segment_id:.."),
+            Err(ParseError::BadSegmentId(_))
+        ));
+        assert!(matches!(
+            Lookup::parse("use_a/b"),
+            Err(ParseError::BadSegmentId(_))
+        ));
         assert_eq!(
             Lookup::parse("user_id:u 1").expect("ok"),
             Lookup::External(Identifier::new("user_id", "u 1"))
