@@ -118,13 +118,11 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
         ))
         .into());
     }
-    let counts = state.counts()?;
     eprint!(
         "Apply {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
         thousands(state.count_work(false)?),
         render::clean(&state.meta()?.space)
     );
-    let _ = counts;
     std::io::stderr().flush()?;
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;

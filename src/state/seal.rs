@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rusqlite::{Connection, params};
 
-use super::{ItemState, Meta, SourceRecord, configure, header, pinned, schema};
-use crate::digest::{ItemFields, PlanHasher};
+use super::{ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema};
+use crate::digest::PlanHasher;
 use crate::plan::{Action, Item, Profile};
 
 /// A state file being written.
@@ -129,13 +129,7 @@ impl Sealer {
                 state.as_str()
             ])?;
         if let Some(h) = &mut self.hasher {
-            h.item(&ItemFields {
-                seq: item.seq,
-                user_id: item.user_id.as_deref(),
-                kind: &item.identifier.kind,
-                id: &item.identifier.id,
-                action: item.action.as_str(),
-            });
+            h.item(&fields(item));
         }
         Ok(())
     }
