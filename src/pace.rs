@@ -97,6 +97,7 @@ impl Aimd {
 pub struct Pacer {
     limiter: Option<DefaultDirectRateLimiter>,
     adaptive: Option<Mutex<Aimd>>,
+    queue: tokio::sync::Mutex<()>,
     rate: u32,
 }
 
@@ -111,6 +112,7 @@ impl Pacer {
         Self {
             limiter,
             adaptive,
+            queue: tokio::sync::Mutex::new(()),
             rate,
         }
     }
@@ -132,6 +134,9 @@ impl Pacer {
     /// Waits until one more request may be sent.
     pub async fn ready(&self) {
         if let Some(limiter) = &self.limiter {
+            // One waiter at a time on the limiter, the rest queue in FIFO order: hundreds of
+            // tasks polling governor together would all wake for every admitted request.
+            let _turn = self.queue.lock().await;
             limiter.until_ready().await;
         }
         if let Some(adaptive) = &self.adaptive {
