@@ -300,7 +300,7 @@ pub async fn execute<A: ProfileApi>(
 fn unsent(work: &Work) -> Outcome {
     Outcome {
         seq: work.seq,
-        state: if work.was_in_flight {
+        state: if work.may_have_landed {
             ItemState::InFlight
         } else {
             ItemState::Pending
@@ -335,7 +335,7 @@ async fn settle<A: ProfileApi>(
 ) -> (Outcome, Option<Stop>) {
     let mut outcome = unsent(work);
     // True once a request may have reached the server and been applied without us knowing.
-    let mut ambiguous = work.was_in_flight;
+    let mut ambiguous = work.may_have_landed;
     let mut transient = 0u32;
     loop {
         if shared.stopping() {
@@ -424,4 +424,130 @@ async fn settle<A: ProfileApi>(
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     // A poisoned budget is still a number; keep going rather than abort the run.
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU32;
+
+    use super::*;
+    use crate::model::{Identifier, Lookup};
+    use crate::plan::{Action, Item};
+    use crate::segment::{ReadPage, Reply};
+    use crate::state::{Meta, Sealer};
+
+    /// A server that applies every delete but loses the first `lost` acknowledgements (500).
+    struct LostAcks {
+        lost: u32,
+        calls: AtomicU32,
+        present: Mutex<bool>,
+    }
+
+    impl ProfileApi for LostAcks {
+        async fn external_ids_page(&self, _: &Lookup, _: Option<&str>) -> Reply<ReadPage> {
+            unreachable!("apply never reads")
+        }
+
+        async fn delete(&self, _: &str, _: &Identifier) -> Reply<DeleteOutcome> {
+            let call = self.calls.fetch_add(1, Ordering::SeqCst);
+            let was_there = std::mem::replace(&mut *lock(&self.present), false);
+            let result = if call < self.lost {
+                Err(Fault::Retryable {
+                    reason: "500".into(),
+                    retry_after: None,
+                    throttled: false,
+                })
+            } else if was_there {
+                Ok(DeleteOutcome::Deleted)
+            } else {
+                Ok(DeleteOutcome::IdentifierNotFound)
+            };
+            Reply {
+                result,
+                status: None,
+                request_id: None,
+                elapsed: Duration::ZERO,
+            }
+        }
+    }
+
+    fn one_item_state(dir: &std::path::Path) -> State {
+        let path = dir.join("a.state.db");
+        let meta = Meta {
+            format_version: 1,
+            digest: String::new(),
+            space: "spa".into(),
+            region: "us".into(),
+            api_origin: "http://127.0.0.1:1".into(),
+            manifest_path: "m.yaml".into(),
+            manifest_sha256: "00".into(),
+            reason: "test".into(),
+            created_at: 0,
+            ttl_secs: 60,
+        };
+        let mut sealer = Sealer::begin(&path, meta, &[]).expect("begin");
+        sealer
+            .item(&Item {
+                seq: 1,
+                lookup: "user_id:u1".into(),
+                profile: Some("email:a@x.com".into()),
+                user_id: Some("u1".into()),
+                identifier: Identifier::new("email", "a@x.com"),
+                action: Action::Delete,
+                note: None,
+                origin: "m.yaml:1:1".into(),
+            })
+            .expect("item");
+        sealer.finish().expect("seal");
+        State::open(&path).expect("open")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lost_acknowledgement_ends_done_even_across_a_failed_run() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = one_item_state(dir.path());
+        let options = ApplyOptions {
+            concurrency: 1,
+            retry_failed: false,
+            profile_rate: 0,
+            pacer: None,
+        };
+        let (_tx, rx) = watch::channel(false);
+        let api = Arc::new(LostAcks {
+            lost: MAX_ATTEMPTS,
+            calls: AtomicU32::new(0),
+            present: Mutex::new(true),
+        });
+        // Run 1: every acknowledgement is lost; the item fails as transient.
+        execute(
+            ArcApi(api.clone()),
+            &mut state,
+            &options,
+            rx.clone(),
+            |_| {},
+        )
+        .await
+        .expect("run 1");
+        assert_eq!(state.counts().expect("counts").state(ItemState::Failed), 1);
+        // Run 2: the server now says the identifier is gone, because run 1 removed it.
+        execute(ArcApi(api), &mut state, &options, rx, |_| {})
+            .await
+            .expect("run 2");
+        let counts = state.counts().expect("counts");
+        assert_eq!(counts.state(ItemState::Done), 1, "{counts:?}");
+        assert_eq!(counts.state(ItemState::AlreadyAbsent), 0);
+    }
+
+    /// Shares one fake between runs.
+    struct ArcApi(Arc<LostAcks>);
+
+    impl ProfileApi for ArcApi {
+        async fn external_ids_page(&self, l: &Lookup, c: Option<&str>) -> Reply<ReadPage> {
+            self.0.external_ids_page(l, c).await
+        }
+
+        async fn delete(&self, u: &str, i: &Identifier) -> Reply<DeleteOutcome> {
+            self.0.delete(u, i).await
+        }
+    }
 }

@@ -229,8 +229,11 @@ pub struct Work {
     pub identifier: Identifier,
     /// The profile key (for the per-profile limit).
     pub profile: String,
-    /// True when an earlier request for it may have reached the server.
-    pub was_in_flight: bool,
+    /// True when an earlier request for it may have reached the server and been applied
+    /// unacknowledged: it was in flight, or it has been sent before (a failed item whose
+    /// attempts included a timeout or a lost acknowledgement). A `404 eid_not_found` then means
+    /// `done`, not `already_absent`.
+    pub may_have_landed: bool,
 }
 
 /// Counts by action and by state.
@@ -660,7 +663,7 @@ impl State {
         retry_failed: bool,
     ) -> anyhow::Result<Vec<Work>> {
         let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT seq, user_id, id_type, id_value, profile, state FROM items
+            "SELECT seq, user_id, id_type, id_value, profile, state, attempts FROM items
              WHERE seq > ?1 AND {WORK} ORDER BY seq LIMIT ?3"
         ))?;
         let rows = stmt.query_map(params![after_seq as i64, retry_failed, limit as i64], |r| {
@@ -669,7 +672,8 @@ impl State {
                 user_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                 identifier: Identifier::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
                 profile: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                was_in_flight: r.get::<_, String>(5)? == ItemState::InFlight.as_str(),
+                may_have_landed: r.get::<_, String>(5)? == ItemState::InFlight.as_str()
+                    || r.get::<_, i64>(6)? > 0,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
