@@ -432,9 +432,8 @@ mod tests {
 
     use super::*;
     use crate::model::{Identifier, Lookup};
-    use crate::plan::{Action, Item};
     use crate::segment::{ReadPage, Reply};
-    use crate::state::{Meta, Sealer};
+    use crate::state::testing::{delete_item, sealed};
 
     /// A server that applies every delete but loses the first `lost` acknowledgements (500).
     struct LostAcks {
@@ -471,41 +470,10 @@ mod tests {
         }
     }
 
-    fn one_item_state(dir: &std::path::Path) -> State {
-        let path = dir.join("a.state.db");
-        let meta = Meta {
-            format_version: 1,
-            digest: String::new(),
-            space: "spa".into(),
-            region: "us".into(),
-            api_origin: "http://127.0.0.1:1".into(),
-            manifest_path: "m.yaml".into(),
-            manifest_sha256: "00".into(),
-            reason: "test".into(),
-            created_at: 0,
-            ttl_secs: 60,
-        };
-        let mut sealer = Sealer::begin(&path, meta, &[]).expect("begin");
-        sealer
-            .item(&Item {
-                seq: 1,
-                lookup: "user_id:u1".into(),
-                profile: Some("email:a@x.com".into()),
-                user_id: Some("u1".into()),
-                identifier: Identifier::new("email", "a@x.com"),
-                action: Action::Delete,
-                note: None,
-                origin: "m.yaml:1:1".into(),
-            })
-            .expect("item");
-        sealer.finish().expect("seal");
-        State::open(&path).expect("open")
-    }
-
     #[tokio::test(start_paused = true)]
     async fn a_lost_acknowledgement_ends_done_even_across_a_failed_run() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut state = one_item_state(dir.path());
+        let mut state = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")]);
         let options = ApplyOptions {
             concurrency: 1,
             retry_failed: false,

@@ -830,3 +830,62 @@ impl State {
         &self.conn
     }
 }
+
+/// Fixtures for unit tests that need a real sealed state file.
+#[cfg(test)]
+pub(crate) mod testing {
+    use std::path::Path;
+
+    use super::{Meta, Sealer, State};
+    use crate::model::Identifier;
+    use crate::plan::{Action, Item, Profile};
+
+    /// A `delete` item of `email:<email>` on the profile of `user_id:<uid>`.
+    pub fn delete_item(seq: u64, uid: &str, email: &str) -> Item {
+        Item {
+            seq,
+            lookup: format!("user_id:{uid}"),
+            profile: Some(format!("email:{email}")),
+            user_id: Some(uid.to_owned()),
+            identifier: Identifier::new("email", email),
+            action: Action::Delete,
+            note: None,
+            origin: format!("m.yaml:{seq}:1"),
+        }
+    }
+
+    /// Seals `items` (and their profiles) into `dir/t.state.db` and opens it.
+    pub fn sealed(dir: &Path, items: &[Item]) -> State {
+        let path = dir.join("t.state.db");
+        let meta = Meta {
+            format_version: 1,
+            digest: String::new(),
+            space: "spa".into(),
+            region: "us".into(),
+            api_origin: "http://127.0.0.1:1".into(),
+            manifest_path: "m.yaml".into(),
+            manifest_sha256: "00".into(),
+            reason: "test".into(),
+            created_at: 0,
+            ttl_secs: 60,
+        };
+        let mut sealer = Sealer::begin(&path, meta, &[]).expect("begin");
+        for item in items {
+            let before = vec![
+                Identifier::new("user_id", item.user_id.clone().unwrap_or_default()),
+                item.identifier.clone(),
+            ];
+            let key = item.profile.clone().unwrap_or_default();
+            sealer
+                .profile(&Profile {
+                    key,
+                    lookup: item.lookup.clone(),
+                    before,
+                })
+                .expect("profile");
+            sealer.item(item).expect("item");
+        }
+        sealer.finish().expect("seal");
+        State::open(&path).expect("open")
+    }
+}

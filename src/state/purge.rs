@@ -148,56 +148,13 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Identifier;
-    use crate::plan::{Action, Item, Profile};
-    use crate::state::{Meta, Outcome, Sealer};
-
-    fn sealed(dir: &std::path::Path) -> State {
-        let path = dir.join("p.state.db");
-        let meta = Meta {
-            format_version: 1,
-            digest: String::new(),
-            space: "spa".into(),
-            region: "us".into(),
-            api_origin: "http://127.0.0.1:1".into(),
-            manifest_path: "m.yaml".into(),
-            manifest_sha256: "00".into(),
-            reason: "test".into(),
-            created_at: 0,
-            ttl_secs: 60,
-        };
-        let mut sealer = Sealer::begin(&path, meta, &[]).expect("begin");
-        let ids = vec![
-            Identifier::new("user_id", "secret-uid"),
-            Identifier::new("email", "secret@x.com"),
-        ];
-        sealer
-            .profile(&Profile {
-                key: "email:secret@x.com".into(),
-                lookup: "user_id:secret-uid".into(),
-                before: ids,
-            })
-            .expect("profile");
-        sealer
-            .item(&Item {
-                seq: 1,
-                lookup: "user_id:secret-uid".into(),
-                profile: Some("email:secret@x.com".into()),
-                user_id: Some("secret-uid".into()),
-                identifier: Identifier::new("email", "secret@x.com"),
-                action: Action::Delete,
-                note: None,
-                origin: "m.yaml:1:1".into(),
-            })
-            .expect("item");
-        sealer.finish().expect("finish");
-        State::open(&path).expect("open")
-    }
+    use crate::state::Outcome;
+    use crate::state::testing::{delete_item, sealed};
 
     #[test]
     fn purge_refuses_open_work_then_leaves_no_value_on_disk() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut state = sealed(dir.path());
+        let mut state = sealed(dir.path(), &[delete_item(1, "secret-uid", "secret@x.com")]);
         let key = b"0123456789abcdef0123";
         assert!(state.purge(key).is_err(), "never applied");
         let run = state.start_run("u", "h", "d", "r").expect("run");
