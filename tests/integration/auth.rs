@@ -58,20 +58,7 @@ fn apply_with_a_wrong_token_stops_at_once_and_resumes_with_the_right_one() {
 fn token_revoked_mid_run_stops_and_the_new_token_resumes() {
     let test = big_test(&[]);
     let planned = test.planned_deletes("big.state.db");
-    let mut apply = test
-        .idprune([
-            "apply",
-            "big.state.db",
-            "--yes",
-            "--rate",
-            "0",
-            "--concurrency",
-            "4",
-        ])
-        .spawn();
-    test.wait_for_items("big.state.db", "some done items", |c| {
-        c.get("done").copied().unwrap_or(0) >= 20
-    });
+    let mut apply = crate::crash::apply_under_way(&test);
     test.emu().set_token("rotated-token");
     let status = wait_bounded(&mut apply);
     assert_eq!(

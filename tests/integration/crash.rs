@@ -59,16 +59,10 @@ pub fn big_test(extra_flags: &[&str]) -> Test {
     panic!("plan failed {PLAN_TRIES} times");
 }
 
-/// How many times [`big_test`] runs `plan` before giving up.
-const PLAN_TRIES: usize = 4;
-
-#[test]
-fn apply_killed_mid_run_resumes_to_exactly_the_plan() {
-    let test = big_test(&[]);
-    let planned = test.planned_deletes("big.state.db");
-    assert_eq!(planned.len(), ITEMS);
-
-    let mut apply = test
+/// Starts `apply` on [`big_test`]'s plan with four requests in flight and returns the running
+/// child once the journal shows some items done.
+pub fn apply_under_way(test: &Test) -> std::process::Child {
+    let apply = test
         .idprune([
             "apply",
             "big.state.db",
@@ -82,6 +76,19 @@ fn apply_killed_mid_run_resumes_to_exactly_the_plan() {
     test.wait_for_items("big.state.db", "some done items", |c| {
         c.get("done").copied().unwrap_or(0) >= 20
     });
+    apply
+}
+
+/// How many times [`big_test`] runs `plan` before giving up.
+const PLAN_TRIES: usize = 4;
+
+#[test]
+fn apply_killed_mid_run_resumes_to_exactly_the_plan() {
+    let test = big_test(&[]);
+    let planned = test.planned_deletes("big.state.db");
+    assert_eq!(planned.len(), ITEMS);
+
+    let mut apply = apply_under_way(&test);
     apply.kill().expect("SIGKILL the apply");
     // Reap it, so its pid is really gone and its lock counts as stale.
     assert_eq!(
@@ -127,20 +134,7 @@ fn integrity_ok(test: &Test) {
 #[test]
 fn replan_with_force_after_a_kill_starts_clean() {
     let test = big_test(&[]);
-    let mut apply = test
-        .idprune([
-            "apply",
-            "big.state.db",
-            "--yes",
-            "--rate",
-            "0",
-            "--concurrency",
-            "4",
-        ])
-        .spawn();
-    test.wait_for_items("big.state.db", "some done items", |c| {
-        c.get("done").copied().unwrap_or(0) >= 20
-    });
+    let mut apply = apply_under_way(&test);
     apply.kill().expect("SIGKILL the apply");
     wait_bounded(&mut apply);
     // Straight after the kill (its WAL still beside the file), plan the same manifest again.
