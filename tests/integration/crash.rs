@@ -1,62 +1,20 @@
 //! `kill -9` in the middle of an apply, then the same apply again: every planned deletion is
 //! done exactly once, nothing unplanned is touched, and the state file is intact.
 
-use std::fmt::Write as _;
-
-use crate::harness::{Test, seed, wait_bounded};
+use crate::harness::{Test, wait_bounded};
 
 /// Items in the big plans: enough that an apply paced by the emulator's latency takes a while.
 pub const ITEMS: usize = 300;
 
-/// A seed of `ITEMS` profiles `u_N` with a bad email each, a manifest deleting them through a
-/// CSV source, and the emulator flags that make each request take ~20 ms (unless
-/// `extra_flags` set `--latency-ms`).
+/// [`crate::kills::fleet`] of `ITEMS` profiles, with the emulator flags that make each request
+/// take ~20 ms (unless `extra_flags` set `--latency-ms`).
 pub fn big_test(extra_flags: &[&str]) -> Test {
-    let ids: Vec<[String; 3]> = (0..ITEMS)
-        .map(|n| {
-            [
-                format!("user_id:u_{n}"),
-                format!("email:bad-{n}@import.invalid"),
-                format!("email:good-{n}@x.com"),
-            ]
-        })
-        .collect();
-    let refs: Vec<Vec<&str>> = ids
-        .iter()
-        .map(|p| p.iter().map(String::as_str).collect())
-        .collect();
-    let sids: Vec<String> = (0..ITEMS).map(|n| format!("use_{n}")).collect();
-    let profiles: Vec<(&str, &[&str])> = sids
-        .iter()
-        .zip(&refs)
-        .map(|(s, ids)| (s.as_str(), ids.as_slice()))
-        .collect();
-    let mut flags = vec!["--space-rate", "0", "--profile-rate", "0"];
+    let mut flags = Vec::new();
     if !extra_flags.contains(&"--latency-ms") {
         flags.extend(["--latency-ms", "20"]);
     }
     flags.extend_from_slice(extra_flags);
-    let test = Test::with_emulator(&seed(&profiles), &flags);
-    let mut csv = String::from("user_id,email\n");
-    for n in 0..ITEMS {
-        writeln!(csv, "u_{n},bad-{n}@import.invalid").expect("writing to a String");
-    }
-    test.write("bad.csv", &csv);
-    test.write(
-        "big.yaml",
-        "version: 1\nspace: spa_test\nregion: us\nreason: big\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n",
-    );
-    // Under injected faults a read may fail past its retries; plan then writes nothing and
-    // says to try again, which is what a person would do.
-    for _ in 0..PLAN_TRIES {
-        let out = test.idprune(["plan", "big.yaml", "--rate", "0"]).run();
-        if out.code == Some(0) {
-            return test;
-        }
-        out.code(1).stderr_has("try again later");
-        assert!(!test.path("big.state.db").exists());
-    }
-    panic!("plan failed {PLAN_TRIES} times");
+    crate::kills::fleet(ITEMS, &flags)
 }
 
 /// Starts `apply` on [`big_test`]'s plan with four requests in flight and returns the running
@@ -78,9 +36,6 @@ pub fn apply_under_way(test: &Test) -> std::process::Child {
     });
     apply
 }
-
-/// How many times [`big_test`] runs `plan` before giving up.
-const PLAN_TRIES: usize = 4;
 
 #[test]
 fn apply_killed_mid_run_resumes_to_exactly_the_plan() {

@@ -351,9 +351,16 @@ impl Test {
 
     /// The `(user_id, type, id)` of every planned `delete` item.
     pub fn planned_deletes(&self, state: &str) -> BTreeSet<Deleted> {
+        self.items_where(state, "action = 'delete'")
+    }
+
+    /// The `(user_id, type, id)` of the items matching the SQL condition `filter`.
+    pub fn items_where(&self, state: &str, filter: &str) -> BTreeSet<Deleted> {
         let db = self.db(state);
         let mut stmt = db
-            .prepare("SELECT user_id, id_type, id_value FROM items WHERE action = 'delete'")
+            .prepare(&format!(
+                "SELECT user_id, id_type, id_value FROM items WHERE {filter}"
+            ))
             .expect("preparing the select");
         stmt.query_map([], |r| {
             Ok(Deleted {
@@ -362,9 +369,9 @@ impl Test {
                 id: r.get(2)?,
             })
         })
-        .expect("selecting planned deletes")
+        .expect("selecting items")
         .collect::<Result<_, _>>()
-        .expect("reading planned deletes")
+        .expect("reading items")
     }
 
     /// Polls `done(states)` on the item counts until it holds; fails the test after [`PATIENCE`].

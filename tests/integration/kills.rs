@@ -92,20 +92,7 @@ pub fn integrity_ok(test: &Test) {
 
 /// The `(user_id, type, id)` of every item the journal says is `done`.
 pub fn journal_done(test: &Test) -> BTreeSet<Deleted> {
-    let db = test.db("big.state.db");
-    let mut stmt = db
-        .prepare("SELECT user_id, id_type, id_value FROM items WHERE state = 'done'")
-        .expect("preparing the select");
-    stmt.query_map([], |r| {
-        Ok(Deleted {
-            user_id: r.get(0)?,
-            kind: r.get(1)?,
-            id: r.get(2)?,
-        })
-    })
-    .expect("selecting done items")
-    .collect::<Result<_, _>>()
-    .expect("reading done items")
+    test.items_where("big.state.db", "state = 'done'")
 }
 
 #[test]
