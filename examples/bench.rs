@@ -536,20 +536,7 @@ impl Bench {
             return Ok(figures);
         }
 
-        let show = self.child(
-            dir,
-            "show",
-            &[
-                "show".to_owned(),
-                path_arg(state),
-                "--format".into(),
-                "json".into(),
-            ],
-            base,
-            DEADLINE_SLACK,
-        )?;
-        expect_code(&show, &[0])?;
-        let shown = read_json(&show.stdout)?;
+        let shown = self.json_view(dir, "show", state, base)?;
         let digest = shown
             .get("digest")
             .and_then(Value::as_str)
@@ -587,20 +574,7 @@ impl Bench {
             cpu_after_apply - cpu_after_plan,
         ));
 
-        let status = self.child(
-            dir,
-            "status",
-            &[
-                "status".to_owned(),
-                path_arg(state),
-                "--format".into(),
-                "json".into(),
-            ],
-            base,
-            DEADLINE_SLACK,
-        )?;
-        expect_code(&status, &[0])?;
-        let status = read_json(&status.stdout)?;
+        let status = self.json_view(dir, "status", state, base)?;
         if let Some(last) = status
             .get("runs")
             .and_then(Value::as_array)
@@ -615,6 +589,19 @@ impl Bench {
 
     /// Runs idprune with `args`, output to files in `dir`, and reaps it with `wait4` for its
     /// peak RSS; kills it past `deadline`.
+    /// Runs `idprune VERB STATE --format json` and parses what it printed.
+    fn json_view(&self, dir: &Path, verb: &str, state: &Path, base: &str) -> anyhow::Result<Value> {
+        let args = [
+            verb.to_owned(),
+            path_arg(state),
+            "--format".into(),
+            "json".into(),
+        ];
+        let child = self.child(dir, verb, &args, base, DEADLINE_SLACK)?;
+        expect_code(&child, &[0])?;
+        read_json(&child.stdout)
+    }
+
     fn child(
         &self,
         dir: &Path,
