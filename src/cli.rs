@@ -1,4 +1,6 @@
-//! The command line, as clap derive types only (DESIGN.md §3). No behaviour lives here.
+//! The command line, as clap derive types only (the contract is in `docs/ARCHITECTURE.md`).
+//! No behaviour lives here and nothing here imports the command layer: `commands` turns these
+//! values into its own (`commands::Api`, `commands::Ui`) once, and runs on those.
 
 use std::path::PathBuf;
 
@@ -16,15 +18,47 @@ Examples:
   cargo run --release -- demo
 
 Exit codes: 0 success/no changes, 1 error, 2 plan has changes (--detailed-exitcode),
-3 some items failed, 4 refused (stale, tampered, not approved, locked), 130 interrupted.";
+3 some items failed, 4 refused (stale, tampered, not approved, locked), 130 interrupted.
+A closed standard output (`| head`) ends a command quietly with exit 0.";
 
 /// Remove mistaken identifiers from Segment Unify profiles: plan, review, apply.
 #[derive(Debug, Parser)]
 #[command(name = "idprune", version, about, after_help = EXAMPLES)]
 pub struct Cli {
+    /// Print errors only: no progress, notes or warnings, and no human summary on stdout
+    /// (views asked for, like `show`, `status`, `report` and `--format json`, still print).
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set).
+    #[arg(long, value_enum, global = true, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// `--color`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    /// Colour when the output is a terminal and `NO_COLOR` is unset or empty.
+    Auto,
+    /// Always colour.
+    Always,
+    /// Never colour.
+    Never,
+}
+
+/// Shells `completions` writes a script for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Shell {
+    /// Bash.
+    Bash,
+    /// Zsh.
+    Zsh,
+    /// Fish.
+    Fish,
+    /// PowerShell.
+    Powershell,
 }
 
 /// The subcommands.
@@ -37,7 +71,14 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
     )]
-    Plan(PlanArgs),
+    Plan {
+        /// What to plan.
+        #[command(flatten)]
+        args: PlanArgs,
+        /// How to reach Segment.
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Render a sealed plan and its progress.
     #[command(
         after_help = "Examples:\n  idprune show plans/x.state.db\n  idprune show plans/x.state.db --format markdown\n  idprune show plans/x.state.db --format json --reveal"
@@ -47,13 +88,27 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed"
     )]
-    Apply(ApplyArgs),
+    Apply {
+        /// What to apply.
+        #[command(flatten)]
+        args: ApplyArgs,
+        /// How to reach Segment.
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// Counts by state, lock holder, runs and last errors.
     #[command(after_help = "Example:\n  idprune status plans/x.state.db --format json")]
     Status(StatusArgs),
     /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
     #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
-    Verify(VerifyArgs),
+    Verify {
+        /// What to verify.
+        #[command(flatten)]
+        args: VerifyArgs,
+        /// How to reach Segment.
+        #[command(flatten)]
+        net: NetArgs,
+    },
     /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
     #[command(
         after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
@@ -75,6 +130,29 @@ pub enum Command {
     /// The whole job offline: emulator, plan, show, apply, status, verify.
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(DemoArgs),
+    /// Print a shell completion script to stdout.
+    #[command(
+        after_help = "Examples:\n  idprune completions bash > ~/.local/share/bash-completion/completions/idprune\n  idprune completions zsh > \"${fpath[1]}/_idprune\"\n  idprune completions fish > ~/.config/fish/completions/idprune.fish"
+    )]
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    #[command(after_help = "Example:\n  idprune man > ~/.local/share/man/man1/idprune.1")]
+    Man,
+}
+
+/// The network flags of the commands that talk to Segment.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NetArgs {
+    /// Pacing.
+    #[command(flatten)]
+    pub pace: PaceArgs,
+    /// Endpoint and token.
+    #[command(flatten)]
+    pub api: ApiArgs,
 }
 
 /// How to reach Segment.
@@ -92,9 +170,6 @@ pub struct ApiArgs {
     /// Allow a plain-http API URL that is not on loopback.
     #[arg(long)]
     pub insecure: bool,
-    /// A fixed endpoint and token, set by `demo` for its in-process emulator; never a flag.
-    #[arg(skip)]
-    pub fixed: Option<crate::commands::Fixed>,
 }
 
 /// Pacing flags shared by `plan` and `apply`.
@@ -110,11 +185,32 @@ pub struct PaceArgs {
     pub concurrency: u32,
 }
 
+impl Default for PaceArgs {
+    fn default() -> Self {
+        Self {
+            rate: 100,
+            concurrency: 256,
+        }
+    }
+}
+
+/// Formats of `validate`, `apply` and `verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// For people.
+    Text,
+    /// One JSON object on stdout, with a `format_version`.
+    Json,
+}
+
 /// `validate`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// The manifest (YAML).
     pub manifest: PathBuf,
+    /// Output format (`json`: the problems and warnings as one object, exit code unchanged).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// `plan`.
@@ -143,10 +239,6 @@ pub struct PlanArgs {
     /// How long the plan may be applied (`7d`, `36h`).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
-    #[command(flatten)]
-    pub pace: PaceArgs,
-    #[command(flatten)]
-    pub api: ApiArgs,
 }
 
 /// `show`.
@@ -179,10 +271,9 @@ pub struct ApplyArgs {
     /// Also retry items that failed permanently (400, 404 not_found).
     #[arg(long)]
     pub retry_failed: bool,
-    #[command(flatten)]
-    pub pace: PaceArgs,
-    #[command(flatten)]
-    pub api: ApiArgs,
+    /// How to print the final report (`json`: one object on stdout with `format_version`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 /// Formats of `status`.
@@ -215,10 +306,12 @@ pub struct VerifyArgs {
     /// Hide identifier values.
     #[arg(long)]
     pub redact: bool,
-    #[command(flatten)]
-    pub pace: PaceArgs,
-    #[command(flatten)]
-    pub api: ApiArgs,
+    /// Output format (`json`: one object with every checked item, redacted unless `--reveal`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long, conflicts_with = "redact")]
+    pub reveal: bool,
 }
 
 /// Formats of `report --downstream`.

@@ -1,5 +1,8 @@
-//! The one table of process exit codes (DESIGN.md §3). `main` is the only place that exits;
-//! everything else returns an [`Exit`] or an error that maps to one.
+//! The one table of process exit codes, and the one mapping from an error to its code
+//! ([`for_error`]). `main` is the only place that exits, with one documented exception: the
+//! second Ctrl-C during `apply` (`commands/apply.rs`) ends the process at once with
+//! [`Exit::Interrupted`], because by then the person has asked not to wait for the requests in
+//! flight, and the journal is consistent at every commit (those items are re-sent on resume).
 
 /// Every way a command can end, with its documented exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,5 +32,72 @@ impl Exit {
             Self::Refused => 4,
             Self::Interrupted => 130,
         }
+    }
+}
+
+/// A refusal: the plan is stale or tampered, the digest is not approved, or the state is locked.
+/// Maps to exit code 4.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refused(pub String);
+
+/// How an error ends the process: its exit code, and whether to print it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ending {
+    /// The exit code.
+    pub exit: Exit,
+    /// False for a closed standard output: the reader stopped reading, which is not an error
+    /// to report (`idprune show S | head -1`).
+    pub report: bool,
+}
+
+/// Maps an error to how the process ends: [`Refused`] → 4; a `BrokenPipe` anywhere in the
+/// chain → a quiet 0; everything else → 1.
+pub fn for_error(error: &anyhow::Error) -> Ending {
+    if is_broken_pipe(error) {
+        return Ending {
+            exit: Exit::Success,
+            report: false,
+        };
+    }
+    let exit = if error.downcast_ref::<Refused>().is_some() {
+        Exit::Refused
+    } else {
+        Exit::Error
+    };
+    Ending { exit, report: true }
+}
+
+/// True when the error (or any cause) is an I/O error of kind `BrokenPipe`.
+pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::Context as _;
+
+    #[test]
+    fn mapping() {
+        let pipe: anyhow::Error = std::io::Error::from(std::io::ErrorKind::BrokenPipe).into();
+        let pipe = pipe.context("printing the plan");
+        assert_eq!(
+            for_error(&pipe),
+            Ending {
+                exit: Exit::Success,
+                report: false
+            }
+        );
+        let refused: anyhow::Error = Refused("no".into()).into();
+        assert_eq!(for_error(&refused).exit, Exit::Refused);
+        let other = Err::<(), _>(std::io::Error::other("disk"))
+            .context("x")
+            .expect_err("an error");
+        assert_eq!(for_error(&other).exit, Exit::Error);
     }
 }

@@ -1,12 +1,14 @@
 //! The `idprune` binary: parse the arguments, build the runtime, run the command, print the
-//! error once and exit with its code. Everything else lives in the library.
+//! error once and exit with its code (mapped in `idprune::exit`). Everything else lives in the
+//! library.
 
+use std::io::Write as _;
 use std::process::ExitCode;
 
 use clap::Parser as _;
 use idprune::cli::Cli;
 use idprune::commands;
-use idprune::exit::Exit;
+use idprune::exit::{self, Exit};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -27,19 +29,24 @@ fn main() -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            let _ = writeln!(std::io::stderr(), "error: starting the async runtime: {e}");
             return ExitCode::from(Exit::Error.code());
         }
     };
     match runtime.block_on(commands::run(cli)) {
         Ok(exit) => ExitCode::from(exit.code()),
         Err(error) => {
-            // Line by line: messages may span lines, but no value may drive the terminal.
-            for (i, line) in format!("{error:#}").lines().enumerate() {
-                let prefix = if i == 0 { "error: " } else { "" };
-                eprintln!("{prefix}{}", idprune::render::clean(line));
+            let ending = exit::for_error(&error);
+            if ending.report {
+                // Line by line: messages may span lines, but no value may drive the terminal.
+                // A closed stderr is ignored: the exit code still says what happened.
+                let mut err = std::io::stderr().lock();
+                for (i, line) in format!("{error:#}").lines().enumerate() {
+                    let prefix = if i == 0 { "error: " } else { "" };
+                    let _ = writeln!(err, "{prefix}{}", idprune::render::clean(line));
+                }
             }
-            ExitCode::from(commands::exit_for(&error).code())
+            ExitCode::from(ending.exit.code())
         }
     }
 }

@@ -537,14 +537,48 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
     )?;
     writeln!(out, "{}", summary_line(&view.counts))?;
     writeln!(out, "{}", progress_line(&view.counts))?;
+    let holder_alive = view.lock.as_ref().is_some_and(|h| !h.is_stale());
     match &view.lock {
+        Some(h) if h.is_stale() => writeln!(
+            out,
+            "Locked by {h}, which no longer runs: the next apply takes the lock over (or run `idprune unlock STATE {}`).",
+            h.lock_id
+        )?,
         Some(h) => writeln!(out, "Locked by {h}.")?,
         None => writeln!(out, "Not locked.")?,
     }
     for run in &view.runs {
+        let open = match (&run.outcome, holder_alive) {
+            (Some(_), _) => None,
+            (None, true) => Some("running"),
+            (None, false) => Some("died (its record is closed by the next apply)"),
+        };
+        let after = run
+            .totals_after
+            .map(|[d, a, f]| {
+                format!(
+                    "; after it: {} done, {} already absent, {} failed",
+                    thousands(d),
+                    thousands(a),
+                    thousands(f)
+                )
+            })
+            .unwrap_or_default();
+        if run.outcome.as_deref() == Some("died") || open.is_some() {
+            writeln!(
+                out,
+                "Run {} by {} on {} at {}: {}, requests not recorded{after}.",
+                run.id,
+                clean(&run.user),
+                clean(&run.host),
+                timestamp(run.started_at),
+                open.or(run.outcome.as_deref()).unwrap_or("died"),
+            )?;
+            continue;
+        }
         writeln!(
             out,
-            "Run {} by {} on {} at {}: {}, {} requests ({} throttled), {:.1} requests/s{}.",
+            "Run {} by {} on {} at {}: {}, {} requests ({} throttled), {:.1} requests/s{}{after}.",
             run.id,
             clean(&run.user),
             clean(&run.host),

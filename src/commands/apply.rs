@@ -1,6 +1,6 @@
 //! `apply`: verify the seal, take the lock, run the executor, report.
 
-use std::io::{BufRead as _, IsTerminal as _, Write as _};
+use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 use std::time::Duration;
 
@@ -8,9 +8,10 @@ use anyhow::Context as _;
 use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
-use super::{Refused, base_url, client, load_token, state_dir};
+use super::plan::render_count;
+use super::{Api, Refused, Ui, sniff, state_dir};
 use crate::apply::{ApplyOptions, ApplyReport, PROFILE_RATE, Progress, Stop, execute};
-use crate::cli::ApplyArgs;
+use crate::cli::{ApplyArgs, OutputFormat};
 use crate::digest;
 use crate::exit::Exit;
 use crate::render::{self, thousands};
@@ -28,7 +29,12 @@ fn sha256_file(path: &Path) -> anyhow::Result<String> {
 }
 
 /// Every check that must pass before a single request: seal, inputs, target, age, approval.
-fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Result<String> {
+fn check_seal(
+    state: &State,
+    args: &ApplyArgs,
+    api_origin: &str,
+    ui: &Ui,
+) -> anyhow::Result<String> {
     let meta = state.meta()?;
     let path = state.path().display().to_string();
     if state.purged_at()?.is_some() {
@@ -56,18 +62,18 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
             .into());
         }
     } else {
-        eprintln!(
-            "warning: manifest `{}` is not there; relying on the plan digest alone",
+        ui.warn(format!(
+            "manifest `{}` is not there; relying on the plan digest alone",
             manifest.display()
-        );
+        ));
     }
     for source in state.sources()?.iter().filter(|s| s.pinned) {
         let file = dir.join(&source.path);
         if !file.exists() {
-            eprintln!(
-                "warning: pinned source `{}` is not there; relying on the plan digest alone",
+            ui.warn(format!(
+                "pinned source `{}` is not there; relying on the plan digest alone",
                 file.display()
-            );
+            ));
         } else if sha256_file(&file)? != source.sha256 {
             return Err(Refused(format!(
                 "pinned source `{}` changed since the plan was made; run `idprune plan` again",
@@ -94,6 +100,18 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
     }
     match (&args.approve, args.yes) {
         (Some(approval), _) if digest::approves(approval, &meta.digest) => {}
+        (Some(approval), _)
+            if digest::normalize_approval(approval)
+                .is_some_and(|hex| hex.len() < digest::MIN_APPROVAL_PREFIX) =>
+        {
+            return Err(Refused(format!(
+                "`--approve {}` is too short to name a plan: use at least {} hex digits of the digest (`--approve {}`)",
+                render::clean(approval),
+                digest::MIN_APPROVAL_PREFIX,
+                &meta.digest[..digest::MIN_APPROVAL_PREFIX + "sha256:".len()]
+            ))
+            .into());
+        }
         (Some(approval), _) => {
             return Err(Refused(format!(
                 "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {path}`)",
@@ -103,13 +121,13 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
             .into());
         }
         (None, true) => {}
-        (None, false) => confirm(state, &meta.digest)?,
+        (None, false) => confirm(state, &meta.digest, ui)?,
     }
     Ok(meta.digest)
 }
 
 /// Asks on a terminal; refuses without one.
-fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
+fn confirm(state: &State, digest: &str, ui: &Ui) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Refused(format!(
@@ -118,12 +136,11 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
         ))
         .into());
     }
-    eprint!(
-        "Apply {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
-        thousands(state.count_work(false)?),
+    ui.prompt(format!(
+        "Apply {} to space {} (plan {digest})? Type `yes` to go on: ",
+        render_count(state.count_work(false)?, "deletion", "deletions"),
         render::clean(&state.meta()?.space)
-    );
-    std::io::stderr().flush()?;
+    ));
     let mut answer = String::new();
     stdin.lock().read_line(&mut answer)?;
     if answer.trim() != "yes" {
@@ -133,19 +150,22 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
 }
 
 /// `idprune apply STATE`.
-pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
+pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "apply")?;
     let mut state = State::open(&args.state)?;
     let meta = state.meta()?;
-    let base = base_url(&args.api, super::region_url(&meta.region))?;
+    let base = api.base_url(super::state_region(&meta)?)?;
     let origin = crate::segment::client::origin(&base);
-    let digest = check_seal(&state, args, &origin)?;
-    let token = load_token(&args.api)?;
-    let api = client(&base, &meta.space, token, &args.pace)?;
+    let digest = check_seal(&state, args, &origin, ui)?;
+    let pace = api.pace;
+    let api = api.client(&base, &meta.space)?;
 
     let mine = match state.acquire_lock()? {
         Acquired::Yes { mine, took_over } => {
             if let Some(stale) = took_over {
-                eprintln!("warning: took over a stale lock left by {stale}, which no longer runs");
+                ui.warn(format!(
+                    "took over a stale lock left by {stale}, which no longer runs"
+                ));
             }
             mine
         }
@@ -159,7 +179,7 @@ pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
             .into());
         }
     };
-    let result = run_locked(&mut state, api, args, &digest, &meta.reason).await;
+    let result = run_locked(&mut state, api, args, pace, &digest, &meta.reason, ui).await;
     let released = state.release_lock(&mine.lock_id).with_context(|| {
         format!(
             "releasing the lock on `{}`; the next apply takes it over as stale",
@@ -177,45 +197,68 @@ async fn run_locked(
     state: &mut State,
     api: crate::segment::Client,
     args: &ApplyArgs,
+    pace: super::Pace,
     digest: &str,
     reason: &str,
+    ui: &Ui,
 ) -> anyhow::Result<Exit> {
+    for dead in state.close_dead_runs()? {
+        ui.warn(format!(
+            "run {} ended without closing its record (its process died); recorded it as `died` with the journal's counts: {} settled while it ran",
+            dead.id,
+            thousands(dead.settled)
+        ));
+    }
+    let work = state.count_work(args.retry_failed)?;
+    if work == 0 {
+        return nothing_to_apply(state, args, ui);
+    }
+    if let Some(last) = state.runs()?.last() {
+        ui.note(format!(
+            "Resuming: run {} ({}) went at {:.1} requests/s; this run goes at {}.",
+            last.id,
+            last.outcome.as_deref().unwrap_or("open"),
+            last.figures.rate,
+            super::plan::rate_text(pace.rate)
+        ));
+    }
     let run = state.start_run(
         &mine_user(),
         &crate::state::lock::this_host(),
         digest,
         reason,
     )?;
-    let work = state.count_work(args.retry_failed)?;
-    eprintln!(
-        "Applying {} deletions at {}, at most {} in flight (reason: {}).",
-        thousands(work),
-        super::plan::rate_text(args.pace.rate),
-        args.pace.concurrency,
+    ui.note(format!(
+        "Applying {} at {}, at most {} in flight (reason: {}).",
+        render_count(work, "deletion", "deletions"),
+        super::plan::rate_text(pace.rate),
+        pace.concurrency,
         render::clean(reason)
-    );
+    ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut interrupt = super::interrupts()?;
+    let quiet = *ui;
     let signals = tokio::spawn(async move {
         if interrupt.recv().await.is_some() {
-            eprintln!(
-                "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once."
+            quiet.note(
+                "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once.",
             );
             let _ = cancel_tx.send(true);
             if interrupt.recv().await.is_some() {
-                // The journal is consistent at every commit; in-flight items are re-sent on resume.
-                eprintln!("Stopped at once; run the same command to resume.");
+                // The one exit outside `main` (documented in `exit.rs`): the journal is
+                // consistent at every commit; in-flight items are re-sent on resume.
+                quiet.note("Stopped at once; run the same command to resume.");
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
         }
     });
     let options = ApplyOptions {
-        concurrency: args.pace.concurrency as usize,
+        concurrency: pace.concurrency as usize,
         retry_failed: args.retry_failed,
         profile_rate: PROFILE_RATE,
         pacer: Some(api.pacer().clone()),
     };
-    let progress = ProgressOut::new("deleted", work);
+    let progress = ProgressOut::new("deleted", work, ui);
     let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
         let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
         progress.update(settled, || progress_text(p));
@@ -233,7 +276,83 @@ async fn run_locked(
             )));
         }
     };
-    finish(state, run, &report, args)
+    finish(state, run, &report, args, ui)
+}
+
+/// `apply` when every planned item is settled: no run is recorded, nothing is sent.
+fn nothing_to_apply(state: &State, args: &ApplyArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    let counts = state.counts()?;
+    let failed = counts.state(ItemState::Failed);
+    if args.format == OutputFormat::Json {
+        let mut body = report_json(state, None, &counts)?;
+        body["stop"] = serde_json::json!("nothing_to_apply");
+        ui.out(body)?;
+    } else {
+        ui.say(render::progress_line(&counts))?;
+    }
+    if failed > 0 {
+        ui.note(format!(
+            "nothing to apply: every planned item is settled, {} permanently; `--retry-failed` sends {} again.",
+            render_count(failed, "failed", "failed"),
+            if failed == 1 { "it" } else { "them" }
+        ));
+        return Ok(Exit::ItemsFailed);
+    }
+    ui.note("nothing to apply: every planned item is settled.");
+    Ok(Exit::Success)
+}
+
+/// The version of `apply --format json`'s object (minor: additive; major: breaking).
+pub const APPLY_JSON_VERSION: &str = "1.0";
+
+/// The final report as JSON: this run's figures (when it ran) and the plan's counts by state.
+fn report_json(
+    state: &State,
+    run: Option<(i64, &ApplyReport, &str)>,
+    counts: &crate::state::Counts,
+) -> anyhow::Result<serde_json::Value> {
+    use serde_json::json;
+    let meta = state.meta()?;
+    let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+    let this_run = run.map(|(id, r, outcome)| {
+        json!({
+            "id": id,
+            "outcome": outcome,
+            "deleted": r.settled.done,
+            "already_absent": r.settled.already_absent,
+            "failed": r.settled.failed,
+            "requests": r.requests,
+            "throttled": r.throttled,
+            "elapsed_s": r.elapsed.as_secs_f64(),
+            "rate": r.rate(),
+            "latency_p50_ms": ms(r.latency_p50),
+            "latency_p99_ms": ms(r.latency_p99),
+        })
+    });
+    let stop = match run.and_then(|(_, r, _)| r.stop.as_ref()) {
+        None => json!(null),
+        Some(Stop::Interrupted) => json!("interrupted"),
+        Some(Stop::Space(fault)) => json!(format!("space: {fault}")),
+        Some(Stop::BudgetSpent(why)) => json!(format!("retry budget: {why}")),
+    };
+    let by_state: serde_json::Map<String, serde_json::Value> = [
+        ItemState::Pending,
+        ItemState::InFlight,
+        ItemState::Done,
+        ItemState::AlreadyAbsent,
+        ItemState::Failed,
+    ]
+    .iter()
+    .map(|s| (s.as_str().to_owned(), json!(counts.state(*s))))
+    .collect();
+    Ok(json!({
+        "format_version": APPLY_JSON_VERSION,
+        "digest": meta.digest,
+        "space": meta.space,
+        "run": this_run,
+        "stop": stop,
+        "summary": {"by_state": by_state},
+    }))
 }
 
 fn mine_user() -> String {
@@ -250,7 +369,13 @@ fn progress_text(p: &Progress) -> String {
     )
 }
 
-fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> anyhow::Result<Exit> {
+fn finish(
+    state: &State,
+    run: i64,
+    report: &ApplyReport,
+    args: &ApplyArgs,
+    ui: &Ui,
+) -> anyhow::Result<Exit> {
     let outcome = match &report.stop {
         Some(Stop::Interrupted) => "interrupted",
         Some(Stop::Space(_)) | Some(Stop::BudgetSpent(_)) => "stopped",
@@ -266,22 +391,26 @@ fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> an
     };
     state.finish_run(run, outcome, &figures)?;
     let counts = state.counts()?;
-    eprintln!(
-        "This run: {} deleted, {} already absent, {} failed; {} requests ({} throttled) in {:.1}s ({:.1}/s{}).",
+    ui.note(format!(
+        "This run: {} deleted, {} already absent, {} failed; {} ({} throttled) in {:.1}s ({}{}).",
         thousands(report.settled.done),
         thousands(report.settled.already_absent),
         thousands(report.settled.failed),
-        thousands(report.requests),
+        render_count(report.requests, "request", "requests"),
         thousands(report.throttled),
         report.elapsed.as_secs_f64(),
-        report.rate(),
+        super::progress::rate_text(report.rate()),
         render::latency_text(&figures)
-    );
-    println!("{}", render::progress_line(&counts));
+    ));
+    if args.format == OutputFormat::Json {
+        ui.out(report_json(state, Some((run, report, outcome)), &counts)?)?;
+    } else {
+        ui.say(render::progress_line(&counts))?;
+    }
     let path = args.state.display();
     match &report.stop {
         Some(Stop::Interrupted) => {
-            eprintln!("Interrupted; the state is consistent. Run the same command to resume.");
+            ui.note("Interrupted; the state is consistent. Run the same command to resume.");
             return Ok(Exit::Interrupted);
         }
         Some(Stop::Space(fault)) => anyhow::bail!(
@@ -293,14 +422,14 @@ fn finish(state: &State, run: i64, report: &ApplyReport, args: &ApplyArgs) -> an
         None => {}
     }
     for line in render::SCOPE_REMINDER {
-        eprintln!("note: {line}");
+        ui.note(format!("note: {line}"));
     }
     let failed = counts.state(ItemState::Failed);
     if failed > 0 {
-        eprintln!(
-            "{} items failed: `idprune status {path}` lists the last errors; a plain `apply` retries transient ones, `--retry-failed` all.",
-            thousands(failed)
-        );
+        ui.note(format!(
+            "{} failed: `idprune status {path}` lists the last errors; a plain `apply` retries transient ones, `--retry-failed` all.",
+            render_count(failed, "item", "items")
+        ));
         return Ok(Exit::ItemsFailed);
     }
     Ok(Exit::Success)

@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use secrecy::SecretString;
 
-use super::{Fixed, apply, plan, show};
+use super::{Api, Pace, Ui, apply, plan, show};
 use crate::cli::{
-    ApiArgs, ApplyArgs, DemoArgs, PaceArgs, PlanArgs, ShowArgs, StatusArgs, StatusFormat,
-    VerifyArgs,
+    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, VerifyArgs,
 };
 use crate::emulator::{Config, Emulator, Seed};
 use crate::exit::Exit;
@@ -23,12 +22,12 @@ const SEED: &str = include_str!("../../examples/demo-seed.json");
 /// The token the demo seed accepts (`"token"` in demo-seed.json).
 const DEMO_TOKEN: &str = "demo-token";
 
-fn step(title: &str) {
-    println!("\n==> {title}\n");
+fn step(ui: &Ui, title: &str) -> std::io::Result<()> {
+    ui.say(format!("\n==> {title}\n"))
 }
 
 /// Runs the demo.
-pub async fn demo(args: &DemoArgs) -> anyhow::Result<Exit> {
+pub async fn demo(args: &DemoArgs, ui: &Ui) -> anyhow::Result<Exit> {
     let (dir, keep) = match &args.dir {
         Some(d) => (d.clone(), true),
         None => (
@@ -37,12 +36,21 @@ pub async fn demo(args: &DemoArgs) -> anyhow::Result<Exit> {
         ),
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating `{}`", dir.display()))?;
-    let result = run(&dir).await;
+    if !keep {
+        ui.say(format!(
+            "Working in `{}` (removed at the end; `idprune demo --dir DIR` keeps the manifest and state file to look at).",
+            dir.display()
+        ))?;
+    }
+    let result = run(&dir, ui).await;
     if keep {
-        println!(
+        let said = ui.say(format!(
             "\nThe demo's manifest and state file are in `{}`.",
             dir.display()
-        );
+        ));
+        if result.is_ok() {
+            said?;
+        }
     } else {
         let _ = std::fs::remove_dir_all(&dir);
     }
@@ -55,30 +63,27 @@ fn write(dir: &Path, name: &str, text: &str) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-async fn run(dir: &Path) -> anyhow::Result<Exit> {
+async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
     let manifest = write(dir, "demo.yaml", MANIFEST)?;
     write(dir, "demo-bad-emails.csv", CSV)?;
     let state = dir.join("demo.state.db");
     let _ = std::fs::remove_file(&state);
 
     let emulator = Emulator::start(Config::default(), Seed::from_json(SEED)?).await?;
-    println!(
+    ui.say(format!(
         "Started the Unify emulator at {} (space spa_demo).",
         emulator.base_url()
+    ))?;
+    let api = Api::fixed(
+        emulator.base_url(),
+        SecretString::from(DEMO_TOKEN),
+        Pace {
+            rate: 100,
+            concurrency: 16,
+        },
     );
-    let api = ApiArgs {
-        fixed: Some(Fixed {
-            base: emulator.base_url(),
-            token: SecretString::from(DEMO_TOKEN),
-        }),
-        ..ApiArgs::default()
-    };
-    let pace = PaceArgs {
-        rate: 100,
-        concurrency: 16,
-    };
 
-    step(&format!("idprune plan {}", manifest.display()));
+    step(ui, &format!("idprune plan {}", manifest.display()))?;
     let plan_args = PlanArgs {
         manifest: manifest.clone(),
         out: None,
@@ -88,66 +93,83 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
         reveal: false,
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
-        pace: pace.clone(),
-        api: api.clone(),
     };
-    let planned = plan::plan(&plan_args).await?;
-    println!(
+    let planned = plan::plan(&plan_args, &api, ui).await?;
+    ui.say(format!(
         "(exit code {} with --detailed-exitcode: the plan has changes)",
         planned.code()
-    );
+    ))?;
 
-    step("idprune show --format markdown   (what the pull request shows: redacted)");
-    show::show(&ShowArgs {
-        state: state.clone(),
-        format: Format::Markdown,
-        redact: false,
-        reveal: false,
-    })?;
+    step(
+        ui,
+        "idprune show --format markdown   (what the pull request shows: redacted)",
+    )?;
+    show::show(
+        &ShowArgs {
+            state: state.clone(),
+            format: Format::Markdown,
+            redact: false,
+            reveal: false,
+        },
+        ui,
+    )?;
 
     let digest = crate::state::State::open(&state)?.meta()?.digest;
-    step(&format!("idprune apply --approve {}", &digest[..19]));
-    let applied = apply::apply(&ApplyArgs {
-        state: state.clone(),
-        approve: Some(digest[..19].to_owned()),
-        yes: false,
-        retry_failed: false,
-        pace: pace.clone(),
-        api: api.clone(),
-    })
+    step(ui, &format!("idprune apply --approve {}", &digest[..19]))?;
+    let applied = apply::apply(
+        &ApplyArgs {
+            state: state.clone(),
+            approve: Some(digest[..19].to_owned()),
+            yes: false,
+            retry_failed: false,
+            format: OutputFormat::Text,
+        },
+        &api,
+        ui,
+    )
     .await?;
 
-    step("idprune status");
-    show::status(&StatusArgs {
-        state: state.clone(),
-        format: StatusFormat::Text,
-        reveal: false,
-    })?;
+    step(ui, "idprune status")?;
+    show::status(
+        &StatusArgs {
+            state: state.clone(),
+            format: StatusFormat::Text,
+            reveal: false,
+        },
+        ui,
+    )?;
 
-    step("idprune verify");
-    let verified = show::verify(&VerifyArgs {
-        state: state.clone(),
-        redact: false,
-        pace: pace.clone(),
-        api: api.clone(),
-    })
+    step(ui, "idprune verify")?;
+    let verified = show::verify(
+        &VerifyArgs {
+            state: state.clone(),
+            redact: false,
+            format: OutputFormat::Text,
+            reveal: false,
+        },
+        &api,
+        ui,
+    )
     .await?;
 
-    step("idprune plan again (a finished clean-up plans no deletions)");
+    step(
+        ui,
+        "idprune plan again (a finished clean-up plans no deletions)",
+    )?;
     let again = PlanArgs {
         out: Some(dir.join("demo-again.state.db")),
         ..plan_args
     };
-    let replanned = plan::plan(&again).await?;
+    let replanned = plan::plan(&again, &api, ui).await?;
     emulator.shutdown().await;
 
     let ok = applied == Exit::Success && verified == Exit::Success && replanned == Exit::Success;
-    println!(
+    ui.say(format!(
         "\nDemo {}: apply exit {}, verify exit {}, re-plan exit {}.",
         if ok { "finished" } else { "found a problem" },
         applied.code(),
         verified.code(),
         replanned.code()
-    );
+    ))?;
     Ok(if ok { Exit::Success } else { Exit::Error })
 }

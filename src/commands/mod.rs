@@ -2,25 +2,25 @@
 //! every file, database and network error. It owns the edges the core must not touch: reading
 //! the token, choosing the API base URL, the terminal prompt, signals and progress lines.
 
+mod api;
 mod apply;
 mod demo;
 mod plan;
 mod progress;
+mod shell;
 mod show;
+mod sniff;
+pub mod ui;
 
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-use reqwest::Url;
-use secrecy::SecretString;
+use anyhow::Context as _;
 
-use crate::cli::{ApiArgs, Cli, Command, PaceArgs};
+use crate::cli::{Cli, Command};
 use crate::exit::Exit;
-use crate::pace::Pacer;
-use crate::segment::{Client, ClientOptions};
+use crate::manifest::Region;
 
 /// The environment variable holding the access token.
 pub const TOKEN_ENV: &str = "SEGMENT_ACCESS_TOKEN";
@@ -44,136 +44,37 @@ pub fn request_timeout() -> Duration {
         .map_or(REQUEST_TIMEOUT, Duration::from_millis)
 }
 
-/// A refusal: the plan is stale or tampered, the digest is not approved, or the state is locked.
-/// Maps to exit code 4.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refused(pub String);
+pub use crate::exit::Refused;
+pub use api::{Api, Pace, TokenSource};
+pub use ui::Ui;
 
-/// Runs one command and returns how it ended. Errors map to exit 1, [`Refused`] to exit 4.
+/// Runs one command and returns how it ended. Errors map to exit codes in [`crate::exit`].
 pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
+    let ui = Ui::new(cli.quiet, cli.color);
     match cli.command {
-        Command::Validate(args) => plan::validate(&args),
-        Command::Plan(args) => plan::plan(&args).await,
-        Command::Show(args) => show::show(&args),
-        Command::Apply(args) => apply::apply(&args).await,
-        Command::Status(args) => show::status(&args),
-        Command::Verify(args) => show::verify(&args).await,
-        Command::Report(args) => show::report(&args),
-        Command::Purge(args) => show::purge(&args),
-        Command::Unlock(args) => show::unlock(&args),
+        Command::Validate(args) => plan::validate(&args, &ui),
+        Command::Plan { args, net } => plan::plan(&args, &Api::from_flags(&net), &ui).await,
+        Command::Show(args) => show::show(&args, &ui),
+        Command::Apply { args, net } => apply::apply(&args, &Api::from_flags(&net), &ui).await,
+        Command::Status(args) => show::status(&args, &ui),
+        Command::Verify { args, net } => show::verify(&args, &Api::from_flags(&net), &ui).await,
+        Command::Report(args) => show::report(&args, &ui),
+        Command::Purge(args) => show::purge(&args, &ui),
+        Command::Unlock(args) => show::unlock(&args, &ui),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
-        Command::Demo(args) => demo::demo(&args).await,
+        Command::Demo(args) => demo::demo(&args, &ui).await,
+        Command::Completions { shell } => shell::completions(shell),
+        Command::Man => shell::man(),
     }
 }
 
-/// Maps an error to its exit code.
-pub fn exit_for(error: &anyhow::Error) -> Exit {
-    if error.downcast_ref::<Refused>().is_some() {
-        Exit::Refused
-    } else {
-        Exit::Error
-    }
-}
-
-/// An endpoint and token fixed in code (the demo's in-process emulator).
-#[derive(Clone, Debug)]
-pub struct Fixed {
-    /// Base URL.
-    pub base: String,
-    /// Token.
-    pub token: SecretString,
-}
-
-/// Reads the access token: `--token-file`, `--token-stdin`, or `SEGMENT_ACCESS_TOKEN`.
-pub fn load_token(api: &ApiArgs) -> anyhow::Result<SecretString> {
-    if let Some(fixed) = &api.fixed {
-        return Ok(fixed.token.clone());
-    }
-    let raw = if let Some(path) = &api.token_file {
-        std::fs::read_to_string(path)
-            .with_context(|| format!("reading token file `{}`", path.display()))?
-    } else if api.token_stdin {
-        let mut s = String::new();
-        std::io::stdin()
-            .read_to_string(&mut s)
-            .context("reading the token from standard input")?;
-        s
-    } else {
-        std::env::var(TOKEN_ENV).unwrap_or_default()
-    };
-    let token = raw.trim();
-    if token.is_empty() {
-        bail!("no access token: set {TOKEN_ENV}, or pass --token-file PATH or --token-stdin");
-    }
-    Ok(SecretString::from(token.to_owned()))
-}
-
-/// The API base URL: `--api-url`, then `IDPRUNE_API_URL`, then the region's host.
-pub fn base_url(api: &ApiArgs, region_default: &str) -> anyhow::Result<Url> {
-    let env = std::env::var(API_URL_ENV)
-        .ok()
-        .filter(|v| !v.trim().is_empty());
-    let (text, from) = match (&api.api_url, env) {
-        _ if api.fixed.is_some() => (
-            api.fixed
-                .as_ref()
-                .map(|f| f.base.clone())
-                .unwrap_or_default(),
-            "the demo",
-        ),
-        (Some(flag), _) => (flag.clone(), "--api-url"),
-        (None, Some(env)) => (env, API_URL_ENV),
-        (None, None) => (region_default.to_owned(), "the manifest's region"),
-    };
-    let url = Url::parse(text.trim()).with_context(|| format!("{from}: `{text}` is not a URL"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if is_loopback(&url) || api.insecure => {}
-        "http" => bail!(
-            "{from}: `{text}` is plain http to a host that is not loopback; the token would travel in clear. Use https, or pass --insecure"
-        ),
-        other => bail!("{from}: unsupported scheme `{other}`; use https"),
-    }
-    if url.host_str().is_none() {
-        bail!("{from}: `{text}` has no host");
-    }
-    Ok(url)
-}
-
-fn is_loopback(url: &Url) -> bool {
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(d)) => d == "localhost",
-        None => false,
-    }
-}
-
-/// The default API base URL of a region name (`us`, `eu`) as stored in a state file.
-pub fn region_url(region: &str) -> &'static str {
-    let region = if region == crate::manifest::Region::Eu.as_str() {
-        crate::manifest::Region::Eu
-    } else {
-        crate::manifest::Region::Us
-    };
-    region.base_url()
-}
-
-/// Builds the paced client for a space.
-pub fn client(
-    base: &Url,
-    space: &str,
-    token: SecretString,
-    pace: &PaceArgs,
-) -> anyhow::Result<Client> {
-    Client::new(ClientOptions {
-        base_url: base.clone(),
-        space: space.to_owned(),
-        token,
-        pacer: Arc::new(Pacer::new(pace.rate)),
-        timeout: request_timeout(),
-        max_idle: pace.concurrency as usize,
+/// The region a state file recorded, as a typed value.
+pub fn state_region(meta: &crate::state::Meta) -> anyhow::Result<Region> {
+    meta.region.parse::<Region>().map_err(|e| {
+        anyhow::anyhow!(
+            "the state file records region `{}`: {e}; plan again",
+            crate::render::clean(&meta.region)
+        )
     })
 }
 
@@ -240,25 +141,5 @@ mod tests {
             default_state_path(Path::new("plans/x.yaml")),
             PathBuf::from("plans/x.state.db")
         );
-    }
-
-    #[test]
-    fn base_url_rules() {
-        let api = ApiArgs {
-            api_url: Some("http://127.0.0.1:9".into()),
-            ..ApiArgs::default()
-        };
-        assert!(base_url(&api, "https://profiles.segment.com").is_ok());
-        let api = ApiArgs {
-            api_url: Some("http://example.com".into()),
-            ..ApiArgs::default()
-        };
-        assert!(base_url(&api, "https://profiles.segment.com").is_err());
-        let api = ApiArgs {
-            api_url: Some("http://example.com".into()),
-            insecure: true,
-            ..ApiArgs::default()
-        };
-        assert!(base_url(&api, "https://profiles.segment.com").is_ok());
     }
 }

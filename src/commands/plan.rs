@@ -6,41 +6,96 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 
-use super::{Refused, base_url, client, default_state_path, load_token, relative_to, state_dir};
-use crate::cli::{PlanArgs, ValidateArgs};
+use super::{Api, Refused, Ui, default_state_path, relative_to, sniff, state_dir};
+use crate::cli::{OutputFormat, PlanArgs, ValidateArgs};
 use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
 use crate::render::{self, Format, PlanView, Redaction};
 use crate::stage::Stage;
 use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
 
-/// Loads a manifest and prints its warnings to stderr.
-fn load(path: &Path) -> anyhow::Result<Manifest> {
-    let manifest = manifest::load(path)?;
-    for w in &manifest.warnings {
-        eprintln!("warning: {}", render::clean(&w.to_string()));
+/// `idprune validate MANIFEST`: offline checks only.
+pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_manifest(&args.manifest, "validate")?;
+    if args.format == OutputFormat::Json {
+        return validate_json(args, ui);
     }
-    Ok(manifest)
+    let m = manifest::load(&args.manifest)?;
+    for w in &m.warnings {
+        ui.warn(render::clean(&w.to_string()));
+    }
+    let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
+    let entries = m.entries.len() as u64;
+    let inline = m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64;
+    ui.say(format!(
+        "`{}` is valid: {} ({} from {} with {}) for space {}.",
+        args.manifest.display(),
+        render_count(entries, "entry", "entries"),
+        render::thousands(entries - inline),
+        render_count(m.sources.len() as u64, "CSV source", "CSV sources"),
+        render_count(sources, "row", "rows"),
+        render::clean(&m.space),
+    ))?;
+    Ok(Exit::Success)
 }
 
-/// `idprune validate MANIFEST`: offline checks only.
-pub fn validate(args: &ValidateArgs) -> anyhow::Result<Exit> {
-    let m = load(&args.manifest)?;
-    let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
-    println!(
-        "`{}` is valid: {} entries ({} from {} CSV source{} with {} rows) for space {}.",
-        args.manifest.display(),
-        render::thousands(m.entries.len() as u64),
-        render::thousands(
-            m.entries.len() as u64
-                - m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64
+/// `1 entry`, `2 entries`, `1,204 entries`.
+pub fn render_count(n: u64, one: &str, many: &str) -> String {
+    format!(
+        "{} {}",
+        render::thousands(n),
+        if n == 1 { one } else { many }
+    )
+}
+
+/// The version of `validate --format json`'s object (minor: additive; major: breaking).
+pub const VALIDATE_JSON_VERSION: &str = "1.0";
+
+/// `validate --format json`: one object with every problem and warning, located. The exit code
+/// is the text form's (1 when invalid).
+fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    use serde_json::json;
+    let diag = |d: &manifest::Diagnostic| {
+        json!({
+            "file": d.location.file.display().to_string(),
+            "line": d.location.line,
+            "column": d.location.column,
+            "message": d.message,
+        })
+    };
+    let (body, exit) = match manifest::load(&args.manifest) {
+        Ok(m) => {
+            let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
+            (
+                json!({
+                    "format_version": VALIDATE_JSON_VERSION,
+                    "manifest": args.manifest.display().to_string(),
+                    "valid": true,
+                    "space": m.space,
+                    "region": m.region.as_str(),
+                    "entries": m.entries.len(),
+                    "sources": m.sources.len(),
+                    "source_rows": sources,
+                    "problems": [],
+                    "warnings": m.warnings.iter().map(diag).collect::<Vec<_>>(),
+                }),
+                Exit::Success,
+            )
+        }
+        Err(manifest::ManifestError::Invalid(problems)) => (
+            json!({
+                "format_version": VALIDATE_JSON_VERSION,
+                "manifest": args.manifest.display().to_string(),
+                "valid": false,
+                "problems": problems.iter().map(diag).collect::<Vec<_>>(),
+                "warnings": [],
+            }),
+            Exit::Error,
         ),
-        m.sources.len(),
-        if m.sources.len() == 1 { "" } else { "s" },
-        render::thousands(sources),
-        render::clean(&m.space),
-    );
-    Ok(Exit::Success)
+        Err(e) => return Err(e.into()),
+    };
+    ui.out(body)?;
+    Ok(exit)
 }
 
 /// Distinct lookups resolved per chunk: bounds memory while keeping the resolver's pipeline
@@ -49,46 +104,64 @@ pub const RESOLVE_CHUNK: usize = 50_000;
 
 /// `idprune plan MANIFEST`: stage, resolve, plan, seal, print. Ctrl-C drops the work in
 /// progress (the scratch and half-written files go with it) and exits 130.
-pub async fn plan(args: &PlanArgs) -> anyhow::Result<Exit> {
+pub async fn plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     let mut interrupt = super::interrupts()?;
     tokio::select! {
-        exit = run_plan(args) => exit,
+        exit = run_plan(args, api, ui) => exit,
         _ = interrupt.recv() => {
-            eprintln!("\nInterrupted: no state file was written.");
+            ui.note("\nInterrupted: no state file was written.");
             Ok(Exit::Interrupted)
         }
     }
 }
 
-async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
+/// Refuses an output path whose folder does not exist, naming the folder.
+fn check_out_dir(state_path: &Path) -> anyhow::Result<()> {
+    let dir = state_dir(state_path);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "folder `{}` does not exist, so the state file `{}` cannot be written there; create it (`mkdir -p {}`) or choose another -o",
+            dir.display(),
+            state_path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_manifest(&args.manifest, "plan")?;
     let state_path = args
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    check_out_dir(&state_path)?;
     let leftovers = state::remove_leftovers(&state_path);
     if leftovers > 0 {
-        eprintln!(
-            "Removed {leftovers} scratch file(s) a killed plan left beside `{}`.",
+        ui.note(format!(
+            "Removed {} a killed plan left beside `{}`.",
+            render_count(leftovers as u64, "scratch file", "scratch files"),
             state_path.display()
-        );
+        ));
     }
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
+    let redact = default_redaction(args.format, args.redact, args.reveal);
     for w in &manifest.warnings {
-        eprintln!("warning: {}", render::clean(&w.to_string()));
+        ui.warn(render::clean(&warning_text(w, redact.0)));
     }
-    let base = base_url(&args.api, manifest.region.base_url())?;
-    let token = load_token(&args.api)?;
-    let api = Arc::new(client(&base, &manifest.space, token, &args.pace)?);
+    let base = api.base_url(manifest.region)?;
+    let pace = api.pace;
+    let api = Arc::new(api.client(&base, &manifest.space)?);
 
     let total = stage.lookup_count()?;
-    eprintln!(
-        "Resolving {} profile lookups at {} ...",
-        render::thousands(total),
-        rate_text(args.pace.rate)
-    );
-    let progress = Arc::new(super::progress::ProgressOut::new("resolved", total));
+    ui.note(format!(
+        "Resolving {} at {} ...",
+        render_count(total, "profile lookup", "profile lookups"),
+        rate_text(pace.rate)
+    ));
+    let progress = Arc::new(super::progress::ProgressOut::new("resolved", total, ui));
     let mut done = 0u64;
     let mut after = None;
     loop {
@@ -98,20 +171,19 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         };
         let (shown, base_count) = (progress.clone(), done);
         let n = chunk.len() as u64;
-        let resolved = crate::resolve::resolve_all(
-            api.clone(),
-            chunk,
-            args.pace.concurrency as usize,
-            move |k| shown.update(base_count + k, String::new),
-        )
-        .await;
+        let resolved =
+            crate::resolve::resolve_all(api.clone(), chunk, pace.concurrency as usize, move |k| {
+                shown.update(base_count + k, String::new)
+            })
+            .await;
         let resolved = match resolved {
             Ok(r) => r,
             Err(e) => {
                 progress.finish();
-                return Err(
-                    e.context("resolving the manifest's profiles; no state file was written")
-                );
+                return Err(e.context(format!(
+                    "resolving the manifest's profiles at {}; no state file was written",
+                    crate::segment::client::origin(&base)
+                )));
             }
         };
         stage.record(&resolved)?;
@@ -134,16 +206,20 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     drop(stage);
 
     let state = State::open(&state_path)?;
-    let redact = default_redaction(args.format, args.redact, args.reveal);
-    print_plan(&state, args.format, redact)?;
-    eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
+    if !ui.quiet || args.format == Format::Json {
+        print_plan(&state, args.format, redact, ui)?;
+    }
+    ui.note(format!(
+        "Sealed plan {digest} into `{}`.",
+        state_path.display()
+    ));
     if planned.deletes == 0 {
-        eprintln!("No changes: nothing to delete.");
+        ui.note("No changes: nothing to delete.");
     } else {
-        eprintln!(
+        ui.note(format!(
             "Review it, then: idprune apply {} --approve {digest}",
             state_path.display()
-        );
+        ));
     }
     Ok(if args.detailed_exitcode && planned.deletes > 0 {
         Exit::Changes
@@ -231,11 +307,48 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
     })
 }
 
+/// A manifest warning as printed: with `--redact`, the values it quotes are hidden.
+pub fn warning_text(w: &manifest::Diagnostic, redact: bool) -> String {
+    if redact {
+        format!("{}: {}", w.location, redact_quoted(&w.message))
+    } else {
+        w.to_string()
+    }
+}
+
+/// `text` with every backtick-quoted value that holds a `type:value` or an `@` replaced by its
+/// type and [`render::REDACTED`]: the values a manifest warning quotes are identifiers and
+/// lookups, while key names (`identifier`, `profile`) have neither and stay readable.
+pub fn redact_quoted(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut parts = text.split('`');
+    if let Some(first) = parts.next() {
+        out.push_str(first);
+    }
+    for (i, part) in parts.enumerate() {
+        out.push('`');
+        let quoted = i % 2 == 0;
+        if quoted && (part.contains(':') || part.contains('@') || part.starts_with("use_")) {
+            match part.split_once(':') {
+                Some((kind, _)) => {
+                    out.push_str(kind);
+                    out.push(':');
+                    out.push_str(render::REDACTED);
+                }
+                None => out.push_str(render::REDACTED),
+            }
+        } else {
+            out.push_str(part);
+        }
+    }
+    out
+}
+
 /// Prints a state file's plan in `format` to stdout.
-pub fn print_plan(state: &State, format: Format, redact: Redaction) -> anyhow::Result<()> {
+pub fn print_plan(state: &State, format: Format, redact: Redaction, ui: &Ui) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), ui.color);
     match format {
         Format::Text => render::plan_text(&view, redact, &mut out)?,
         Format::Markdown => render::plan_markdown(&view, redact, &mut out)?,

@@ -6,7 +6,22 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use std::io::Write as _;
+
 use crate::render::thousands;
+
+/// A rate with the precision a person reads: `0.25/s`, `3.4/s`, `98/s`, `1,204/s`.
+pub fn rate_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".into()
+    } else if per_sec < 1.0 {
+        format!("{per_sec:.2}/s")
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{}/s", thousands(per_sec.round() as u64))
+    }
+}
 
 /// How often plain progress lines are printed.
 pub const LINE_EVERY: Duration = Duration::from_secs(2);
@@ -14,19 +29,29 @@ pub const LINE_EVERY: Duration = Duration::from_secs(2);
 /// A progress display for `total` things.
 pub struct ProgressOut {
     bar: Option<ProgressBar>,
+    /// `--quiet`: nothing at all.
+    quiet: bool,
     what: &'static str,
     total: u64,
     last_line: Mutex<Instant>,
 }
 
 impl ProgressOut {
-    /// A bar when stderr is a terminal, periodic lines otherwise.
-    pub fn new(what: &'static str, total: u64) -> Self {
-        let bar = super::stderr_is_terminal().then(|| {
+    /// A bar when stderr is a terminal, periodic lines otherwise, nothing with `--quiet`.
+    pub fn new(what: &'static str, total: u64, ui: &super::Ui) -> Self {
+        let bar = (!ui.quiet && super::stderr_is_terminal()).then(|| {
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             let style = ProgressStyle::with_template(
-                "{spinner} [{bar:30}] {human_pos}/{human_len} {prefix} {per_sec} ETA {eta} {msg}",
+                "{spinner} [{bar:30}] {human_pos}/{human_len} {prefix} {rate} ETA {eta} {msg}",
             )
+            .map(|s| {
+                s.with_key(
+                    "rate",
+                    |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                        let _ = w.write_str(&rate_text(state.per_sec()));
+                    },
+                )
+            })
             .unwrap_or_else(|_| ProgressStyle::default_bar())
             .progress_chars("=> ");
             bar.set_style(style);
@@ -35,6 +60,7 @@ impl ProgressOut {
         });
         Self {
             bar,
+            quiet: ui.quiet,
             what,
             total,
             last_line: Mutex::new(Instant::now()),
@@ -43,6 +69,9 @@ impl ProgressOut {
 
     /// Moves to `pos`; `message` (failures, rate) is only built when it will be shown.
     pub fn update(&self, pos: u64, message: impl FnOnce() -> String) {
+        if self.quiet {
+            return;
+        }
         if let Some(bar) = &self.bar {
             bar.set_position(pos);
             bar.set_message(message());
@@ -54,7 +83,9 @@ impl ProgressOut {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if last.elapsed() >= LINE_EVERY {
             *last = Instant::now();
-            eprintln!(
+            // A closed stderr must not end the run: the write error is ignored.
+            let _ = writeln!(
+                std::io::stderr().lock(),
                 "  {} {}/{} {}",
                 self.what,
                 thousands(pos),
@@ -69,5 +100,20 @@ impl ProgressOut {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::rate_text;
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate_text(0.0), "0/s");
+        assert_eq!(rate_text(0.254), "0.25/s");
+        assert_eq!(rate_text(3.44), "3.4/s");
+        assert_eq!(rate_text(98.2345), "98/s");
+        assert_eq!(rate_text(1204.4), "1,204/s");
+        assert_eq!(rate_text(f64::NAN), "0/s");
     }
 }

@@ -1,4 +1,5 @@
-//! `show`, `status`, `verify` and `unlock`: the read-mostly commands.
+//! The commands that take a finished or sealed state file: `show`, `status`, `report` and
+//! `verify` read it (verify also re-reads profiles from Segment); `purge` and `unlock` change it.
 
 use std::collections::BTreeMap;
 
@@ -6,10 +7,11 @@ use anyhow::Context as _;
 use std::io::Write as _;
 use std::sync::Arc;
 
-use super::plan::{default_redaction, print_plan};
-use super::{Refused, base_url, client, load_token};
+use super::plan::{default_redaction, print_plan, render_count};
+use super::{Api, Refused, Ui, sniff};
 use crate::cli::{
-    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
+    OutputFormat, PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat,
+    UnlockArgs, VerifyArgs,
 };
 use crate::exit::Exit;
 use crate::model::{Identifier, Lookup};
@@ -18,18 +20,21 @@ use crate::render::{self, Redaction, StatusView};
 use crate::state::{ItemFilter, ItemState, State, StoredItem};
 
 /// `idprune show STATE`.
-pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
+pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "show")?;
     let state = State::open(&args.state)?;
     print_plan(
         &state,
         args.format,
         default_redaction(args.format, args.redact, args.reveal),
+        ui,
     )?;
     Ok(Exit::Success)
 }
 
 /// `idprune status STATE`.
-pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
+pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "status")?;
     let state = State::open(&args.state)?;
     let view = StatusView {
         meta: state.meta()?,
@@ -40,7 +45,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
         state: &state,
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), ui.color);
     match args.format {
         StatusFormat::Text => render::status_text(&view, &mut out)?,
         StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
@@ -50,7 +55,8 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
 }
 
 /// `idprune report STATE --downstream | --sql`.
-pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
+pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "report")?;
     let state = State::open(&args.state)?;
     let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
         state.for_each_item_in(ItemFilter::All, u64::MAX, f)
@@ -81,7 +87,8 @@ pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
 }
 
 /// `idprune purge STATE`.
-pub fn purge(args: &PurgeArgs) -> anyhow::Result<Exit> {
+pub fn purge(args: &PurgeArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "purge")?;
     let key = match &args.key_file {
         Some(path) => std::fs::read_to_string(path)
             .with_context(|| format!("reading key file `{}`", path.display()))?,
@@ -103,26 +110,53 @@ pub fn purge(args: &PurgeArgs) -> anyhow::Result<Exit> {
         .into());
     }
     let n = state.purge(key.as_bytes())?;
-    println!(
-        "Purged `{}`: {} items now hold keyed fingerprints instead of identifier values; outcomes and runs are kept.",
+    ui.say(format!(
+        "Purged `{}`: {} now {} keyed fingerprints instead of identifier values; outcomes and runs are kept.",
         args.state.display(),
-        render::thousands(n)
-    );
+        render_count(n, "item", "items"),
+        if n == 1 { "holds" } else { "hold" }
+    ))?;
     Ok(Exit::Success)
 }
 
 /// `idprune unlock STATE LOCK_ID`.
-pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
+pub fn unlock(args: &UnlockArgs, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "unlock")?;
     let state = State::open(&args.state)?;
     let holder = state
         .unlock(&args.lock_id)
         .map_err(|e| Refused(e.to_string()))?;
-    println!("Broke the lock held by {holder}.");
+    ui.say(format!("Broke the lock held by {holder}."))?;
     Ok(Exit::Success)
 }
 
+/// The version of `verify --format json`'s object (minor: additive; major: breaking).
+pub const VERIFY_JSON_VERSION: &str = "1.0";
+
+/// What `verify` found for one removed identifier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Check {
+    /// Gone from its profile.
+    Gone,
+    /// Still on its profile.
+    Present,
+    /// Its profile was not found (merged away or deleted): nothing left to hold it.
+    ProfileGone,
+}
+
+impl Check {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Gone => "gone",
+            Self::Present => "present",
+            Self::ProfileGone => "profile_not_found",
+        }
+    }
+}
+
 /// `idprune verify STATE`: re-reads every profile an applied item touched.
-pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
+pub async fn verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
+    sniff::expect_state(&args.state, "verify")?;
     let state = State::open(&args.state)?;
     if state.purged_at()?.is_some() {
         anyhow::bail!(
@@ -131,9 +165,9 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
         );
     }
     let meta = state.meta()?;
-    let base = base_url(&args.api, super::region_url(&meta.region))?;
-    let token = load_token(&args.api)?;
-    let api = Arc::new(client(&base, &meta.space, token, &args.pace)?);
+    let base = api.base_url(super::state_region(&meta)?)?;
+    let concurrency = api.pace.concurrency as usize;
+    let client = Arc::new(api.client(&base, &meta.space)?);
     // user_id → the identifiers removed from that profile.
     let mut removed: BTreeMap<String, Vec<(u64, Identifier)>> = BTreeMap::new();
     state.for_each_item(|s| {
@@ -150,46 +184,84 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
         .keys()
         .map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone())))
         .collect();
-    let resolved =
-        crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, |_| {}).await?;
-    let r = Redaction(args.redact);
+    let resolved = crate::resolve::resolve_all(client, lookups, concurrency, |_| {})
+        .await
+        .with_context(|| {
+            format!(
+                "re-reading the touched profiles at {}",
+                crate::segment::client::origin(&base)
+            )
+        })?;
+    let json = args.format == OutputFormat::Json;
+    let r = Redaction(if json { !args.reveal } else { args.redact });
     let mut present = 0u64;
     let mut checked = 0u64;
-    for (uid, items) in &removed {
+    let mut items = Vec::new();
+    for (uid, ids) in &removed {
         let lookup = Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()));
-        let Some(Resolution::Found(ids)) = resolved.get(&lookup) else {
-            continue;
+        let found = match resolved.get(&lookup) {
+            Some(Resolution::Found(found)) => Some(found),
+            _ => None,
         };
-        for (seq, ident) in items {
-            checked += 1;
-            if ids.contains(ident) {
+        for (seq, ident) in ids {
+            let check = match found {
+                Some(found) if found.contains(ident) => Check::Present,
+                Some(_) => Check::Gone,
+                None => Check::ProfileGone,
+            };
+            if check != Check::ProfileGone {
+                checked += 1;
+            }
+            let value = |v: &str| {
+                if r.0 {
+                    render::REDACTED.to_owned()
+                } else {
+                    v.to_owned()
+                }
+            };
+            if check == Check::Present {
                 present += 1;
-                println!(
-                    "#{seq} still present: {}:{} on profile user_id:{}",
-                    render::clean(&ident.kind),
-                    if r.0 {
-                        render::REDACTED.to_owned()
-                    } else {
-                        render::clean(&ident.id)
-                    },
-                    if r.0 {
-                        render::REDACTED.to_owned()
-                    } else {
-                        render::clean(uid)
-                    },
-                );
+                if !json {
+                    ui.out(format!(
+                        "#{seq} still present: {}:{} on profile user_id:{}",
+                        render::clean(&ident.kind),
+                        render::clean(&value(&ident.id)),
+                        render::clean(&value(uid)),
+                    ))?;
+                }
+            }
+            if json {
+                items.push(serde_json::json!({
+                    "seq": seq,
+                    "user_id": value(uid),
+                    "identifier": {"type": ident.kind, "id": value(&ident.id)},
+                    "result": check.as_str(),
+                }));
             }
         }
     }
-    println!(
-        "Verified {} removed identifiers on {} profiles: {} still present.",
-        render::thousands(checked),
-        render::thousands(removed.len() as u64),
-        render::thousands(present)
-    );
+    if json {
+        items.sort_by_key(|v| v["seq"].as_u64());
+        ui.out(serde_json::json!({
+            "format_version": VERIFY_JSON_VERSION,
+            "digest": meta.digest,
+            "space": meta.space,
+            "checked": checked,
+            "profiles": removed.len(),
+            "present": present,
+            "items": items,
+        }))?;
+    } else {
+        ui.say(format!(
+            "Verified {} on {}: {} still present.",
+            render_count(checked, "removed identifier", "removed identifiers"),
+            render_count(removed.len() as u64, "profile", "profiles"),
+            render::thousands(present)
+        ))?;
+    }
     if present > 0 {
-        eprintln!(
-            "Segment's profile storage can lag up to about 5 minutes behind a delete; if it is sooner, verify again later. An identifier that stays or returns was re-added by live events or a replay."
+        ui.note(
+            "Segment's profile storage can lag up to about 5 minutes behind a delete; if it is sooner, verify again later. An identifier that stays or returns was re-added by live events or a replay.",
         );
         return Ok(Exit::Changes);
     }

@@ -144,6 +144,24 @@ impl Region {
     }
 }
 
+/// A region name that is neither `us` nor `eu`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown region `{}`; expected `us` or `eu`", shown(.0))]
+pub struct UnknownRegion(pub String);
+
+impl std::str::FromStr for Region {
+    type Err = UnknownRegion;
+
+    /// `us` or `eu`, exactly (the manifest spelling).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "us" => Ok(Self::Us),
+            "eu" => Ok(Self::Eu),
+            other => Err(UnknownRegion(other.to_owned())),
+        }
+    }
+}
+
 impl fmt::Display for Region {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -563,14 +581,10 @@ impl<'a> Validator<'a> {
         };
         let region = match &raw.region {
             None => Some(Region::Us),
-            Some(r) => match r.value.as_str() {
-                "us" => Some(Region::Us),
-                "eu" => Some(Region::Eu),
-                other => {
-                    self.problem(
-                        r.referenced,
-                        format!("unknown region `{}`; expected `us` or `eu`", shown(other)),
-                    );
+            Some(r) => match r.value.parse::<Region>() {
+                Ok(region) => Some(region),
+                Err(e) => {
+                    self.problem(r.referenced, e.to_string());
                     None
                 }
             },

@@ -276,6 +276,18 @@ pub struct Run {
     pub outcome: Option<String>,
     /// What it measured.
     pub figures: RunFigures,
+    /// Items `done`, `already_absent` and `failed` in the whole plan when it ended (`None`
+    /// while it runs).
+    pub totals_after: Option<[u64; 3]>,
+}
+
+/// A run whose process died without closing its record, as [`State::close_dead_runs`] closed it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadRun {
+    /// Run id.
+    pub id: i64,
+    /// Items the journal settled (done, already absent or failed) while it ran.
+    pub settled: u64,
 }
 
 /// The measured figures of a finished run.
@@ -773,11 +785,46 @@ impl State {
         Ok(())
     }
 
+    /// Closes every run left open by a process that died (call it holding the lock, before
+    /// starting a run): outcome `died`, the plan's counts at this moment (its requests were
+    /// never recorded: 0), and what the journal settled between its start and the next run's.
+    pub fn close_dead_runs(&self) -> anyhow::Result<Vec<DeadRun>> {
+        let open: Vec<(i64, i64)> = {
+            let mut stmt = self
+                .conn
+                .prepare("SELECT id, started_at FROM runs WHERE finished_at IS NULL ORDER BY id")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut closed = Vec::new();
+        for (id, started_at) in open {
+            let until: Option<i64> = self.conn.query_row(
+                "SELECT min(started_at) FROM runs WHERE id > ?1",
+                [id],
+                |r| r.get(0),
+            )?;
+            let settled: i64 = self.conn.query_row(
+                "SELECT count(*) FROM items WHERE action = 'delete'
+                   AND state IN ('done', 'already_absent', 'failed')
+                   AND updated_at >= ?1 AND (?2 IS NULL OR updated_at < ?2)",
+                params![started_at, until],
+                |r| r.get(0),
+            )?;
+            self.finish_run(id, "died", &RunFigures::default())?;
+            closed.push(DeadRun {
+                id,
+                settled: settled as u64,
+            });
+        }
+        Ok(closed)
+    }
+
     /// Every run, oldest first.
     pub fn runs(&self) -> anyhow::Result<Vec<Run>> {
         let mut stmt = self.conn.prepare(
             "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0),
-                    COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms
+                    COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms,
+                    done, already_absent, failed
              FROM runs ORDER BY id",
         )?;
         let rows = stmt.query_map([], |r| {
@@ -794,6 +841,14 @@ impl State {
                     throttled: r.get::<_, i64>(8)? as u64,
                     latency_p50_ms: r.get(9)?,
                     latency_p99_ms: r.get(10)?,
+                },
+                totals_after: match (
+                    r.get::<_, Option<i64>>(11)?,
+                    r.get::<_, Option<i64>>(12)?,
+                    r.get::<_, Option<i64>>(13)?,
+                ) {
+                    (Some(d), Some(a), Some(f)) => Some([d as u64, a as u64, f as u64]),
+                    _ => None,
                 },
             })
         })?;

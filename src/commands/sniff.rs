@@ -1,0 +1,104 @@
+//! The wrong kind of file: a manifest given where a state file goes, or the reverse. The
+//! first bytes tell them apart (a state file is SQLite, which starts with `SQLite format 3\0`;
+//! a manifest is text), so the command can say what to run instead — before the state layer
+//! gives permission advice about a YAML file, or the manifest parser calls SQLite "not UTF-8".
+
+use std::io::Read as _;
+use std::path::Path;
+
+use anyhow::bail;
+
+/// The header every SQLite 3 database starts with.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// What the first bytes of a file say it is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A SQLite database: a state file (or another database).
+    Sqlite,
+    /// Text that looks like YAML (a manifest, probably).
+    Text,
+    /// Empty, unreadable, missing, or binary that is not SQLite: left to the real loader, whose
+    /// message is the precise one.
+    Other,
+}
+
+/// Reads at most 512 bytes of `path` and classifies them.
+pub fn kind(path: &Path) -> Kind {
+    let mut head = Vec::with_capacity(512);
+    let read = std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head));
+    if read.is_err() {
+        return Kind::Other;
+    }
+    classify(&head)
+}
+
+/// Classifies a file's first bytes.
+pub fn classify(head: &[u8]) -> Kind {
+    if head.starts_with(SQLITE_HEADER) {
+        return Kind::Sqlite;
+    }
+    let head = head.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(head);
+    // A cut may fall inside a multi-byte character: only the valid prefix counts.
+    let text = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).unwrap_or_default(),
+    };
+    let text_like = !text.is_empty()
+        && text.len() + 4 >= head.len()
+        && !text.contains('\0')
+        && text.trim_start().chars().next().is_some();
+    if text_like { Kind::Text } else { Kind::Other }
+}
+
+/// Refuses a manifest (or other text) given as STATE, naming the command to run instead.
+pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
+    if kind(path) == Kind::Text {
+        let p = path.display();
+        let fix = if command == "apply" {
+            format!(
+                "run `idprune plan {p}` first and apply the state file it writes (`idprune apply {} --approve DIGEST`)",
+                super::default_state_path(path).display()
+            )
+        } else {
+            format!(
+                "run `idprune plan {p}` first, then `idprune {command} {}`",
+                super::default_state_path(path).display()
+            )
+        };
+        bail!("`{p}` is a manifest (text), not a state file; {fix}");
+    }
+    Ok(())
+}
+
+/// Refuses a state file (SQLite) given as MANIFEST, naming the command to run instead.
+pub fn expect_manifest(path: &Path, command: &str) -> anyhow::Result<()> {
+    if kind(path) == Kind::Sqlite {
+        let p = path.display();
+        let fix = match command {
+            "plan" => format!(
+                "to see its plan run `idprune show {p}`; to plan again, pass the manifest it was planned from"
+            ),
+            _ => {
+                format!("pass the manifest (YAML); `idprune show {p}` shows this state file's plan")
+            }
+        };
+        bail!("`{p}` is a state file (SQLite), not a manifest; {fix}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds() {
+        assert_eq!(classify(b"SQLite format 3\0\x10\x00"), Kind::Sqlite);
+        assert_eq!(classify(b"version: 1\nspace: x\n"), Kind::Text);
+        assert_eq!(classify(b"\xEF\xBB\xBFversion: 1\n"), Kind::Text);
+        assert_eq!(classify(b""), Kind::Other);
+        assert_eq!(classify(b"\x00\x01\x02\x03binary"), Kind::Other);
+        assert_eq!(classify(b"   \n"), Kind::Other);
+    }
+}
