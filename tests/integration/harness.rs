@@ -471,6 +471,54 @@ impl Run {
         }
     }
 
+    /// Runs with standard output a pipe whose reader is already gone, as when `| head` has
+    /// read its fill: every write to stdout fails with `EPIPE`. With `merge_stderr`, stderr is
+    /// that pipe too (`2>&1 | head`) and the returned `stderr` is empty; otherwise it is
+    /// captured.
+    pub fn run_into_closed_pipe(mut self, merge_stderr: bool) -> Output {
+        let (reader, writer) = std::io::pipe().expect("creating a pipe");
+        drop(reader);
+        if merge_stderr {
+            let err = writer.try_clone().expect("cloning the pipe's writer");
+            self.command.stderr(err);
+        }
+        self.command.stdout(writer);
+        let out = self.command.output().expect("running idprune");
+        Output {
+            code: out.status.code(),
+            stdout: String::new(),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
+    /// Runs the command under `bash -o pipefail` followed by `tail` (say `2>&1 | head -1`),
+    /// as a CI step does, with the same environment and directory.
+    pub fn through_bash(self, tail: &str) -> Output {
+        let c = &self.command;
+        let mut bash = Command::new("bash");
+        bash.arg("-o")
+            .arg("pipefail")
+            .arg("-c")
+            .arg(format!("\"$0\" \"$@\" {tail}"))
+            .arg(c.get_program())
+            .args(c.get_args());
+        for (k, v) in c.get_envs() {
+            match v {
+                Some(v) => bash.env(k, v),
+                None => bash.env_remove(k),
+            };
+        }
+        if let Some(dir) = c.get_current_dir() {
+            bash.current_dir(dir);
+        }
+        let out = bash.stdin(Stdio::null()).output().expect("running bash");
+        Output {
+            code: out.status.code(),
+            stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(out.stderr).expect("stderr is UTF-8"),
+        }
+    }
+
     /// Starts without waiting (output discarded), for tests that interrupt a run.
     pub fn spawn(mut self) -> Child {
         self.command

@@ -8,6 +8,8 @@
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
+//! - `cli`: closed pipes, the wrong kind of file, JSON of validate/apply/verify, `--quiet`,
+//!   colour and `NO_COLOR`, completions and man, died runs, the small messages.
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
 //! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
@@ -23,6 +25,7 @@
 
 mod auth;
 mod bad_inputs;
+mod cli;
 mod crash;
 mod disk;
 mod encoding;

@@ -1,0 +1,469 @@
+//! The command line in CI pipes and in a hurry: closed pipes end quietly with exit 0, the
+//! wrong kind of file is named with the command to run instead, `--format json` on
+//! `validate`/`apply`/`verify`, `--quiet`, colour only on a terminal (`NO_COLOR`), shell
+//! completions and the man page, an honest audit trail after a `kill -9`, and the small
+//! messages a person reads (plurals, short approvals, missing folders, unreachable hosts).
+
+use crate::harness::{Output, Test, seed, wait_bounded};
+
+const HEAD: &str = "version: 1\nspace: spa_test\nregion: us\nreason: \"cli tests\"\n";
+
+/// One profile with a bad email, a manifest removing it, planned into `m.state.db`.
+fn small() -> (Test, String) {
+    let test = Test::new(&seed(&[(
+        "use_1",
+        &[
+            "user_id:u_1",
+            "email:bad@import.invalid",
+            "email:good@x.com",
+        ],
+    )]));
+    test.write(
+        "m.yaml",
+        &format!(
+            "{HEAD}remove:\n  - profile: user_id:u_1\n    identifier: email:bad@import.invalid\n"
+        ),
+    );
+    let digest = test.plan("m.yaml", "m.state.db");
+    (test, digest)
+}
+
+#[track_caller]
+fn quiet_exit(out: Output, what: &str) {
+    assert_eq!(
+        out.code,
+        Some(0),
+        "`{what}` into a closed pipe: exit {:?}\n{}",
+        out.code,
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("panicked") && !out.stderr.contains("error"),
+        "`{what}` into a closed pipe printed an error:\n{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn every_printing_command_ends_quietly_on_a_closed_pipe() {
+    let (test, _) = small();
+    test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
+    test.write("key", "a-fingerprint-key-for-the-test");
+    let commands: &[&[&str]] = &[
+        &["show", "m.state.db", "--reveal"],
+        &["show", "m.state.db", "--format", "markdown"],
+        &["show", "m.state.db", "--format", "json"],
+        &["status", "m.state.db"],
+        &["status", "m.state.db", "--format", "json"],
+        &["report", "m.state.db", "--downstream"],
+        &["report", "m.state.db", "--downstream", "--format", "json"],
+        &["report", "m.state.db", "--sql"],
+        &["validate", "m.yaml"],
+        &["validate", "m.yaml", "--format", "json"],
+        &["plan", "m.yaml", "-o", "again.state.db"],
+        &["verify", "m.state.db"],
+        &["verify", "m.state.db", "--format", "json"],
+        &["apply", "m.state.db", "--yes"],
+        &["apply", "m.state.db", "--yes", "--format", "json"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+    ];
+    for args in commands {
+        let what = args.join(" ");
+        quiet_exit(test.idprune(*args).run_into_closed_pipe(true), &what);
+        quiet_exit(test.idprune(*args).run_into_closed_pipe(false), &what);
+    }
+    // Last, as it changes the state file.
+    let purge = ["purge", "m.state.db", "--key-file", "key"];
+    quiet_exit(test.idprune(purge).run_into_closed_pipe(false), "purge");
+}
+
+#[test]
+fn show_into_head_under_pipefail_exits_zero() {
+    // 2,000 profiles: the text plan is far larger than a pipe's buffer, so `head` closes
+    // its end while idprune is still writing.
+    let test = crate::kills::fleet(2_000, &[]);
+    for tail in ["2>&1 | head -2", "| head -1"] {
+        let out = test
+            .idprune(["show", "big.state.db", "--reveal"])
+            .through_bash(tail)
+            .code(0);
+        assert!(
+            out.stdout.starts_with("idprune plan for space spa_test"),
+            "{tail}: {}",
+            out.stdout
+        );
+        assert!(!out.all().contains("panicked"), "{}", out.all());
+        assert!(!out.all().contains("Broken pipe"), "{}", out.all());
+    }
+    for args in [
+        &["status", "big.state.db"][..],
+        &["report", "big.state.db", "--sql"],
+        &["show", "big.state.db", "--format", "json"],
+    ] {
+        test.idprune(args).through_bash("2>&1 | head -1").code(0);
+    }
+}
+
+#[test]
+fn a_manifest_where_a_state_file_goes_is_named() {
+    let (test, _) = small();
+    // A manifest readable by others: the old message was permission advice about it.
+    let m = test.path("m.yaml");
+    std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    let out = test
+        .idprune(["apply", "m.yaml", "--yes"])
+        .run()
+        .code(1)
+        .stderr_has("`m.yaml` is a manifest (text), not a state file")
+        .stderr_has("idprune plan m.yaml");
+    assert!(!out.stderr.contains("chmod"), "{}", out.stderr);
+    for command in ["show", "status", "verify", "purge"] {
+        test.idprune([command, "m.yaml"])
+            .env("IDPRUNE_FINGERPRINT_KEY", "k")
+            .run()
+            .code(1)
+            .stderr_has("is a manifest (text), not a state file")
+            .stderr_has(&format!("idprune {command} m.state.db"));
+    }
+    test.idprune(["report", "m.yaml", "--downstream"])
+        .run()
+        .code(1)
+        .stderr_has("is a manifest");
+    test.idprune(["unlock", "m.yaml", "abc"])
+        .run()
+        .code(1)
+        .stderr_has("is a manifest");
+    assert_eq!(
+        test.item_states("m.state.db").get("pending"),
+        Some(&1),
+        "nothing was applied"
+    );
+}
+
+#[test]
+fn a_state_file_where_a_manifest_goes_is_named() {
+    let (test, _) = small();
+    let requests = test.emu().stats().requests;
+    for command in ["plan", "validate"] {
+        let out = test
+            .idprune([command, "m.state.db"])
+            .run()
+            .code(1)
+            .stderr_has("`m.state.db` is a state file (SQLite), not a manifest")
+            .stderr_has("idprune show m.state.db");
+        assert!(!out.stderr.contains("UTF-8"), "{}", out.stderr);
+    }
+    assert_eq!(test.emu().stats().requests, requests, "a request was sent");
+}
+
+#[test]
+fn a_short_approval_asks_for_twelve_digits() {
+    let (test, digest) = small();
+    let short = &digest["sha256:".len().."sha256:".len() + 6];
+    test.idprune(["apply", "m.state.db", "--approve", short])
+        .run()
+        .code(4)
+        .stderr_has("use at least 12 hex digits");
+    assert_eq!(test.item_states("m.state.db").get("pending"), Some(&1));
+    // A wrong digest of the right length still says it does not name the plan.
+    test.idprune(["apply", "m.state.db", "--approve", "000000000000"])
+        .run()
+        .code(4)
+        .stderr_has("does not name this plan's digest");
+}
+
+#[test]
+fn plan_into_a_missing_folder_names_it() {
+    let (test, _) = small();
+    let out = test
+        .idprune(["plan", "m.yaml", "-o", "nodir/x.state.db"])
+        .run()
+        .code(1)
+        .stderr_has("folder `nodir` does not exist");
+    assert!(!out.stderr.contains("stage"), "{}", out.stderr);
+}
+
+#[test]
+fn an_unreachable_api_is_named() {
+    let (test, _) = small();
+    // Port 1 on loopback: nothing listens there.
+    test.idprune(["plan", "m.yaml", "-o", "x.state.db"])
+        .env("IDPRUNE_API_URL", "http://127.0.0.1:1")
+        .run()
+        .code(1)
+        .stderr_has("http://127.0.0.1:1");
+    assert!(!test.path("x.state.db").exists());
+}
+
+#[test]
+fn apply_with_nothing_left_records_no_run() {
+    let (test, _) = small();
+    test.idprune(["apply", "m.state.db", "--yes"])
+        .run()
+        .ok()
+        .stderr_has("Applying 1 deletion at");
+    let runs = || -> i64 {
+        test.db("m.state.db")
+            .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+            .expect("counting runs")
+    };
+    assert_eq!(runs(), 1);
+    let again = test
+        .idprune(["apply", "m.state.db", "--yes"])
+        .run()
+        .ok()
+        .stderr_has("nothing to apply: every planned item is settled");
+    assert!(!again.stderr.contains("note:"), "{}", again.stderr);
+    assert_eq!(runs(), 1, "an empty run was recorded");
+}
+
+#[test]
+fn a_killed_apply_is_closed_as_died_with_its_counts() {
+    let test = crate::crash::big_test(&[]);
+    let mut apply = crate::crash::apply_under_way(&test);
+    apply.kill().expect("SIGKILL the apply");
+    wait_bounded(&mut apply);
+    let done_at_kill = test.item_states("big.state.db")["done"];
+
+    let status = test.idprune(["status", "big.state.db"]).run().ok();
+    assert!(
+        status.stdout.contains("which no longer runs"),
+        "the dead holder is not marked:\n{}",
+        status.stdout
+    );
+    assert!(status.stdout.contains("Run 1"), "{}", status.stdout);
+    assert!(status.stdout.contains("died"), "{}", status.stdout);
+
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok()
+        .stderr_has("run 1 ended without closing its record")
+        .stderr_has("Resuming: run 1 (died)");
+    let (outcome, done): (String, i64) = test
+        .db("big.state.db")
+        .query_row("SELECT outcome, done FROM runs WHERE id = 1", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .expect("run 1");
+    assert_eq!(outcome, "died");
+    assert!(
+        done as u64 >= done_at_kill,
+        "run 1 recorded {done} done, the journal held {done_at_kill}"
+    );
+    let status = test.idprune(["status", "big.state.db"]).run().ok();
+    assert!(
+        status.stdout.contains("Run 1") && status.stdout.contains(": died"),
+        "{}",
+        status.stdout
+    );
+}
+
+#[test]
+fn json_of_validate_apply_and_verify() {
+    let (test, _) = small();
+    let out = test
+        .idprune(["validate", "m.yaml", "--format", "json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("validate JSON");
+    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["entries"], 1);
+
+    test.write(
+        "bad.yaml",
+        "version: 1\nspace: spa_test\nreason: x\nremove:\n  - identifer: email:a@x.com\n",
+    );
+    let out = test
+        .idprune(["validate", "bad.yaml", "--format", "json"])
+        .run()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("validate JSON");
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["problems"][0]["line"], 5);
+
+    let out = test
+        .idprune(["apply", "m.state.db", "--yes", "--format", "json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("apply JSON");
+    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["run"]["deleted"], 1);
+    assert_eq!(v["run"]["outcome"], "completed");
+    assert!(v["run"]["rate"].is_number());
+    assert!(v["run"]["latency_p50_ms"].is_number());
+    assert_eq!(v["stop"], serde_json::Value::Null);
+    assert_eq!(v["summary"]["by_state"]["done"], 1);
+
+    let out = test
+        .idprune(["verify", "m.state.db", "--format", "json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("verify JSON");
+    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["present"], 0);
+    assert_eq!(v["items"][0]["result"], "gone");
+    assert_eq!(
+        v["items"][0]["identifier"]["id"], "***",
+        "redacted by default"
+    );
+}
+
+#[test]
+fn quiet_prints_errors_only() {
+    let (test, digest) = small();
+    let out = test.idprune(["validate", "m.yaml", "-q"]).run().ok();
+    assert_eq!(out.all().trim(), "");
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest, "--quiet"])
+        .run()
+        .ok();
+    assert_eq!(out.all().trim(), "", "apply --quiet printed something");
+    let out = test
+        .idprune(["--quiet", "plan", "m.yaml", "-o", "again.state.db"])
+        .run()
+        .ok();
+    assert_eq!(out.all().trim(), "");
+    // Views asked for still print; errors still print.
+    let out = test.idprune(["status", "m.state.db", "-q"]).run().ok();
+    assert!(out.stdout.contains("Progress:"));
+    test.idprune(["show", "nope.state.db", "-q"])
+        .run()
+        .code(1)
+        .stderr_has("error:");
+}
+
+/// Runs `command` on a pseudo-terminal (`script`), so stdout is a terminal.
+fn on_terminal(test: &Test, command: &str, no_color: Option<&str>) -> String {
+    let mut script = std::process::Command::new("script");
+    script
+        .args(["-qec", command, "/dev/null"])
+        .current_dir(test.path("."))
+        .stdin(std::process::Stdio::null());
+    match no_color {
+        Some(v) => script.env("NO_COLOR", v),
+        None => script.env_remove("NO_COLOR"),
+    };
+    let out = script.output().expect("running script");
+    assert!(out.status.success(), "{command}: {out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn colour_on_a_terminal_only_and_never_with_no_color() {
+    if std::process::Command::new("script")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: `script` (util-linux) is not installed");
+        return;
+    }
+    let (test, _) = small();
+    let bin = crate::harness::BIN;
+    let show = format!("{bin} show m.state.db");
+    let esc = "\u{1b}[";
+    assert!(
+        on_terminal(&test, &show, None).contains(esc),
+        "no colour on a terminal"
+    );
+    assert!(
+        !on_terminal(&test, &show, Some("1")).contains(esc),
+        "colour despite NO_COLOR"
+    );
+    assert!(
+        !on_terminal(&test, &format!("{show} --color never"), None).contains(esc),
+        "colour despite --color never"
+    );
+    // NO_COLOR set but empty counts as unset.
+    assert!(on_terminal(&test, &show, Some("")).contains(esc));
+    // Not a terminal: no colour unless asked for.
+    let piped = test.idprune(["show", "m.state.db"]).run().ok();
+    assert!(!piped.stdout.contains(esc));
+    let forced = test
+        .idprune(["show", "m.state.db", "--color", "always"])
+        .run()
+        .ok();
+    assert!(
+        forced.stdout.contains(&format!("{esc}31m-")),
+        "{}",
+        forced.stdout
+    );
+}
+
+#[test]
+fn completions_parse_and_the_man_page_renders() {
+    let test = Test::offline();
+    let out = test.idprune(["completions", "bash"]).run().ok();
+    assert!(out.stdout.contains("_idprune"), "{}", out.stdout);
+    test.write("idprune.bash", &out.stdout);
+    let check = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(test.path("idprune.bash"))
+        .output()
+        .expect("running bash -n");
+    assert!(
+        check.status.success(),
+        "bash -n: {}",
+        String::from_utf8_lossy(&check.stderr)
+    );
+    for (shell, program) in [("zsh", "zsh"), ("fish", "fish")] {
+        let out = test.idprune(["completions", shell]).run().ok();
+        assert!(out.stdout.contains("idprune"));
+        let file = test.write(&format!("idprune.{shell}"), &out.stdout);
+        match std::process::Command::new(program)
+            .arg("-n")
+            .arg(&file)
+            .output()
+        {
+            Ok(check) => assert!(
+                check.status.success(),
+                "{program} -n: {}",
+                String::from_utf8_lossy(&check.stderr)
+            ),
+            Err(_) => eprintln!("{program} is not installed; its script is only generated"),
+        }
+    }
+    let out = test.idprune(["completions", "powershell"]).run().ok();
+    assert!(out.stdout.contains("Register-ArgumentCompleter"));
+    let man = test.idprune(["man"]).run().ok();
+    assert!(
+        man.stdout.starts_with(".ie") || man.stdout.contains(".TH"),
+        "{}",
+        man.stdout
+    );
+    assert!(man.stdout.contains("idprune"));
+}
+
+#[test]
+fn demo_names_its_dir_flag() {
+    let test = Test::offline();
+    let out = test.idprune(["demo"]).run().ok();
+    assert!(out.stdout.contains("idprune demo --dir"), "{}", out.stdout);
+}
+
+#[test]
+fn redact_hides_the_values_warnings_quote() {
+    let test = Test::new(&seed(&[("use_1", &["user_id:u_1", "email:dave@acme.io"])]));
+    test.write(
+        "m.yaml",
+        &format!(
+            "{HEAD}remove:\n  - profile: email:Dave@Acme.io\n    identifier: email:dave@acme.io\n"
+        ),
+    );
+    let plain = test.idprune(["plan", "m.yaml"]).run().ok();
+    assert!(plain.stderr.contains("Dave@Acme.io"), "{}", plain.stderr);
+    let redacted = test
+        .idprune(["plan", "m.yaml", "--redact", "-o", "r.state.db"])
+        .run()
+        .ok()
+        .stderr_has("warning:");
+    assert!(
+        !redacted.all().contains("Dave@Acme.io") && !redacted.all().contains("dave@acme.io"),
+        "{}",
+        redacted.all()
+    );
+}
