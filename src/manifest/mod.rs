@@ -14,6 +14,7 @@
 mod csv_source;
 pub mod diagnostic;
 mod raw;
+mod shape;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -186,6 +187,16 @@ pub fn load_into(path: &Path, sink: &mut dyn EntrySink) -> Result<Manifest, Mani
     let bytes = read_bounded(path)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let text = check_text(path, &bytes).map_err(|d| ManifestError::Invalid(vec![d]))?;
+    raw::prescan(text).map_err(|e| yaml_problem(path, e))?;
+    let shape = shape::check(text);
+    if !shape.is_empty() {
+        return Err(ManifestError::Invalid(
+            shape
+                .into_iter()
+                .map(|p| Diagnostic::new(Location::new(path, p.line, p.column.max(1)), p.message))
+                .collect(),
+        ));
+    }
     let raw = raw::parse(text).map_err(|e| {
         let (line, column) = e.line_column.unwrap_or((1, 1));
         ManifestError::Invalid(vec![Diagnostic::new(
@@ -194,6 +205,15 @@ pub fn load_into(path: &Path, sink: &mut dyn EntrySink) -> Result<Manifest, Mani
         )])
     })?;
     Validator::new(path).run(raw, sha256, sink)
+}
+
+/// A YAML error as the one problem of a manifest.
+fn yaml_problem(path: &Path, e: raw::YamlError) -> ManifestError {
+    let (line, column) = e.line_column.unwrap_or((1, 1));
+    ManifestError::Invalid(vec![Diagnostic::new(
+        Location::new(path, line, column),
+        shown(&e.message),
+    )])
 }
 
 /// Reads the whole manifest, refusing files over [`MAX_MANIFEST_BYTES`] without reading them.
@@ -333,6 +353,46 @@ fn lookup_case_remark(lookup: &Lookup, at: &Location) -> Option<Diagnostic> {
     }
 }
 
+/// Warnings about an identifier that is valid but probably not what Segment holds: an
+/// upper-case type (Segment's types are lowercase), an upper-case email (when a separate
+/// lookup is given; otherwise the lookup warning says it), whitespace at either end of the
+/// value. The value is kept exactly as written either way.
+fn identifier_remarks(id: &Identifier, has_lookup: bool, at: &Location) -> Vec<Diagnostic> {
+    let mut remarks = Vec::new();
+    let quoted = || shown(&format!("{}:{}", id.kind, id.id));
+    if id.kind.chars().any(char::is_uppercase) {
+        remarks.push(Diagnostic::new(
+            at.clone(),
+            format!(
+                "identifier type `{}` has upper-case letters; Segment's types are lowercase (`{}`), so `{}` probably matches nothing",
+                shown(&id.kind),
+                shown(&id.kind.to_lowercase()),
+                quoted()
+            ),
+        ));
+    }
+    if has_lookup && id.kind.eq_ignore_ascii_case("email") && id.id.chars().any(char::is_uppercase)
+    {
+        remarks.push(Diagnostic::new(
+            at.clone(),
+            format!(
+                "email `{}` has upper-case letters; Segment keeps emails as they were sent, usually lowercase: check the exact value",
+                shown(&id.id)
+            ),
+        ));
+    }
+    if id.id.trim() != id.id || id.kind.trim() != id.kind {
+        remarks.push(Diagnostic::new(
+            at.clone(),
+            format!(
+                "`{}` has whitespace at its start or end; it is kept exactly, so it probably matches nothing (remove the spaces)",
+                quoted()
+            ),
+        ));
+    }
+    remarks
+}
+
 /// Where validated entries go, in manifest order. The sink owns duplicate detection: an entry
 /// equal (same lookup, same identifier) to one it already holds is refused.
 pub trait EntrySink {
@@ -409,6 +469,11 @@ impl Collector<'_> {
                 &entry.origin,
             ));
         }
+        remarks.extend(identifier_remarks(
+            &entry.identifier,
+            entry.lookup.is_some(),
+            &entry.origin,
+        ));
         if entry.identifier.kind == GROUP_ID {
             remarks.push(Diagnostic::new(
                 entry.origin.clone(),

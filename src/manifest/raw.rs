@@ -131,7 +131,7 @@ const MAX_EXPANDED_NODES: u64 = 1_000_000;
 /// This runs before deserialization so the refusal names the real cause even where a type error
 /// would otherwise be reported first. Syntax errors are left to the deserializer, whose messages
 /// are better.
-fn prescan(text: &str) -> Result<(), YamlError> {
+pub(super) fn prescan(text: &str) -> Result<(), YamlError> {
     use serde_saphyr::granit_parser::{Event, Parser};
 
     // Expanded size of each anchor, by anchor id.

@@ -467,3 +467,48 @@ fn redact_hides_the_values_warnings_quote() {
         redacted.all()
     );
 }
+
+#[test]
+fn three_typos_are_reported_in_one_pass() {
+    let test = Test::new(&seed(&[("use_1", &["user_id:u_1", "email:a@x.com"])]));
+    test.write(
+        "m.yaml",
+        "version: 1\nspcae: spa_test\nreason: x\nremove:\n  - identifer: email:a@x.com\n  - profile: user_id:u_1\n    identifiers: email:x\n    idntifier: email:y@x.com\n",
+    );
+    for command in ["validate", "plan"] {
+        let out = test
+            .idprune([command, "m.yaml"])
+            .run()
+            .code(1)
+            .stderr_has("m.yaml:2:1: unknown key `spcae` at the top level; did you mean `space`?")
+            .stderr_has("m.yaml:5:5: unknown key `identifer` in a `remove` entry; did you mean `identifier`?")
+            .stderr_has("m.yaml:7:18: `identifiers` must be a list, for example `[email:a@x.com]`")
+            .stderr_has("m.yaml:8:5: unknown key `idntifier`")
+            .stderr_has("4 problems in `m.yaml`");
+        assert!(!out.stderr.contains("expected sequence"), "{}", out.stderr);
+    }
+    assert_eq!(test.emu().stats().requests, 0);
+}
+
+#[test]
+fn suspicious_identifiers_are_warned_about() {
+    let test = Test::new(&seed(&[("use_1", &["user_id:u_1", "email:dave@acme.io"])]));
+    test.write(
+        "m.yaml",
+        &format!(
+            "{HEAD}remove:\n  - profile: user_id:u_1\n    identifiers: [Email:dave@acme.io, email:Dave@Acme.io, \"email: spaced@x.com \"]\n"
+        ),
+    );
+    test.idprune(["validate", "m.yaml"])
+        .run()
+        .ok()
+        .stderr_has("identifier type `Email` has upper-case letters")
+        .stderr_has("email `Dave@Acme.io` has upper-case letters")
+        .stderr_has("`email: spaced@x.com ` has whitespace at its start or end");
+    let out = test
+        .idprune(["validate", "m.yaml", "--format", "json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v["warnings"].as_array().map(Vec::len), Some(3), "{v}");
+}

@@ -1,0 +1,538 @@
+//! The shape check: one tolerant pass over the YAML event stream that finds *every* schema
+//! problem — unknown keys (with "did you mean"), a scalar where a list goes and the reverse,
+//! keys given twice, null values, tags, merge keys — each located, in plain words. serde stops
+//! at the first such problem and words it in parser terms ("expected sequence start"); this
+//! pass runs first, so a manifest with three typos is fixed in one round.
+//!
+//! It builds no tree (a 4 MiB manifest stays cheap): a stack of frames says what the next node
+//! must be. Syntax errors end the pass quietly; the deserializer reports them. Values are not
+//! judged here (that is the validator's job, after a successful parse).
+
+use std::collections::HashMap;
+
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+
+use super::diagnostic::shown;
+
+/// A problem found by the shape check: 1-based line and column, and the message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(super) struct ShapeProblem {
+    pub line: u64,
+    pub column: u64,
+    pub message: String,
+}
+
+/// What a node must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Expect {
+    /// The document: a mapping of the top-level keys.
+    Top,
+    /// `version`: a plain whole number.
+    Version,
+    /// One scalar value, with an example for the message.
+    Text(&'static str, &'static str),
+    /// A list of scalars, with an example.
+    TextList(&'static str, &'static str),
+    /// `remove`: a list of entries.
+    Entries,
+    /// `sources`: a list of sources.
+    Sources,
+    /// One `remove` entry.
+    Entry,
+    /// One `sources` item.
+    Source,
+    /// A scalar inside a list (`identifiers`, `remove_columns`).
+    Item(&'static str),
+    /// Anything (inside something already reported, or under an alias).
+    Any,
+}
+
+/// The keys of one kind of mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum MapKind {
+    Top,
+    Entry,
+    Source,
+    Other,
+}
+
+impl MapKind {
+    fn keys(self) -> &'static [(&'static str, Expect)] {
+        match self {
+            Self::Top => &[
+                ("version", Expect::Version),
+                ("space", Expect::Text("space", "space: spa_abc123")),
+                ("region", Expect::Text("region", "region: us")),
+                ("reason", Expect::Text("reason", "reason: \"why these go\"")),
+                ("remove", Expect::Entries),
+                ("sources", Expect::Sources),
+            ],
+            Self::Entry => &[
+                ("profile", Expect::Text("profile", "profile: user_id:u_1")),
+                (
+                    "identifier",
+                    Expect::Text("identifier", "identifier: email:a@x.com"),
+                ),
+                (
+                    "identifiers",
+                    Expect::TextList("identifiers", "[email:a@x.com]"),
+                ),
+            ],
+            Self::Source => &[
+                ("csv", Expect::Text("csv", "csv: bad-emails.csv")),
+                (
+                    "profile_column",
+                    Expect::Text("profile_column", "profile_column: user_id"),
+                ),
+                (
+                    "profile_type",
+                    Expect::Text("profile_type", "profile_type: user_id"),
+                ),
+                (
+                    "remove_columns",
+                    Expect::TextList("remove_columns", "[email]"),
+                ),
+                ("sha256", Expect::Text("sha256", "sha256: <64 hex digits>")),
+            ],
+            Self::Other => &[],
+        }
+    }
+
+    fn place(self) -> &'static str {
+        match self {
+            Self::Top => "at the top level",
+            Self::Entry => "in a `remove` entry",
+            Self::Source => "in a `sources` item",
+            Self::Other => "here",
+        }
+    }
+}
+
+enum Frame {
+    Map {
+        kind: MapKind,
+        /// The expectation of the value after the key just read; `None` while a key is due.
+        pending: Option<Expect>,
+        /// Keys seen, with the line of their first occurrence.
+        seen: HashMap<String, u64>,
+    },
+    Seq {
+        item: Expect,
+    },
+}
+
+/// A node as the check sees it.
+enum Node<'a> {
+    Scalar {
+        value: &'a str,
+        plain: bool,
+        tagged: bool,
+    },
+    Seq {
+        tagged: bool,
+    },
+    Map {
+        tagged: bool,
+    },
+    Alias,
+}
+
+impl Node<'_> {
+    fn what(&self) -> &'static str {
+        match self {
+            Self::Scalar { .. } => "a single value",
+            Self::Seq { .. } => "a list",
+            Self::Map { .. } => "a mapping",
+            Self::Alias => "an alias",
+        }
+    }
+
+    fn tagged(&self) -> bool {
+        matches!(
+            self,
+            Self::Scalar { tagged: true, .. }
+                | Self::Seq { tagged: true }
+                | Self::Map { tagged: true }
+        )
+    }
+
+    fn is_null(&self) -> bool {
+        matches!(self, Self::Scalar { value, plain: true, .. } if matches!(*value, "" | "~" | "null" | "Null" | "NULL"))
+    }
+}
+
+/// Checks the shape of the manifest text; every problem found, in file order.
+pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
+    let mut check = Check {
+        stack: Vec::new(),
+        problems: Vec::new(),
+        root_seen: false,
+    };
+    for item in Parser::new_from_str(text) {
+        // A syntax error: the deserializer words it better, and nothing after it is reliable.
+        let Ok((event, span)) = item else {
+            break;
+        };
+        let at = (span.start.line() as u64, span.start.col() as u64 + 1);
+        let node = match &event {
+            Event::Scalar(value, style, _, tag) => Node::Scalar {
+                value,
+                plain: matches!(style, ScalarStyle::Plain),
+                tagged: tag.is_some(),
+            },
+            Event::SequenceStart(_, _, tag) => Node::Seq {
+                tagged: tag.is_some(),
+            },
+            Event::MappingStart(_, _, tag) => Node::Map {
+                tagged: tag.is_some(),
+            },
+            Event::Alias(_) => Node::Alias,
+            Event::SequenceEnd | Event::MappingEnd => {
+                check.stack.pop();
+                continue;
+            }
+            Event::DocumentEnd => break,
+            _ => continue,
+        };
+        check.node(&node, at);
+    }
+    check.problems.sort_by_key(|p| (p.line, p.column));
+    check.problems
+}
+
+struct Check {
+    stack: Vec<Option<Frame>>,
+    problems: Vec<ShapeProblem>,
+    root_seen: bool,
+}
+
+impl Check {
+    fn problem(&mut self, at: (u64, u64), message: String) {
+        self.problems.push(ShapeProblem {
+            line: at.0,
+            column: at.1,
+            message,
+        });
+    }
+
+    /// Opens the frame of a collection node (`None`: not checked inside).
+    fn open(&mut self, node: &Node<'_>, frame: Option<Frame>) {
+        if matches!(node, Node::Seq { .. } | Node::Map { .. }) {
+            self.stack.push(frame);
+        }
+    }
+
+    fn node(&mut self, node: &Node<'_>, at: (u64, u64)) {
+        // A key is due in the mapping on top.
+        if let Some(Some(Frame::Map {
+            kind,
+            pending: pending @ None,
+            seen,
+        })) = self.stack.last_mut()
+        {
+            let kind = *kind;
+            let (expect, problem) = match node {
+                Node::Scalar { value, .. } => {
+                    let key = (*value).to_owned();
+                    let duplicate = seen.get(&key).copied();
+                    seen.entry(key).or_insert(at.0);
+                    key_problem(kind, value, duplicate)
+                }
+                Node::Alias => (Expect::Any, None),
+                _ => (
+                    Expect::Any,
+                    Some("a key must be a plain name such as `identifier`".to_owned()),
+                ),
+            };
+            *pending = Some(expect);
+            if let Some(message) = problem {
+                self.problem(at, message);
+            }
+            self.open(node, None);
+            return;
+        }
+        let expect = match self.stack.last_mut() {
+            None if self.root_seen => Expect::Any,
+            None => {
+                self.root_seen = true;
+                Expect::Top
+            }
+            Some(None) => Expect::Any,
+            Some(Some(Frame::Seq { item })) => *item,
+            Some(Some(Frame::Map { pending, .. })) => pending.take().unwrap_or(Expect::Any),
+        };
+        if expect != Expect::Any && node.tagged() {
+            self.problem(
+                at,
+                "YAML tags (`!!type`, `!name`) are not allowed in a manifest; write the plain value"
+                    .into(),
+            );
+            self.open(node, None);
+            return;
+        }
+        if matches!(node, Node::Alias) {
+            return;
+        }
+        let frame = self.judge(expect, node, at);
+        self.open(node, frame);
+    }
+
+    /// Checks `node` against `expect`; the frame to open when it is a collection.
+    fn judge(&mut self, expect: Expect, node: &Node<'_>, at: (u64, u64)) -> Option<Frame> {
+        let map = |kind| {
+            Some(Frame::Map {
+                kind,
+                pending: None,
+                seen: HashMap::new(),
+            })
+        };
+        let found = node.what();
+        match (expect, node) {
+            (Expect::Any, Node::Map { .. }) => map(MapKind::Other),
+            (Expect::Any, _) => None,
+            (Expect::Top, Node::Map { .. }) => map(MapKind::Top),
+            (Expect::Top, _) => {
+                self.problem(
+                    at,
+                    format!(
+                        "the manifest must be a mapping of keys such as `version: 1` and `space: spa_abc123`, not {found}"
+                    ),
+                );
+                None
+            }
+            (Expect::Version, Node::Scalar { value, plain, .. }) => {
+                if node.is_null() {
+                    self.problem(at, null_message("version"));
+                } else if !plain || value.parse::<u64>().is_err() {
+                    self.problem(
+                        at,
+                        format!("`version` must be the number 1, found `{}`", shown(value)),
+                    );
+                }
+                None
+            }
+            (Expect::Text(key, _), Node::Scalar { .. })
+            | (Expect::Item(key), Node::Scalar { .. }) => {
+                if node.is_null() {
+                    self.problem(at, null_message(key));
+                }
+                None
+            }
+            (Expect::Version, _) => {
+                self.problem(at, format!("`version` must be the number 1, not {found}"));
+                None
+            }
+            (Expect::Text(key, example), _) => {
+                self.problem(
+                    at,
+                    format!("`{key}` must be a single value, not {found}; for example `{example}`"),
+                );
+                None
+            }
+            (Expect::Item(key), _) => {
+                self.problem(
+                    at,
+                    format!("each item of `{key}` must be a single value, not {found}"),
+                );
+                None
+            }
+            (Expect::TextList(key, _), Node::Seq { .. }) => Some(Frame::Seq {
+                item: Expect::Item(key),
+            }),
+            (Expect::TextList(key, example), _) => {
+                if node.is_null() {
+                    self.problem(at, null_message(key));
+                } else {
+                    self.problem(
+                        at,
+                        format!("`{key}` must be a list, for example `{example}`, not {found}"),
+                    );
+                }
+                None
+            }
+            (Expect::Entries, Node::Seq { .. }) => Some(Frame::Seq {
+                item: Expect::Entry,
+            }),
+            (Expect::Sources, Node::Seq { .. }) => Some(Frame::Seq {
+                item: Expect::Source,
+            }),
+            // `remove:` or `sources:` left empty means none, as serde reads it.
+            (Expect::Entries | Expect::Sources, _) if node.is_null() => None,
+            (Expect::Entries, _) => {
+                self.problem(
+                    at,
+                    format!(
+                        "`remove` must be a list of entries, each like `- identifier: email:a@x.com`, not {found}"
+                    ),
+                );
+                None
+            }
+            (Expect::Sources, _) => {
+                self.problem(
+                    at,
+                    format!(
+                        "`sources` must be a list, each item like `- csv: bad-emails.csv`, not {found}"
+                    ),
+                );
+                None
+            }
+            (Expect::Entry, Node::Map { .. }) => map(MapKind::Entry),
+            (Expect::Source, Node::Map { .. }) => map(MapKind::Source),
+            (Expect::Entry, _) => {
+                self.problem(
+                    at,
+                    format!(
+                        "each `remove` entry must be a mapping like `identifier: email:a@x.com`, not {found}"
+                    ),
+                );
+                None
+            }
+            (Expect::Source, _) => {
+                self.problem(
+                    at,
+                    format!(
+                        "each `sources` item must be a mapping like `csv: bad-emails.csv`, not {found}"
+                    ),
+                );
+                None
+            }
+        }
+    }
+}
+
+fn null_message(key: &str) -> String {
+    format!("`{key}` has no value (null); give it one or remove the key")
+}
+
+/// The expectation of a key's value in a `kind` mapping, and the problem with the key.
+fn key_problem(kind: MapKind, key: &str, duplicate: Option<u64>) -> (Expect, Option<String>) {
+    let keys = kind.keys();
+    if kind == MapKind::Other {
+        return (Expect::Any, None);
+    }
+    if let Some((_, expect)) = keys.iter().find(|(k, _)| *k == key) {
+        let problem = duplicate
+            .map(|line| format!("`{key}` is given twice (first on line {line}); keep one"));
+        return (*expect, problem);
+    }
+    if key == "<<" {
+        return (
+            Expect::Any,
+            Some("merge keys (`<<`) are not allowed in a manifest; write the keys out".into()),
+        );
+    }
+    let names: Vec<&str> = keys.iter().map(|(k, _)| *k).collect();
+    let message = match suggestion(key, &names) {
+        Some(near) => format!(
+            "unknown key `{}` {}; did you mean `{near}`?",
+            shown(key),
+            kind.place()
+        ),
+        None => format!(
+            "unknown key `{}` {}; expected {}",
+            shown(key),
+            kind.place(),
+            one_of(&names)
+        ),
+    };
+    (Expect::Any, Some(message))
+}
+
+/// "`a`, `b` or `c`".
+fn one_of(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// The known name closest to `key`, when it is close enough to be a typo: the same name in
+/// another case, or at most two edits away (one for names of four letters or fewer).
+fn suggestion<'a>(key: &str, names: &[&'a str]) -> Option<&'a str> {
+    if let Some(same) = names.iter().find(|n| n.eq_ignore_ascii_case(key)) {
+        return Some(same);
+    }
+    let lower = key.to_ascii_lowercase();
+    names
+        .iter()
+        .map(|n| (edit_distance(&lower, n), *n))
+        .filter(|(d, n)| *d <= if n.len() <= 4 { 1 } else { 2 })
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(text: &str) -> Vec<String> {
+        check(text)
+            .into_iter()
+            .map(|p| format!("{}:{}: {}", p.line, p.column, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn distances() {
+        assert_eq!(edit_distance("identifer", "identifier"), 1);
+        assert_eq!(edit_distance("", "abc"), 3);
+        assert_eq!(
+            suggestion("identifer", &["identifier", "identifiers"]),
+            Some("identifier")
+        );
+        assert_eq!(suggestion("Space", &["space"]), Some("space"));
+        assert_eq!(suggestion("colour", &["profile", "identifier"]), None);
+    }
+
+    #[test]
+    fn every_problem_in_one_pass() {
+        let yaml = "version: 1\nspcae: spa_1\nreason: x\nremove:\n  - identifer: email:a@x.com\n  - profile: user_id:u\n    identifiers: email:x\n  - email:b@x.com\nsources: {csv: a.csv}\n";
+        let got = messages(yaml);
+        assert_eq!(
+            got,
+            vec![
+                "2:1: unknown key `spcae` at the top level; did you mean `space`?",
+                "5:5: unknown key `identifer` in a `remove` entry; did you mean `identifier`?",
+                "7:18: `identifiers` must be a list, for example `[email:a@x.com]`, not a single value",
+                "8:5: each `remove` entry must be a mapping like `identifier: email:a@x.com`, not a single value",
+                "9:10: `sources` must be a list, each item like `- csv: bad-emails.csv`, not a mapping",
+            ]
+        );
+    }
+
+    #[test]
+    fn duplicates_nulls_and_tags() {
+        let got = messages("version: 1\nspace: a\nspace: b\nreason: ~\nregion: !!str us\n");
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("3:1: `space` is given twice (first on line 2)"));
+        assert!(got[1].starts_with("4:9: `reason` has no value (null)"));
+        assert!(got[2].starts_with("5:15: YAML tags"), "{got:?}");
+    }
+
+    #[test]
+    fn a_good_manifest_has_no_shape_problems() {
+        let yaml = "version: 1\nspace: spa_1\nregion: eu\nreason: x\nremove:\n  - identifier: email:a@x.com\n  - profile: user_id:u\n    identifiers: [email:b, phone:1]\nsources:\n  - csv: a.csv\n    remove_columns: [email]\n";
+        assert_eq!(messages(yaml), Vec::<String>::new());
+        assert_eq!(messages("remove:\n"), Vec::<String>::new());
+    }
+}
