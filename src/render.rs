@@ -199,12 +199,14 @@ fn profile_diff<'a>(
 }
 
 /// Per-profile diffs for the items to delete, in the order the manifest first names them,
-/// at most `limit` profiles.
+/// at most `limit` profiles. With `origins` (the text view), each removal also names where the
+/// manifest or CSV asked for it (`file:line`), and the columns line up within a profile.
 fn diffs(
     view: &PlanView<'_>,
     r: Redaction,
     marker: &str,
     limit: u64,
+    origins: bool,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     view.state.for_each_profile_diff(limit, |profile, items| {
@@ -212,13 +214,42 @@ fn diffs(
             .iter()
             .map(|s| (&s.item.identifier, s.item.seq))
             .collect();
+        let origin_of: BTreeMap<u64, &str> = items
+            .iter()
+            .map(|s| (s.item.seq, s.item.origin.as_str()))
+            .collect();
         writeln!(out, "{marker}profile {}", r.lookup(&profile.lookup))?;
-        for line in profile_diff(profile, &deleting) {
-            let seq = line.seq.map(|s| format!("   #{s}")).unwrap_or_default();
-            writeln!(out, "{}   {}{seq}", line.sign, r.ident(line.ident))?;
+        let lines = profile_diff(profile, &deleting);
+        let shown: Vec<String> = lines.iter().map(|l| r.ident(l.ident)).collect();
+        let width = if origins {
+            shown.iter().map(|s| s.chars().count()).max().unwrap_or(0)
+        } else {
+            0
+        };
+        for (line, ident) in lines.iter().zip(&shown) {
+            match line.seq {
+                Some(seq) if origins => {
+                    let origin = origin_of
+                        .get(&seq)
+                        .map(|o| file_line(o))
+                        .unwrap_or_default();
+                    writeln!(out, "{}   {ident:<width$}   #{seq}  {origin}", line.sign)?;
+                }
+                Some(seq) => writeln!(out, "{}   {ident}   #{seq}", line.sign)?,
+                None => writeln!(out, "{}   {ident}", line.sign)?,
+            }
         }
         Ok(())
     })
+}
+
+/// `file:line` of an item's `file:line:column` origin, escaped for the terminal.
+fn file_line(origin: &str) -> String {
+    let cut = origin
+        .rsplit_once(':')
+        .filter(|(_, col)| col.bytes().all(|b| b.is_ascii_digit()))
+        .map_or(origin, |(head, _)| head);
+    clean(cut)
 }
 
 /// Writes the items `filter` selects (at most `limit`) as item lines, each after `indent`.
@@ -232,6 +263,27 @@ fn item_lines(
 ) -> anyhow::Result<()> {
     view.state.for_each_item_in(filter, limit, |s| {
         Ok(writeln!(out, "{indent}{}", item_line(&s, r))?)
+    })
+}
+
+/// [`item_lines`] for the text view: `#seq` padded to `seq_width` so the actions line up, and
+/// the item's `file:line` at the end.
+fn item_lines_text(
+    view: &PlanView<'_>,
+    filter: ItemFilter,
+    seq_width: usize,
+    r: Redaction,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    view.state.for_each_item_in(filter, u64::MAX, |s| {
+        let seq = format!("#{}", s.item.seq);
+        let rest = item_line(&s, r);
+        let rest = rest.split_once(' ').map_or("", |(_, rest)| rest);
+        Ok(writeln!(
+            out,
+            "  {seq:<seq_width$} {rest}  ({})",
+            file_line(&s.item.origin)
+        )?)
     })
 }
 
@@ -287,14 +339,15 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     writeln!(out, "Reason: {}", clean(&m.reason))?;
     writeln!(out, "Digest: {}", m.digest)?;
     writeln!(out)?;
-    diffs(view, r, "", u64::MAX, out)?;
+    diffs(view, r, "", u64::MAX, true, out)?;
+    let seq_width = format!("#{}", view.state.count_items(ItemFilter::All)?).len();
     if view.state.count_items(ItemFilter::NotSent)? > 0 {
         writeln!(out, "\nNot sent:")?;
-        item_lines(view, ItemFilter::NotSent, u64::MAX, "  ", r, out)?;
+        item_lines_text(view, ItemFilter::NotSent, seq_width, r, out)?;
     }
     if view.state.count_items(ItemFilter::Noted)? > 0 {
         writeln!(out, "\nCheck these:")?;
-        item_lines(view, ItemFilter::Noted, u64::MAX, "  ", r, out)?;
+        item_lines_text(view, ItemFilter::Noted, seq_width, r, out)?;
     }
     for w in &view.warnings {
         writeln!(out, "warning: {}", clean(w))?;
@@ -355,7 +408,7 @@ pub fn plan_markdown(
             thousands(view.counts.delete_profiles)
         )?;
         writeln!(out, "```diff")?;
-        diffs(view, r, "# ", MARKDOWN_LIMIT, out)?;
+        diffs(view, r, "# ", MARKDOWN_LIMIT, false, out)?;
         writeln!(out, "```")?;
         let hidden = view.counts.delete_profiles.saturating_sub(MARKDOWN_LIMIT);
         if hidden > 0 {
