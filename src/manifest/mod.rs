@@ -2,13 +2,15 @@
 //! into a [`Manifest`] — every entry with its origin (file:line:column), duplicates collapsed,
 //! CSV sources streamed and hashed. [`load`] reads files and nothing else: no network, no clock.
 //!
-//! Pipeline: bounded read (size, UTF-8, NUL) → [`raw`] serde types with spans → validation that
-//! collects *every* problem → CSV sources ([`csv_source`]) → [`Manifest`]. A YAML syntax or type
-//! error stops at that one error (serde cannot go on after it); everything after a successful
-//! parse is reported together, in file order.
+//! Pipeline: bounded read (size, UTF-8, NUL) → [`shape`] check of the YAML event stream (every
+//! unknown key, wrong type, duplicate, null, tag, in one pass) → [`raw`] serde types with spans →
+//! validation that collects *every* problem → CSV sources ([`csv_source`]) → [`Manifest`]. Only a
+//! YAML *syntax* error stops at that one error (nothing after it is reliable); everything else
+//! is reported together, in file order.
 //!
 //! Values keep their exact bytes: nothing is trimmed, lowercased or normalised. Upper-case lookup
-//! values get a warning because Segment lookups are lowercase. Control characters are refused and
+//! values, upper-case identifier types and emails, and whitespace at a value's ends get a
+//! warning, because Segment would not match them. Control characters are refused and
 //! every value quoted in a message is escaped ([`diagnostic::shown`]).
 
 mod csv_source;
