@@ -362,10 +362,10 @@ fn mine_user() -> String {
 fn progress_text(p: &Progress) -> String {
     let rate = p.requests as f64 / p.elapsed.as_secs_f64().max(0.001);
     format!(
-        "({} already absent, {} failed, {:.1} requests/s)",
+        "({} already absent, {} failed, {} requests)",
         thousands(p.settled.already_absent),
         thousands(p.settled.failed),
-        rate
+        super::progress::rate_text(rate)
     )
 }
 

@@ -180,10 +180,9 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
             Ok(r) => r,
             Err(e) => {
                 progress.finish();
-                return Err(e.context(format!(
-                    "resolving the manifest's profiles at {}; no state file was written",
-                    crate::segment::client::origin(&base)
-                )));
+                return Err(
+                    e.context("resolving the manifest's profiles; no state file was written")
+                );
             }
         };
         stage.record(&resolved)?;

@@ -186,12 +186,7 @@ pub async fn verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exi
         .collect();
     let resolved = crate::resolve::resolve_all(client, lookups, concurrency, |_| {})
         .await
-        .with_context(|| {
-            format!(
-                "re-reading the touched profiles at {}",
-                crate::segment::client::origin(&base)
-            )
-        })?;
+        .context("re-reading the touched profiles")?;
     let json = args.format == OutputFormat::Json;
     let r = Redaction(if json { !args.reveal } else { args.redact });
     let mut present = 0u64;

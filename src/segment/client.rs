@@ -151,10 +151,12 @@ pub fn origin(url: &Url) -> String {
 }
 
 fn network_fault(error: reqwest::Error) -> Fault {
+    // The origin (scheme, host, port) names where it failed; the path holds identifier values.
+    let host = error.url().map(origin).unwrap_or_else(|| "the API".to_owned());
     let reason = if error.is_timeout() {
-        "request timed out".to_owned()
+        format!("request to {host} timed out")
     } else if error.is_connect() {
-        "could not connect".to_owned()
+        format!("could not connect to {host}")
     } else {
         // Without the URL: it holds identifier values, and logs of faults are read widely.
         format!("connection failed: {}", error.without_url())

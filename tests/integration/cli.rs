@@ -194,8 +194,14 @@ fn an_unreachable_api_is_named() {
         .env("IDPRUNE_API_URL", "http://127.0.0.1:1")
         .run()
         .code(1)
-        .stderr_has("http://127.0.0.1:1");
+        .stderr_has("could not connect to http://127.0.0.1:1");
     assert!(!test.path("x.state.db").exists());
+    test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
+    test.idprune(["verify", "m.state.db"])
+        .env("IDPRUNE_API_URL", "http://127.0.0.1:1")
+        .run()
+        .code(1)
+        .stderr_has("could not connect to http://127.0.0.1:1");
 }
 
 #[test]
