@@ -631,13 +631,14 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         }
         writeln!(
             out,
-            "Run {} by {} on {} at {}: {}, {} requests ({} throttled), {:.1} requests/s{}{after}.",
+            "Run {} by {} on {} at {}: {}, {} request{} ({} throttled), {:.1} requests/s{}{after}.",
             run.id,
             clean(&run.user),
             clean(&run.host),
             timestamp(run.started_at),
             run.outcome.as_deref().unwrap_or("running or died"),
             thousands(run.figures.requests),
+            if run.figures.requests == 1 { "" } else { "s" },
             thousands(run.figures.throttled),
             run.figures.rate,
             latency_text(&run.figures)

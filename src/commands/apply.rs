@@ -214,11 +214,22 @@ async fn run_locked(
         return nothing_to_apply(state, args, ui);
     }
     if let Some(last) = state.runs()?.last() {
+        let asked = match state.run_rate(last.id)? {
+            Some(rate) => format!("was started at {}", super::plan::rate_text(rate)),
+            None => "was started at a rate not recorded".to_owned(),
+        };
+        let went = if last.figures.requests > 0 {
+            format!(
+                " and went at {}",
+                super::progress::rate_text(last.figures.rate)
+            )
+        } else {
+            String::new()
+        };
         ui.note(format!(
-            "Resuming: run {} ({}) went at {:.1} requests/s; this run goes at {}.",
+            "Resuming: run {} ({}) {asked}{went}; this run goes at {}.",
             last.id,
             last.outcome.as_deref().unwrap_or("open"),
-            last.figures.rate,
             super::plan::rate_text(pace.rate)
         ));
     }
@@ -228,6 +239,7 @@ async fn run_locked(
         digest,
         reason,
     )?;
+    state.record_run_rate(run, pace.rate)?;
     ui.note(format!(
         "Applying {} at {}, at most {} in flight (reason: {}).",
         render_count(work, "deletion", "deletions"),

@@ -152,7 +152,10 @@ pub fn origin(url: &Url) -> String {
 
 fn network_fault(error: reqwest::Error) -> Fault {
     // The origin (scheme, host, port) names where it failed; the path holds identifier values.
-    let host = error.url().map(origin).unwrap_or_else(|| "the API".to_owned());
+    let host = error
+        .url()
+        .map(origin)
+        .unwrap_or_else(|| "the API".to_owned());
     let reason = if error.is_timeout() {
         format!("request to {host} timed out")
     } else if error.is_connect() {

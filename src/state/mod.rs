@@ -785,6 +785,44 @@ impl State {
         Ok(())
     }
 
+    /// Records the `--rate` a run was started with (0: unlimited), so a resumed run can say
+    /// what the earlier one asked for. The column is added on first use: state files sealed
+    /// before it existed gain it, and readers that do not know it ignore it.
+    pub fn record_run_rate(&self, run: i64, rate: u32) -> anyhow::Result<()> {
+        if !self.has_run_rate_column()? {
+            self.conn
+                .execute("ALTER TABLE runs ADD COLUMN started_rate INTEGER", [])?;
+        }
+        self.conn.execute(
+            "UPDATE runs SET started_rate = ?2 WHERE id = ?1",
+            params![run, i64::from(rate)],
+        )?;
+        Ok(())
+    }
+
+    /// The `--rate` run `run` was started with, when it was recorded.
+    pub fn run_rate(&self, run: i64) -> anyhow::Result<Option<u32>> {
+        if !self.has_run_rate_column()? {
+            return Ok(None);
+        }
+        let rate: Option<i64> = self
+            .conn
+            .query_row("SELECT started_rate FROM runs WHERE id = ?1", [run], |r| {
+                r.get(0)
+            })
+            .optional()?
+            .flatten();
+        Ok(rate.and_then(|r| u32::try_from(r).ok()))
+    }
+
+    fn has_run_rate_column(&self) -> anyhow::Result<bool> {
+        Ok(self.conn.query_row(
+            "SELECT count(*) > 0 FROM pragma_table_info('runs') WHERE name = 'started_rate'",
+            [],
+            |r| r.get(0),
+        )?)
+    }
+
     /// Closes every run left open by a process that died (call it holding the lock, before
     /// starting a run): outcome `died`, the plan's counts at this moment (its requests were
     /// never recorded: 0), and what the journal settled between its start and the next run's.

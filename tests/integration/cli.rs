@@ -217,6 +217,21 @@ fn apply_with_nothing_left_records_no_run() {
             .expect("counting runs")
     };
     assert_eq!(runs(), 1);
+    let resumed_rate = test
+        .idprune([
+            "apply",
+            "m.state.db",
+            "--yes",
+            "--rate",
+            "7",
+            "--retry-failed",
+        ])
+        .run()
+        .ok();
+    assert!(
+        !resumed_rate.stderr.contains("Resuming"),
+        "nothing was resumed"
+    );
     let again = test
         .idprune(["apply", "m.state.db", "--yes"])
         .run()
@@ -243,11 +258,13 @@ fn a_killed_apply_is_closed_as_died_with_its_counts() {
     assert!(status.stdout.contains("Run 1"), "{}", status.stdout);
     assert!(status.stdout.contains("died"), "{}", status.stdout);
 
-    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "5000"])
         .run()
         .ok()
         .stderr_has("run 1 ended without closing its record")
-        .stderr_has("Resuming: run 1 (died)");
+        .stderr_has(
+            "Resuming: run 1 (died) was started at no rate limit; this run goes at up to 5000/s.",
+        );
     let (outcome, done): (String, i64) = test
         .db("big.state.db")
         .query_row("SELECT outcome, done FROM runs WHERE id = 1", [], |r| {
