@@ -671,7 +671,7 @@ pub fn status_json(
     map.insert(
         "lock".into(),
         view.lock.as_ref().map_or(Value::Null, |h| {
-            json!({"lock_id": h.lock_id, "pid": h.pid, "host": h.host, "user": h.user, "started_at": timestamp(h.started_at)})
+            json!({"lock_id": h.lock_id, "pid": h.pid, "host": h.host, "user": h.user, "started_at": timestamp(h.started_at), "holder_dead": h.is_stale()})
         }),
     );
     map.insert(

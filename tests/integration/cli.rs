@@ -256,6 +256,12 @@ fn a_killed_apply_is_closed_as_died_with_its_counts() {
         status.stdout
     );
     assert!(status.stdout.contains("Run 1"), "{}", status.stdout);
+    let json = test
+        .idprune(["status", "big.state.db", "--format", "json"])
+        .run()
+        .ok();
+    let v: serde_json::Value = serde_json::from_str(&json.stdout).expect("status JSON");
+    assert_eq!(v["lock"]["holder_dead"], true, "{v}");
     assert!(status.stdout.contains("died"), "{}", status.stdout);
 
     test.idprune(["apply", "big.state.db", "--yes", "--rate", "5000"])
