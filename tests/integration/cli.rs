@@ -439,6 +439,22 @@ fn completions_parse_and_the_man_page_renders() {
         "bash -n: {}",
         String::from_utf8_lossy(&check.stderr)
     );
+    // And it completes: a subcommand, then a flag of that subcommand.
+    let complete = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(
+            "source \"$0\"; COMP_WORDS=(idprune sh); COMP_CWORD=1; _idprune idprune sh idprune; echo \"${COMPREPLY[*]}\"; \
+             COMP_WORDS=(idprune apply --retry-f); COMP_CWORD=2; _idprune idprune --retry-f apply; echo \"${COMPREPLY[*]}\"",
+        )
+        .arg(test.path("idprune.bash"))
+        .output()
+        .expect("running bash");
+    assert_eq!(
+        String::from_utf8_lossy(&complete.stdout),
+        "show\n--retry-failed\n",
+        "{}",
+        String::from_utf8_lossy(&complete.stderr)
+    );
     for (shell, program) in [("zsh", "zsh"), ("fish", "fish")] {
         let out = test.idprune(["completions", shell]).run().ok();
         assert!(out.stdout.contains("idprune"));
