@@ -45,7 +45,8 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
         state: &state,
     };
     let stdout = std::io::stdout();
-    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), ui.color);
+    let color = ui.color && args.format == StatusFormat::Text;
+    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), color);
     match args.format {
         StatusFormat::Text => render::status_text(&view, &mut out)?,
         StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,

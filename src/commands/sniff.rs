@@ -71,8 +71,23 @@ pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Refuses a state file (SQLite) given as MANIFEST, naming the command to run instead.
+/// Refuses a state file (SQLite) given as MANIFEST, naming the command to run instead; and a
+/// CSV file, which a manifest lists as a source.
 pub fn expect_manifest(path: &Path, command: &str) -> anyhow::Result<()> {
+    let csv = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("csv") || e.eq_ignore_ascii_case("tsv"));
+    if csv && kind(path) == Kind::Text {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        bail!(
+            "`{}` is a CSV file, not a manifest; write a manifest that lists it as a source (`sources: [{{csv: {}, remove_columns: [email]}}]`) and run `idprune {command}` on that",
+            path.display(),
+            crate::render::clean(&name)
+        );
+    }
     if kind(path) == Kind::Sqlite {
         let p = path.display();
         let fix = match command {

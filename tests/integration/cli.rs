@@ -156,6 +156,12 @@ fn a_state_file_where_a_manifest_goes_is_named() {
             .stderr_has("idprune show m.state.db");
         assert!(!out.stderr.contains("UTF-8"), "{}", out.stderr);
     }
+    test.write("bad.csv", "user_id,email\nu_1,bad@import.invalid\n");
+    test.idprune(["plan", "bad.csv"])
+        .run()
+        .code(1)
+        .stderr_has("`bad.csv` is a CSV file, not a manifest")
+        .stderr_has("sources: [{csv: bad.csv");
     assert_eq!(test.emu().stats().requests, requests, "a request was sent");
 }
 
@@ -421,6 +427,21 @@ fn colour_on_a_terminal_only_and_never_with_no_color() {
         "{}",
         forced.stdout
     );
+    // Markdown and JSON are for files and programs: never coloured.
+    for format in ["markdown", "json"] {
+        let out = test
+            .idprune([
+                "show",
+                "m.state.db",
+                "--color",
+                "always",
+                "--format",
+                format,
+            ])
+            .run()
+            .ok();
+        assert!(!out.stdout.contains(esc), "{format} was coloured");
+    }
 }
 
 #[test]
