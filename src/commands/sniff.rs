@@ -90,13 +90,21 @@ pub fn expect_manifest(path: &Path, command: &str) -> anyhow::Result<()> {
     }
     if kind(path) == Kind::Sqlite {
         let p = path.display();
+        // The manifest the state file was planned from, when it can be read.
+        let source = crate::state::State::open(path)
+            .and_then(|s| s.meta())
+            .ok()
+            .map(|m| match path.parent() {
+                Some(dir) if !dir.as_os_str().is_empty() => dir.join(m.manifest_path),
+                _ => m.manifest_path.into(),
+            });
+        let again = match &source {
+            Some(m) => format!("`idprune {command} {}`", m.display()),
+            None => "pass the manifest it was planned from".to_owned(),
+        };
         let fix = match command {
-            "plan" => format!(
-                "to see its plan run `idprune show {p}`; to plan again, pass the manifest it was planned from"
-            ),
-            _ => {
-                format!("pass the manifest (YAML); `idprune show {p}` shows this state file's plan")
-            }
+            "plan" => format!("to see its plan run `idprune show {p}`; to plan again, {again}"),
+            _ => format!("its plan: `idprune show {p}`; its manifest: {again}"),
         };
         bail!("`{p}` is a state file (SQLite), not a manifest; {fix}");
     }

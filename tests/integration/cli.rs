@@ -153,7 +153,8 @@ fn a_state_file_where_a_manifest_goes_is_named() {
             .run()
             .code(1)
             .stderr_has("`m.state.db` is a state file (SQLite), not a manifest")
-            .stderr_has("idprune show m.state.db");
+            .stderr_has("idprune show m.state.db")
+            .stderr_has(&format!("`idprune {command} m.yaml`"));
         assert!(!out.stderr.contains("UTF-8"), "{}", out.stderr);
     }
     test.write("bad.csv", "user_id,email\nu_1,bad@import.invalid\n");
