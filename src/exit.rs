@@ -51,8 +51,8 @@ pub struct Ending {
     pub report: bool,
 }
 
-/// Maps an error to how the process ends: [`Refused`] → 4; a `BrokenPipe` anywhere in the
-/// chain → a quiet 0; everything else → 1.
+/// Maps an error to how the process ends: [`Refused`] → 4; a closed standard output
+/// ([`StdoutClosed`]) anywhere in the chain → a quiet 0; everything else → 1.
 pub fn for_error(error: &anyhow::Error) -> Ending {
     if is_broken_pipe(error) {
         return Ending {
@@ -68,12 +68,21 @@ pub fn for_error(error: &anyhow::Error) -> Ending {
     Ending { exit, report: true }
 }
 
-/// True when the error (or any cause) is an I/O error of kind `BrokenPipe`.
+/// The mark a write to standard output carries when its reader has gone (`EPIPE`): the
+/// command layer's stdout writer wraps such errors in it, so a broken *network* pipe, which is
+/// a real failure, is never mistaken for `| head` having read enough.
+#[derive(Debug, thiserror::Error)]
+#[error("standard output was closed by its reader")]
+pub struct StdoutClosed;
+
+/// True when the error (or any cause) is a write to a closed standard output.
 pub fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
-        cause
-            .downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+        cause.is::<StdoutClosed>()
+            || cause
+                .downcast_ref::<std::io::Error>()
+                .and_then(|e| e.get_ref())
+                .is_some_and(|inner| inner.is::<StdoutClosed>())
     })
 }
 
@@ -84,8 +93,8 @@ mod tests {
 
     #[test]
     fn mapping() {
-        let pipe: anyhow::Error = std::io::Error::from(std::io::ErrorKind::BrokenPipe).into();
-        let pipe = pipe.context("printing the plan");
+        let closed = std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed);
+        let pipe = anyhow::Error::from(closed).context("printing the plan");
         assert_eq!(
             for_error(&pipe),
             Ending {
@@ -93,6 +102,9 @@ mod tests {
                 report: false
             }
         );
+        // A broken pipe that is not stdout (a connection, say) is an error.
+        let network: anyhow::Error = std::io::Error::from(std::io::ErrorKind::BrokenPipe).into();
+        assert_eq!(for_error(&network).exit, Exit::Error);
         let refused: anyhow::Error = Refused("no".into()).into();
         assert_eq!(for_error(&refused).exit, Exit::Refused);
         let other = Err::<(), _>(std::io::Error::other("disk"))

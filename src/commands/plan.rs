@@ -346,10 +346,9 @@ pub fn redact_quoted(text: &str) -> String {
 /// Prints a state file's plan in `format` to stdout.
 pub fn print_plan(state: &State, format: Format, redact: Redaction, ui: &Ui) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
-    let stdout = std::io::stdout();
     // Colour only in the text view: markdown and JSON go to files and programs.
     let color = ui.color && format == Format::Text;
-    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), color);
+    let mut out = super::ui::Colored::new(std::io::BufWriter::new(super::ui::stdout()), color);
     match format {
         Format::Text => render::plan_text(&view, redact, &mut out)?,
         Format::Markdown => render::plan_markdown(&view, redact, &mut out)?,

@@ -33,7 +33,7 @@ pub fn man() -> anyhow::Result<Exit> {
 }
 
 fn write_stdout(bytes: &[u8]) -> anyhow::Result<Exit> {
-    let mut out = std::io::stdout().lock();
+    let mut out = super::ui::stdout();
     out.write_all(bytes)?;
     out.flush()?;
     Ok(Exit::Success)

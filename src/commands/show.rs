@@ -44,9 +44,8 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
         runs: state.runs()?,
         state: &state,
     };
-    let stdout = std::io::stdout();
     let color = ui.color && args.format == StatusFormat::Text;
-    let mut out = super::ui::Colored::new(std::io::BufWriter::new(stdout.lock()), color);
+    let mut out = super::ui::Colored::new(std::io::BufWriter::new(super::ui::stdout()), color);
     match args.format {
         StatusFormat::Text => render::status_text(&view, &mut out)?,
         StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
@@ -62,8 +61,7 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
     let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
         state.for_each_item_in(ItemFilter::All, u64::MAX, f)
     };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(super::ui::stdout());
     if args.sql {
         let schema_ok = !args.schema.is_empty()
             && args

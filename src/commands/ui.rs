@@ -2,9 +2,10 @@
 //! program asked for, standard error for progress, notes and warnings. [`Ui`] holds the
 //! `--quiet` and `--color` decisions so no command reads flags or the environment for them.
 //!
-//! Broken pipes: stdout writes return their `io::Error` (never `println!`, which panics on a
-//! closed pipe); `exit::for_error` turns a `BrokenPipe` anywhere in an error's chain into a
-//! quiet exit 0, as `head` closing its end is the reader saying "enough". stderr writes ignore
+//! Broken pipes: stdout writes go through [`stdout`] and return their `io::Error` (never
+//! `println!`, which panics on a closed pipe); an `EPIPE` there is marked
+//! [`crate::exit::StdoutClosed`], which `exit::for_error` turns into a quiet exit 0, as `head`
+//! closing its end is the reader saying "enough". stderr writes ignore
 //! errors: a closed stderr (`2>&1 | head`) must not turn a warning into a failure.
 
 use std::fmt::Display;
@@ -76,9 +77,9 @@ impl Ui {
     }
 
     /// One line on stdout, always (a view or result that was asked for). A closed stdout comes
-    /// back as a `BrokenPipe` error.
+    /// back as a [`crate::exit::StdoutClosed`] error.
     pub fn out(&self, line: impl Display) -> std::io::Result<()> {
-        let mut out = std::io::stdout().lock();
+        let mut out = stdout();
         writeln!(out, "{line}")?;
         out.flush()
     }
@@ -112,6 +113,37 @@ impl Ui {
         let mut err = std::io::stderr().lock();
         let _ = write!(err, "{text}");
         let _ = err.flush();
+    }
+}
+
+/// Standard output, locked, whose `BrokenPipe` errors carry [`crate::exit::StdoutClosed`]:
+/// only a closed *stdout* ends a command quietly, never a broken connection elsewhere.
+pub fn stdout() -> Stdout {
+    Stdout(std::io::stdout().lock())
+}
+
+/// See [`stdout`].
+pub struct Stdout(std::io::StdoutLock<'static>);
+
+fn mark(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, crate::exit::StdoutClosed)
+    } else {
+        e
+    }
+}
+
+impl std::io::Write for Stdout {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf).map_err(mark)
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        self.0.write_all(buf).map_err(mark)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush().map_err(mark)
     }
 }
 
