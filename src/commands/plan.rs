@@ -136,6 +136,7 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
     check_out_dir(&state_path)?;
+    sniff::expect_state_target(&state_path)?;
     let leftovers = state::remove_leftovers(&state_path);
     if leftovers > 0 {
         ui.note(format!(

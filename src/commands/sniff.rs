@@ -71,6 +71,18 @@ pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Refuses a `plan -o` target that is an existing text file (a manifest, most likely): the
+/// plan would have to replace it.
+pub fn expect_state_target(path: &Path) -> anyhow::Result<()> {
+    if kind(path) == Kind::Text {
+        bail!(
+            "`-o {}` names a text file (a manifest?), not a state file; plan writes a SQLite state file there, so choose a path ending in `.state.db`",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// Refuses a state file (SQLite) given as MANIFEST, naming the command to run instead; and a
 /// CSV file, which a manifest lists as a source.
 pub fn expect_manifest(path: &Path, command: &str) -> anyhow::Result<()> {

@@ -141,6 +141,13 @@ fn a_manifest_where_a_state_file_goes_is_named() {
         Some(&1),
         "nothing was applied"
     );
+    // `plan -o` onto the manifest itself is refused, and the manifest is untouched.
+    let before = std::fs::read(&m).expect("reading the manifest");
+    test.idprune(["plan", "m.yaml", "-o", "m.yaml"])
+        .run()
+        .code(1)
+        .stderr_has("`-o m.yaml` names a text file (a manifest?), not a state file");
+    assert_eq!(std::fs::read(&m).expect("reading the manifest"), before);
 }
 
 #[test]
