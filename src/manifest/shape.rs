@@ -115,6 +115,10 @@ enum Frame {
         pending: Option<Expect>,
         /// Keys seen, with the line of their first occurrence.
         seen: HashMap<String, u64>,
+        /// Where the mapping starts.
+        start: (u64, u64),
+        /// Known keys that unknown keys here were taken for (`identifer` → `identifier`).
+        suggested: Vec<&'static str>,
     },
     Seq {
         item: Expect,
@@ -166,6 +170,7 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
     let mut check = Check {
         stack: Vec::new(),
         problems: Vec::new(),
+        missing: Vec::new(),
         root_seen: false,
     };
     for item in Parser::new_from_str(text) {
@@ -188,7 +193,9 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
             },
             Event::Alias(_) => Node::Alias,
             Event::SequenceEnd | Event::MappingEnd => {
-                check.stack.pop();
+                if let Some(Some(frame)) = check.stack.pop() {
+                    check.closed(frame);
+                }
                 continue;
             }
             Event::DocumentEnd => break,
@@ -196,17 +203,79 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
         };
         check.node(&node, at);
     }
-    check.problems.sort_by_key(|p| (p.line, p.column));
-    check.problems
+    // Missing keys are the validator's to report on a well-shaped manifest; alongside other
+    // shape problems they are reported now, so one round shows everything.
+    let mut problems = check.problems;
+    if !problems.is_empty() {
+        problems.extend(check.missing);
+    }
+    problems.sort_by_key(|p| (p.line, p.column));
+    problems
 }
 
 struct Check {
     stack: Vec<Option<Frame>>,
     problems: Vec<ShapeProblem>,
+    /// Required keys that are missing, in the validator's words.
+    missing: Vec<ShapeProblem>,
     root_seen: bool,
 }
 
 impl Check {
+    /// A mapping ended: note the required keys it lacks (unless an unknown key in it was
+    /// taken for that key: the typo is the problem, already reported).
+    fn closed(&mut self, frame: Frame) {
+        let Frame::Map {
+            kind,
+            seen,
+            start,
+            suggested,
+            ..
+        } = frame
+        else {
+            return;
+        };
+        let required: &[(&[&str], &str)] = match kind {
+            MapKind::Top => &[
+                (&["version"], "missing `version: 1`"),
+                (
+                    &["space"],
+                    "missing `space` (the Unify space id, like `spa_abc123`)",
+                ),
+                (
+                    &["reason"],
+                    "missing `reason` (why these identifiers go; it is recorded in the journal)",
+                ),
+            ],
+            MapKind::Entry => &[(
+                &["identifier", "identifiers"],
+                "this entry removes nothing; add `identifier: TYPE:VALUE` or `identifiers: [TYPE:VALUE, ...]`",
+            )],
+            MapKind::Source => &[
+                (
+                    &["csv"],
+                    "this source needs `csv: PATH` (relative to the manifest)",
+                ),
+                (
+                    &["remove_columns"],
+                    "this source needs `remove_columns: [COLUMN, ...]` (each header is the identifier type)",
+                ),
+            ],
+            MapKind::Other => &[],
+        };
+        for (any_of, message) in required {
+            let present = any_of.iter().any(|k| seen.contains_key(*k));
+            let mistyped = any_of.iter().any(|k| suggested.contains(k));
+            if !present && !mistyped {
+                self.missing.push(ShapeProblem {
+                    line: start.0,
+                    column: start.1,
+                    message: (*message).to_owned(),
+                });
+            }
+        }
+    }
+
     fn problem(&mut self, at: (u64, u64), message: String) {
         self.problems.push(ShapeProblem {
             line: at.0,
@@ -228,6 +297,8 @@ impl Check {
             kind,
             pending: pending @ None,
             seen,
+            suggested,
+            ..
         })) = self.stack.last_mut()
         {
             let kind = *kind;
@@ -236,6 +307,10 @@ impl Check {
                     let key = (*value).to_owned();
                     let duplicate = seen.get(&key).copied();
                     seen.entry(key).or_insert(at.0);
+                    let names: Vec<&'static str> = kind.keys().iter().map(|(k, _)| *k).collect();
+                    if !names.contains(value) {
+                        suggested.extend(suggestion(value, &names));
+                    }
                     key_problem(kind, value, duplicate)
                 }
                 Node::Alias => (Expect::Any, None),
@@ -284,6 +359,8 @@ impl Check {
                 kind,
                 pending: None,
                 seen: HashMap::new(),
+                start: at,
+                suggested: Vec::new(),
             })
         };
         let found = node.what();
@@ -518,6 +595,22 @@ mod tests {
                 "9:10: `sources` must be a list, each item like `- csv: bad-emails.csv`, not a mapping",
             ]
         );
+    }
+
+    #[test]
+    fn missing_keys_join_other_problems_unless_mistyped() {
+        // `spcae` stands for `space`: no "missing `space`" on top of it; `reason` is missing.
+        let got = messages("version: 1\nspcae: x\nremove:\n  - profile: user_id:u\n");
+        assert_eq!(
+            got,
+            vec![
+                "1:1: missing `reason` (why these identifiers go; it is recorded in the journal)",
+                "2:1: unknown key `spcae` at the top level; did you mean `space`?",
+                "4:5: this entry removes nothing; add `identifier: TYPE:VALUE` or `identifiers: [TYPE:VALUE, ...]`",
+            ]
+        );
+        // Alone, a missing key is the validator's to report.
+        assert_eq!(messages("version: 1\nspace: x\n"), Vec::<String>::new());
     }
 
     #[test]

@@ -161,7 +161,11 @@ fn problems_table() {
         (
             "wrong type",
             "version: one\n".into(),
-            vec!["1:10: `version` must be the number 1, found `one`"],
+            vec![
+                "1:1: missing `space`",
+                "1:1: missing `reason`",
+                "1:10: `version` must be the number 1, found `one`",
+            ],
         ),
         (
             "two problems reported together",
