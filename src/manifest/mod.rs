@@ -395,6 +395,61 @@ fn identifier_remarks(id: &Identifier, has_lookup: bool, at: &Location) -> Vec<D
     remarks
 }
 
+/// The problem with a value holding a control character (`what` names it), if it does.
+fn control_problem(value: &str, what: &str) -> Option<String> {
+    value.chars().any(is_forbidden_control).then(|| {
+        format!(
+            "{what} `{}` holds a control character; no identifier does",
+            shown(value)
+        )
+    })
+}
+
+/// The problem with an over-long value or one holding a control character, if any.
+fn value_problem(value: &str, what: &str) -> Option<String> {
+    too_long(value)
+        .map(|problem| format!("{what} {problem}"))
+        .or_else(|| control_problem(value, what))
+}
+
+/// An `identifier` (or `identifiers` item) as written, or the problem with it.
+pub(super) fn parse_identifier(value: &str) -> Result<Identifier, String> {
+    if let Some(problem) = value_problem(value, "identifier") {
+        return Err(problem);
+    }
+    Identifier::parse(value).map_err(|e| format!("`{}` is not an identifier: {e}", shown(value)))
+}
+
+/// A `profile` lookup as written, or the problem with it.
+pub(super) fn parse_lookup(value: &str) -> Result<Lookup, String> {
+    if let Some(problem) = value_problem(value, "profile lookup") {
+        return Err(problem);
+    }
+    Lookup::parse(value).map_err(|e| {
+        format!(
+            "`{}` is not a profile lookup (`user_id:V`, `use_...` or `TYPE:VALUE`): {e}",
+            shown(value)
+        )
+    })
+}
+
+/// The problem with the value of scalar key `key` that is knowable without the rest of the
+/// manifest, for the shape pass to report beside its own problems.
+pub(super) fn scalar_problem(key: &str, value: &str) -> Option<String> {
+    match key {
+        "identifier" | "identifiers" => parse_identifier(value).err(),
+        "profile" => parse_lookup(value).err(),
+        "region" => value.parse::<Region>().err().map(|e| e.to_string()),
+        "version" => (value.parse::<u64>().ok() != Some(MANIFEST_VERSION)).then(|| {
+            format!(
+                "unsupported manifest version {}; this idprune reads version {MANIFEST_VERSION}",
+                shown(value)
+            )
+        }),
+        _ => None,
+    }
+}
+
 /// Where validated entries go, in manifest order. The sink owns duplicate detection: an entry
 /// equal (same lookup, same identifier) to one it already holds is refused.
 pub trait EntrySink {
@@ -532,77 +587,34 @@ impl<'a> Validator<'a> {
         self.problems.push(Diagnostic::new(at, message));
     }
 
-    /// Refuses control characters and over-long values in an identifier or lookup; true when
-    /// the value is clean.
-    fn clean_value(&mut self, s: &Spanned<String>, what: &str) -> bool {
-        if let Some(problem) = too_long(&s.value) {
-            self.problem(s.referenced, format!("{what} {problem}"));
-            return false;
-        }
-        self.clean(s, what)
-    }
-
-    /// Refuses control characters in a value; true when the value is clean.
-    fn clean(&mut self, s: &Spanned<String>, what: &str) -> bool {
-        if s.value.chars().any(is_forbidden_control) {
-            self.problem(
-                s.referenced,
-                format!(
-                    "{what} `{}` holds a control character; no identifier does",
-                    shown(&s.value)
-                ),
-            );
-            return false;
-        }
-        true
-    }
-
     /// A non-empty string value without control characters.
     fn text(&mut self, s: &Spanned<String>, key: &str) -> Option<String> {
         if s.value.trim().is_empty() {
             self.problem(s.referenced, format!("`{key}` is empty"));
             return None;
         }
-        self.clean(s, &format!("`{key}`")).then(|| s.value.clone())
+        match control_problem(&s.value, &format!("`{key}`")) {
+            Some(problem) => {
+                self.problem(s.referenced, problem);
+                None
+            }
+            None => Some(s.value.clone()),
+        }
     }
 
     fn identifier(&mut self, s: &Spanned<String>) -> Option<Identifier> {
-        if !self.clean_value(s, "identifier") {
-            return None;
-        }
-        match Identifier::parse(&s.value) {
-            Ok(id) => Some(id),
-            Err(e) => {
-                self.problem(
-                    s.referenced,
-                    format!("`{}` is not an identifier: {e}", shown(&s.value)),
-                );
-                None
-            }
-        }
+        parse_identifier(&s.value)
+            .map_err(|problem| self.problem(s.referenced, problem))
+            .ok()
     }
 
     fn lookup(&mut self, s: &Spanned<String>) -> Option<Lookup> {
-        if !self.clean_value(s, "profile lookup") {
-            return None;
-        }
-        match Lookup::parse(&s.value) {
-            Ok(l) => {
-                let at = self.at(s.referenced);
-                lookup_case_warning(&l, &at, &mut self.warnings);
-                Some(l)
-            }
-            Err(e) => {
-                self.problem(
-                    s.referenced,
-                    format!(
-                        "`{}` is not a profile lookup (`user_id:V`, `use_...` or `TYPE:VALUE`): {e}",
-                        shown(&s.value)
-                    ),
-                );
-                None
-            }
-        }
+        let lookup = parse_lookup(&s.value)
+            .map_err(|problem| self.problem(s.referenced, problem))
+            .ok()?;
+        let at = self.at(s.referenced);
+        lookup_case_warning(&lookup, &at, &mut self.warnings);
+        Some(lookup)
     }
 
     fn run(

@@ -171,6 +171,7 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
         stack: Vec::new(),
         problems: Vec::new(),
         missing: Vec::new(),
+        values: Vec::new(),
         root_seen: false,
     };
     for item in Parser::new_from_str(text) {
@@ -208,6 +209,7 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
     let mut problems = check.problems;
     if !problems.is_empty() {
         problems.extend(check.missing);
+        problems.extend(check.values);
     }
     problems.sort_by_key(|p| (p.line, p.column));
     problems
@@ -218,6 +220,9 @@ struct Check {
     problems: Vec<ShapeProblem>,
     /// Required keys that are missing, in the validator's words.
     missing: Vec<ShapeProblem>,
+    /// Problems with single values (a bad identifier, an unknown region), in the validator's
+    /// words: like `missing`, reported here only beside shape problems.
+    values: Vec<ShapeProblem>,
     root_seen: bool,
 }
 
@@ -273,6 +278,17 @@ impl Check {
                     message: (*message).to_owned(),
                 });
             }
+        }
+    }
+
+    /// Notes the validator's problem with a single value, if it has one.
+    fn value(&mut self, at: (u64, u64), key: &str, value: &str) {
+        if let Some(message) = super::scalar_problem(key, value) {
+            self.values.push(ShapeProblem {
+                line: at.0,
+                column: at.1,
+                message,
+            });
         }
     }
 
@@ -385,13 +401,17 @@ impl Check {
                         at,
                         format!("`version` must be the number 1, found `{}`", shown(value)),
                     );
+                } else {
+                    self.value(at, "version", value);
                 }
                 None
             }
-            (Expect::Text(key, _), Node::Scalar { .. })
-            | (Expect::Item(key), Node::Scalar { .. }) => {
+            (Expect::Text(key, _), Node::Scalar { value, .. })
+            | (Expect::Item(key), Node::Scalar { value, .. }) => {
                 if node.is_null() {
                     self.problem(at, null_message(key));
+                } else {
+                    self.value(at, key, value);
                 }
                 None
             }
@@ -608,6 +628,17 @@ mod tests {
                 "2:1: unknown key `spcae` at the top level; did you mean `space`?",
                 "4:5: this entry removes nothing; add `identifier: TYPE:VALUE` or `identifiers: [TYPE:VALUE, ...]`",
             ]
+        );
+        // Bad values beside a shape problem are reported with it, in the validator's words.
+        let got = messages(
+            "version: 1\nspace: x\nreason: y\nregion: mars\ncolour: red\nremove:\n  - identifier: nocolon\n",
+        );
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(got[0].starts_with("4:9: unknown region `mars`"), "{got:?}");
+        assert!(got[1].starts_with("5:1: unknown key `colour`"), "{got:?}");
+        assert!(
+            got[2].starts_with("7:17: `nocolon` is not an identifier"),
+            "{got:?}"
         );
         // Alone, a missing key is the validator's to report.
         assert_eq!(messages("version: 1\nspace: x\n"), Vec::<String>::new());

@@ -543,11 +543,11 @@ fn redact_hides_the_values_warnings_quote() {
 }
 
 #[test]
-fn three_typos_are_reported_in_one_pass() {
+fn typos_of_every_kind_are_reported_in_one_pass() {
     let test = Test::new(&seed(&[("use_1", &["user_id:u_1", "email:a@x.com"])]));
     test.write(
         "m.yaml",
-        "version: 1\nspcae: spa_test\nreason: x\nremove:\n  - identifer: email:a@x.com\n  - profile: user_id:u_1\n    identifiers: email:x\n    idntifier: email:y@x.com\n",
+        "version: 1\nspcae: spa_test\nreason: x\nremove:\n  - identifer: email:a@x.com\n  - profile: user_id:u_1\n    identifiers: email:x\n    idntifier: email:y@x.com\n  - identifier: nocolon\nregion: mars\n",
     );
     for command in ["validate", "plan"] {
         let out = test
@@ -558,7 +558,9 @@ fn three_typos_are_reported_in_one_pass() {
             .stderr_has("m.yaml:5:5: unknown key `identifer` in a `remove` entry; did you mean `identifier`?")
             .stderr_has("m.yaml:7:18: `identifiers` must be a list, for example `[email:a@x.com]`")
             .stderr_has("m.yaml:8:5: unknown key `idntifier`")
-            .stderr_has("4 problems in `m.yaml`");
+            .stderr_has("m.yaml:9:17: `nocolon` is not an identifier")
+            .stderr_has("m.yaml:10:9: unknown region `mars`")
+            .stderr_has("6 problems in `m.yaml`");
         assert!(!out.stderr.contains("expected sequence"), "{}", out.stderr);
     }
     assert_eq!(test.emu().stats().requests, 0);
