@@ -202,7 +202,13 @@ async fn run_locked(
     reason: &str,
     ui: &Ui,
 ) -> anyhow::Result<Exit> {
-    for dead in state.close_dead_runs()? {
+    let recording = || {
+        format!(
+            "recording the run in `{}` before sending anything; free space or fix the file, then run the same command to resume",
+            args.state.display()
+        )
+    };
+    for dead in state.close_dead_runs().with_context(recording)? {
         ui.warn(format!(
             "run {} ended without closing its record (its process died); recorded it as `died` with the journal's counts: {} settled while it ran",
             dead.id,
@@ -233,13 +239,17 @@ async fn run_locked(
             super::plan::rate_text(pace.rate)
         ));
     }
-    let run = state.start_run(
-        &mine_user(),
-        &crate::state::lock::this_host(),
-        digest,
-        reason,
-    )?;
-    state.record_run_rate(run, pace.rate)?;
+    let run = state
+        .start_run(
+            &mine_user(),
+            &crate::state::lock::this_host(),
+            digest,
+            reason,
+        )
+        .with_context(recording)?;
+    state
+        .record_run_rate(run, pace.rate)
+        .with_context(recording)?;
     ui.note(format!(
         "Applying {} at {}, at most {} in flight (reason: {}).",
         render_count(work, "deletion", "deletions"),
