@@ -259,17 +259,17 @@ async fn run_locked(
     ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
     let mut interrupt = super::interrupts()?;
-    let quiet = *ui;
+    let signal_ui = *ui;
     let signals = tokio::spawn(async move {
         if interrupt.recv().await.is_some() {
-            quiet.note(
+            signal_ui.note(
                 "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once.",
             );
             let _ = cancel_tx.send(true);
             if interrupt.recv().await.is_some() {
                 // The one exit outside `main` (documented in `exit.rs`): the journal is
                 // consistent at every commit; in-flight items are re-sent on resume.
-                quiet.note("Stopped at once; run the same command to resume.");
+                signal_ui.note("Stopped at once; run the same command to resume.");
                 std::process::exit(i32::from(Exit::Interrupted.code()));
             }
         }

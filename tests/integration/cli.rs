@@ -120,6 +120,15 @@ fn a_manifest_where_a_state_file_goes_is_named() {
         .stderr_has("`m.yaml` is a manifest (text), not a state file")
         .stderr_has("idprune plan m.yaml");
     assert!(!out.stderr.contains("chmod"), "{}", out.stderr);
+    // After a chmod 600 the old message was SQLite's "file is not a database".
+    std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+        .expect("chmod");
+    let out = test
+        .idprune(["apply", "m.yaml", "--yes"])
+        .run()
+        .code(1)
+        .stderr_has("`m.yaml` is a manifest (text), not a state file");
+    assert!(!out.stderr.contains("not a database"), "{}", out.stderr);
     for command in ["show", "status", "verify", "purge"] {
         test.idprune([command, "m.yaml"])
             .env("IDPRUNE_FINGERPRINT_KEY", "k")
