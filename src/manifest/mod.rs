@@ -189,8 +189,11 @@ pub fn load_into(path: &Path, sink: &mut dyn EntrySink) -> Result<Manifest, Mani
     let bytes = read_bounded(path)?;
     let sha256 = hex::encode(Sha256::digest(&bytes));
     let text = check_text(path, &bytes).map_err(|d| ManifestError::Invalid(vec![d]))?;
-    raw::prescan(text).map_err(|e| yaml_problem(path, e))?;
-    let shape = shape::check(text);
+    // One walk of the event stream: the budget checks, and the shape of every key and value.
+    let mut shape = shape::Shape::new();
+    raw::prescan(text, &mut |event, at| shape.event(event, at))
+        .map_err(|e| yaml_problem(path, e))?;
+    let shape = shape.finish();
     if !shape.is_empty() {
         return Err(ManifestError::Invalid(
             shape

@@ -130,8 +130,12 @@ const MAX_EXPANDED_NODES: u64 = 1_000_000;
 /// than [`MAX_DEPTH`] or expands through aliases to more than [`MAX_EXPANDED_NODES`] nodes.
 /// This runs before deserialization so the refusal names the real cause even where a type error
 /// would otherwise be reported first. Syntax errors are left to the deserializer, whose messages
-/// are better.
-pub(super) fn prescan(text: &str) -> Result<(), YamlError> {
+/// are better. Every event is also handed to `each` (with its 1-based line and column), so other
+/// checks of the event stream need no walk of their own.
+pub(super) fn prescan(
+    text: &str,
+    each: &mut dyn FnMut(&serde_saphyr::granit_parser::Event<'_>, (u64, u64)),
+) -> Result<(), YamlError> {
     use serde_saphyr::granit_parser::{Event, Parser};
 
     // Expanded size of each anchor, by anchor id.
@@ -143,7 +147,9 @@ pub(super) fn prescan(text: &str) -> Result<(), YamlError> {
         let Ok((event, span)) = item else {
             return Ok(());
         };
-        let at = Some((span.start.line() as u64, span.start.col() as u64 + 1));
+        let position = (span.start.line() as u64, span.start.col() as u64 + 1);
+        each(&event, position);
+        let at = Some(position);
         let size = match event {
             Event::Scalar(_, _, anchor, _) => {
                 if anchor != 0 {
@@ -196,9 +202,8 @@ pub(super) fn prescan(text: &str) -> Result<(), YamlError> {
     Ok(())
 }
 
-/// Parses manifest text (already checked for size, UTF-8 and NUL bytes).
+/// Parses manifest text (already checked for size, UTF-8 and NUL bytes, and [`prescan`]ned).
 pub(super) fn parse(text: &str) -> Result<Spanned<RawManifest>, YamlError> {
-    prescan(text)?;
     serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
         let inner = err.without_snippet();
         let message = format!(

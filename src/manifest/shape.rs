@@ -10,7 +10,9 @@
 
 use std::collections::HashMap;
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+#[cfg(test)]
+use serde_saphyr::granit_parser::Parser;
+use serde_saphyr::granit_parser::{Event, ScalarStyle};
 
 use super::diagnostic::shown;
 
@@ -165,22 +167,54 @@ impl Node<'_> {
     }
 }
 
-/// Checks the shape of the manifest text; every problem found, in file order.
+/// Checks the shape of the manifest text on its own; every problem found, in file order.
+/// [`super::load`] feeds the same events through [`Shape::event`] during the prescan instead,
+/// so the text is walked once.
+#[cfg(test)]
 pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
-    let mut check = Check {
-        stack: Vec::new(),
-        problems: Vec::new(),
-        missing: Vec::new(),
-        values: Vec::new(),
-        root_seen: false,
-    };
+    let mut shape = Shape::new();
     for item in Parser::new_from_str(text) {
         // A syntax error: the deserializer words it better, and nothing after it is reliable.
         let Ok((event, span)) = item else {
             break;
         };
-        let at = (span.start.line() as u64, span.start.col() as u64 + 1);
-        let node = match &event {
+        shape.event(
+            &event,
+            (span.start.line() as u64, span.start.col() as u64 + 1),
+        );
+    }
+    shape.finish()
+}
+
+/// The shape check, fed one parser event at a time.
+pub(super) struct Shape {
+    check: Check,
+    /// The first document ended: later events are the deserializer's to refuse.
+    done: bool,
+}
+
+impl Shape {
+    /// A check at the start of the text.
+    pub(super) fn new() -> Self {
+        Self {
+            check: Check {
+                stack: Vec::new(),
+                problems: Vec::new(),
+                missing: Vec::new(),
+                values: Vec::new(),
+                root_seen: false,
+            },
+            done: false,
+        }
+    }
+
+    /// One event, at its 1-based line and column.
+    pub(super) fn event(&mut self, event: &Event<'_>, at: (u64, u64)) {
+        if self.done {
+            return;
+        }
+        let check = &mut self.check;
+        let node = match event {
             Event::Scalar(value, style, _, tag) => Node::Scalar {
                 value,
                 plain: matches!(style, ScalarStyle::Plain),
@@ -197,22 +231,30 @@ pub(super) fn check(text: &str) -> Vec<ShapeProblem> {
                 if let Some(Some(frame)) = check.stack.pop() {
                     check.closed(frame);
                 }
-                continue;
+                return;
             }
-            Event::DocumentEnd => break,
-            _ => continue,
+            Event::DocumentEnd => {
+                self.done = true;
+                return;
+            }
+            _ => return,
         };
         check.node(&node, at);
     }
-    // Missing keys are the validator's to report on a well-shaped manifest; alongside other
-    // shape problems they are reported now, so one round shows everything.
-    let mut problems = check.problems;
-    if !problems.is_empty() {
-        problems.extend(check.missing);
-        problems.extend(check.values);
+
+    /// Every problem found, in file order.
+    pub(super) fn finish(self) -> Vec<ShapeProblem> {
+        let check = self.check;
+        // Missing keys are the validator's to report on a well-shaped manifest; alongside other
+        // shape problems they are reported now, so one round shows everything.
+        let mut problems = check.problems;
+        if !problems.is_empty() {
+            problems.extend(check.missing);
+            problems.extend(check.values);
+        }
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems
     }
-    problems.sort_by_key(|p| (p.line, p.column));
-    problems
 }
 
 struct Check {
