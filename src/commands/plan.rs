@@ -13,6 +13,7 @@ use crate::manifest::{self, Manifest};
 use crate::render::{self, Format, PlanView, Redaction};
 use crate::stage::Stage;
 use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
+pub use crate::text::rate_text;
 
 /// Loads a manifest and prints its warnings to stderr.
 fn load(path: &Path) -> anyhow::Result<Manifest> {
@@ -150,15 +151,6 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
-}
-
-/// `up to 100/s`, or `no rate limit` for 0.
-pub fn rate_text(rate: u32) -> String {
-    if rate == 0 {
-        "no rate limit".into()
-    } else {
-        format!("up to {rate}/s")
-    }
 }
 
 /// Refuses to replace a state file with a journal (without `--force`) or one being applied.

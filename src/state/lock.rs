@@ -33,7 +33,7 @@ impl fmt::Display for Holder {
             self.pid,
             self.host,
             self.user,
-            crate::render::timestamp(self.started_at),
+            crate::text::timestamp(self.started_at),
             self.lock_id
         )
     }

@@ -1,0 +1,120 @@
+//! Small text helpers shared by every module that writes for people: escaping outside values
+//! ([`clean`]), numbers ([`thousands`]), times ([`timestamp`]), the rate ([`rate_text`]) and
+//! redaction ([`Redaction`]). It imports nothing from the crate but [`crate::model`], so both
+//! `render` and `state` can use it without a cycle (see `docs/ARCHITECTURE.md`).
+
+use crate::model::Identifier;
+
+/// What stands in for a hidden value.
+pub const REDACTED: &str = "***";
+
+/// Replaces control characters (C0, DEL, C1) with Rust-style escapes, so a value can never
+/// drive the terminal. Everything else, non-ASCII included, is kept.
+pub fn clean(value: &str) -> String {
+    if !value.chars().any(char::is_control) {
+        return value.to_owned();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// An RFC 3339 UTC timestamp of Unix seconds.
+pub fn timestamp(unix: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// Groups thousands: `1204` → `1,204`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `up to 100/s`, or `no rate limit` for 0.
+pub fn rate_text(rate: u32) -> String {
+    if rate == 0 {
+        "no rate limit".into()
+    } else {
+        format!("up to {rate}/s")
+    }
+}
+
+/// How values are shown: `Redaction(true)` hides identifier values behind [`REDACTED`].
+#[derive(Clone, Copy, Debug)]
+pub struct Redaction(pub bool);
+
+impl Redaction {
+    /// A value as shown: hidden, or cleaned.
+    pub fn value(self, v: &str) -> String {
+        if self.0 {
+            REDACTED.to_owned()
+        } else {
+            clean(v)
+        }
+    }
+
+    /// `type:value`, the value hidden when redacting.
+    pub fn ident(self, i: &Identifier) -> String {
+        format!("{}:{}", clean(&i.kind), self.value(&i.id))
+    }
+
+    /// A lookup as shown: `TYPE:VALUE` with the value hidden, or a hidden segment id.
+    pub fn lookup(self, lookup: &str) -> String {
+        if !self.0 {
+            return clean(lookup);
+        }
+        match lookup.split_once(':') {
+            Some((kind, _)) => format!("{}:{REDACTED}", clean(kind)),
+            None => REDACTED.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_controls_only() {
+        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("é\n"), "é\\n");
+        assert_eq!(clean("plain"), "plain");
+    }
+
+    #[test]
+    fn thousands_groups() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn redaction_keeps_types() {
+        let r = Redaction(true);
+        assert_eq!(r.lookup("user_id:u1"), "user_id:***");
+        assert_eq!(r.lookup("use_abc"), "***");
+        assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate_text(0), "no rate limit");
+        assert_eq!(rate_text(100), "up to 100/s");
+    }
+}
