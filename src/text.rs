@@ -26,10 +26,19 @@ pub fn clean(value: &str) -> String {
         .collect()
 }
 
-/// An RFC 3339 UTC timestamp of Unix seconds.
+/// The last second an RFC 3339 timestamp can show: `9999-12-31T23:59:59Z`.
+const LAST_SHOWN: u64 = 253_402_300_799;
+
+/// An RFC 3339 UTC timestamp of Unix seconds. Total: a time before 1970 or after year 9999
+/// (which no state file idprune accepts holds) is shown as `unix time N`, never a panic.
 pub fn timestamp(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    match u64::try_from(unix) {
+        Ok(secs) if secs <= LAST_SHOWN => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => format!("unix time {unix}"),
+    }
 }
 
 /// Groups thousands: `1204` → `1,204`.
@@ -110,6 +119,15 @@ mod tests {
         assert_eq!(r.lookup("user_id:u1"), "user_id:***");
         assert_eq!(r.lookup("use_abc"), "***");
         assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
+    }
+
+    #[test]
+    fn timestamps_never_panic() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(timestamp(253_402_300_800), "unix time 253402300800");
+        assert_eq!(timestamp(i64::MAX), format!("unix time {}", i64::MAX));
+        assert_eq!(timestamp(-1), "unix time -1");
     }
 
     #[test]
