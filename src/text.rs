@@ -8,16 +8,26 @@ use crate::model::Identifier;
 /// What stands in for a hidden value.
 pub const REDACTED: &str = "***";
 
-/// Replaces control characters (C0, DEL, C1) with Rust-style escapes, so a value can never
-/// drive the terminal. Everything else, non-ASCII included, is kept.
+/// True for the characters [`clean`] escapes: controls (C0, DEL, C1), which drive a terminal,
+/// and the invisible or reordering ones that make printed text lie about its content: bidi
+/// embeddings, overrides and isolates (U+202A–202E, U+2066–2069), zero-width spaces, joiners
+/// and direction marks (U+200B–200F), the word joiner (U+2060) and the byte-order mark (U+FEFF).
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Replaces control and invisible characters ([`is_deceptive`]) with Rust-style escapes
+/// (`\n`, `\u{1b}`, `\u{202e}`), so a value can never drive the terminal or reorder what a
+/// reviewer reads. Everything else, non-ASCII included, is kept.
 pub fn clean(value: &str) -> String {
-    if !value.chars().any(char::is_control) {
+    if !value.chars().any(is_deceptive) {
         return value.to_owned();
     }
     value
         .chars()
         .map(|c| {
-            if c.is_control() {
+            if is_deceptive(c) {
                 c.escape_default().to_string()
             } else {
                 c.to_string()
@@ -103,6 +113,20 @@ mod tests {
         assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
         assert_eq!(clean("é\n"), "é\\n");
         assert_eq!(clean("plain"), "plain");
+    }
+
+    #[test]
+    fn clean_escapes_bidi_and_invisible_characters() {
+        assert_eq!(clean("a\u{202e}b"), "a\\u{202e}b");
+        for c in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}', '\u{200f}', '\u{2060}',
+            '\u{feff}',
+        ] {
+            let shown = clean(&format!("x{c}y"));
+            assert!(!shown.contains(c), "{c:?} kept in {shown:?}");
+            assert_eq!(shown, format!("x{}y", c.escape_default()));
+        }
+        assert_eq!(clean("é日本"), "é日本");
     }
 
     #[test]

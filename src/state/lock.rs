@@ -3,8 +3,9 @@
 //!   run and by `plan` from its first look at the old file to the rename of the new one. The
 //!   kernel drops it when its process dies, `kill -9` included, so it can never go stale; it is
 //!   what keeps a `plan` from replacing a file an `apply` is writing, and the reverse. The
-//!   sidecar holds the holder's details for the refusal message and is never removed, so every
-//!   process locks the same inode.
+//!   sidecar holds the holder's details for the refusal message. The holder removes it when it
+//!   lets go (still locked), and a taker checks that the file it locked is still the one at the
+//!   path, so two processes never hold locks on two different inodes.
 //! - the `lock` row, taken in an immediate transaction: the record `status` shows and
 //!   `idprune unlock` breaks, and the guard across hosts sharing a file system. It names the
 //!   holder's pid, host and process start time; a row whose pid no longer runs on this host,
@@ -135,39 +136,53 @@ impl FileLock {
     /// Takes the lock for `holder`, or returns who holds it (as written in the sidecar, or as
     /// far as known). Never waits.
     pub fn take(state: &Path, holder: &Holder) -> anyhow::Result<Result<FileLock, String>> {
+        use std::os::unix::fs::MetadataExt as _;
         let path = lock_path(state);
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-            .open(&path)
-            .with_context(|| format!("opening the lock file `{}`", path.display()))?;
-        // SAFETY: the descriptor is open for the life of `file`.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-        if rc != 0 {
-            let err = std::io::Error::last_os_error();
-            if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
-                return Err(err).with_context(|| format!("locking `{}`", path.display()));
+        // The holder removes the file when it lets go, so a process that opened it just before
+        // may lock a file no longer at the path: it then looks again. At most a few rounds.
+        for _ in 0..100 {
+            let mut file = OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(false)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&path)
+                .with_context(|| format!("opening the lock file `{}`", path.display()))?;
+            // SAFETY: the descriptor is open for the life of `file`.
+            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            if rc != 0 {
+                let err = std::io::Error::last_os_error();
+                if err.raw_os_error() != Some(libc::EWOULDBLOCK) {
+                    return Err(err).with_context(|| format!("locking `{}`", path.display()));
+                }
+                let mut text = String::new();
+                let _ = file.read_to_string(&mut text);
+                return Ok(Err(Holder::from_line(&text).map_or_else(
+                    || "another idprune process".to_owned(),
+                    |h| h.to_string(),
+                )));
             }
-            let mut text = String::new();
-            let _ = file.read_to_string(&mut text);
-            return Ok(Err(Holder::from_line(&text).map_or_else(
-                || "another idprune process".to_owned(),
-                |h| h.to_string(),
-            )));
+            let mine = file.metadata()?;
+            match std::fs::symlink_metadata(&path) {
+                Ok(now) if now.dev() == mine.dev() && now.ino() == mine.ino() => {}
+                _ => continue,
+            }
+            file.set_len(0)
+                .and_then(|()| file.rewind())
+                .and_then(|()| file.write_all(holder.to_line().as_bytes()))
+                .and_then(|()| file.flush())
+                .with_context(|| format!("writing the lock file `{}`", path.display()))?;
+            return Ok(Ok(FileLock {
+                file,
+                state: state.to_owned(),
+            }));
         }
-        file.set_len(0)
-            .and_then(|()| file.rewind())
-            .and_then(|()| file.write_all(holder.to_line().as_bytes()))
-            .and_then(|()| file.flush())
-            .with_context(|| format!("writing the lock file `{}`", path.display()))?;
-        Ok(Ok(FileLock {
-            file,
-            state: state.to_owned(),
-        }))
+        bail!(
+            "the lock file `{}` keeps being replaced; is another program removing it?",
+            path.display()
+        )
     }
 
     /// Takes the lock for this process, or refuses naming the holder.
@@ -190,7 +205,10 @@ impl FileLock {
 
 impl Drop for FileLock {
     fn drop(&mut self) {
-        // The holder's line goes; the file stays, so that every process locks one inode.
+        // Removed while still locked: a process that opened it meanwhile notices the file is
+        // no longer at the path and looks again. A killed holder leaves the file behind,
+        // unlocked, and the next taker reuses it.
+        let _ = std::fs::remove_file(lock_path(&self.state));
         let _ = self.file.set_len(0);
     }
 }
@@ -291,9 +309,12 @@ impl State {
             }
         };
         self.still_at_path()?;
+        let path = self.path.clone();
+        let context = || format!("locking state file `{}`", path.display());
         let tx = self
             .conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .with_context(context)?;
         let current = read_holder(&tx, &self.path)?;
         if let Some(holder) = current.as_ref().filter(|h| !h.is_stale()) {
             return Ok(Acquired::HeldBy(holder.clone()));
@@ -309,8 +330,9 @@ impl State {
                 mine.started_at,
                 i64::try_from(mine.proc_start).unwrap_or(0)
             ],
-        )?;
-        tx.commit()?;
+        )
+        .with_context(context)?;
+        tx.commit().with_context(context)?;
         self.file_lock = Some(file_lock);
         Ok(Acquired::Yes {
             mine,

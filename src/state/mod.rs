@@ -432,8 +432,12 @@ fn open_checked(path: &Path, flags: rusqlite::OpenFlags) -> anyhow::Result<Conne
     let conn = Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
         .with_context(|| format!("opening state file `{}`", path.display()))?;
     check::harden(&conn).with_context(|| format!("opening state file `{}`", path.display()))?;
-    check::schema(&conn, path)?;
-    Ok(conn)
+    match check::schema(&conn, path) {
+        Err(e) if e.downcast_ref::<Refusal>().is_none() => {
+            Err(e.context(format!("opening state file `{}`", path.display())))
+        }
+        other => other.map(|()| conn),
+    }
 }
 
 impl State {
