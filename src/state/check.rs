@@ -290,3 +290,112 @@ pub fn number<T: TryFrom<i64>>(path: &Path, field: &str, value: i64) -> anyhow::
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::State;
+    use crate::state::testing::{delete_item, sealed};
+
+    /// Re-seals the file after an edit, as a writer who knows the encoding would.
+    fn reseal(path: &Path) {
+        let conn = Connection::open(path).expect("open");
+        let seal = file_seal(&conn).expect("seal");
+        conn.execute("UPDATE meta SET value = ?1 WHERE key = 'file_seal'", [seal])
+            .expect("store");
+    }
+
+    #[test]
+    fn an_edit_breaks_the_seal_and_naming_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")])
+            .path()
+            .to_owned();
+        Connection::open(&path)
+            .and_then(|c| c.execute("UPDATE meta SET value = 'x' WHERE key = 'reason'", []))
+            .expect("edit");
+        let err = State::open(&path).expect_err("tampered");
+        assert!(err.downcast_ref::<Refusal>().is_some());
+        assert!(err.to_string().contains("was changed after it was sealed"));
+        reseal(&path);
+        State::open(&path).expect("a consistent file opens");
+    }
+
+    #[test]
+    fn out_of_range_meta_values_are_errors_naming_the_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")])
+            .path()
+            .to_owned();
+        for (key, value, says) in [
+            (
+                "created_at",
+                "99999999999999",
+                "`created_at` is 99999999999999",
+            ),
+            ("created_at", "-5", "`created_at` is -5"),
+            ("ttl_secs", "-1", "`ttl_secs` is -1"),
+            (
+                "ttl_secs",
+                "253402300800",
+                "`ttl_secs` 253402300800 runs past year 9999",
+            ),
+            ("format_version", "-1", "`format_version` is -1"),
+            ("created_at", "soon", "`created_at` is not a number"),
+        ] {
+            Connection::open(&path)
+                .and_then(|c| {
+                    c.execute_batch(
+                        "UPDATE meta SET value = '0' WHERE key = 'created_at';
+                         UPDATE meta SET value = '60' WHERE key = 'ttl_secs';
+                         UPDATE meta SET value = '1' WHERE key = 'format_version';",
+                    )?;
+                    c.execute("UPDATE meta SET value = ?2 WHERE key = ?1", [key, value])
+                })
+                .expect("edit");
+            reseal(&path);
+            let err = State::open(&path).expect_err(key);
+            assert!(format!("{err:#}").contains(says), "{says}: {err:#}");
+            assert!(format!("{err:#}").contains("t.state.db"), "{err:#}");
+        }
+    }
+
+    #[test]
+    fn the_journal_of_a_fresh_file_is_pending() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")])
+            .path()
+            .to_owned();
+        Connection::open(&path)
+            .and_then(|c| c.execute("UPDATE items SET state = 'done'", []))
+            .expect("edit");
+        let err = State::open(&path).expect_err("done before any run");
+        assert!(err.to_string().contains("no apply ever ran"), "{err:#}");
+        Connection::open(&path)
+            .and_then(|c| {
+                c.execute(
+                    "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (1, 'u', 'h', 'd', 'r')",
+                    [],
+                )
+            })
+            .expect("a run");
+        State::open(&path).expect("with a run, done is a journal entry");
+    }
+
+    #[test]
+    fn a_delete_missing_from_its_before_state_refuses_the_diff() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")])
+            .path()
+            .to_owned();
+        Connection::open(&path)
+            .and_then(|c| c.execute("UPDATE profiles SET before = '[[\"user_id\",\"u1\"]]'", []))
+            .expect("edit");
+        reseal(&path);
+        let state = State::open(&path).expect("the seal matches");
+        let err = state
+            .for_each_profile_diff(10, |_, _| Ok(()))
+            .expect_err("a hidden delete");
+        assert!(err.downcast_ref::<Refusal>().is_some(), "{err:#}");
+    }
+}

@@ -49,10 +49,10 @@ impl fmt::Display for Holder {
             f,
             "pid {} on {} (user {}) since {} (lock id {})",
             self.pid,
-            self.host,
-            self.user,
+            crate::text::clean(&self.host),
+            crate::text::clean(&self.user),
             crate::text::timestamp(self.started_at),
-            self.lock_id
+            crate::text::clean(&self.lock_id)
         )
     }
 }
@@ -379,5 +379,62 @@ impl State {
         self.conn()
             .execute("DELETE FROM lock WHERE id = 1 AND lock_id = ?1", [lock_id])?;
         Ok(holder)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::state::testing::{delete_item, sealed};
+
+    #[test]
+    fn this_process_is_alive_and_a_changed_start_time_is_stale() {
+        let me = Holder::this_process();
+        assert!(me.proc_start > 0, "/proc gives this process's start time");
+        assert!(!me.is_stale());
+        let reused = Holder {
+            proc_start: me.proc_start + 1,
+            ..me.clone()
+        };
+        assert!(reused.is_stale(), "a pid now naming another process");
+        let unknown = Holder {
+            proc_start: 0,
+            ..me.clone()
+        };
+        assert!(
+            !unknown.is_stale(),
+            "without a start time only the pid counts"
+        );
+        assert_eq!(Holder::from_line(&me.to_line()), Some(me));
+    }
+
+    #[test]
+    fn the_sidecar_lock_excludes_a_second_taker_and_goes_with_its_holder() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let state = dir.path().join("x.state.db");
+        let me = Holder::this_process();
+        let first = FileLock::take(&state, &me).expect("take").expect("free");
+        let second = FileLock::take(&state, &me).expect("take");
+        assert_eq!(second.expect_err("held"), me.to_string());
+        assert!(lock_path(&state).exists());
+        drop(first);
+        assert!(!lock_path(&state).exists(), "released, the sidecar goes");
+        let again = FileLock::take(&state, &me).expect("take");
+        assert!(again.is_ok());
+    }
+
+    #[test]
+    fn a_state_replaced_after_opening_refuses_the_lock() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut state = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")]);
+        let other = dir.path().join("other.db");
+        std::fs::copy(state.path(), &other).expect("copy");
+        std::fs::rename(&other, state.path()).expect("rename over");
+        let err = state.acquire_lock().expect_err("replaced");
+        assert!(err.downcast_ref::<Refusal>().is_some(), "{err:#}");
+        assert!(
+            err.to_string().contains("replaced by a new plan"),
+            "{err:#}"
+        );
     }
 }
