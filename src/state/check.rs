@@ -32,26 +32,37 @@ pub const FILE_SEAL_KEY: &str = "file_seal";
 /// The tag that opens the file seal's encoding; bumped when the encoding changes.
 const FILE_SEAL_TAG: &[u8] = b"idprune-file-seal/1\n";
 
-/// The rows the file seal covers: everything `plan` writes, in a fixed order. The journal
-/// columns of `items`, the `lock` and `runs` tables and the seal itself are left out: apply
-/// changes them.
-const SEALED: [(&str, &str); 5] = [
+/// The rows the file seal covers: everything `plan` wrote, in a fixed order, and how many
+/// leading columns of each query are hashed. The journal columns of `items` (read after the
+/// hashed ones, to be checked in the same pass), the `lock` and `runs` tables and the seal
+/// itself are left out: apply changes them.
+const SEALED: [(&str, &str, usize); 5] = [
     (
         "meta",
         "SELECT key, value FROM meta WHERE key != 'file_seal' ORDER BY key",
+        2,
     ),
     (
         "sources",
         "SELECT idx, written, sha256, pinned, rows FROM sources ORDER BY idx",
+        5,
     ),
     (
         "profiles",
         "SELECT key, lookup, before FROM profiles ORDER BY key",
+        3,
     ),
-    ("warnings", "SELECT idx, message FROM warnings ORDER BY idx"),
+    (
+        "warnings",
+        "SELECT idx, message FROM warnings ORDER BY idx",
+        2,
+    ),
     (
         "items",
-        "SELECT seq, lookup, profile, user_id, id_type, id_value, action, note, origin FROM items ORDER BY seq",
+        "SELECT seq, lookup, profile, user_id, id_type, id_value, action, note, origin,
+                state, attempts, failure, last_error, last_status, request_id, updated_at
+         FROM items ORDER BY seq",
+        9,
     ),
 ];
 
@@ -128,22 +139,21 @@ fn field(sha: &mut Sha256, bytes: &[u8]) {
     sha.update(b",");
 }
 
-/// The file seal: `sha256:<hex>` over every row in [`SEALED`], each value tagged with its
-/// type (`n`, `i`, `r`, `t`, `b`) and written as a netstring, each row opened by `R` and each
-/// table by `T` and its name. The encoding is prefix-free, so no edit of one value can pass for
-/// another.
-pub fn file_seal(conn: &Connection) -> rusqlite::Result<String> {
+/// Hashes every row of [`SEALED`], calling `visit` with each `items` row (all its columns).
+fn hash_rows(
+    conn: &Connection,
+    mut visit: impl FnMut(&rusqlite::Row<'_>) -> rusqlite::Result<()>,
+) -> rusqlite::Result<String> {
     let mut sha = Sha256::new();
     sha.update(FILE_SEAL_TAG);
-    for (table, sql) in SEALED {
+    for (table, sql, hashed) in SEALED {
         sha.update(b"T");
         field(&mut sha, table.as_bytes());
         let mut stmt = conn.prepare(sql)?;
-        let columns = stmt.column_count();
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             sha.update(b"R");
-            for i in 0..columns {
+            for i in 0..hashed {
                 match row.get_ref(i)? {
                     ValueRef::Null => sha.update(b"n"),
                     ValueRef::Integer(v) => {
@@ -164,6 +174,9 @@ pub fn file_seal(conn: &Connection) -> rusqlite::Result<String> {
                     }
                 }
             }
+            if table == "items" {
+                visit(row)?;
+            }
         }
     }
     Ok(format!(
@@ -173,8 +186,72 @@ pub fn file_seal(conn: &Connection) -> rusqlite::Result<String> {
     ))
 }
 
-/// Refuses a file whose rows no longer match the seal `plan` (or `purge`) stored.
-pub fn seal(conn: &Connection, path: &Path) -> anyhow::Result<()> {
+/// The file seal: `sha256:<hex>` over every row in [`SEALED`], each value tagged with its
+/// type (`n`, `i`, `r`, `t`, `b`) and written as a netstring, each row opened by `R` and each
+/// table by `T` and its name. The encoding is prefix-free, so no edit of one value can pass for
+/// another.
+pub fn file_seal(conn: &Connection) -> rusqlite::Result<String> {
+    hash_rows(conn, |_| Ok(()))
+}
+
+/// What is wrong with one item's journal columns, if anything: an unknown state (which
+/// would silently skip the item), a delete marked `skipped` or another action not, values out
+/// of range, a delete without a profile (its diff would not show it), or, before any run,
+/// anything but an untouched `pending` delete.
+fn journal_fault(row: &rusqlite::Row<'_>, fresh: bool) -> rusqlite::Result<Option<String>> {
+    let action: String = row.get(6)?;
+    let state: String = row.get(9)?;
+    let attempts: i64 = row.get(10)?;
+    let failure: Option<String> = row.get(11)?;
+    let last_error: Option<String> = row.get(12)?;
+    let last_status: Option<i64> = row.get(13)?;
+    let request_id: Option<String> = row.get(14)?;
+    let updated_at: Option<i64> = row.get(15)?;
+    let delete = action == "delete";
+    let shown = |v: &str| crate::text::clean(v);
+    Ok(if state.parse::<super::ItemState>().is_err() {
+        Some(format!("has the unknown state `{}`", shown(&state)))
+    } else if delete == (state == "skipped") {
+        Some(format!(
+            "is a `{}` item in state `{}`",
+            shown(&action),
+            shown(&state)
+        ))
+    } else if u32::try_from(attempts).is_err()
+        || last_status.is_some_and(|s| u16::try_from(s).is_err())
+        || failure
+            .as_deref()
+            .is_some_and(|f| f != "transient" && f != "permanent")
+        || updated_at.is_some_and(|t| !(0..=MAX_UNIX).contains(&t))
+    {
+        Some(format!(
+            "holds journal values out of range: attempts {attempts}, status {last_status:?}, failure {}, updated_at {updated_at:?}",
+            shown(failure.as_deref().unwrap_or("-"))
+        ))
+    } else if delete && row.get_ref(2)? == ValueRef::Null {
+        Some("is a delete without a profile, which its diff is drawn from".to_owned())
+    } else if fresh
+        && delete
+        && (state != "pending"
+            || attempts != 0
+            || failure.is_some()
+            || last_error.is_some()
+            || last_status.is_some()
+            || request_id.is_some()
+            || updated_at.is_some())
+    {
+        Some(format!(
+            "is `{}` with a journal entry although no apply ever ran",
+            shown(&state)
+        ))
+    } else {
+        None
+    })
+}
+
+/// Refuses a file whose rows no longer match the seal `plan` (or `purge`) stored, or whose
+/// journal no apply could have written ([`journal_fault`]). One pass over the items.
+pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let stored: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
         "SELECT value FROM meta WHERE key = ?1",
         [FILE_SEAL_KEY],
@@ -187,7 +264,16 @@ pub fn seal(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         ))
         .into());
     };
-    let computed = file_seal(conn)?;
+    let fresh: bool = conn.query_row("SELECT NOT EXISTS (SELECT 1 FROM runs)", [], |r| r.get(0))?;
+    let mut fault: Option<(i64, String)> = None;
+    let computed = hash_rows(conn, |row| {
+        if fault.is_none()
+            && let Some(what) = journal_fault(row, fresh)?
+        {
+            fault = Some((row.get(0)?, what));
+        }
+        Ok(())
+    })?;
     if computed != stored {
         return Err(Refusal(format!(
             "state file `{}` was changed after it was sealed: its rows hash to {computed}, its seal says {}; it may have been tampered with: plan again from the manifest",
@@ -196,75 +282,12 @@ pub fn seal(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         ))
         .into());
     }
-    Ok(())
-}
-
-/// The journal's invariants, each a query for the first row that breaks it and what to say.
-const JOURNAL: [(&str, &str); 4] = [
-    (
-        "SELECT seq, state FROM items WHERE state NOT IN
-            ('pending', 'in_flight', 'done', 'already_absent', 'failed', 'skipped') LIMIT 1",
-        "has the unknown state",
-    ),
-    (
-        "SELECT seq, action || ' item in state ' || state FROM items
-         WHERE (action = 'delete') = (state = 'skipped') LIMIT 1",
-        "is a",
-    ),
-    (
-        "SELECT seq, 'attempts ' || attempts || ', status ' || ifnull(last_status, '-') || ', failure ' || ifnull(failure, '-') || ', updated_at ' || ifnull(updated_at, '-')
-         FROM items WHERE attempts NOT BETWEEN 0 AND 4294967295
-            OR last_status NOT BETWEEN 0 AND 65535
-            OR (failure IS NOT NULL AND failure NOT IN ('transient', 'permanent'))
-            OR updated_at NOT BETWEEN 0 AND 253402300799 LIMIT 1",
-        "holds journal values out of range:",
-    ),
-    (
-        "SELECT seq, ifnull(profile, 'no profile') FROM items WHERE action = 'delete' AND
-            (profile IS NULL OR NOT EXISTS (SELECT 1 FROM profiles p WHERE p.key = items.profile))
-         LIMIT 1",
-        "is a delete without the profile row its diff is drawn from:",
-    ),
-];
-
-/// Before any apply ran, every delete is pending and has never been sent.
-const FRESH: &str =
-    "SELECT seq, state FROM items WHERE action = 'delete' AND NOT EXISTS (SELECT 1 FROM runs)
-    AND (state != 'pending' OR attempts != 0 OR failure IS NOT NULL OR last_error IS NOT NULL
-         OR last_status IS NOT NULL OR request_id IS NOT NULL OR updated_at IS NOT NULL)
-    LIMIT 1";
-
-/// Refuses a journal no apply could have written: an unknown state (which would silently skip
-/// the item), a delete marked `skipped`, values out of range, or progress before any run.
-pub fn journal(conn: &Connection, path: &Path) -> anyhow::Result<()> {
-    let first = |sql: &str| -> rusqlite::Result<Option<(i64, String)>> {
-        rusqlite::OptionalExtension::optional(
-            conn.query_row(sql, [], |r| Ok((r.get(0)?, r.get(1)?))),
-        )
-    };
-    let tampered = |seq: i64, what: String| -> anyhow::Error {
-        Refusal(format!(
+    if let Some((seq, what)) = fault {
+        return Err(Refusal(format!(
             "state file `{}`: item #{seq} {what}; no apply writes that, so the file may have been tampered with: plan again from the manifest",
             path.display()
         ))
-        .into()
-    };
-    for (sql, what) in JOURNAL {
-        if let Some((seq, value)) = first(sql)? {
-            return Err(tampered(
-                seq,
-                format!("{what} `{}`", crate::text::clean(&value)),
-            ));
-        }
-    }
-    if let Some((seq, state)) = first(FRESH)? {
-        return Err(tampered(
-            seq,
-            format!(
-                "is `{}` with a journal entry although no apply ever ran",
-                crate::text::clean(&state)
-            ),
-        ));
+        .into());
     }
     Ok(())
 }

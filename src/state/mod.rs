@@ -444,7 +444,7 @@ impl State {
     /// Opens an existing state file for reading and journaling, after every check of
     /// [`check`]: nothing is written to a file that is not a sealed idprune state file.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
-        let metadata = std::fs::symlink_metadata(path)
+        let metadata = std::fs::metadata(path)
             .with_context(|| format!("opening state file `{}`", path.display()))?;
         if !metadata.is_file() {
             bail!(
@@ -477,8 +477,7 @@ impl State {
             .into());
         }
         configure(&conn).with_context(|| format!("opening state file `{}`", path.display()))?;
-        check::seal(&conn, path)?;
-        check::journal(&conn, path)?;
+        check::verify(&conn, path)?;
         let state = Self {
             conn,
             path: path.to_owned(),

@@ -37,7 +37,7 @@ CREATE TABLE profiles (
     key    TEXT PRIMARY KEY,
     lookup TEXT NOT NULL,
     before TEXT NOT NULL            -- JSON array of [type, id], in the API's order
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE items (
     seq         INTEGER PRIMARY KEY,
