@@ -706,7 +706,7 @@ fn any_single_row_edit_is_refused_or_changes_nothing_sent() {
     let approved: BTreeSet<Deleted> = test.planned_deletes("m.state.db");
     let pristine = std::fs::read(test.path("m.state.db")).expect("reading the plan");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
-        cases: 48,
+        cases: 160,
         failure_persistence: None,
         ..ProptestConfig::default()
     });
