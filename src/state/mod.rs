@@ -556,16 +556,18 @@ impl State {
             "SELECT s.written, m.value, s.sha256, s.pinned, s.rows FROM sources s
              LEFT JOIN meta m ON m.key = 'source_path.' || s.idx ORDER BY s.idx",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SourceRecord {
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(SourceRecord {
                 written: r.get(0)?,
                 path: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                 sha256: r.get(2)?,
                 pinned: r.get(3)?,
-                rows: r.get::<_, i64>(4)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+                rows: check::number(&self.path, "sources.rows", r.get(4)?)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Recomputes the digest from the stored meta, sources and items.

@@ -768,3 +768,68 @@ fn any_single_row_edit_is_refused_or_changes_nothing_sent() {
         "no edit was refused: the test proves nothing"
     );
 }
+
+/// Names of the files in the test's directory that start with `prefix`.
+fn files_starting_with(test: &Test, prefix: &str) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(test.path(""))
+        .expect("listing")
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_plan_killed_at_any_point_leaves_the_old_file_or_the_new_one_complete() {
+    // Re-plan over an existing plan and `kill -9` it at several points: while it resolves,
+    // as soon as its half-written file appears, and a little later each time. Whatever the
+    // point, the state file at the path opens with every check passing and holds the plan.
+    let test = big_test(&["--latency-ms", "2"]);
+    let planned = test.planned_deletes("big.state.db");
+    let mut killed_mid_seal = 0;
+    for delay_ms in [0u64, 0, 2, 5, 10, 20] {
+        let mut plan = test
+            .idprune(["plan", "big.yaml", "--rate", "0", "--concurrency", "8"])
+            .spawn();
+        let tmp = format!("big.state.db.tmp-{}", plan.id());
+        let start = std::time::Instant::now();
+        // Wait for the half-written file (or the end of the plan), then a little more.
+        while !test.path(&tmp).exists() && plan.try_wait().expect("polling").is_none() {
+            assert!(start.elapsed() < PATIENCE, "the plan never started sealing");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        if plan.try_wait().expect("polling").is_none() {
+            killed_mid_seal += 1;
+        }
+        let _ = plan.kill();
+        wait_bounded(&mut plan);
+        let out = test
+            .idprune(["show", "big.state.db", "--format", "json"])
+            .run();
+        assert_eq!(
+            out.code,
+            Some(0),
+            "after a kill {delay_ms} ms into sealing\n{}",
+            out.all()
+        );
+        integrity_ok(&test);
+        assert_eq!(test.planned_deletes("big.state.db"), planned);
+    }
+    assert!(
+        killed_mid_seal > 0,
+        "no kill landed while a plan ran; the test proves nothing"
+    );
+    // The next plan removes what the killed ones left, and its file applies exactly.
+    test.idprune(["plan", "big.yaml", "--rate", "0"]).run().ok();
+    assert_eq!(
+        files_starting_with(&test, "big.state.db.tmp-"),
+        Vec::<String>::new()
+    );
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok();
+    assert_eq!(test.emu().stats().deleted_set(), planned);
+    eprintln!("figures: plan kills mid-seal={killed_mid_seal} of 6");
+}
