@@ -51,7 +51,8 @@ pub struct Ending {
     pub report: bool,
 }
 
-/// Maps an error to how the process ends: [`Refused`] → 4; a closed standard output
+/// Maps an error to how the process ends: [`Refused`] and the state layer's
+/// [`crate::state::Refusal`] → 4; a closed standard output
 /// ([`StdoutClosed`]) anywhere in the chain → a quiet 0; everything else → 1.
 pub fn for_error(error: &anyhow::Error) -> Ending {
     if is_broken_pipe(error) {
@@ -60,7 +61,9 @@ pub fn for_error(error: &anyhow::Error) -> Ending {
             report: false,
         };
     }
-    let exit = if error.downcast_ref::<Refused>().is_some() {
+    let exit = if error.downcast_ref::<Refused>().is_some()
+        || error.downcast_ref::<crate::state::Refusal>().is_some()
+    {
         Exit::Refused
     } else {
         Exit::Error

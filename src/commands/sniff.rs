@@ -51,6 +51,21 @@ pub fn classify(head: &[u8]) -> Kind {
     if text_like { Kind::Text } else { Kind::Other }
 }
 
+/// True for a `.yaml`/`.yml` file or text that starts like a manifest (`version:` or `space:`
+/// on a line of its own).
+fn looks_like_manifest(path: &Path) -> bool {
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("yaml") || e.eq_ignore_ascii_case("yml"))
+    {
+        return true;
+    }
+    let mut head = String::new();
+    let _ = std::fs::File::open(path).and_then(|f| f.take(512).read_to_string(&mut head));
+    head.lines()
+        .any(|l| l.starts_with("version:") || l.starts_with("space:"))
+}
+
 /// Refuses a manifest (or other text) given as STATE, naming the command to run instead.
 pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
     if kind(path) == Kind::Text {
@@ -66,7 +81,12 @@ pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
                 super::default_state_path(path).display()
             )
         };
-        bail!("`{p}` is a manifest (text), not a state file; {fix}");
+        if !looks_like_manifest(path) {
+            bail!(
+                "`{p}` is a text file, not an idprune state file; pass the state file `idprune plan` wrote (`NAME.state.db`)"
+            );
+        }
+        bail!("`{p}` is a manifest (text), not an idprune state file; {fix}");
     }
     Ok(())
 }

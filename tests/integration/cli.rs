@@ -117,7 +117,7 @@ fn a_manifest_where_a_state_file_goes_is_named() {
         .idprune(["apply", "m.yaml", "--yes"])
         .run()
         .code(1)
-        .stderr_has("`m.yaml` is a manifest (text), not a state file")
+        .stderr_has("`m.yaml` is a manifest (text), not an idprune state file")
         .stderr_has("idprune plan m.yaml");
     assert!(!out.stderr.contains("chmod"), "{}", out.stderr);
     // After a chmod 600 the old message was SQLite's "file is not a database".
@@ -127,14 +127,14 @@ fn a_manifest_where_a_state_file_goes_is_named() {
         .idprune(["apply", "m.yaml", "--yes"])
         .run()
         .code(1)
-        .stderr_has("`m.yaml` is a manifest (text), not a state file");
+        .stderr_has("`m.yaml` is a manifest (text), not an idprune state file");
     assert!(!out.stderr.contains("not a database"), "{}", out.stderr);
     for command in ["show", "status", "verify", "purge"] {
         test.idprune([command, "m.yaml"])
             .env("IDPRUNE_FINGERPRINT_KEY", "k")
             .run()
             .code(1)
-            .stderr_has("is a manifest (text), not a state file")
+            .stderr_has("is a manifest (text), not an idprune state file")
             .stderr_has(&format!("idprune {command} m.state.db"));
     }
     test.idprune(["report", "m.yaml", "--downstream"])

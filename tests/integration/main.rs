@@ -22,6 +22,8 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
+//!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 
 mod auth;
 mod bad_inputs;
@@ -39,3 +41,4 @@ mod refusals;
 mod render;
 mod resilience;
 mod secrets;
+mod tamper;
