@@ -341,14 +341,7 @@ pub fn redact_quoted(text: &str) -> String {
         out.push('`');
         let quoted = i % 2 == 0;
         if quoted && (part.contains(':') || part.contains('@') || part.starts_with("use_")) {
-            match part.split_once(':') {
-                Some((kind, _)) => {
-                    out.push_str(kind);
-                    out.push(':');
-                    out.push_str(render::REDACTED);
-                }
-                None => out.push_str(render::REDACTED),
-            }
+            out.push_str(&crate::text::Redaction(true).lookup(part));
         } else {
             out.push_str(part);
         }
@@ -369,4 +362,31 @@ pub fn print_plan(state: &State, format: Format, redact: Redaction, ui: &Ui) -> 
     }
     out.flush()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_values_are_redacted_and_key_names_kept() {
+        assert_eq!(
+            redact_quoted(
+                "Segment lookups are lowercase; `email:Dave@Acme.io` may resolve to no profile"
+            ),
+            "Segment lookups are lowercase; `email:***` may resolve to no profile"
+        );
+        assert_eq!(
+            redact_quoted("`profile_type` needs a `profile_column`; `use_ABC` and `a@x.com`"),
+            "`profile_type` needs a `profile_column`; `***` and `***`"
+        );
+        assert_eq!(redact_quoted("no quotes"), "no quotes");
+    }
+
+    #[test]
+    fn counts_are_plural_when_they_should_be() {
+        assert_eq!(render_count(1, "deletion", "deletions"), "1 deletion");
+        assert_eq!(render_count(0, "deletion", "deletions"), "0 deletions");
+        assert_eq!(render_count(1204, "entry", "entries"), "1,204 entries");
+    }
 }
