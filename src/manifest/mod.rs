@@ -1,4 +1,4 @@
-//! The manifest: what a person asked to remove, loaded from YAML (DESIGN.md §4) and validated
+//! The manifest: what a person asked to remove, loaded from YAML (the format: the README's "Manifest v1") and validated
 //! into a [`Manifest`] — every entry with its origin (file:line:column), duplicates collapsed,
 //! CSV sources streamed and hashed. [`load`] reads files and nothing else: no network, no clock.
 //!
