@@ -1,5 +1,6 @@
-//! The manifest: what a person asked to remove, loaded from YAML (the format: the README's "Manifest v1") and validated
-//! into a [`Manifest`] — every entry with its origin (file:line:column), duplicates collapsed,
+//! The manifest: what a person asked to remove, loaded from YAML (the format: the README's
+//! "Manifest v1") and validated into a [`Manifest`] — every entry with its origin
+//! (file:line:column), duplicates collapsed,
 //! CSV sources streamed and hashed. [`load`] reads files and nothing else: no network, no clock.
 //!
 //! Pipeline: bounded read (size, UTF-8, NUL) → [`shape`] check of the YAML event stream (every
