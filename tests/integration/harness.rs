@@ -104,6 +104,26 @@ impl Emulator {
             .collect()
     }
 
+    /// Deletes `kind:id` from the profile of `user_id:USER_ID` through the real `/v1` delete
+    /// route (as Segment's documentation shows it), to change a profile between two plans;
+    /// returns the status.
+    pub fn delete_identifier(&self, user_id: &str, kind: &str, id: &str) -> u16 {
+        use base64::Engine as _;
+        let body = serde_json::json!({ "delete_external_ids": [{ "type": kind, "id": id }] });
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}:"));
+        let path = format!(
+            "/v1/spaces/spa_test/collections/users/profiles/user_id:{user_id}/external_ids/delete"
+        );
+        let (status, _) = http_with(
+            self.addr,
+            "POST",
+            &path,
+            &format!("Authorization: Basic {auth}\r\n"),
+            &body.to_string(),
+        );
+        status
+    }
+
     /// `POST /__emulator/token`: from now on only `token` is accepted.
     pub fn set_token(&self, token: &str) {
         let body = serde_json::json!({ "token": token }).to_string();
@@ -121,13 +141,24 @@ impl Drop for Emulator {
 
 /// One HTTP/1.1 exchange with `Connection: close`; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(addr, method, path, "", body)
+}
+
+/// [`http`] with extra header lines (each ending `\r\n`).
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connecting to the emulator");
     stream
         .set_read_timeout(Some(PATIENCE))
         .expect("setting a read timeout");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("sending the request");
@@ -430,6 +461,16 @@ impl Run {
     /// Runs in `dir` instead of the test's directory.
     pub fn current_dir(mut self, dir: impl AsRef<Path>) -> Run {
         self.command.current_dir(dir);
+        self
+    }
+
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
         self
     }
 
