@@ -570,6 +570,13 @@ impl Output {
     }
 }
 
+/// Reports that `test` could not make its proof here, for `reason`. The line goes straight to
+/// the process's stderr (libtest captures only the print macros), as
+/// `test-skipped: TEST: REASON`, and `.ci/run` counts such a test as skipped, not passed.
+pub fn skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "test-skipped: {test}: {reason}");
+}
+
 /// Waits for a child with a bound, killing it and failing the test when it takes too long.
 pub fn wait_bounded(child: &mut Child) -> std::process::ExitStatus {
     let start = Instant::now();
