@@ -128,7 +128,14 @@ async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
             Some(Endpoint::Delete) => state.stats.deletes += 1,
             None => {}
         }
-        if let Err(too_many) = state.admit(arrival) {
+        let admitted = state.admit(arrival);
+        let name = match endpoint {
+            Some(Endpoint::ExternalIds) => "read",
+            Some(Endpoint::Delete) => "delete",
+            None => "other",
+        };
+        state.record_arrival(arrival, name, admitted.is_err());
+        if let Err(too_many) = admitted {
             return too_many;
         }
     }
@@ -241,6 +248,7 @@ async fn admin(shared: &Shared, request: Request) -> Reply {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/__emulator/profiles") => raw(shared.lock().profiles_json()),
         (&Method::GET, "/__emulator/stats") => raw(shared.lock().stats_json()),
+        (&Method::GET, "/__emulator/arrivals") => raw(shared.lock().arrivals_json()),
         (&Method::POST, "/__emulator/token") => {
             let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
                 return Reply::error(

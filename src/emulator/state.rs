@@ -125,6 +125,18 @@ pub struct Stats {
     pub delete_attempts: Vec<Attempt>,
 }
 
+/// One `/v1` request as it arrived, for `GET /__emulator/arrivals`: tests count requests per
+/// sliding window and measure the gap after a 429 from these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Arrival {
+    /// Microseconds since the emulator started.
+    pub at_us: u64,
+    /// `read`, `delete`, or `other` for a path that names neither.
+    pub endpoint: &'static str,
+    /// Whether the request was answered 429 by the space limit on arrival.
+    pub throttled: bool,
+}
+
 struct Profile {
     segment_id: Arc<str>,
     /// Seed order; deleted entries stay (marked) so cursors keep their positions.
@@ -183,6 +195,10 @@ pub struct State {
     profile_buckets: ProfileBuckets,
     /// The counters and logs of `/__emulator/stats`.
     pub stats: Stats,
+    /// When the state was built (the zero of [`Arrival::at_us`]).
+    started: Instant,
+    /// Every `/v1` request, in arrival order (`/__emulator/arrivals`).
+    arrivals: Vec<Arrival>,
 }
 
 impl State {
@@ -241,7 +257,25 @@ impl State {
             profile_buckets: ProfileBuckets::new(options.profile_rate),
             options,
             stats: Stats::default(),
+            started: now,
+            arrivals: Vec::new(),
         })
+    }
+
+    /// Logs a `/v1` request that arrived at `now` (see [`Arrival`]).
+    pub fn record_arrival(&mut self, now: Instant, endpoint: &'static str, throttled: bool) {
+        let at_us = now.saturating_duration_since(self.started).as_micros();
+        self.arrivals.push(Arrival {
+            at_us: u64::try_from(at_us).unwrap_or(u64::MAX),
+            endpoint,
+            throttled,
+        });
+    }
+
+    /// The body of `GET /__emulator/arrivals`: `{"arrivals": [...]}`.
+    pub fn arrivals_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&json!({ "arrivals": self.arrivals }))
+            .expect("arrivals hold only strings, numbers and booleans")
     }
 
     /// True when `token` is the accepted access token.

@@ -152,7 +152,8 @@ fn a_storm_of_429s_completes_in_one_run_with_no_item_failed() {
 
 #[test]
 fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
-    const ITEMS: usize = 60;
+    const ITEMS: usize = 40;
+    const RETRY_AFTER_US: u64 = 1_000_000;
     let test = fleet(
         ITEMS,
         &[
@@ -165,7 +166,9 @@ fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
         ],
     );
     let planned = test.planned_deletes("big.state.db");
-    let before = test.emu().stats().rate_limited;
+    let before = test.emu().arrivals().len();
+    // One request at a time, asking for far more than the space allows: after each 429 the
+    // next request to the space is the retry, which must wait the `Retry-After` second.
     test.idprune([
         "apply",
         "big.state.db",
@@ -173,12 +176,26 @@ fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
         "--rate",
         "1000",
         "--concurrency",
-        "64",
+        "1",
     ])
     .run()
     .ok();
+    let arrivals = test.emu().arrivals().split_off(before);
+    let throttled: Vec<usize> = (0..arrivals.len())
+        .filter(|&k| arrivals[k].throttled)
+        .collect();
+    assert!(!throttled.is_empty(), "no 429 at all: no storm");
+    for k in throttled {
+        let Some(next) = arrivals.get(k + 1) else {
+            panic!("the run ended with a 429 unanswered by a retry");
+        };
+        let gap = next.at_us - arrivals[k].at_us;
+        assert!(
+            gap >= RETRY_AFTER_US,
+            "a request {gap} µs after a 429 with `Retry-After: 1`"
+        );
+    }
     let stats = test.emu().stats();
-    assert!(stats.rate_limited > before, "no 429 at all");
     assert_eq!(
         test.item_states("big.state.db"),
         BTreeMap::from([("done".to_owned(), ITEMS as u64)])

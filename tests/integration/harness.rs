@@ -83,6 +83,19 @@ impl Emulator {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
+    /// `GET /__emulator/arrivals`: every `/v1` request in arrival order.
+    pub fn arrivals(&self) -> Vec<Arrival> {
+        #[derive(Deserialize)]
+        struct Arrivals {
+            arrivals: Vec<Arrival>,
+        }
+        let (status, body) = http(self.addr, "GET", "/__emulator/arrivals", "");
+        assert_eq!(status, 200, "arrivals: {body}");
+        serde_json::from_str::<Arrivals>(&body)
+            .expect("arrivals JSON")
+            .arrivals
+    }
+
     /// `GET /__emulator/profiles`, as segment id → live `type:id` identifiers.
     pub fn profiles(&self) -> BTreeMap<String, BTreeSet<String>> {
         #[derive(Deserialize)]
@@ -201,6 +214,30 @@ pub struct Stats {
     /// Every delete request past authentication that the emulator answered, in order.
     #[serde(default)]
     pub delete_attempts: Vec<Attempt>,
+}
+
+/// One `/v1` request as it reached the emulator (`/__emulator/arrivals`).
+#[derive(Clone, Debug, Deserialize)]
+pub struct Arrival {
+    /// Microseconds since the emulator started.
+    pub at_us: u64,
+    /// `read`, `delete` or `other`.
+    pub endpoint: String,
+    /// Answered 429 by the space limit.
+    pub throttled: bool,
+}
+
+/// The most requests of `arrivals` inside any window of `window_us` microseconds.
+pub fn busiest_window(arrivals: &[Arrival], window_us: u64) -> usize {
+    let mut start = 0;
+    let mut best = 0;
+    for (end, a) in arrivals.iter().enumerate() {
+        while a.at_us - arrivals[start].at_us >= window_us {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
 }
 
 /// One delete request the emulator answered (`/__emulator/stats` `delete_attempts`).
