@@ -128,14 +128,7 @@ async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
             Some(Endpoint::Delete) => state.stats.deletes += 1,
             None => {}
         }
-        let admitted = state.admit(arrival);
-        let name = match endpoint {
-            Some(Endpoint::ExternalIds) => "read",
-            Some(Endpoint::Delete) => "delete",
-            None => "other",
-        };
-        state.record_arrival(arrival, name, admitted.is_err());
-        if let Err(too_many) = admitted {
+        if let Err(too_many) = state.admit(arrival) {
             return too_many;
         }
     }

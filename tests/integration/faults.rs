@@ -166,7 +166,7 @@ fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
         ],
     );
     let planned = test.planned_deletes("big.state.db");
-    let before = test.emu().arrivals().len();
+    let before = test.emu().arrivals().all().len();
     // One request at a time, asking for far more than the space allows: after each 429 the
     // next request to the space is the retry, which must wait the `Retry-After` second.
     test.idprune([
@@ -180,16 +180,14 @@ fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
     ])
     .run()
     .ok();
-    let arrivals = test.emu().arrivals().split_off(before);
-    let throttled: Vec<usize> = (0..arrivals.len())
-        .filter(|&k| arrivals[k].throttled)
-        .collect();
+    let arrivals = test.emu().arrivals().all().split_off(before);
+    let throttled: Vec<usize> = (0..arrivals.len()).filter(|&k| arrivals[k].1).collect();
     assert!(!throttled.is_empty(), "no 429 at all: no storm");
     for k in throttled {
         let Some(next) = arrivals.get(k + 1) else {
             panic!("the run ended with a 429 unanswered by a retry");
         };
-        let gap = next.at_us - arrivals[k].at_us;
+        let gap = next.0 - arrivals[k].0;
         assert!(
             gap >= RETRY_AFTER_US,
             "a request {gap} µs after a 429 with `Retry-After: 1`"

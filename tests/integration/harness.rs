@@ -83,17 +83,12 @@ impl Emulator {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
-    /// `GET /__emulator/arrivals`: every `/v1` request in arrival order.
-    pub fn arrivals(&self) -> Vec<Arrival> {
-        #[derive(Deserialize)]
-        struct Arrivals {
-            arrivals: Vec<Arrival>,
-        }
+    /// `GET /__emulator/arrivals`: when the space limiter accepted and refused requests (only
+    /// while the emulator runs with a space limit).
+    pub fn arrivals(&self) -> Arrivals {
         let (status, body) = http(self.addr, "GET", "/__emulator/arrivals", "");
         assert_eq!(status, 200, "arrivals: {body}");
-        serde_json::from_str::<Arrivals>(&body)
-            .expect("arrivals JSON")
-            .arrivals
+        serde_json::from_str(&body).expect("arrivals JSON")
     }
 
     /// `GET /__emulator/profiles`, as segment id → live `type:id` identifiers.
@@ -216,23 +211,36 @@ pub struct Stats {
     pub delete_attempts: Vec<Attempt>,
 }
 
-/// One `/v1` request as it reached the emulator (`/__emulator/arrivals`).
-#[derive(Clone, Debug, Deserialize)]
-pub struct Arrival {
-    /// Microseconds since the emulator started.
-    pub at_us: u64,
-    /// `read`, `delete` or `other`.
-    pub endpoint: String,
-    /// Answered 429 by the space limit.
-    pub throttled: bool,
+/// `/__emulator/arrivals`: microseconds since the emulator started, as its space limiter
+/// judged each request.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Arrivals {
+    /// Accepted requests.
+    pub accepted_us: Vec<u64>,
+    /// Requests answered 429.
+    pub refused_us: Vec<u64>,
 }
 
-/// The most requests of `arrivals` inside any window of `window_us` microseconds.
-pub fn busiest_window(arrivals: &[Arrival], window_us: u64) -> usize {
+impl Arrivals {
+    /// Every arrival as `(at_us, refused)`, in time order.
+    pub fn all(&self) -> Vec<(u64, bool)> {
+        let mut all: Vec<(u64, bool)> = self
+            .accepted_us
+            .iter()
+            .map(|&t| (t, false))
+            .chain(self.refused_us.iter().map(|&t| (t, true)))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// The most of `times` (microseconds, sorted) inside any window of `window_us` microseconds.
+pub fn busiest_window(times: &[u64], window_us: u64) -> usize {
     let mut start = 0;
     let mut best = 0;
-    for (end, a) in arrivals.iter().enumerate() {
-        while a.at_us - arrivals[start].at_us >= window_us {
+    for (end, &t) in times.iter().enumerate() {
+        while t - times[start] >= window_us {
             start += 1;
         }
         best = best.max(end + 1 - start);
