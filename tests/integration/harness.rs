@@ -557,6 +557,17 @@ impl Run {
         }
     }
 
+    /// Starts without waiting, stderr into the file `stderr` (stdout discarded), for tests that
+    /// interrupt a run once it has said something.
+    pub fn spawn_logged(mut self, stderr: &Path) -> Child {
+        let log = std::fs::File::create(stderr).expect("creating a log file");
+        self.command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning idprune")
+    }
+
     /// Starts without waiting (output discarded), for tests that interrupt a run.
     pub fn spawn(mut self) -> Child {
         self.command
@@ -564,6 +575,23 @@ impl Run {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawning idprune")
+    }
+}
+
+/// Polls `path` (a log file a child writes) until it contains `needle`; fails the test after
+/// [`PATIENCE`].
+pub fn wait_for_text(path: &Path, needle: &str) {
+    let start = Instant::now();
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {needle:?} in `{}`",
+            path.display()
+        );
+        std::thread::sleep(POLL_EVERY);
     }
 }
 
