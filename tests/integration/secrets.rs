@@ -183,5 +183,6 @@ fn plain_http_to_a_host_that_is_not_loopback_is_refused_before_sending() {
         .code(1)
         .stderr_has("error: ")
         .stderr_has("--insecure");
+    no_token(&out, TOKEN);
     assert_eq!(test.emu().stats().deletes, 0);
 }
