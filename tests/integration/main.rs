@@ -5,6 +5,7 @@
 //! with a bound, never a fixed sleep. Tests assert on exit codes, on what the emulator saw and
 //! on the journal, not only on printed text.
 //!
+//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside).
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
@@ -22,6 +23,7 @@
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
 
+mod architecture;
 mod auth;
 mod bad_inputs;
 mod crash;
