@@ -37,6 +37,11 @@ impl Emulator {
     /// Starts `idprune emulator --seed SEED --listen 127.0.0.1:0 EXTRA...` and waits for its
     /// `listening on http://127.0.0.1:PORT` line.
     pub fn start(seed: &Path, extra: &[&str]) -> Emulator {
+        Emulator::start_at(seed, "127.0.0.1:0", extra)
+    }
+
+    /// [`Emulator::start`] listening on `listen` (a loopback address).
+    pub fn start_at(seed: &Path, listen: &str, extra: &[&str]) -> Emulator {
         // Its stderr goes to a file beside the seed, shown when it fails to start.
         let log_path = seed.with_extension("emulator.log");
         let log = std::fs::File::create(&log_path).expect("creating the emulator's log");
@@ -44,7 +49,7 @@ impl Emulator {
             .arg("emulator")
             .arg("--seed")
             .arg(seed)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra)
             .env("IDPRUNE_EMULATOR_TOKEN", TOKEN)
             .stdin(Stdio::null())
@@ -340,6 +345,18 @@ impl Test {
             dir: tempfile::tempdir().expect("creating a temporary directory"),
             emulator: None,
         }
+    }
+
+    /// Stops the emulator and starts a fresh one from the same seed on the same address with
+    /// `emulator_flags`: plan against a healthy server, then apply against a faulty one (the
+    /// API origin, which the plan seals, stays the same). The profiles start from the seed
+    /// again.
+    pub fn restart_emulator(&mut self, emulator_flags: &[&str]) {
+        let old = self.emulator.take().expect("this test started an emulator");
+        let listen = old.addr.to_string();
+        drop(old);
+        let seed = self.path("seed.json");
+        self.emulator = Some(Emulator::start_at(&seed, &listen, emulator_flags));
     }
 
     /// The emulator (panics for offline tests).

@@ -18,6 +18,7 @@
 //! - `properties`: proptest: path round trip via the emulator, digest ⇔ items, crash-anywhere resume.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
+//! - `failures`: a permanent failure (exit 3, `--retry-failed`); the retry budget spent (exit 1).
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
@@ -29,6 +30,7 @@ mod bad_inputs;
 mod crash;
 mod disk;
 mod encoding;
+mod failures;
 mod faults;
 mod harness;
 mod input_errors;
