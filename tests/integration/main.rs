@@ -11,6 +11,7 @@
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
 //! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
+//! - `lifecycle`: `report --downstream`/`--sql`, `purge` then refusals, foreign and stale locks.
 //! - `pacing`: `--rate` counted in the emulator per one-second window; one pacer per process.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
 //! - `disk`: a read-only directory, a full disk: clear errors, no corruption, resumable.
@@ -35,6 +36,7 @@ mod faults;
 mod harness;
 mod input_errors;
 mod kills;
+mod lifecycle;
 mod pacing;
 mod plan_apply;
 mod properties;
