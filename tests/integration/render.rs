@@ -227,3 +227,123 @@ fn control_characters_in_values_are_refused_or_escaped() {
     );
     assert_eq!(test.emu().stats().requests, 0);
 }
+
+#[test]
+fn plan_json_hides_every_value_and_so_do_its_stderr_warnings() {
+    let test = mixed_test();
+    // Entries that warn: an exact duplicate, a blocked `group_id`.
+    let manifest = MIXED_MANIFEST.replace(
+        "  - identifier: email:nobody@x.com\n",
+        "  - identifier: email:nobody@x.com\n  - identifier: email:nobody@x.com\n",
+    );
+    test.write("w.yaml", &manifest);
+    let json = test
+        .idprune(["plan", "w.yaml", "-o", "w.state.db", "--format", "json"])
+        .run()
+        .ok();
+    serde_json::from_str::<serde_json::Value>(&json.stdout).expect("plan --format json is JSON");
+    hides_all(&json, "plan --format json");
+    assert!(json.stderr.contains("warning:"), "{}", json.stderr);
+    for value in secret_values() {
+        assert!(
+            !json.stderr.contains(&value),
+            "plan --format json: stderr shows {value:?}\n{}",
+            json.stderr
+        );
+    }
+}
+
+/// A lookup value that draws the upper-case warning, which quotes the lookup.
+const UPPER: &str = "Upper-Lookup@x.com";
+
+#[test]
+#[ignore = "fails until the cli branch redacts stderr warnings under --redact and for markdown/JSON"]
+fn stderr_warnings_hide_values_when_redacted() {
+    let test = mixed_test();
+    let manifest = MIXED_MANIFEST.replace(
+        "  - identifier: email:nobody@x.com\n",
+        &format!("  - identifier: email:nobody@x.com\n  - profile: email:{UPPER}\n    identifier: email:upper-target@x.com\n"),
+    );
+    test.write("w.yaml", &manifest);
+    for args in [
+        &["--redact"][..],
+        &["--format", "json"][..],
+        &["--format", "markdown"][..],
+    ] {
+        let out = test
+            .idprune(["plan", "w.yaml", "-o", "w.state.db", "--force"])
+            .args(args)
+            .run()
+            .ok();
+        assert!(
+            out.stderr.contains("lowercase"),
+            "the lookup warns\n{}",
+            out.stderr
+        );
+        for value in [UPPER, "upper-target@x.com"] {
+            assert!(
+                !out.all().contains(value),
+                "plan {args:?} shows {value:?}\n{}",
+                out.all()
+            );
+        }
+    }
+    // Text without --redact shows values, warnings included.
+    let out = test
+        .idprune(["plan", "w.yaml", "-o", "w.state.db", "--force"])
+        .run()
+        .ok();
+    assert!(out.stderr.contains(UPPER), "{}", out.stderr);
+}
+
+#[test]
+fn markdown_lists_at_most_200_profiles_and_items_then_says_how_many_more() {
+    const PROFILES: usize = 230;
+    const ABSENT: usize = 215;
+    let limit = idprune::render::MARKDOWN_LIMIT as usize;
+    let test = crate::kills::fleet(PROFILES, &[]);
+    let mut csv = String::from("email\n");
+    for k in 0..ABSENT {
+        csv.push_str(&format!("nowhere-{k}@x.com\n"));
+    }
+    test.write("none.csv", &csv);
+    test.write(
+        "cap.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: cap\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n  - csv: none.csv\n    remove_columns: [email]\n",
+    );
+    let out = test
+        .idprune(["plan", "cap.yaml", "--rate", "0", "--format", "markdown"])
+        .run()
+        .ok();
+    let md = &out.stdout;
+    // The per-profile diff: 200 profile headers, then the line naming the rest.
+    let block = |start: &str| -> Vec<&str> {
+        let from = md
+            .find(start)
+            .unwrap_or_else(|| panic!("no {start:?}\n{md}"));
+        md[from..]
+            .lines()
+            .skip_while(|l| !l.starts_with("```"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect()
+    };
+    let diff = block("Per-profile changes");
+    assert_eq!(
+        diff.iter().filter(|l| l.starts_with("# profile ")).count(),
+        limit,
+        "{md}"
+    );
+    assert!(
+        md.contains(&format!("… and {} more profiles", PROFILES - limit)),
+        "{md}"
+    );
+    let others = block("Not sent, or worth a look");
+    assert_eq!(others.len(), limit, "{md}");
+    assert!(
+        md.contains(&format!("… and {} more.", ABSENT - limit)),
+        "{md}"
+    );
+    // The summary still counts everything.
+    assert!(md.contains(&format!("{PROFILES} to delete")), "{md}");
+}
