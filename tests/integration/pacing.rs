@@ -12,9 +12,12 @@ const SECOND_US: u64 = 1_000_000;
 /// A space limit no test traffic reaches: the limiter only records arrivals.
 const RECORD_ONLY: &str = "1000000";
 /// How far over `--rate` a one-second window may go today: the pacer's burst
-/// (`idprune::pace::BURST`). The target is 0 (`--rate` is a ceiling); the pacer rework of the
-/// limiter branch is meant to reach it, and then this goes.
-const SLACK_TODAY: usize = idprune::pace::BURST as usize;
+/// (`idprune::pace::BURST`; measured 55 at `--rate 50`), plus 2 for arrival jitter (requests
+/// released on schedule reach the server unevenly on a loaded machine). A client that ignored
+/// `--rate` would put all 100 requests in one window. The target is 0 (`--rate` is a ceiling
+/// as the server counts it); the pacer rework of the limiter branch is meant to reach it, and
+/// then this goes.
+const SLACK_TODAY: usize = idprune::pace::BURST as usize + 2;
 
 #[test]
 fn rate_holds_its_ceiling_in_every_one_second_window_for_reads_and_deletes() {
