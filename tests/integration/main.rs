@@ -5,7 +5,7 @@
 //! with a bound, never a fixed sleep. Tests assert on exit codes, on what the emulator saw and
 //! on the journal, not only on printed text.
 //!
-//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside).
+//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside: cli ↔ commands).
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
@@ -24,6 +24,8 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
+//!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 
 mod architecture;
 mod auth;
@@ -44,3 +46,4 @@ mod refusals;
 mod render;
 mod resilience;
 mod secrets;
+mod tamper;
