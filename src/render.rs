@@ -151,14 +151,17 @@ pub const SCOPE_REMINDER: &[&str] = &[
 ];
 
 /// One line of a profile's diff.
-struct DiffLine<'a> {
-    sign: char,
-    ident: &'a Identifier,
-    seq: Option<u64>,
+pub(crate) struct DiffLine<'a> {
+    /// `-` for a removal, ` ` for a kept identifier.
+    pub sign: char,
+    /// The identifier.
+    pub ident: &'a Identifier,
+    /// The item that removes it.
+    pub seq: Option<u64>,
 }
 
 /// A profile's identifier set before → after, as diff lines (`-` for removals).
-fn profile_diff<'a>(
+pub(crate) fn profile_diff<'a>(
     profile: &'a Profile,
     deleting: &BTreeMap<&'a Identifier, u64>,
 ) -> Vec<DiffLine<'a>> {
@@ -263,7 +266,8 @@ pub fn progress_line(counts: &Counts) -> String {
     )
 }
 
-fn started(counts: &Counts) -> bool {
+/// True once any item has left `pending`.
+pub(crate) fn started(counts: &Counts) -> bool {
     [
         ItemState::Done,
         ItemState::AlreadyAbsent,
