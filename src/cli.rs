@@ -150,8 +150,8 @@ pub struct PlanArgs {
     pub receipt: bool,
     /// Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json`
     /// beside the manifest) no longer matches; exit 0 when it does.
-    #[arg(long, value_name = "FILE", num_args = 0..=1, default_missing_value = "")]
-    pub check_receipt: Option<PathBuf>,
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub check_receipt: Option<Option<PathBuf>>,
     /// Accept a plan whose lookups mostly found no profile (without it: exit 1, since that
     /// usually means a wrong space or region).
     #[arg(long)]

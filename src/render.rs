@@ -128,6 +128,12 @@ impl Redaction {
     }
 }
 
+/// When a plan stops being appliable: its creation time plus its TTL (Unix seconds).
+pub fn expires_at(meta: &Meta) -> i64 {
+    meta.created_at
+        .saturating_add(i64::try_from(meta.ttl_secs).unwrap_or(i64::MAX))
+}
+
 /// The summary sentence: `Plan: 1,204 to delete from 1,180 profiles, 14 already absent, ...`.
 pub fn summary_line(counts: &Counts) -> String {
     let profiles = counts.delete_profiles;
@@ -290,6 +296,12 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     )?;
     writeln!(out, "Reason: {}", clean(&m.reason))?;
     writeln!(out, "Digest: {}", m.digest)?;
+    writeln!(
+        out,
+        "Expires: {} (planned {})",
+        timestamp(expires_at(m)),
+        timestamp(m.created_at)
+    )?;
     writeln!(out)?;
     diffs(view, r, "", u64::MAX, out)?;
     if view.state.count_items(ItemFilter::NotSent)? > 0 {
@@ -465,6 +477,7 @@ fn head_json(meta: &Meta, counts: &Counts, r: Redaction) -> serde_json::Map<Stri
         "api": meta.api_origin,
         "reason": meta.reason,
         "created_at": timestamp(meta.created_at),
+        "expires_at": timestamp(expires_at(meta)),
         "redacted": r.0,
         "summary": summary_json(counts),
     });
@@ -538,6 +551,12 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         "space {} · digest {}",
         clean(&view.meta.space),
         view.meta.digest
+    )?;
+    writeln!(
+        out,
+        "API {} · Expires: {}",
+        view.meta.api_origin,
+        timestamp(expires_at(&view.meta))
     )?;
     writeln!(out, "{}", summary_line(&view.counts))?;
     writeln!(out, "{}", progress_line(&view.counts))?;

@@ -85,11 +85,7 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
         );
     }
     if let Some(file) = &args.check_receipt {
-        let path = if file.as_os_str().is_empty() {
-            receipt_path(&args.manifest)
-        } else {
-            file.clone()
-        };
+        let path = file.clone().unwrap_or_else(|| receipt_path(&args.manifest));
         let committed = Receipt::read(&path)?;
         let fresh = Receipt::of(state, &manifest_name(&path)?)?;
         let why = committed.mismatches(&fresh);

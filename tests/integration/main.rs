@@ -20,6 +20,8 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
+//!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
 mod auth;
 mod bad_inputs;
@@ -35,4 +37,5 @@ mod properties;
 mod refusals;
 mod render;
 mod resilience;
+mod review;
 mod secrets;
