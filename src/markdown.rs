@@ -123,6 +123,19 @@ impl Doc {
     }
 }
 
+/// Ends a walk over the state file once the budget is spent.
+#[derive(Debug, thiserror::Error)]
+#[error("the markdown budget is spent")]
+struct BudgetSpent;
+
+/// A walk's result, with [`BudgetSpent`] counting as a normal end.
+fn stop_at_budget(walked: anyhow::Result<()>) -> anyhow::Result<()> {
+    match walked {
+        Err(e) if e.downcast_ref::<BudgetSpent>().is_some() => Ok(()),
+        other => other,
+    }
+}
+
 /// Counts per identifier type and action, per source file, and change shapes.
 struct Breakdown {
     by_type: BTreeMap<String, BTreeMap<String, u64>>,
@@ -445,12 +458,9 @@ pub fn plan(
         let foot = "```\n</details>\n";
         if doc.fits(&head, TAIL_RESERVE + foot.len()) {
             let mut shown = 0u64;
-            let mut full = false;
-            view.state
+            let walked = view
+                .state
                 .for_each_profile_diff(u64::MAX, |profile, items| {
-                    if full {
-                        return Ok(());
-                    }
                     let deleting = items
                         .iter()
                         .map(|s| (&s.item.identifier, s.item.seq))
@@ -463,11 +473,12 @@ pub fn plan(
                     }
                     if doc.fits(&block, TAIL_RESERVE + foot.len()) {
                         shown += 1;
+                        Ok(())
                     } else {
-                        full = true;
+                        Err(BudgetSpent.into())
                     }
-                    Ok(())
-                })?;
+                });
+            stop_at_budget(walked)?;
             doc.push(foot);
             if shown < counts.delete_profiles {
                 left_out.push(format!(
@@ -492,12 +503,9 @@ pub fn plan(
         let foot = "```\n</details>\n";
         if doc.fits(&head, TAIL_RESERVE / 2 + foot.len()) {
             let mut shown = 0u64;
-            let mut full = false;
-            view.state
+            let walked = view
+                .state
                 .for_each_item_in(ItemFilter::NotSentOrNoted, u64::MAX, |s| {
-                    if full {
-                        return Ok(());
-                    }
                     let note = s
                         .item
                         .note
@@ -513,11 +521,12 @@ pub fn plan(
                     );
                     if doc.fits(&line, TAIL_RESERVE / 2 + foot.len()) {
                         shown += 1;
+                        Ok(())
                     } else {
-                        full = true;
+                        Err(BudgetSpent.into())
                     }
-                    Ok(())
-                })?;
+                });
+            stop_at_budget(walked)?;
             doc.push(foot);
             if shown < others {
                 left_out.push(format!(
@@ -553,10 +562,10 @@ pub fn plan(
     }
     if !left_out.is_empty() {
         doc.push(&format!(
-            "\n**Left out to stay under GitHub's {}-character limit:** {}. The full plan is in the state file {} (never committed: it holds the identifiers), on the machine or in the job that planned it: `idprune show <state>`.\n",
+            "\n**Left out to stay under GitHub's {}-character limit:** {}. The full plan is in the state file (never committed: it holds the identifiers), on the machine or in the job that planned it: {}.\n",
             thousands(GITHUB_LIMIT as u64),
             left_out.join("; "),
-            escape(state_path)
+            code_span(&format!("idprune show {state_path}"))
         ));
     }
     doc.push("\n");
@@ -589,6 +598,41 @@ mod tests {
         assert_eq!(code_span("x"), "`x`");
         assert_eq!(code_span("a`b"), "``a`b``");
         assert_eq!(code_span("`a"), "`` `a ``");
+    }
+
+    #[test]
+    fn a_large_plan_stays_under_the_limit_and_says_what_it_left_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let items: Vec<_> = (1..=3_000)
+            .map(|i| {
+                crate::state::testing::delete_item(
+                    i,
+                    &format!("u{i}"),
+                    &format!("p{i}@import.invalid"),
+                )
+            })
+            .collect();
+        let state = crate::state::testing::sealed(dir.path(), &items);
+        let view = PlanView::new(&state).expect("view");
+        let m = Masker::new(Some(crate::mask::RedactLevel::Preview), b"k".to_vec());
+        let mut out = Vec::new();
+        plan(&view, &m, "plans/t.state.db", &mut out).expect("render");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(text.len() <= BUDGET, "{} bytes", text.len());
+        assert!(text.contains("**Left out to stay under"), "{text}");
+        assert!(
+            text.contains("`idprune show plans/t.state.db`"),
+            "where the full plan is"
+        );
+        assert!(
+            text.contains("3,000 profiles lose one email at &#64;\u{200D}import\\.invalid"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("<details>").count(),
+            text.matches("</details>").count()
+        );
+        assert!(!text.contains("p1@import.invalid"));
     }
 
     #[test]
