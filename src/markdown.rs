@@ -285,7 +285,7 @@ pub fn plan(
     writeln!(
         s,
         "### idprune plan for {} ({})\n",
-        escape(&meta.space),
+        code_span(&meta.space),
         escape(&meta.region)
     )?;
     let unresolved = Unresolved::of(view.state)?;
@@ -389,9 +389,9 @@ pub fn plan(
     writeln!(
         s,
         "- Space: {} · region {} · API host: {}",
-        escape(&meta.space),
-        escape(&meta.region),
-        escape(&meta.api_origin)
+        code_span(&meta.space),
+        code_span(&meta.region),
+        code_span(&meta.api_origin)
     )?;
     let reason: String = meta.reason.chars().take(REASON_CHARS).collect();
     writeln!(
@@ -406,17 +406,17 @@ pub fn plan(
     )?;
     writeln!(
         s,
-        "- Manifest: {} (sha256 `{}`)",
-        escape(&meta.manifest_path),
-        escape(&meta.manifest_sha256)
+        "- Manifest: {} (sha256 {})",
+        code_span(&meta.manifest_path),
+        code_span(&meta.manifest_sha256)
     )?;
     for src in view.state.sources()?.iter().take(TABLE_ROWS) {
         writeln!(
             s,
-            "- Source: {} ({} rows, sha256 `{}`{})",
-            escape(&src.written),
+            "- Source: {} ({} rows, sha256 {}{})",
+            code_span(&src.written),
             thousands(src.rows),
-            escape(&src.sha256),
+            code_span(&src.sha256),
             if src.pinned { ", pinned" } else { "" }
         )?;
     }
