@@ -35,7 +35,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Resolve a manifest against the live profiles and seal the plan into a state file.
     #[command(
-        after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
+        after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml --receipt\n  idprune plan plans/x.yaml --check-receipt --format markdown\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
     )]
     Plan(PlanArgs),
     /// Render a sealed plan and its progress.
@@ -45,7 +45,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Execute the approved plan; running it again resumes.
     #[command(
-        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed"
+        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.yaml --receipt plans/x.receipt.json\n  idprune apply plans/x.yaml --approve sha256:9f2c4e1a0b3d...\n  idprune apply plans/x.state.db --yes --retry-failed"
     )]
     Apply(ApplyArgs),
     /// Counts by state, lock holder, runs and last errors.

@@ -208,6 +208,7 @@ pub async fn apply_manifest(args: &ApplyArgs) -> anyhow::Result<Exit> {
             let state = State::open(&state_path)?;
             ensure_fingerprint_key(&state)?;
         }
+        warn_if_committable(&state_path);
         eprintln!(
             "The fresh plan is the approved one ({}); applying `{}`.",
             fresh.digest,
