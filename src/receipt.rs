@@ -94,19 +94,24 @@ impl ReceiptCounts {
         })
     }
 
-    /// Rows `(label, count)`: every action, then `type delete`-style rows per type.
-    fn rows(&self) -> BTreeMap<String, u64> {
-        let mut rows = BTreeMap::new();
-        for a in Action::ALL {
-            rows.insert(
-                format!("0 {}", a.as_str()),
-                self.by_action.get(a.as_str()).copied().unwrap_or(0),
-            );
-        }
-        rows.insert("1 profiles losing identifiers".into(), self.delete_profiles);
+    /// Rows `(label, count)`: every action in display order, the profiles, then one row per
+    /// (type, action) in type order.
+    fn rows(&self) -> Vec<(String, u64)> {
+        let mut rows: Vec<(String, u64)> = Action::ALL
+            .iter()
+            .map(|a| {
+                (
+                    a.as_str().to_owned(),
+                    self.by_action.get(a.as_str()).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        rows.push(("profiles losing identifiers".into(), self.delete_profiles));
         for (kind, actions) in &self.by_type {
-            for (action, n) in actions {
-                rows.insert(format!("2 {} {action}", crate::render::clean(kind)), *n);
+            for a in Action::ALL {
+                if let Some(n) = actions.get(a.as_str()) {
+                    rows.push((format!("{} {}", crate::render::clean(kind), a.as_str()), *n));
+                }
             }
         }
         rows
@@ -122,32 +127,28 @@ pub fn side_by_side(
 ) -> String {
     let a = approved.rows();
     let f = fresh.rows();
-    let mut labels: Vec<&String> = a.keys().chain(f.keys()).collect();
-    labels.sort();
-    labels.dedup();
-    let width = labels
-        .iter()
-        .map(|l| l.len().saturating_sub(2))
-        .max()
-        .unwrap_or(0)
-        .max(8);
+    // The approved rows in their order, then the fresh plan's new type rows.
+    let mut labels: Vec<&String> = a.iter().map(|(l, _)| l).collect();
+    for (l, _) in &f {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    let get = |rows: &[(String, u64)], label: &str| {
+        rows.iter().find(|(l, _)| l == label).map_or(0, |(_, n)| *n)
+    };
+    let width = labels.iter().map(|l| l.len()).max().unwrap_or(0).max(8);
     let mut out = format!(
-        "  {:<width$}  {:>12}  {:>12}\n",
-        "",
-        approved_label,
-        "fresh plan",
-        width = width
+        "  {:<width$}  {approved_label:>12}  {:>12}\n",
+        "", "fresh plan"
     );
     for label in labels {
-        let x = a.get(label).copied().unwrap_or(0);
-        let y = f.get(label).copied().unwrap_or(0);
+        let (x, y) = (get(&a, label), get(&f, label));
         out.push_str(&format!(
-            "{} {:<width$}  {:>12}  {:>12}\n",
+            "{} {label:<width$}  {:>12}  {:>12}\n",
             if x == y { ' ' } else { '*' },
-            &label[2..],
             thousands(x),
             thousands(y),
-            width = width
         ));
     }
     out
