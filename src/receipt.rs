@@ -277,6 +277,14 @@ impl Receipt {
         Ok(receipt)
     }
 
+    /// True when the receipt's `expires_at` has passed (or cannot be read).
+    pub fn expired(&self) -> bool {
+        match humantime::parse_rfc3339(&self.expires_at) {
+            Ok(t) => t < std::time::SystemTime::now(),
+            Err(_) => true,
+        }
+    }
+
     /// Why this receipt does not name the plan `fresh`, one reason a line; empty when it does.
     pub fn mismatches(&self, fresh: &Receipt) -> Vec<String> {
         let clean = crate::render::clean;
@@ -396,6 +404,10 @@ mod tests {
         later.created_at = "2026-01-02T00:00:00Z".into();
         later.expires_at = "2026-01-09T00:00:00Z".into();
         assert!(r.mismatches(&later).is_empty(), "times do not matter");
+        assert!(r.expired(), "2026-01-08 is past");
+        let mut fresh = r.clone();
+        fresh.expires_at = "2999-01-01T00:00:00Z".into();
+        assert!(!fresh.expired());
         later.digest = "sha256:bb".into();
         assert_eq!(r.mismatches(&later).len(), 1);
     }

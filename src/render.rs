@@ -439,7 +439,7 @@ fn summary_json(counts: &Counts) -> Value {
     })
 }
 
-fn item_json(s: &StoredItem, r: Redaction) -> Value {
+fn item_json(s: &StoredItem, r: Redaction, masker: &crate::mask::Masker) -> Value {
     let value = |v: &str| {
         if r.0 {
             REDACTED.to_owned()
@@ -452,9 +452,14 @@ fn item_json(s: &StoredItem, r: Redaction) -> Value {
     } else {
         s.item.lookup.clone()
     };
+    // Redacted items carry the keyed fingerprint of their identifier, the same as the
+    // markdown view's (`~1a2b3c4d`), so views made with one key can be matched up.
+    let fingerprint =
+        r.0.then(|| masker.fingerprint(&s.item.identifier.kind, &s.item.identifier.id));
     json!({
         "seq": s.item.seq,
         "profile": lookup,
+        "fingerprint": fingerprint,
         "user_id": s.item.user_id.as_deref().map(value),
         "identifier": {"type": s.item.identifier.kind, "id": value(&s.item.identifier.id)},
         "action": s.item.action.as_str(),
@@ -501,13 +506,14 @@ fn json_with_items(
         writeln!(out, "  {}: {},", Value::String(key.clone()), value)?;
     }
     write!(out, "  \"items\": [")?;
+    let masker = crate::mask::Masker::for_state(state, None)?;
     let mut first = true;
     state.for_each_item_in(ItemFilter::All, u64::MAX, |s| {
         write!(
             out,
             "{}\n    {}",
             if first { "" } else { "," },
-            item_json(&s, r)
+            item_json(&s, r, &masker)
         )?;
         first = false;
         Ok(())

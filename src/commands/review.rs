@@ -87,6 +87,7 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
     if let Some(file) = &args.check_receipt {
         let path = file.clone().unwrap_or_else(|| receipt_path(&args.manifest));
         let committed = Receipt::read(&path)?;
+        refuse_expired(&committed, &path)?;
         let fresh = Receipt::of(state, &manifest_name(&path)?)?;
         let why = committed.mismatches(&fresh);
         if !why.is_empty() {
@@ -107,6 +108,19 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
         );
     }
     Ok(None)
+}
+
+/// Refuses a receipt past its expiry: the review it records is as old as its plan's TTL.
+fn refuse_expired(receipt: &Receipt, path: &Path) -> anyhow::Result<()> {
+    if receipt.expired() {
+        return Err(Refused(format!(
+            "receipt `{}` expired at {}; profiles may have changed since that review: run `idprune plan MANIFEST --receipt`, commit the new receipt and get it reviewed again",
+            path.display(),
+            clean(&receipt.expires_at)
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// True when `path` starts with the SQLite header (a state file), false for anything else
@@ -144,7 +158,11 @@ impl Drop for Scratch {
 pub async fn apply_manifest(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let manifest = &args.state;
     let receipt = match &args.receipt {
-        Some(path) => Some((path.clone(), Receipt::read(path)?)),
+        Some(path) => {
+            let r = Receipt::read(path)?;
+            refuse_expired(&r, path)?;
+            Some((path.clone(), r))
+        }
         None => None,
     };
     let approved = match (&args.approve, &receipt) {

@@ -414,6 +414,25 @@ fn nothing_personal_or_hostile_reaches_a_pull_request() {
         fingerprints(&with_key("m.state.db")),
         fingerprints(&with_key("other.state.db"))
     );
+    let json: serde_json::Value = serde_json::from_str(
+        &test
+            .idprune(["show", "m.state.db", "--format", "json"])
+            .env(
+                "IDPRUNE_FINGERPRINT_KEY",
+                "a shared key for this repository",
+            )
+            .run()
+            .ok()
+            .stdout,
+    )
+    .expect("json");
+    let first = json["items"][0]["fingerprint"]
+        .as_str()
+        .expect("a fingerprint");
+    assert!(
+        with_key("m.state.db").contains(&format!("~{first}")),
+        "JSON and markdown fingerprints agree"
+    );
     assert_ne!(
         fingerprints(&with_key("m.state.db")),
         fingerprints(
@@ -526,4 +545,29 @@ fn the_gfm_check_catches_raw_html() {
 #[should_panic(expected = "a mention survived")]
 fn the_gfm_check_catches_a_mention() {
     safe_on_github("hello @octocat\n", "a mention");
+}
+
+#[test]
+fn an_expired_receipt_is_refused() {
+    let test = review_test();
+    test.idprune(["plan", "m.yaml", "--receipt"]).run().ok();
+    let mut receipt: serde_json::Value =
+        serde_json::from_str(&test.read("m.receipt.json")).expect("receipt");
+    receipt["expires_at"] = "2020-01-01T00:00:00Z".into();
+    test.write("m.receipt.json", &receipt.to_string());
+    test.idprune(["plan", "m.yaml", "--check-receipt"])
+        .run()
+        .code(4)
+        .stderr_has("expired at 2020-01-01T00:00:00Z");
+    std::fs::remove_file(test.path("m.state.db")).expect("removing the state file");
+    let before = test.emu().stats().requests;
+    test.idprune(["apply", "m.yaml", "--receipt", "m.receipt.json"])
+        .run()
+        .code(4)
+        .stderr_has("expired");
+    assert_eq!(
+        test.emu().stats().requests,
+        before,
+        "nothing was read or sent"
+    );
 }
