@@ -571,3 +571,28 @@ fn an_expired_receipt_is_refused() {
         "nothing was read or sent"
     );
 }
+
+#[test]
+fn a_receipt_also_approves_a_state_file_and_a_foreign_journal_is_kept() {
+    let test = review_test();
+    test.idprune(["plan", "m.yaml", "--receipt"]).run().ok();
+    // `apply STATE --receipt FILE`: the receipt's digest is the approval.
+    test.idprune(["apply", "m.state.db", "--receipt", "m.receipt.json"])
+        .run()
+        .ok();
+    let applied = test.emu().stats().deleted_set();
+    assert_eq!(applied, test.planned_deletes("m.state.db"));
+    // The state file now holds a journal; a manifest approved by another digest must not
+    // replace it.
+    let other = "sha256:".to_owned() + &"ab".repeat(32);
+    test.idprune(["apply", "m.yaml", "--approve", &other])
+        .run()
+        .code(4)
+        .stderr_has("holds the journal of another plan");
+    assert_eq!(test.emu().stats().deleted_set(), applied);
+    let runs: i64 = test
+        .db("m.state.db")
+        .query_row("SELECT count(*) FROM runs", [], |r| r.get(0))
+        .expect("counting runs");
+    assert_eq!(runs, 1, "the journal of the first run is kept as it was");
+}
