@@ -635,6 +635,51 @@ mod tests {
         assert!(!text.contains("p1@import.invalid"));
     }
 
+    fn gfm(markdown: &str) -> String {
+        let mut options = comrak::Options::default();
+        options.extension.table = true;
+        options.extension.autolink = true;
+        options.extension.strikethrough = true;
+        options.render.r#unsafe = true;
+        comrak::markdown_to_html(markdown, &options)
+    }
+
+    /// The elements in rendered HTML, by name.
+    fn elements(html: &str) -> Vec<String> {
+        html.match_indices('<')
+            .map(|(at, _)| {
+                html[at + 1..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '!')
+                    .collect()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        /// Whatever the value, escaped text renders as one paragraph of text and a code span
+        /// as one code element: no other element, no link, nothing that closes a block.
+        #[test]
+        fn no_value_becomes_markup(
+            value in proptest::string::string_regex(
+                r#"([a-z0-9 ]|<|>|&|"|'|@|:|/|\.|#|\[|\]|\(|\)|!|\*|_|`|\||~|\\|=|-|\+|\n|www\.|https://|</details>|<img src=x>|&#64;|&lt;){1,40}"#
+            ).expect("regex")
+        ) {
+            let text = gfm(&format!("x {} x\n", escape(&value)));
+            let kinds = elements(&text);
+            proptest::prop_assert!(
+                kinds.iter().all(|k| k == "p" || k == "/p"),
+                "escape({:?}) rendered {}", value, text
+            );
+            let code = gfm(&format!("x {} x\n", code_span(&value)));
+            let kinds = elements(&code);
+            proptest::prop_assert!(
+                kinds.iter().all(|k| ["p", "/p", "code", "/code"].contains(&k.as_str())),
+                "code_span({:?}) rendered {}", value, code
+            );
+        }
+    }
+
     #[test]
     fn origins_name_their_file() {
         assert_eq!(origin_file("plans/m.yaml:3:5"), "plans/m.yaml");
