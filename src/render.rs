@@ -1,10 +1,12 @@
 //! Rendering for people and programs: the plan (per-profile identifier diffs and the summary
-//! line), its progress, and the status view, as text, markdown or JSON, into any `impl Write`.
-//! This is the only module that formats for people. Two rules hold everywhere:
+//! line), its progress, and the status view, as text or JSON, into any `impl Write`; the
+//! markdown view for pull requests is [`crate::markdown`], built on these helpers. Two rules
+//! hold everywhere:
 //! - every value from outside (identifiers, lookups, Segment's messages) passes through
 //!   [`clean`], so control characters and ANSI escapes never reach a terminal raw;
 //! - with redaction on, identifier values (lookups and `user_id`s included) are replaced by
-//!   [`REDACTED`]; types, counts, actions, notes and the digest stay visible.
+//!   [`REDACTED`] (markdown: a masked preview and a keyed fingerprint, [`crate::mask`]);
+//!   types, counts, actions, notes and the digest stay visible.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -21,10 +23,6 @@ use crate::state::{
 
 /// What stands in for a hidden value.
 pub const REDACTED: &str = "***";
-
-/// Profiles (and other items) a markdown view lists before it summarises the rest, so a pull
-/// request comment stays under the hosts' size limits (GitHub: 65,536 characters).
-pub const MARKDOWN_LIMIT: u64 = 200;
 
 /// Output formats of `show` and `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -322,100 +320,16 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     Ok(())
 }
 
-/// Writes the plan view as markdown for a pull request.
+/// Writes the plan view as markdown for a pull request: [`crate::markdown::plan`] with the
+/// masked preview when `r` redacts.
 pub fn plan_markdown(
     view: &PlanView<'_>,
     r: Redaction,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let m = &view.meta;
-    writeln!(
-        out,
-        "### idprune plan for `{}` ({})",
-        clean(&m.space),
-        m.region
-    )?;
-    writeln!(out)?;
-    writeln!(out, "**{}**", summary_line(&view.counts))?;
-    writeln!(out)?;
-    writeln!(out, "- Digest: `{}`", m.digest)?;
-    writeln!(out, "- Reason: {}", clean(&m.reason))?;
-    writeln!(
-        out,
-        "- Approve with: `idprune apply <state> --approve {}`",
-        m.digest
-    )?;
-    if r.0 {
-        writeln!(
-            out,
-            "- Identifier values are redacted; run `idprune show <state>` locally to see them."
-        )?;
-    }
-    writeln!(out)?;
-    writeln!(out, "| action | items |\n|---|---:|")?;
-    for a in Action::ALL {
-        writeln!(
-            out,
-            "| {} | {} |",
-            a.as_str(),
-            thousands(view.counts.action(a))
-        )?;
-    }
-    if started(&view.counts) {
-        writeln!(out, "\n{}", progress_line(&view.counts))?;
-    }
-    if view.counts.delete_profiles > 0 {
-        writeln!(
-            out,
-            "\n<details><summary>Per-profile changes ({} profiles)</summary>\n",
-            thousands(view.counts.delete_profiles)
-        )?;
-        writeln!(out, "```diff")?;
-        diffs(view, r, "# ", MARKDOWN_LIMIT, out)?;
-        writeln!(out, "```")?;
-        let hidden = view.counts.delete_profiles.saturating_sub(MARKDOWN_LIMIT);
-        if hidden > 0 {
-            writeln!(
-                out,
-                "\n… and {} more profiles: `idprune show <state>` lists them all.",
-                thousands(hidden)
-            )?;
-        }
-        writeln!(out, "</details>")?;
-    }
-    let others = view.state.count_items(ItemFilter::NotSentOrNoted)?;
-    if others > 0 {
-        writeln!(
-            out,
-            "\n<details><summary>Not sent, or worth a look ({})</summary>\n",
-            thousands(others)
-        )?;
-        writeln!(out, "```")?;
-        item_lines(view, ItemFilter::NotSentOrNoted, MARKDOWN_LIMIT, "", r, out)?;
-        writeln!(out, "```")?;
-        if others > MARKDOWN_LIMIT {
-            writeln!(out, "\n… and {} more.", thousands(others - MARKDOWN_LIMIT))?;
-        }
-        writeln!(out, "</details>")?;
-    }
-    if !view.warnings.is_empty() {
-        writeln!(out)?;
-        for w in view.warnings.iter().take(MARKDOWN_LIMIT as usize) {
-            writeln!(out, "> warning: {}", clean(w))?;
-        }
-        if view.warnings.len() as u64 > MARKDOWN_LIMIT {
-            writeln!(
-                out,
-                "> … and {} more warnings.",
-                thousands(view.warnings.len() as u64 - MARKDOWN_LIMIT)
-            )?;
-        }
-    }
-    writeln!(out)?;
-    for line in SCOPE_REMINDER {
-        writeln!(out, "> {line}")?;
-    }
-    Ok(())
+    let level = r.0.then_some(crate::mask::RedactLevel::Preview);
+    let masker = crate::mask::Masker::for_state(view.state, level)?;
+    crate::markdown::plan(view, &masker, &view.state.path().display().to_string(), out)
 }
 
 fn by_name<K: Copy>(
