@@ -184,11 +184,12 @@ pub struct ShowArgs {
 pub struct ApplyArgs {
     /// The state file written by `plan` — or the manifest, which is then planned afresh into
     /// its default state file and applied only when the fresh digest is the approved one.
+    #[arg(value_name = "STATE|MANIFEST")]
     pub state: PathBuf,
     /// The approved digest (`sha256:<hex>`, bare hex, or a unique prefix of 12+ hex digits).
     #[arg(long, value_name = "DIGEST")]
     pub approve: Option<String>,
-    /// With a manifest: the committed receipt whose digest is approved.
+    /// The committed receipt whose digest is approved (instead of `--approve`).
     #[arg(long, value_name = "FILE", conflicts_with = "approve")]
     pub receipt: Option<PathBuf>,
     /// Apply without asking.
