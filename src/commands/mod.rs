@@ -6,6 +6,7 @@ mod apply;
 mod demo;
 mod plan;
 mod progress;
+mod review;
 mod show;
 
 use std::io::{IsTerminal as _, Read as _};

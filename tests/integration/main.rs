@@ -26,6 +26,8 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
+//! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
+//!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
 mod architecture;
 mod auth;
@@ -45,5 +47,6 @@ mod properties;
 mod refusals;
 mod render;
 mod resilience;
+mod review;
 mod secrets;
 mod tamper;

@@ -58,6 +58,9 @@ macro_rules! snapshot {
                 (r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]"),
                 (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
                 (dir.as_str(), "[DIR]/"),
+                (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]"),
+                (r"~[0-9a-f]{8}", "~[FP]"),
+                (r"127\\\.0\\\.0\\\.1\\:\d+", "127.0.0.1:[PORT]"),
             ],
             prepend_module_to_snapshot => false,
         }, {
@@ -297,10 +300,9 @@ fn stderr_warnings_hide_values_when_redacted() {
 }
 
 #[test]
-fn markdown_lists_at_most_200_profiles_and_items_then_says_how_many_more() {
-    const PROFILES: usize = 230;
+fn markdown_stays_under_its_budget_and_says_what_it_left_out() {
+    const PROFILES: usize = 1_000;
     const ABSENT: usize = 215;
-    let limit = idprune::render::MARKDOWN_LIMIT as usize;
     let test = crate::kills::fleet(PROFILES, &[]);
     let mut csv = String::from("email\n");
     for k in 0..ABSENT {
@@ -316,11 +318,17 @@ fn markdown_lists_at_most_200_profiles_and_items_then_says_how_many_more() {
         .run()
         .ok();
     let md = &out.stdout;
-    // The per-profile diff: 200 profile headers, then the line naming the rest.
+    assert!(
+        md.len() <= idprune::markdown::BUDGET,
+        "{} bytes, over the budget of {}",
+        md.len(),
+        idprune::markdown::BUDGET
+    );
+    // The lines of the fenced block after `start` (empty when the block is not there).
     let block = |start: &str| -> Vec<&str> {
-        let from = md
-            .find(start)
-            .unwrap_or_else(|| panic!("no {start:?}\n{md}"));
+        let Some(from) = md.find(start) else {
+            return Vec::new();
+        };
         md[from..]
             .lines()
             .skip_while(|l| !l.starts_with("```"))
@@ -328,22 +336,42 @@ fn markdown_lists_at_most_200_profiles_and_items_then_says_how_many_more() {
             .take_while(|l| !l.starts_with("```"))
             .collect()
     };
-    let diff = block("Per-profile changes");
-    assert_eq!(
-        diff.iter().filter(|l| l.starts_with("# profile ")).count(),
-        limit,
-        "{md}"
-    );
+    let number = |text: &str| -> usize { text.replace(',', "").parse().expect("a count") };
+    // "the diffs of N of 1,000 profiles": what is shown and what is left out add up.
+    let shown = block("Per-profile changes")
+        .iter()
+        .filter(|l| l.starts_with("# profile "))
+        .count();
     assert!(
-        md.contains(&format!("… and {} more profiles", PROFILES - limit)),
-        "{md}"
+        shown > 0 && shown < PROFILES,
+        "{shown} profiles shown\n{md}"
     );
-    let others = block("Not sent, or worth a look");
-    assert_eq!(others.len(), limit, "{md}");
+    let left_out = md
+        .split("the diffs of ")
+        .nth(1)
+        .and_then(|rest| rest.split(" of ").next())
+        .map(number)
+        .unwrap_or_else(|| panic!("the view does not say which diffs it left out\n{md}"));
+    assert_eq!(shown + left_out, PROFILES, "{md}");
+    assert!(md.contains("Left out to stay under GitHub's"), "{md}");
     assert!(
-        md.contains(&format!("… and {} more.", ABSENT - limit)),
-        "{md}"
+        md.contains("idprune show"),
+        "it says where the full plan is\n{md}"
     );
+    // The items nothing is sent for: listed, or counted as left out.
+    let listed = block("Not sent, or worth a look").len();
+    // "N of 215 items not sent or worth a look" (or "215 items ..." when none is listed).
+    let unlisted = md
+        .split(" items not sent or worth a look")
+        .next()
+        .filter(|_| md.contains(" items not sent or worth a look"))
+        .map(|before| {
+            let part = before.rsplit("; ").next().unwrap_or(before);
+            let part = part.rsplit(": ").next().unwrap_or(part);
+            number(part.split(' ').next().expect("a count"))
+        })
+        .unwrap_or(0);
+    assert_eq!(listed + unlisted, ABSENT, "{md}");
     // The summary still counts everything.
-    assert!(md.contains(&format!("{PROFILES} to delete")), "{md}");
+    assert!(md.contains("1,000 to delete"), "{md}");
 }
