@@ -149,8 +149,22 @@ fn confirm(state: &State, digest: &str, ui: &Ui) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `idprune apply STATE`.
+/// `idprune apply STATE`, or `idprune apply MANIFEST` (see [`super::review`]): the file is
+/// sniffed, not named by its extension.
 pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
+    if !super::review::is_state_file(&args.state)? {
+        return super::review::apply_manifest(args, api, ui).await;
+    }
+    if let Some(receipt) = &args.receipt {
+        let mut approved = args.clone();
+        approved.approve = Some(crate::receipt::Receipt::read(receipt)?.digest);
+        return apply_state(&approved, api, ui).await;
+    }
+    apply_state(args, api, ui).await
+}
+
+/// `idprune apply STATE`: the classic form.
+pub(super) async fn apply_state(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(&args.state, "apply")?;
     let mut state = State::open(&args.state)?;
     let meta = state.meta()?;

@@ -89,10 +89,13 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         out: None,
         detailed_exitcode: true,
         format: Format::Text,
-        redact: false,
+        redact: None,
         reveal: false,
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+        receipt: false,
+        check_receipt: None,
+        allow_unresolved: false,
     };
     let planned = plan::plan(&plan_args, &api, ui).await?;
     ui.say(format!(
@@ -108,7 +111,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         &ShowArgs {
             state: state.clone(),
             format: Format::Markdown,
-            redact: false,
+            redact: None,
             reveal: false,
         },
         ui,
@@ -120,6 +123,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         &ApplyArgs {
             state: state.clone(),
             approve: Some(digest[..19].to_owned()),
+            receipt: None,
             yes: false,
             retry_failed: false,
             format: OutputFormat::Text,

@@ -7,6 +7,7 @@ mod apply;
 mod demo;
 mod plan;
 mod progress;
+mod review;
 mod shell;
 mod show;
 mod sniff;

@@ -137,6 +137,88 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    let redact = default_redaction(args.format, args.redact.is_some(), args.reveal);
+    let fresh = seal_fresh(args, &state_path, api, redact.0, ui).await?;
+    let (digest, deletes) = (fresh.digest, fresh.deletes);
+    let state = State::open(&state_path)?;
+    if !ui.quiet || args.format == Format::Json {
+        print_plan(&state, args.format, redact, args.redact, ui)?;
+    }
+    ui.note(format!(
+        "Sealed plan {digest} into `{}`.",
+        state_path.display()
+    ));
+    super::review::warn_if_committable(&state_path);
+    if let Some(exit) = super::review::after_plan(args, &state)? {
+        return Ok(exit);
+    }
+    if deletes == 0 {
+        ui.note("No changes: nothing to delete.");
+    } else {
+        ui.note(format!(
+            "Review it, then: idprune apply {} --approve {digest}",
+            state_path.display()
+        ));
+    }
+    Ok(if args.detailed_exitcode && deletes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// A plan just sealed into its state file.
+pub(super) struct Fresh {
+    /// Its digest.
+    pub digest: String,
+    /// How many `delete` items it holds.
+    pub deletes: u64,
+}
+
+/// Stages the manifest, resolves it and seals the plan into `state_path`; prints progress
+/// and warnings on stderr, not the plan. `plan` and `apply MANIFEST` share it.
+pub(super) async fn seal_fresh(
+    args: &PlanArgs,
+    state_path: &Path,
+    api: &Api,
+    redact_warnings: bool,
+    ui: &Ui,
+) -> anyhow::Result<Fresh> {
+    seal_inputs(
+        &PlanInputs {
+            manifest: args.manifest.clone(),
+            force: args.force,
+            ttl: args.ttl,
+            api: api.clone(),
+            redact_warnings,
+        },
+        state_path,
+        ui,
+    )
+    .await
+}
+
+/// What sealing a fresh plan needs from the command line.
+pub(super) struct PlanInputs {
+    /// The manifest.
+    pub manifest: std::path::PathBuf,
+    /// Replace a state file holding a journal.
+    pub force: bool,
+    /// The plan's TTL.
+    pub ttl: std::time::Duration,
+    /// The API and pacing.
+    pub api: Api,
+    /// Hide the values manifest warnings quote.
+    pub redact_warnings: bool,
+}
+
+/// [`seal_fresh`] from its inputs.
+pub(super) async fn seal_inputs(
+    args: &PlanInputs,
+    state_path: &Path,
+    ui: &Ui,
+) -> anyhow::Result<Fresh> {
+    let state_path = state_path.to_owned();
     check_out_dir(&state_path)?;
     sniff::expect_state_target(&state_path)?;
     let leftovers = state::remove_leftovers(&state_path);
@@ -154,13 +236,12 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
-    let redact = default_redaction(args.format, args.redact, args.reveal);
     for w in &manifest.warnings {
-        ui.warn(render::clean(&warning_text(w, redact.0)));
+        ui.warn(render::clean(&warning_text(w, args.redact_warnings)));
     }
-    let base = api.base_url(manifest.region)?;
-    let pace = api.pace;
-    let api = Arc::new(api.client(&base, &manifest.space)?);
+    let base = args.api.base_url(manifest.region)?;
+    let pace = args.api.pace;
+    let api = Arc::new(args.api.client(&base, &manifest.space)?);
 
     let total = stage.lookup_count()?;
     ui.note(format!(
@@ -210,27 +291,9 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .finish()
         .with_context(|| format!("writing state file `{}`", state_path.display()))?;
     drop(stage);
-
-    let state = State::open(&state_path)?;
-    if !ui.quiet || args.format == Format::Json {
-        print_plan(&state, args.format, redact, ui)?;
-    }
-    ui.note(format!(
-        "Sealed plan {digest} into `{}`.",
-        state_path.display()
-    ));
-    if planned.deletes == 0 {
-        ui.note("No changes: nothing to delete.");
-    } else {
-        ui.note(format!(
-            "Review it, then: idprune apply {} --approve {digest}",
-            state_path.display()
-        ));
-    }
-    Ok(if args.detailed_exitcode && planned.deletes > 0 {
-        Exit::Changes
-    } else {
-        Exit::Success
+    Ok(Fresh {
+        digest,
+        deletes: planned.deletes,
     })
 }
 
@@ -349,15 +412,33 @@ pub fn redact_quoted(text: &str) -> String {
     out
 }
 
-/// Prints a state file's plan in `format` to stdout.
-pub fn print_plan(state: &State, format: Format, redact: Redaction, ui: &Ui) -> anyhow::Result<()> {
+/// Prints a state file's plan in `format` to stdout. `level` is the `--redact` level asked
+/// for (markdown: `full` hides even the masked preview).
+pub fn print_plan(
+    state: &State,
+    format: Format,
+    redact: Redaction,
+    level: Option<crate::mask::RedactLevel>,
+    ui: &Ui,
+) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
     // Colour only in the text view: markdown and JSON go to files and programs.
     let color = ui.color && format == Format::Text;
     let mut out = super::ui::Colored::new(std::io::BufWriter::new(super::ui::stdout()), color);
     match format {
         Format::Text => render::plan_text(&view, redact, &mut out)?,
-        Format::Markdown => render::plan_markdown(&view, redact, &mut out)?,
+        Format::Markdown => {
+            let level = redact
+                .0
+                .then(|| level.unwrap_or(crate::mask::RedactLevel::Preview));
+            let masker = crate::mask::Masker::for_state(state, level)?;
+            crate::markdown::plan(
+                &view,
+                &masker,
+                &state.path().display().to_string(),
+                &mut out,
+            )?
+        }
         Format::Json => render::plan_json(&view, redact, &mut out)?,
     }
     out.flush()?;

@@ -113,12 +113,13 @@ fn a_manifest_where_a_state_file_goes_is_named() {
     let m = test.path("m.yaml");
     std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o644))
         .expect("chmod");
+    // `apply MANIFEST` exists (with the approved plan named); without one it says what to do.
     let out = test
         .idprune(["apply", "m.yaml", "--yes"])
         .run()
-        .code(1)
-        .stderr_has("`m.yaml` is a manifest (text), not an idprune state file")
-        .stderr_has("idprune plan m.yaml");
+        .code(4)
+        .stderr_has("`m.yaml` is a manifest, not a state file: run `idprune plan m.yaml` first")
+        .stderr_has("--approve DIGEST");
     assert!(!out.stderr.contains("chmod"), "{}", out.stderr);
     // After a chmod 600 the old message was SQLite's "file is not a database".
     std::fs::set_permissions(&m, std::os::unix::fs::PermissionsExt::from_mode(0o600))
@@ -126,8 +127,8 @@ fn a_manifest_where_a_state_file_goes_is_named() {
     let out = test
         .idprune(["apply", "m.yaml", "--yes"])
         .run()
-        .code(1)
-        .stderr_has("`m.yaml` is a manifest (text), not an idprune state file");
+        .code(4)
+        .stderr_has("`m.yaml` is a manifest, not a state file");
     assert!(!out.stderr.contains("not a database"), "{}", out.stderr);
     for command in ["show", "status", "verify", "purge"] {
         test.idprune([command, "m.yaml"])
@@ -537,10 +538,20 @@ fn redact_hides_the_values_warnings_quote() {
             "{HEAD}remove:\n  - profile: email:Dave@Acme.io\n    identifier: email:dave@acme.io\n"
         ),
     );
-    let plain = test.idprune(["plan", "m.yaml"]).run().ok();
+    let plain = test
+        .idprune(["plan", "m.yaml", "--allow-unresolved"])
+        .run()
+        .ok();
     assert!(plain.stderr.contains("Dave@Acme.io"), "{}", plain.stderr);
     let redacted = test
-        .idprune(["plan", "m.yaml", "--redact", "-o", "r.state.db"])
+        .idprune([
+            "plan",
+            "m.yaml",
+            "--redact",
+            "-o",
+            "r.state.db",
+            "--allow-unresolved",
+        ])
         .run()
         .ok()
         .stderr_has("warning:");
