@@ -75,6 +75,11 @@ pub enum Command {
     /// The whole job offline: emulator, plan, show, apply, status, verify.
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(DemoArgs),
+    /// Find archived events that would re-add removed identifiers; exit 2 if any.
+    #[command(
+        after_help = "Examples:\n  idprune guard plans/x.state.db --archive s3-export/segment-logs\n  idprune guard plans/x.state.db --archive export/ --write-filtered export-filtered/\n\nExit codes: 0 no event references a removed identifier, 2 some do, 1 error (also: a file\ncould not be read to its end)."
+    )]
+    Guard(GuardArgs),
 }
 
 /// How to reach Segment.
@@ -276,4 +281,31 @@ pub struct DemoArgs {
     /// temporary one.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// Formats of `guard`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardFormat {
+    /// For people.
+    Text,
+    /// One JSON object (no identifier values).
+    Json,
+}
+
+/// `guard`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The state file whose `delete` items are the identifiers to look for.
+    pub state: PathBuf,
+    /// Event Archive exports: gzipped or plain JSON-lines files, or directories walked
+    /// recursively (`segment-logs/<source-id>/<received-day>/...`).
+    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    pub archive: Vec<PathBuf>,
+    /// Write copies without the matching events here (same layout, same compression;
+    /// malformed lines are kept unchanged). Refuses to replace existing files.
+    #[arg(long, value_name = "DIR")]
+    pub write_filtered: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
+    pub format: GuardFormat,
 }

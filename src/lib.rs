@@ -15,6 +15,7 @@ pub mod commands;
 pub mod digest;
 pub mod emulator;
 pub mod exit;
+pub mod guard;
 pub mod manifest;
 pub mod model;
 pub mod pace;

@@ -4,6 +4,7 @@
 
 mod apply;
 mod demo;
+mod guard;
 mod plan;
 mod progress;
 mod show;
@@ -64,6 +65,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Unlock(args) => show::unlock(&args),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,
+        Command::Guard(args) => guard::guard(&args),
     }
 }
 
