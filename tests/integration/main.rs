@@ -20,6 +20,8 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
+//!   exactly the rest in the filtered copy.
 
 mod auth;
 mod bad_inputs;
@@ -27,6 +29,7 @@ mod crash;
 mod disk;
 mod encoding;
 mod faults;
+mod guard;
 mod harness;
 mod input_errors;
 mod kills;
