@@ -271,7 +271,7 @@ fn generate(root: &Path, args: &Args) -> anyhow::Result<(u64, u64, u64)> {
                 format!("user{user}@example.com")
             };
             let kind = ["track", "identify", "page"][(r >> 8) as usize % 3];
-            let hit_in_context = hit && (r >> 30) % 2 == 0;
+            let hit_in_context = hit && (r >> 30).is_multiple_of(2);
             use std::fmt::Write as _;
             write!(
                 line,
