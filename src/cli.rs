@@ -52,7 +52,9 @@ pub enum Command {
     #[command(after_help = "Example:\n  idprune status plans/x.state.db --format json")]
     Status(StatusArgs),
     /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
-    #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
+    #[command(
+        after_help = "Examples:\n  idprune verify plans/x.state.db\n  idprune verify plans/x.state.db --wait 6m\n\nExit codes: 0 every removed identifier is gone, 2 some are still present or re-introduced."
+    )]
     Verify(VerifyArgs),
     /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
     #[command(
@@ -212,6 +214,15 @@ pub struct StatusArgs {
     pub reveal: bool,
 }
 
+/// Formats of `verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    /// For people.
+    Text,
+    /// One JSON object (values redacted unless `--reveal`).
+    Json,
+}
+
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -220,6 +231,17 @@ pub struct VerifyArgs {
     /// Hide identifier values.
     #[arg(long)]
     pub redact: bool,
+    /// Poll with back-off until every removed identifier is gone or this much time has passed
+    /// (`--wait` alone: 6m, beyond Segment's documented propagation of up to 5 minutes).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "6m",
+          value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long)]
+    pub reveal: bool,
     #[command(flatten)]
     pub pace: PaceArgs,
     #[command(flatten)]

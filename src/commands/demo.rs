@@ -125,9 +125,12 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
     })?;
 
     step("idprune verify");
-    let verified = show::verify(&VerifyArgs {
+    let verified = super::verify::verify(&VerifyArgs {
         state: state.clone(),
         redact: false,
+        wait: None,
+        format: crate::cli::VerifyFormat::Text,
+        reveal: false,
         pace: pace.clone(),
         api: api.clone(),
     })

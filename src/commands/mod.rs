@@ -8,6 +8,7 @@ mod guard;
 mod plan;
 mod progress;
 mod show;
+mod verify;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -59,7 +60,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Show(args) => show::show(&args),
         Command::Apply(args) => apply::apply(&args).await,
         Command::Status(args) => show::status(&args),
-        Command::Verify(args) => show::verify(&args).await,
+        Command::Verify(args) => verify::verify(&args).await,
         Command::Report(args) => show::report(&args),
         Command::Purge(args) => show::purge(&args),
         Command::Unlock(args) => show::unlock(&args),

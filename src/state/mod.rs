@@ -11,6 +11,7 @@ pub mod lock;
 mod purge;
 pub mod schema;
 mod seal;
+pub mod verify;
 
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
 pub use seal::{Sealer, create_private, remove_leftovers};

@@ -4,7 +4,7 @@
 use rusqlite::Connection;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// Schema version 1.
 const V1: &str = r#"
@@ -86,6 +86,34 @@ CREATE TRIGGER runs_finished_frozen BEFORE UPDATE ON runs WHEN OLD.finished_at I
 BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
 "#;
 
+/// Schema version 2: the verification history of `verify` (seqs and times only, no values).
+/// `verifications` is one row per `verify` run; `verify_items` holds, per item, what the
+/// latest verification saw and when the item was last seen gone, which is how a later
+/// verification tells "re-introduced" from "still present".
+const V2: &str = r#"
+CREATE TABLE verifications (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at    INTEGER NOT NULL,
+    finished_at   INTEGER NOT NULL,
+    polls         INTEGER NOT NULL,
+    checked       INTEGER NOT NULL,
+    gone          INTEGER NOT NULL,
+    still_present INTEGER NOT NULL,
+    reintroduced  INTEGER NOT NULL,
+    not_found     INTEGER NOT NULL,
+    outcome       TEXT NOT NULL     -- gone | present
+) STRICT;
+
+CREATE TABLE verify_items (
+    seq             INTEGER PRIMARY KEY,
+    verification    INTEGER NOT NULL,   -- the latest verification that checked it
+    status          TEXT NOT NULL,      -- gone | still_present | reintroduced | not_found
+    checked_at      INTEGER NOT NULL,
+    last_gone_at    INTEGER,            -- the latest time a verification saw it gone
+    last_gone_in    INTEGER             -- and which verification that was
+) STRICT;
+"#;
+
 /// The indexes of `items`: part of the schema, dropped while a new plan is bulk-loaded.
 pub const CREATE_ITEM_INDEXES: &str = "
 CREATE INDEX items_by_state ON items (state, seq);
@@ -106,7 +134,11 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     if version < 1 {
         conn.execute_batch(V1)?;
         conn.execute_batch(CREATE_ITEM_INDEXES)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        conn.pragma_update(None, "user_version", 1)?;
+    }
+    if version < 2 {
+        // One transaction: a file is either fully at version 2 or untouched.
+        conn.execute_batch(&format!("BEGIN; {V2} PRAGMA user_version = 2; COMMIT;"))?;
     }
     Ok(())
 }

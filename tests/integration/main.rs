@@ -22,6 +22,7 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
+//! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 
 mod auth;
 mod bad_inputs;
@@ -39,3 +40,4 @@ mod refusals;
 mod render;
 mod resilience;
 mod secrets;
+mod verify;
