@@ -82,6 +82,11 @@ pub enum Command {
         after_help = "Examples:\n  idprune guard plans/x.state.db --archive s3-export/segment-logs\n  idprune guard plans/x.state.db --archive export/ --write-filtered export-filtered/\n\nExit codes: 0 no event references a removed identifier, 2 some do, 1 error (also: a file\ncould not be read to its end)."
     )]
     Guard(GuardArgs),
+    /// Write a manifest for a CSV export, pinned by sha256, `reason` left for you to fill in.
+    #[command(
+        after_help = "Example:\n  idprune init --from-csv plans/bad-emails.csv --profile-column segment_id --remove-column email -o plans/2026-11-bad-emails.yaml"
+    )]
+    Init(InitArgs),
 }
 
 /// How to reach Segment.
@@ -330,4 +335,50 @@ pub struct GuardArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
     pub format: GuardFormat,
+}
+
+/// Regions of `init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitRegion {
+    /// `profiles.segment.com`.
+    Us,
+    /// `profiles.euw1.segment.com`.
+    Eu,
+}
+
+impl InitRegion {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+        }
+    }
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The CSV export (for example from `report --sql --discover`).
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: PathBuf,
+    /// The column holding each row's profile lookup (`user_id`, `segment_id`, or any type).
+    #[arg(long, value_name = "COL")]
+    pub profile_column: String,
+    /// A column of identifiers to remove; its header is the identifier type. Repeatable.
+    #[arg(long, value_name = "COL", required = true)]
+    pub remove_column: Vec<String>,
+    /// The manifest to write (default: the CSV's path with `.yaml`). Must be in a directory
+    /// that holds the CSV.
+    #[arg(short = 'o', long = "out", value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// The Unify space id (left as a placeholder for you to fill in when absent).
+    #[arg(long, value_name = "SPACE")]
+    pub space: Option<String>,
+    /// The space's region.
+    #[arg(long, value_enum, default_value_t = InitRegion::Us)]
+    pub region: InitRegion,
+    /// Replace an existing manifest.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -5,6 +5,7 @@
 mod apply;
 mod demo;
 mod guard;
+mod init;
 mod plan;
 mod progress;
 mod show;
@@ -67,6 +68,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,
         Command::Guard(args) => guard::guard(&args),
+        Command::Init(args) => init::init(&args),
     }
 }
 

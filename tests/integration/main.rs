@@ -22,6 +22,7 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
+//! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 
 mod auth;
@@ -32,6 +33,7 @@ mod encoding;
 mod faults;
 mod guard;
 mod harness;
+mod init;
 mod input_errors;
 mod kills;
 mod plan_apply;
