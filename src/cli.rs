@@ -58,7 +58,7 @@ pub enum Command {
     Verify(VerifyArgs),
     /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
     #[command(
-        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
+        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync --dialect snowflake\n  idprune report plans/x.state.db --sql --dialect bigquery --schema my-project.profiles_sync --csv removed.csv\n  idprune report --sql --discover 'email:%@import.invalid' --dialect snowflake"
     )]
     Report(ReportArgs),
     /// Replace the identifier values of a finished run with keyed fingerprints (audit trail kept).
@@ -266,8 +266,9 @@ pub enum ReportFormat {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
 pub struct ReportArgs {
-    /// The state file.
-    pub state: PathBuf,
+    /// The state file (not needed with `--sql --discover`).
+    #[arg(required_unless_present = "discover")]
+    pub state: Option<PathBuf>,
     /// The removed identifiers, for clean-up in downstream destinations.
     #[arg(long)]
     pub downstream: bool,
@@ -277,9 +278,26 @@ pub struct ReportArgs {
     /// Output format of `--downstream`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
     pub format: ReportFormat,
-    /// The warehouse schema of Profiles Sync's tables (with `--sql`).
+    /// The warehouse schema of Profiles Sync's tables (with `--sql`); `project.dataset` or
+    /// `database.schema` also work.
     #[arg(long, default_value = "profiles_sync")]
     pub schema: String,
+    /// The warehouse's SQL dialect (string and identifier quoting differ).
+    #[arg(long, value_enum, default_value_t = crate::report::Dialect::Postgres, requires = "sql")]
+    pub dialect: crate::report::Dialect,
+    /// Write the removed identifiers to this CSV and print a query that loads and joins it
+    /// (for more than 1,000 identifiers; a million is fine).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "sql",
+        conflicts_with = "discover"
+    )]
+    pub csv: Option<PathBuf>,
+    /// Instead: a query listing profiles that carry a TYPE identifier LIKE PATTERN
+    /// (`email:%@import.invalid`), to export as CSV for `idprune init --from-csv`.
+    #[arg(long, value_name = "TYPE:PATTERN", requires = "sql")]
+    pub discover: Option<String>,
 }
 
 /// `purge`.

@@ -83,35 +83,102 @@ fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::
     Ok(())
 }
 
-/// `idprune report STATE --downstream | --sql`.
+/// `idprune report STATE --downstream | --sql [--dialect D] [--csv FILE]`, and
+/// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
 pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
-    let state = State::open(&args.state)?;
-    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
-        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    use crate::report::{self, Removed};
     if args.sql {
         let schema_ok = !args.schema.is_empty()
             && args
                 .schema
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$'));
         if !schema_ok {
             anyhow::bail!(
-                "--schema `{}` may only hold letters, digits, `_` and `.`",
+                "--schema `{}` may only hold letters, digits, `_`, `-`, `$` and `.`",
                 render::clean(&args.schema)
             );
         }
-        crate::report::profiles_sync_sql(items, &args.schema, &mut out)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Some(pattern) = &args.discover {
+        let Some((kind, like)) = pattern.split_once(':').filter(|(k, l)| {
+            !l.is_empty() && crate::model::Identifier::parse(&format!("{k}:x")).is_ok()
+        }) else {
+            anyhow::bail!(
+                "--discover `{}` is not `TYPE:PATTERN`; for example --discover 'email:%@import.invalid' (SQL LIKE: `%` any run, `_` one character)",
+                render::clean(pattern)
+            );
+        };
+        report::discover_sql(args.dialect, &args.schema, kind, like, &mut out)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
+    let Some(path) = &args.state else {
+        anyhow::bail!("report needs the state file (only `--sql --discover` works without one)");
+    };
+    let state = State::open(path)?;
+    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
+        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
+    };
+    if args.sql {
+        match &args.csv {
+            Some(csv_path) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode_0600()
+                    .open(csv_path)
+                    .with_context(|| {
+                        format!("creating `{}` (it must not exist yet)", csv_path.display())
+                    })?;
+                let mut w = std::io::BufWriter::new(file);
+                let n = report::removed_csv(items, &mut w)?;
+                w.flush()
+                    .with_context(|| format!("writing `{}`", csv_path.display()))?;
+                let name = csv_path.display().to_string();
+                report::profiles_sync_sql(
+                    &Removed::Csv(&name),
+                    args.dialect,
+                    &args.schema,
+                    &mut out,
+                )?;
+                eprintln!(
+                    "Wrote {} removed identifiers to `{}` (it holds the identifiers themselves: delete it after the check).",
+                    render::thousands(n),
+                    csv_path.display()
+                );
+            }
+            None => {
+                let rows = report::inline_rows(items)?;
+                report::profiles_sync_sql(
+                    &Removed::Inline(rows),
+                    args.dialect,
+                    &args.schema,
+                    &mut out,
+                )?;
+            }
+        }
     } else {
         match args.format {
-            ReportFormat::Csv => crate::report::downstream_csv(items, &mut out)?,
-            ReportFormat::Json => crate::report::downstream_json(items, &mut out)?,
+            ReportFormat::Csv => report::downstream_csv(items, &mut out)?,
+            ReportFormat::Json => report::downstream_json(items, &mut out)?,
         }
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// Opens files `0600`: they hold identifiers.
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
 }
 
 /// `idprune purge STATE`.

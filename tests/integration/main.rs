@@ -23,6 +23,7 @@
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
+//! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 
 mod auth;
@@ -40,6 +41,7 @@ mod plan_apply;
 mod properties;
 mod refusals;
 mod render;
+mod report_sql;
 mod resilience;
 mod secrets;
 mod verify;
