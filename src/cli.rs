@@ -191,6 +191,17 @@ pub struct ApplyArgs {
     /// Also retry items that failed permanently (400, 404 not_found).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Re-run a finished journal's deletions as a new recorded run (after a space rebuild,
+    /// which does not replay deletions). Same seal and approval checks.
+    #[arg(long)]
+    pub reapply: bool,
+    /// Send the first N deletions one at a time and re-read each profile before the
+    /// fan-out; stop (exit 1) unless each target is gone and nothing else changed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub canary: u64,
+    /// How long the canary re-reads a profile for Segment to propagate a delete.
+    #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = humantime::parse_duration)]
+    pub canary_wait: std::time::Duration,
     #[command(flatten)]
     pub pace: PaceArgs,
     #[command(flatten)]

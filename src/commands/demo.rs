@@ -112,6 +112,9 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
         approve: Some(digest[..19].to_owned()),
         yes: false,
         retry_failed: false,
+        reapply: false,
+        canary: 0,
+        canary_wait: std::time::Duration::from_secs(360),
         pace: pace.clone(),
         api: api.clone(),
     })

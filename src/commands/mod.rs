@@ -3,6 +3,7 @@
 //! the token, choosing the API base URL, the terminal prompt, signals and progress lines.
 
 mod apply;
+mod canary;
 mod demo;
 mod guard;
 mod init;

@@ -9,6 +9,7 @@
 
 pub mod lock;
 mod purge;
+mod rerun;
 pub mod schema;
 mod seal;
 pub mod verify;

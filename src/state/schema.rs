@@ -86,7 +86,8 @@ CREATE TRIGGER runs_finished_frozen BEFORE UPDATE ON runs WHEN OLD.finished_at I
 BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
 "#;
 
-/// Schema version 2: the verification history of `verify` (seqs and times only, no values).
+/// Schema version 2: the verification history of `verify` and the item history of
+/// `apply --reapply` (seqs, states and times only, no values).
 /// `verifications` is one row per `verify` run; `verify_items` holds, per item, what the
 /// latest verification saw and when the item was last seen gone, which is how a later
 /// verification tells "re-introduced" from "still present".
@@ -112,6 +113,20 @@ CREATE TABLE verify_items (
     last_gone_at    INTEGER,            -- the latest time a verification saw it gone
     last_gone_in    INTEGER             -- and which verification that was
 ) STRICT;
+
+-- `apply --reapply`: what each item had reached before a re-run reset it (append-only).
+CREATE TABLE item_history (
+    run         INTEGER NOT NULL,       -- the run that reset it
+    seq         INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    last_status INTEGER,
+    request_id  TEXT,
+    updated_at  INTEGER,
+    PRIMARY KEY (run, seq)
+) STRICT;
+CREATE TRIGGER item_history_no_delete BEFORE DELETE ON item_history
+BEGIN SELECT RAISE(ABORT, 'the item history is append-only'); END;
 "#;
 
 /// The indexes of `items`: part of the schema, dropped while a new plan is bulk-loaded.

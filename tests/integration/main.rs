@@ -19,6 +19,7 @@
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
+//! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take.
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
@@ -42,6 +43,7 @@ mod properties;
 mod refusals;
 mod render;
 mod report_sql;
+mod rerun;
 mod resilience;
 mod secrets;
 mod verify;
