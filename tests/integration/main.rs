@@ -23,12 +23,14 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
+//! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
 //! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 
 mod auth;
 mod bad_inputs;
+mod casing;
 mod crash;
 mod disk;
 mod encoding;
