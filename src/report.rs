@@ -1,4 +1,4 @@
-//! Reports for the work Segment leaves to its users (DESIGN.md §8), written into any
+//! Reports for the work Segment leaves to its users (see `docs/ARCHITECTURE.md`), written into any
 //! `impl Write`: the removed identifiers for downstream clean-up (CSV or JSON), and a warehouse
 //! query that checks Profiles Sync received a `REMOVED` row for each of them, in the SQL dialect
 //! of the user's warehouse (string and identifier quoting differ: see [`Dialect`]), inline for a
