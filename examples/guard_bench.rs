@@ -3,7 +3,8 @@
 //! realistic track/identify/page calls, one event in `--hit-every` referencing a removed
 //! identifier), plans `--targets` removals against the in-process emulator, then runs the
 //! **real release binary** `idprune guard` on it as a child and prints the decompressed MB/s
-//! (on one core: guard is single-threaded), the child's peak RSS and its CPU time. With
+//! (wall, and per CPU-second: guard is single-threaded, so the latter is what one core does
+//! even on a machine shared with other jobs), the child's peak RSS and its CPU time. With
 //! `--filtered` it also measures a run that writes the filtered copies.
 //!
 //! The child is started by a small launcher (this program re-executed as `guard_bench
@@ -156,16 +157,19 @@ fn main() -> anyhow::Result<()> {
             scanned as f64 / 1e6 / child.wall.as_secs_f64(),
             child.wall.as_secs_f64()
         );
+        // Per CPU-second: what one core does, however many other jobs share the machine
+        // (guard is single-threaded, so wall rate = this rate on an idle core).
+        let per_core = scanned as f64 / 1e6 / child.cpu.as_secs_f64();
         println!(
-            "cpu: {:.1} s ({:.2} cores); peak RSS: {:.1} MB",
+            "cpu: {:.1} s ({:.2} cores busy) = {per_core:.0} MB per CPU-second; peak RSS: {:.1} MB",
             child.cpu.as_secs_f64(),
             child.cpu.as_secs_f64() / child.wall.as_secs_f64(),
             child.peak_rss_kib as f64 / 1024.0
         );
         if name == "scan" {
             println!(
-                "{} guard ≥ {TARGET_MB_PER_SEC:.0} MB/s decompressed on one core: {mbps:.0} MB/s",
-                if mbps >= TARGET_MB_PER_SEC {
+                "{} guard ≥ {TARGET_MB_PER_SEC:.0} MB/s decompressed on one core: {per_core:.0} MB per CPU-second ({mbps:.0} MB/s wall on this machine now)",
+                if per_core >= TARGET_MB_PER_SEC {
                     "PASS"
                 } else {
                     "FAIL"
