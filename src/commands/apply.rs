@@ -103,13 +103,13 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
             .into());
         }
         (None, true) => {}
-        (None, false) => confirm(state, &meta.digest)?,
+        (None, false) => confirm(state, &meta.digest, args.reapply)?,
     }
     Ok(meta.digest)
 }
 
 /// Asks on a terminal; refuses without one.
-fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
+fn confirm(state: &State, digest: &str, reapply: bool) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Refused(format!(
@@ -119,8 +119,14 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
         .into());
     }
     eprint!(
-        "Apply {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
-        thousands(state.count_work(false)?),
+        "{} {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
+        if reapply { "Re-apply" } else { "Apply" },
+        thousands(if reapply {
+            let counts = state.counts()?;
+            counts.state(ItemState::Done) + counts.state(ItemState::AlreadyAbsent)
+        } else {
+            state.count_work(false)?
+        }),
         render::clean(&state.meta()?.space)
     );
     std::io::stderr().flush()?;
