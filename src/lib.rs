@@ -4,8 +4,9 @@
 //! entries; [`resolve`] reads every distinct profile lookup through the [`segment`] client
 //! (paced by [`pace`], retried by the policy in [`retry`]); [`plan`], a pure function, turns
 //! entries and resolved profiles into items with actions; [`digest`] seals them and [`state`]
-//! writes the sealed plan into SQLite; a reviewer reads it through [`render`]; [`apply`] then
-//! executes exactly the sealed deletions and journals each one in the same state file.
+//! writes the sealed plan into SQLite; a reviewer reads it through [`render`] (with the text
+//! helpers of [`text`]); [`apply`] then executes exactly the sealed deletions and journals each
+//! one in the same state file.
 //! [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds the exit codes;
 //! [`emulator`] is a stand-in for Segment used by the demo, the tests and the benchmarks.
 
@@ -27,3 +28,4 @@ pub mod retry;
 pub mod segment;
 pub mod stage;
 pub mod state;
+pub mod text;

@@ -18,9 +18,7 @@ use crate::state::{
     Counts, FORMAT_VERSION, ItemFilter, ItemState, Meta, Run, RunFigures, State, StoredItem,
     lock::Holder,
 };
-
-/// What stands in for a hidden value.
-pub const REDACTED: &str = "***";
+pub use crate::text::{REDACTED, Redaction, clean, thousands, timestamp};
 
 /// Profiles (and other items) a markdown view lists before it summarises the rest, so a pull
 /// request comment stays under the hosts' size limits (GitHub: 65,536 characters).
@@ -35,43 +33,6 @@ pub enum Format {
     Markdown,
     /// For programs: redacted unless `--reveal`.
     Json,
-}
-
-/// Replaces control characters (C0, DEL, C1) with Rust-style escapes, so a value can never
-/// drive the terminal. Everything else, non-ASCII included, is kept.
-pub fn clean(value: &str) -> String {
-    if !value.chars().any(char::is_control) {
-        return value.to_owned();
-    }
-    value
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// An RFC 3339 UTC timestamp of Unix seconds.
-pub fn timestamp(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Groups thousands: `1204` → `1,204`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A plan view: the sealed facts and counts in memory, the items streamed from the state file
@@ -96,35 +57,6 @@ impl<'a> PlanView<'a> {
             warnings: state.warnings()?,
             state,
         })
-    }
-}
-
-/// How values are shown.
-#[derive(Clone, Copy, Debug)]
-pub struct Redaction(pub bool);
-
-impl Redaction {
-    fn value(self, v: &str) -> String {
-        if self.0 {
-            REDACTED.to_owned()
-        } else {
-            clean(v)
-        }
-    }
-
-    fn ident(self, i: &Identifier) -> String {
-        format!("{}:{}", clean(&i.kind), self.value(&i.id))
-    }
-
-    /// A lookup as shown: `TYPE:VALUE` with the value hidden, or a hidden segment id.
-    fn lookup(self, lookup: &str) -> String {
-        if !self.0 {
-            return clean(lookup);
-        }
-        match lookup.split_once(':') {
-            Some((kind, _)) => format!("{}:{REDACTED}", clean(kind)),
-            None => REDACTED.to_owned(),
-        }
     }
 }
 
@@ -608,32 +540,4 @@ pub fn status_json(
             .collect(),
     );
     json_with_items(map, view.state, r, serde_json::Map::new(), out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clean_escapes_controls_only() {
-        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
-        assert_eq!(clean("é\n"), "é\\n");
-        assert_eq!(clean("plain"), "plain");
-    }
-
-    #[test]
-    fn thousands_groups() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
-
-    #[test]
-    fn redaction_keeps_types() {
-        let r = Redaction(true);
-        assert_eq!(r.lookup("user_id:u1"), "user_id:***");
-        assert_eq!(r.lookup("use_abc"), "***");
-        assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
-    }
 }

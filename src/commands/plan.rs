@@ -12,7 +12,9 @@ use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
 use crate::render::{self, Format, PlanView, Redaction};
 use crate::stage::Stage;
+use crate::state::lock::{FileLock, Holder};
 use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
+pub use crate::text::rate_text;
 
 /// Loads a manifest and prints its warnings to stderr.
 fn load(path: &Path) -> anyhow::Result<Manifest> {
@@ -72,6 +74,10 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
             state_path.display()
         );
     }
+    check_ttl(args.ttl)?;
+    // Held from the first look at the old file to the rename of the new one: no `apply` can
+    // start on the old file meanwhile, and none is running on it now.
+    let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
@@ -121,8 +127,8 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     progress.finish();
 
     let writing = || format!("writing state file `{}`", state_path.display());
-    let mut sealer = Sealer::begin(
-        &state_path,
+    let mut sealer = Sealer::begin_locked(
+        lock,
         meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
         &sources(&manifest, &state_path)?,
     )
@@ -152,21 +158,27 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     })
 }
 
-/// `up to 100/s`, or `no rate limit` for 0.
-pub fn rate_text(rate: u32) -> String {
-    if rate == 0 {
-        "no rate limit".into()
-    } else {
-        format!("up to {rate}/s")
+/// Refuses a TTL whose end could not be written and read back (past year 9999).
+fn check_ttl(ttl: std::time::Duration) -> anyhow::Result<()> {
+    let room = state::MAX_UNIX.saturating_sub(state::now_unix());
+    if ttl.as_secs() > u64::try_from(room).unwrap_or(0) {
+        anyhow::bail!(
+            "--ttl `{}` ends after year 9999, which a state file cannot hold; use a shorter TTL (the default is 24h)",
+            humantime::format_duration(ttl)
+        );
     }
+    Ok(())
 }
 
-/// Refuses to replace a state file with a journal (without `--force`) or one being applied.
+/// Refuses to replace a state file with a journal (without `--force`), one being applied (the
+/// sidecar lock is already held, so this is the lock row of another host), or one that is not
+/// a sealed idprune file. Saves the old file's log into it, so no `-wal` outlives it.
 fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
     let existing = State::open(path)?;
+    existing.checkpoint()?;
     if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
         return Err(Refused(format!(
             "state file `{}` is locked by {holder}; wait for that apply to end",

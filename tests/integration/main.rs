@@ -27,6 +27,8 @@
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
 //! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
+//! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
+//!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 
 mod auth;
 mod bad_inputs;
@@ -48,4 +50,5 @@ mod report_sql;
 mod rerun;
 mod resilience;
 mod secrets;
+mod tamper;
 mod verify;
