@@ -94,6 +94,15 @@ fn walk(root: &Path, dir: &Path, found: &mut Found) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What [`Reader::next_line_bounded`] read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Line {
+    /// The whole line is in the buffer.
+    Whole,
+    /// The line was longer than the limit: this many bytes, passed to the overflow sink.
+    Oversize(u64),
+}
+
 /// An archive file opened for reading: its lines and whether it was gzipped.
 pub struct Reader {
     inner: Box<dyn BufRead>,
@@ -154,6 +163,51 @@ impl Reader {
     pub fn next_line(&mut self, buf: &mut Vec<u8>) -> io::Result<bool> {
         buf.clear();
         Ok(self.inner.read_until(b'\n', buf)? > 0)
+    }
+
+    /// Like [`Reader::next_line`], but holds at most `max` bytes of a line: the bytes of a
+    /// longer one go to `overflow` as they are read (what was buffered first), so memory stays
+    /// bounded whatever the file holds. `None` at the end of the file.
+    pub fn next_line_bounded(
+        &mut self,
+        buf: &mut Vec<u8>,
+        max: usize,
+        overflow: &mut dyn FnMut(&[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Option<Line>> {
+        buf.clear();
+        let mut total = 0u64;
+        let mut oversize = false;
+        loop {
+            let available = self.inner.fill_buf()?;
+            if available.is_empty() {
+                break;
+            }
+            let (chunk, complete) = match memchr::memchr(b'\n', available) {
+                Some(i) => (&available[..=i], true),
+                None => (available, false),
+            };
+            total += chunk.len() as u64;
+            if !oversize && buf.len() + chunk.len() > max {
+                oversize = true;
+                overflow(buf)?;
+                buf.clear();
+            }
+            if oversize {
+                overflow(chunk)?;
+            } else {
+                buf.extend_from_slice(chunk);
+            }
+            let n = chunk.len();
+            self.inner.consume(n);
+            if complete {
+                break;
+            }
+        }
+        Ok(match (total, oversize) {
+            (0, _) => None,
+            (_, false) => Some(Line::Whole),
+            (bytes, true) => Some(Line::Oversize(bytes)),
+        })
     }
 
     /// Bytes read from the file so far (compressed, for gzip).
@@ -291,6 +345,32 @@ mod tests {
         assert_eq!(found.skipped, 1);
         let single = find(&[day.join("notes.txt")]).expect("find");
         assert_eq!(single.files[0].relative, PathBuf::from("notes.txt"));
+    }
+
+    #[test]
+    fn an_oversize_line_streams_to_the_overflow_sink() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("x.jsonl");
+        let long = "x".repeat(10_000);
+        std::fs::write(&path, format!("{{}}\n{long}\n{{}}")).expect("write");
+        let mut reader = Reader::open(&path).expect("open");
+        let mut buf = Vec::new();
+        let mut spilled = Vec::new();
+        let mut sink = |b: &[u8]| -> anyhow::Result<()> {
+            spilled.extend_from_slice(b);
+            Ok(())
+        };
+        let mut got = Vec::new();
+        while let Some(line) = reader
+            .next_line_bounded(&mut buf, 100, &mut sink)
+            .expect("read")
+        {
+            got.push((line, buf.clone()));
+        }
+        assert_eq!(got[0], (Line::Whole, b"{}\n".to_vec()));
+        assert_eq!(got[1].0, Line::Oversize(10_001));
+        assert_eq!(got[2], (Line::Whole, b"{}".to_vec()));
+        assert_eq!(spilled, format!("{long}\n").into_bytes());
     }
 
     #[test]

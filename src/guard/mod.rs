@@ -32,6 +32,9 @@ pub const MAX_NAMED_MALFORMED: usize = 1000;
 pub const SAMPLES_PER_FILE: usize = 5;
 /// The version of [`write_json`]'s output (minor: additive, major: breaking).
 pub const FORMAT_VERSION: &str = "1.0";
+/// The longest line parsed, in bytes; a longer one is malformed, streamed to the copy
+/// unparsed, and never held in memory whole. Segment accepts calls of at most 32 KB.
+pub const MAX_LINE_BYTES: usize = 4 * 1024 * 1024;
 /// How often the progress callback is called at most.
 const PROGRESS_EVERY: Duration = Duration::from_secs(2);
 
@@ -266,21 +269,46 @@ fn scan_file(
     };
     let mut buf = Vec::with_capacity(64 * 1024);
     loop {
-        match reader.next_line(&mut buf) {
-            Ok(true) => {}
-            Ok(false) => break,
+        let mut spill = |bytes: &[u8]| -> anyhow::Result<()> {
+            match copy.as_mut() {
+                Some(c) => c.line(bytes),
+                None => Ok(()),
+            }
+        };
+        let read = match reader.next_line_bounded(&mut buf, MAX_LINE_BYTES, &mut spill) {
+            Ok(Some(read)) => read,
+            Ok(None) => break,
             Err(e) => {
-                report.error = Some(format!("after line {}: {e}", report.lines));
+                report.error = Some(format!("after line {}: {e:#}", report.lines));
                 break;
             }
-        }
+        };
         report.lines += 1;
-        report.bytes += buf.len() as u64;
         if report.lines.is_multiple_of(PROGRESS_LINES) {
             tick(report.bytes);
         }
-        let body = strip_line_end(&buf);
-        let keep = match targets.classify(body) {
+        let line = match read {
+            archive::Line::Whole => {
+                report.bytes += buf.len() as u64;
+                targets.classify(strip_line_end(&buf))
+            }
+            // Already written to the copy as it streamed by; never held in memory whole.
+            archive::Line::Oversize(bytes) => {
+                report.bytes += bytes;
+                report.malformed += 1;
+                if malformed.len() < MAX_NAMED_MALFORMED {
+                    malformed.push(Malformed {
+                        file: file.path.clone(),
+                        line: report.lines,
+                        error: format!(
+                            "a line of {bytes} bytes, over the {MAX_LINE_BYTES}-byte limit (Segment accepts calls of at most 32 KB); not parsed"
+                        ),
+                    });
+                }
+                continue;
+            }
+        };
+        let keep = match line {
             Line::Blank => true,
             Line::Clean => {
                 report.events += 1;
@@ -560,5 +588,32 @@ mod tests {
             !text.contains("bad@x.com"),
             "values are never printed: {text}"
         );
+    }
+
+    #[test]
+    fn an_oversize_line_is_malformed_and_kept_whole_in_the_copy() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let input = dir.path().join("in.jsonl");
+        let huge = format!(
+            "{{\"userId\":\"u_bad\",\"pad\":\"{}\"}}",
+            "x".repeat(MAX_LINE_BYTES)
+        );
+        let text = format!("{huge}\n{{\"userId\":\"u_bad\"}}\n");
+        std::fs::write(&input, &text).expect("write");
+        let targets = Targets::new([("user_id", "u_bad")]);
+        let found = archive::find(std::slice::from_ref(&input)).expect("find");
+        let out = dir.path().join("out");
+        check_output(&found, std::slice::from_ref(&input), &out).expect("check");
+        let scan = scan(&targets, &found, Some(&out), |_| {}).expect("scan");
+        let f = &scan.files[0];
+        assert_eq!((f.lines, f.malformed, f.matched), (2, 1, 1));
+        assert!(
+            scan.malformed[0].error.contains("over the"),
+            "{:?}",
+            scan.malformed
+        );
+        assert_eq!(f.bytes, text.len() as u64);
+        let copy = std::fs::read_to_string(out.join("in.jsonl")).expect("copy");
+        assert_eq!(copy, format!("{huge}\n"));
     }
 }
