@@ -72,6 +72,15 @@ fn wait_outlasts_the_propagation_delay_and_the_history_is_recorded() {
         .query_row("SELECT count(*) FROM verifications", [], |r| r.get(0))
         .expect("count");
     assert_eq!(rows, 2);
+    let json = test
+        .idprune(["status", "m.state.db", "--format", "json"])
+        .run()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&json.stdout).expect("status JSON");
+    let history = json["verifications"].as_array().expect("verifications");
+    assert_eq!(history.len(), 2, "{json:#}");
+    assert_eq!(history[0]["outcome"], "present");
+    assert_eq!(history[1]["outcome"], "gone");
     let status = test.idprune(["status", "m.state.db"]).run().ok();
     assert!(
         status.stdout.contains("Verifications (2):"),
