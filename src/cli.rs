@@ -45,7 +45,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Execute the approved plan; running it again resumes.
     #[command(
-        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed"
+        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d --canary 5\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d --reapply   # after a space rebuild"
     )]
     Apply(ApplyArgs),
     /// Counts by state, lock holder, runs and last errors.
