@@ -8,6 +8,9 @@
 //! helpers of [`text`]); [`apply`] then executes exactly the sealed deletions and journals each
 //! one in the same state file.
 //! [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds the exit codes;
+//! The pull-request flow adds [`receipt`] (a PII-free name of a sealed plan, committed beside
+//! the manifest), [`markdown`] (the bounded, paste-safe review view) and [`mask`] (masked
+//! previews and keyed fingerprints of identifier values).
 //! [`emulator`] is a stand-in for Segment used by the demo, the tests and the benchmarks.
 
 pub mod apply;
@@ -18,9 +21,12 @@ pub mod emulator;
 pub mod exit;
 pub mod guard;
 pub mod manifest;
+pub mod markdown;
+pub mod mask;
 pub mod model;
 pub mod pace;
 pub mod plan;
+pub mod receipt;
 pub mod render;
 pub mod report;
 pub mod resolve;

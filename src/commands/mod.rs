@@ -9,6 +9,7 @@ mod guard;
 mod init;
 mod plan;
 mod progress;
+mod review;
 mod show;
 mod verify;
 

@@ -67,6 +67,72 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    let fresh = seal_fresh(args, &state_path).await?;
+    let (digest, deletes) = (fresh.digest, fresh.deletes);
+    let state = State::open(&state_path)?;
+    let redact = default_redaction(args.format, args.redact.is_some(), args.reveal);
+    print_plan(&state, args.format, redact, args.redact)?;
+    eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
+    super::review::warn_if_committable(&state_path);
+    if let Some(exit) = super::review::after_plan(args, &state)? {
+        return Ok(exit);
+    }
+    if deletes == 0 {
+        eprintln!("No changes: nothing to delete.");
+    } else {
+        eprintln!(
+            "Review it, then: idprune apply {} --approve {digest}",
+            state_path.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && deletes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// A plan just sealed into its state file.
+pub(super) struct Fresh {
+    /// Its digest.
+    pub digest: String,
+    /// How many `delete` items it holds.
+    pub deletes: u64,
+}
+
+/// Stages the manifest, resolves it and seals the plan into `state_path`; prints progress
+/// and warnings on stderr, not the plan. `plan` and `apply MANIFEST` share it.
+pub(super) async fn seal_fresh(args: &PlanArgs, state_path: &Path) -> anyhow::Result<Fresh> {
+    seal_inputs(
+        &PlanInputs {
+            manifest: args.manifest.clone(),
+            force: args.force,
+            ttl: args.ttl,
+            pace: args.pace.clone(),
+            api: args.api.clone(),
+        },
+        state_path,
+    )
+    .await
+}
+
+/// What sealing a fresh plan needs from the command line.
+pub(super) struct PlanInputs {
+    /// The manifest.
+    pub manifest: std::path::PathBuf,
+    /// Replace a state file holding a journal.
+    pub force: bool,
+    /// The plan's TTL.
+    pub ttl: std::time::Duration,
+    /// Pacing.
+    pub pace: crate::cli::PaceArgs,
+    /// The API.
+    pub api: crate::cli::ApiArgs,
+}
+
+/// [`seal_fresh`] from its inputs.
+pub(super) async fn seal_inputs(args: &PlanInputs, state_path: &Path) -> anyhow::Result<Fresh> {
+    let state_path = state_path.to_owned();
     let leftovers = state::remove_leftovers(&state_path);
     if leftovers > 0 {
         eprintln!(
@@ -138,23 +204,9 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         .finish()
         .with_context(|| format!("writing state file `{}`", state_path.display()))?;
     drop(stage);
-
-    let state = State::open(&state_path)?;
-    let redact = default_redaction(args.format, args.redact, args.reveal);
-    print_plan(&state, args.format, redact)?;
-    eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    if planned.deletes == 0 {
-        eprintln!("No changes: nothing to delete.");
-    } else {
-        eprintln!(
-            "Review it, then: idprune apply {} --approve {digest}",
-            state_path.display()
-        );
-    }
-    Ok(if args.detailed_exitcode && planned.deletes > 0 {
-        Exit::Changes
-    } else {
-        Exit::Success
+    Ok(Fresh {
+        digest,
+        deletes: planned.deletes,
     })
 }
 
@@ -243,14 +295,31 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
     })
 }
 
-/// Prints a state file's plan in `format` to stdout.
-pub fn print_plan(state: &State, format: Format, redact: Redaction) -> anyhow::Result<()> {
+/// Prints a state file's plan in `format` to stdout. `level` is the `--redact` level asked
+/// for (markdown: `full` hides even the masked preview).
+pub fn print_plan(
+    state: &State,
+    format: Format,
+    redact: Redaction,
+    level: Option<crate::mask::RedactLevel>,
+) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
         Format::Text => render::plan_text(&view, redact, &mut out)?,
-        Format::Markdown => render::plan_markdown(&view, redact, &mut out)?,
+        Format::Markdown => {
+            let level = redact
+                .0
+                .then(|| level.unwrap_or(crate::mask::RedactLevel::Preview));
+            let masker = crate::mask::Masker::for_state(state, level)?;
+            crate::markdown::plan(
+                &view,
+                &masker,
+                &state.path().display().to_string(),
+                &mut out,
+            )?
+        }
         Format::Json => render::plan_json(&view, redact, &mut out)?,
     }
     out.flush()?;

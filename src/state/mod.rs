@@ -23,7 +23,7 @@ pub mod verify;
 
 pub use check::{MAX_UNIX, Refusal};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
-pub use seal::{Sealer, create_private, remove_leftovers};
+pub use seal::{Sealer, create_private, remove_leftovers, replace_file};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -41,6 +41,11 @@ use crate::plan::{Action, Item, Plan, Profile};
 
 /// The version of the state format (and of the JSON views of it).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The meta key of the file's own fingerprint key: 32 random bytes (hex) written at seal time,
+/// so keyed fingerprints in this file's views agree between commands. Covered by the file seal;
+/// not part of the plan digest (it changes how values are shown, never what is applied).
+pub const FINGERPRINT_KEY_META: &str = "fingerprint_key";
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {

@@ -19,7 +19,9 @@ use rusqlite::{Connection, params};
 
 use super::check::{self, FILE_SEAL_KEY};
 use super::lock::{FileLock, Holder};
-use super::{ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema};
+use super::{
+    FINGERPRINT_KEY_META, ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema,
+};
 use crate::digest::PlanHasher;
 use crate::plan::{Action, Item, Profile};
 
@@ -234,7 +236,7 @@ impl Sealer {
             .context("the state file is already sealed")?
             .finish();
         let m = &self.meta;
-        let rows: [(&str, String); 10] = [
+        let rows: [(&str, String); 11] = [
             ("format_version", m.format_version.to_string()),
             ("digest", digest.clone()),
             ("space", m.space.clone()),
@@ -245,6 +247,10 @@ impl Sealer {
             ("reason", m.reason.clone()),
             ("created_at", m.created_at.to_string()),
             ("ttl_secs", m.ttl_secs.to_string()),
+            (
+                FINGERPRINT_KEY_META,
+                hex::encode(rand::random::<[u8; 32]>()),
+            ),
         ];
         let conn = self
             .conn
@@ -269,14 +275,21 @@ impl Sealer {
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(side(&self.tmp, suffix));
         }
-        clear_sides(&self.path)?;
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
+        replace_file(&self.tmp, &self.path)?;
         self.sealed = true;
-        sync_dir(&self.path)?;
         self.lock = None;
         Ok(digest)
     }
+}
+
+/// Moves the sealed, closed state file `from` over `to`, whose lock ([`FileLock`]) the caller
+/// holds: `to`'s side files are cleared first (a log that still holds changes is refused, not
+/// lost), and the rename is made durable. `plan` and `apply MANIFEST` replace files this way.
+pub fn replace_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    clear_sides(to)?;
+    std::fs::rename(from, to)
+        .with_context(|| format!("moving the new state file into `{}`", to.display()))?;
+    sync_dir(to)
 }
 
 impl Drop for Sealer {

@@ -29,6 +29,8 @@
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
+//! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
+//!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
 mod auth;
 mod bad_inputs;
@@ -49,6 +51,7 @@ mod render;
 mod report_sql;
 mod rerun;
 mod resilience;
+mod review;
 mod secrets;
 mod tamper;
 mod verify;
