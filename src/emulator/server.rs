@@ -251,6 +251,7 @@ async fn admin(shared: &Shared, request: Request) -> Reply {
             };
             shared.lock().rebuild(&body)
         }
+        (&Method::GET, "/__emulator/arrivals") => raw(shared.lock().arrivals_json()),
         (&Method::POST, "/__emulator/token") => {
             let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
                 return Reply::error(

@@ -129,6 +129,20 @@ pub struct Stats {
     pub deleted: Vec<Deleted>,
     /// Every delete request past authentication, in order.
     pub delete_attempts: Vec<Attempt>,
+    /// When the space limiter accepted and refused requests (only while a space limit is
+    /// on), served apart by `/__emulator/arrivals`.
+    #[serde(skip)]
+    pub arrivals: Arrivals,
+}
+
+/// The arrival times the space limiter judged, in microseconds since the emulator started,
+/// so a benchmark measures the rate as the server saw it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Arrivals {
+    /// Accepted arrivals, in the order they were judged.
+    pub accepted_us: Vec<u64>,
+    /// Refused (429) arrivals.
+    pub refused_us: Vec<u64>,
 }
 
 struct Profile {
@@ -187,6 +201,7 @@ pub struct State {
     options: Options,
     space_bucket: Option<TokenBucket>,
     profile_buckets: ProfileBuckets,
+    started: Instant,
     /// The counters and logs of `/__emulator/stats`.
     pub stats: Stats,
 }
@@ -245,6 +260,7 @@ impl State {
             ghosts_prune_at: GHOSTS_PRUNE_AT,
             space_bucket: space_bucket(options.space_rate, now),
             profile_buckets: ProfileBuckets::new(options.profile_rate),
+            started: now,
             options,
             stats: Stats::default(),
         })
@@ -262,13 +278,16 @@ impl State {
 
     /// Admits one `/v1` request against the space limit; `Err` is the 429 to send.
     pub fn admit(&mut self, now: Instant) -> Result<(), Reply> {
-        let admitted = self
-            .space_bucket
-            .as_mut()
-            .is_none_or(|bucket| bucket.try_take(now));
+        let Some(bucket) = self.space_bucket.as_mut() else {
+            return Ok(());
+        };
+        let admitted = bucket.try_take(now);
+        let at = now.saturating_duration_since(self.started).as_micros() as u64;
         if admitted {
+            self.stats.arrivals.accepted_us.push(at);
             return Ok(());
         }
+        self.stats.arrivals.refused_us.push(at);
         self.stats.rate_limited += 1;
         let mut reply = Reply::error(
             429,
@@ -522,6 +541,11 @@ impl State {
     /// ignoring the propagation window.
     pub fn profiles_json(&self) -> Vec<u8> {
         serde_json::to_vec(&Snapshot(self)).expect("the snapshot holds only strings")
+    }
+
+    /// The body of `GET /__emulator/arrivals`.
+    pub fn arrivals_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.stats.arrivals).expect("arrivals hold only numbers")
     }
 
     /// The body of `GET /__emulator/stats`.
