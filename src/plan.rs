@@ -153,7 +153,22 @@ pub fn plan_unresolved(entry: &Entry) -> Item {
         item.action = Action::Absent;
         item.note = Some("no profile carries it".into());
     }
+    if lookup_has_upper_case(entry) {
+        item.note = Some(format!(
+            "{}; the lookup has upper-case characters and Segment's Profile API finds no profile for a lookup in other casing than the stored lower case. It was sent as written (idprune never rewrites a value): if the profile stores it in lower case, write it so",
+            item.note.as_deref().unwrap_or_default()
+        ));
+    }
     item
+}
+
+/// True when the lookup an entry is resolved by holds an upper-case character.
+fn lookup_has_upper_case(entry: &Entry) -> bool {
+    match &entry.lookup {
+        Some(crate::model::Lookup::External(id)) => id.id.chars().any(char::is_uppercase),
+        Some(_) => false,
+        None => entry.identifier.id.chars().any(char::is_uppercase),
+    }
 }
 
 /// One profile's share of the plan: its entries' items (keyed by the entries' manifest

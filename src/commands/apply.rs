@@ -121,13 +121,13 @@ fn check_seal(
             .into());
         }
         (None, true) => {}
-        (None, false) => confirm(state, &meta.digest, ui)?,
+        (None, false) => confirm(state, &meta.digest, args.reapply, ui)?,
     }
     Ok(meta.digest)
 }
 
 /// Asks on a terminal; refuses without one.
-fn confirm(state: &State, digest: &str, ui: &Ui) -> anyhow::Result<()> {
+fn confirm(state: &State, digest: &str, reapply: bool, ui: &Ui) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Refused(format!(
@@ -137,8 +137,18 @@ fn confirm(state: &State, digest: &str, ui: &Ui) -> anyhow::Result<()> {
         .into());
     }
     ui.prompt(format!(
-        "Apply {} to space {} (plan {digest})? Type `yes` to go on: ",
-        render_count(state.count_work(false)?, "deletion", "deletions"),
+        "{} {} to space {} (plan {digest})? Type `yes` to go on: ",
+        if reapply { "Re-apply" } else { "Apply" },
+        render_count(
+            if reapply {
+                let counts = state.counts()?;
+                counts.state(ItemState::Done) + counts.state(ItemState::AlreadyAbsent)
+            } else {
+                state.count_work(false)?
+            },
+            "deletion",
+            "deletions"
+        ),
         render::clean(&state.meta()?.space)
     ));
     let mut answer = String::new();
@@ -229,8 +239,18 @@ async fn run_locked(
             thousands(dead.settled)
         ));
     }
-    let work = state.count_work(args.retry_failed)?;
-    if work == 0 {
+    if args.reapply {
+        let unfinished = state.unfinished()?;
+        if unfinished > 0 {
+            anyhow::bail!(
+                "--reapply re-runs a finished journal, but {} of `{}` are still unsent or in flight; run `idprune apply {}` to finish it first",
+                render_count(unfinished, "deletion", "deletions"),
+                args.state.display(),
+                args.state.display()
+            );
+        }
+    }
+    if !args.reapply && state.count_work(args.retry_failed)? == 0 {
         return nothing_to_apply(state, args, ui);
     }
     if let Some(last) = state.runs()?.last() {
@@ -264,6 +284,47 @@ async fn run_locked(
     state
         .record_run_rate(run, pace.rate)
         .with_context(recording)?;
+    if args.reapply {
+        let reset = state.reset_for_reapply(run)?;
+        ui.note(format!(
+            "Re-applying the finished journal as run #{run}: {} pending again (their earlier outcomes are kept in the item history); identifiers no longer there end `already_absent`.",
+            render_count(reset, "deletion is", "deletions are")
+        ));
+    }
+    let mut canary = super::canary::CanaryReport::default();
+    if args.canary > 0 && state.count_work(args.retry_failed)? > 0 {
+        ui.note(format!(
+            "Canary: sending the first {} one at a time and re-reading each profile (up to {} per profile for Segment to propagate) before the fan-out.",
+            render_count(args.canary, "deletion", "deletions"),
+            humantime::format_duration(args.canary_wait)
+        ));
+        canary = super::canary::run(
+            state,
+            &api,
+            args.canary,
+            args.retry_failed,
+            args.canary_wait,
+        )
+        .await?;
+        if let Some(problem) = canary.stop.take() {
+            let figures = RunFigures {
+                requests: canary.requests,
+                ..RunFigures::default()
+            };
+            state.finish_run(run, "stopped", &figures)?;
+            anyhow::bail!(
+                "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
+                thousands(canary.verified),
+                thousands(state.count_work(args.retry_failed)?),
+                args.state.display()
+            );
+        }
+        ui.note(format!(
+            "Canary passed: {} sent one at a time, each profile re-read: the target gone and nothing else changed.",
+            render_count(canary.verified, "deletion", "deletions")
+        ));
+    }
+    let work = state.count_work(args.retry_failed)?;
     ui.note(format!(
         "Applying {} at {}, at most {} in flight (reason: {}).",
         render_count(work, "deletion", "deletions"),
@@ -303,7 +364,12 @@ async fn run_locked(
     progress.finish();
     signals.abort();
     let report = match report {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.requests += canary.requests;
+            r.settled.done += canary.done;
+            r.settled.already_absent += canary.already_absent;
+            r
+        }
         Err(e) => {
             let _ = state.finish_run(run, "error", &RunFigures::default());
             return Err(e.context(format!(

@@ -126,6 +126,9 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             receipt: None,
             yes: false,
             retry_failed: false,
+            reapply: false,
+            canary: 0,
+            canary_wait: std::time::Duration::from_secs(360),
             format: OutputFormat::Text,
         },
         &api,
@@ -144,11 +147,12 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
     )?;
 
     step(ui, "idprune verify")?;
-    let verified = show::verify(
+    let verified = super::verify::verify(
         &VerifyArgs {
             state: state.clone(),
             redact: false,
-            format: OutputFormat::Text,
+            wait: None,
+            format: crate::cli::VerifyFormat::Text,
             reveal: false,
         },
         &api,

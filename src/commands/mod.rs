@@ -4,7 +4,10 @@
 
 mod api;
 mod apply;
+mod canary;
 mod demo;
+mod guard;
+mod init;
 mod plan;
 mod progress;
 mod review;
@@ -12,6 +15,7 @@ mod shell;
 mod show;
 mod sniff;
 pub mod ui;
+mod verify;
 
 use std::io::IsTerminal as _;
 use std::path::{Path, PathBuf};
@@ -58,7 +62,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Show(args) => show::show(&args, &ui),
         Command::Apply { args, net } => apply::apply(&args, &Api::from_flags(&net), &ui).await,
         Command::Status(args) => show::status(&args, &ui),
-        Command::Verify { args, net } => show::verify(&args, &Api::from_flags(&net), &ui).await,
+        Command::Verify { args, net } => verify::verify(&args, &Api::from_flags(&net), &ui).await,
         Command::Report(args) => show::report(&args, &ui),
         Command::Purge(args) => show::purge(&args, &ui),
         Command::Unlock(args) => show::unlock(&args, &ui),
@@ -66,6 +70,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Demo(args) => demo::demo(&args, &ui).await,
         Command::Completions { shell } => shell::completions(shell),
         Command::Man => shell::man(),
+        Command::Guard(args) => guard::guard(&args),
+        Command::Init(args) => init::init(&args),
     }
 }
 

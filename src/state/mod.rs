@@ -16,8 +16,10 @@
 pub mod check;
 pub mod lock;
 mod purge;
+mod rerun;
 pub mod schema;
 mod seal;
+pub mod verify;
 
 pub use check::{MAX_UNIX, Refusal};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};

@@ -357,8 +357,9 @@ fn json_of_validate_apply_and_verify() {
         .ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("verify JSON");
     assert_eq!(v["format_version"], "1.0");
-    assert_eq!(v["present"], 0);
-    assert_eq!(v["items"][0]["result"], "gone");
+    assert_eq!(v["still_present"], 0);
+    assert_eq!(v["gone"], 1);
+    assert_eq!(v["items"][0]["status"], "gone");
     assert_eq!(
         v["items"][0]["identifier"]["id"], "***",
         "redacted by default"

@@ -117,6 +117,18 @@ impl Emulator {
             .collect()
     }
 
+    /// `POST /__emulator/rebuild`: restores every deleted identifier (`None`, a space rebuilt
+    /// from its sources) or only the given `type:id`s (a replay); returns how many came back.
+    pub fn rebuild(&self, only: Option<&[&str]>) -> u64 {
+        let body = only
+            .map(|ids| serde_json::json!({ "identifiers": ids }).to_string())
+            .unwrap_or_default();
+        let (status, reply) = http(self.addr, "POST", "/__emulator/rebuild", &body);
+        assert_eq!(status, 200, "rebuild: {reply}");
+        let v: serde_json::Value = serde_json::from_str(&reply).expect("rebuild JSON");
+        v["restored"].as_u64().expect("restored count")
+    }
+
     /// Deletes `kind:id` from the profile of `user_id:USER_ID` through the real `/v1` delete
     /// route (as Segment's documentation shows it), to change a profile between two plans;
     /// returns the status.

@@ -25,7 +25,14 @@
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
+//! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
+//!   exactly the rest in the filtered copy.
+//! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
+//! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
+//! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
+//! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
@@ -34,13 +41,16 @@
 mod architecture;
 mod auth;
 mod bad_inputs;
+mod casing;
 mod cli;
 mod crash;
 mod disk;
 mod encoding;
 mod failures;
 mod faults;
+mod guard;
 mod harness;
+mod init;
 mod input_errors;
 mod kills;
 mod lifecycle;
@@ -49,7 +59,10 @@ mod plan_apply;
 mod properties;
 mod refusals;
 mod render;
+mod report_sql;
+mod rerun;
 mod resilience;
 mod review;
 mod secrets;
 mod tamper;
+mod verify;
