@@ -12,6 +12,7 @@ use crate::state::State;
 /// `idprune guard STATE --archive PATH...`: exit 2 when an archived event references an
 /// identifier the plan removes, 0 when none does, 1 when a file could not be read to its end.
 pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
+    super::sniff::expect_state(&args.state, "guard")?;
     let state = State::open(&args.state)?;
     if state.purged_at()?.is_some() {
         anyhow::bail!(

@@ -130,8 +130,12 @@ fn a_manifest_where_a_state_file_goes_is_named() {
         .code(4)
         .stderr_has("`m.yaml` is a manifest, not a state file");
     assert!(!out.stderr.contains("not a database"), "{}", out.stderr);
-    for command in ["show", "status", "verify", "purge"] {
-        test.idprune([command, "m.yaml"])
+    for command in ["show", "status", "verify", "purge", "guard"] {
+        let mut args = vec![command, "m.yaml"];
+        if command == "guard" {
+            args.extend(["--archive", "."]);
+        }
+        test.idprune(args)
             .env("IDPRUNE_FINGERPRINT_KEY", "k")
             .run()
             .code(1)
