@@ -117,6 +117,8 @@ fn basic_token(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
+    // The network between client and server: arrival order and spacing differ from sending.
+    shared.pause(shared.faults.transit()).await;
     let arrival = Instant::now();
     let route = Route::parse(request.uri().path());
     let endpoint = route.as_ref().ok().map(|r| r.endpoint);
@@ -241,6 +243,7 @@ async fn admin(shared: &Shared, request: Request) -> Reply {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/__emulator/profiles") => raw(shared.lock().profiles_json()),
         (&Method::GET, "/__emulator/stats") => raw(shared.lock().stats_json()),
+        (&Method::GET, "/__emulator/arrivals") => raw(shared.lock().arrivals_json()),
         (&Method::POST, "/__emulator/token") => {
             let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
                 return Reply::error(

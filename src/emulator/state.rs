@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct as _, Serializer};
 use serde_json::{Value, json};
 
-use super::bucket::{ProfileBuckets, TokenBucket, space_bucket};
+use super::bucket::ProfileBuckets;
+use super::limiter::{LimiterKind, SpaceLimiter};
 use super::reply::Reply;
 use super::route::{ListQuery, Lookup, Route};
 use super::seed::Seed;
@@ -39,6 +40,8 @@ pub struct Options {
     pub not_activated: bool,
     /// Requests per second for the space; 0 = unlimited.
     pub space_rate: u32,
+    /// How the space limit counts.
+    pub limiter: LimiterKind,
     /// Deletes per second per profile; 0 = unlimited.
     pub profile_rate: u32,
     /// Seconds for a `Retry-After` header on 429, if any.
@@ -123,6 +126,20 @@ pub struct Stats {
     pub deleted: Vec<Deleted>,
     /// Every delete request past authentication, in order.
     pub delete_attempts: Vec<Attempt>,
+    /// When the space limiter accepted and refused requests (only while a space limit is
+    /// on), served apart by `/__emulator/arrivals`.
+    #[serde(skip)]
+    pub arrivals: Arrivals,
+}
+
+/// The arrival times the space limiter judged, in microseconds since the emulator started,
+/// so a benchmark measures the rate as the server saw it.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Arrivals {
+    /// Accepted arrivals, in the order they were judged.
+    pub accepted_us: Vec<u64>,
+    /// Refused (429) arrivals.
+    pub refused_us: Vec<u64>,
 }
 
 struct Profile {
@@ -179,8 +196,9 @@ pub struct State {
     ghosts: HashMap<Arc<str>, Ghost>,
     ghosts_prune_at: usize,
     options: Options,
-    space_bucket: Option<TokenBucket>,
+    space_limiter: Option<SpaceLimiter>,
     profile_buckets: ProfileBuckets,
+    started: Instant,
     /// The counters and logs of `/__emulator/stats`.
     pub stats: Stats,
 }
@@ -237,8 +255,14 @@ impl State {
             by_segment_id,
             ghosts: HashMap::new(),
             ghosts_prune_at: GHOSTS_PRUNE_AT,
-            space_bucket: space_bucket(options.space_rate, now),
+            space_limiter: SpaceLimiter::new(
+                options.limiter,
+                options.space_rate,
+                now,
+                second_start(now),
+            ),
             profile_buckets: ProfileBuckets::new(options.profile_rate),
+            started: now,
             options,
             stats: Stats::default(),
         })
@@ -256,13 +280,16 @@ impl State {
 
     /// Admits one `/v1` request against the space limit; `Err` is the 429 to send.
     pub fn admit(&mut self, now: Instant) -> Result<(), Reply> {
-        let admitted = self
-            .space_bucket
-            .as_mut()
-            .is_none_or(|bucket| bucket.try_take(now));
+        let Some(limiter) = self.space_limiter.as_mut() else {
+            return Ok(());
+        };
+        let admitted = limiter.try_admit(now);
+        let at = now.saturating_duration_since(self.started).as_micros() as u64;
         if admitted {
+            self.stats.arrivals.accepted_us.push(at);
             return Ok(());
         }
+        self.stats.arrivals.refused_us.push(at);
         self.stats.rate_limited += 1;
         let mut reply = Reply::error(
             429,
@@ -509,10 +536,25 @@ impl State {
         serde_json::to_vec(&Snapshot(self)).expect("the snapshot holds only strings")
     }
 
+    /// The body of `GET /__emulator/arrivals`.
+    pub fn arrivals_json(&self) -> Vec<u8> {
+        serde_json::to_vec(&self.stats.arrivals).expect("arrivals hold only numbers")
+    }
+
     /// The body of `GET /__emulator/stats`.
     pub fn stats_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.stats).expect("stats hold only strings and numbers")
     }
+}
+
+/// The instant at or before `now` at which the current wall-clock second began, so fixed
+/// windows align to clock seconds as a server's would.
+fn second_start(now: Instant) -> Instant {
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos())))
+        .unwrap_or_default();
+    now.checked_sub(into_second).unwrap_or(now)
 }
 
 /// Serialises the state for `/__emulator/profiles` without building a copy of it.
