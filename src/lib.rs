@@ -26,3 +26,4 @@ pub mod retry;
 pub mod segment;
 pub mod stage;
 pub mod state;
+pub mod sync;

@@ -14,7 +14,7 @@
 
 mod bucket;
 mod faults;
-mod limiter;
+pub(crate) mod limiter;
 mod reply;
 mod route;
 mod seed;
