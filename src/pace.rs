@@ -42,17 +42,23 @@ use crate::sync::lock;
 /// The share of the ceiling aimed at before any 429.
 pub const HEADROOM: f64 = 0.99;
 /// How far below the remembered bad rate `W` a cut restarts: `r = W × (1 − CUT)`.
-pub const CUT: f64 = 0.02;
+pub const CUT: f64 = 0.01;
 /// The share of `W` the rate holds at, between regrowing and probing.
-pub const HOLD: f64 = 0.995;
+pub const HOLD: f64 = 0.998;
 /// Seconds from a cut until the rate holds at `HOLD × W` (CUBIC's `K`).
 pub const REGROW: Duration = Duration::from_secs(4);
 /// The largest cut one 429 makes, as a share of the current rate.
 pub const MAX_CUT: f64 = 0.4;
-/// When fewer than this share of the current rate was accepted over the last
-/// [`DELIVERY_WINDOW`], the server is holding us to a lower limit: that delivered rate is it.
-pub const OVERLOAD: f64 = 0.9;
-/// The window over which accepted answers are counted.
+/// When at least this share of a window's worth of requests was refused in the last
+/// [`DELIVERY_WINDOW`] (and at least [`OVERLOAD_MIN`]), the server holds us to a lower limit
+/// than we send at, and the rate it accepted in that window is that limit.
+pub const OVERLOAD: f64 = 0.05;
+/// How much above the rate it just accepted the server is assumed to have room for: the
+/// answers to the last moments' requests are still on their way.
+pub const OVERLOAD_OPTIMISM: f64 = 1.03;
+/// The fewest refusals in a window that count as an overload.
+pub const OVERLOAD_MIN: f64 = 3.0;
+/// The window over which accepted and refused answers are counted.
 pub const DELIVERY_WINDOW: Duration = Duration::from_secs(1);
 /// The lowest the rate goes, as a share of the ceiling.
 pub const FLOOR: f64 = 0.05;
@@ -65,10 +71,10 @@ pub struct RateControl {
     bad: Option<f64>,
     /// When the current cubic started (the last cut).
     epoch: Option<Instant>,
-    /// Accepted answers of the last [`DELIVERY_WINDOW`].
-    delivered: VecDeque<Instant>,
-    /// The first accepted answer: the delivered rate means something one window later.
-    first_accepted: Option<Instant>,
+    /// The answers of the last [`DELIVERY_WINDOW`]: when, and whether accepted.
+    answers: VecDeque<Answer>,
+    /// The first answer of the run.
+    first_answer: Option<Instant>,
     /// The last slot handed out.
     last_slot: Option<Instant>,
 }
@@ -80,8 +86,8 @@ impl RateControl {
             ceiling,
             bad: None,
             epoch: None,
-            delivered: VecDeque::new(),
-            first_accepted: None,
+            answers: VecDeque::new(),
+            first_answer: None,
             last_slot: None,
         }
     }
@@ -115,50 +121,55 @@ impl RateControl {
         slot
     }
 
-    /// The server accepted a request (any answer but 429), seen at `now`.
+    /// The server accepted a request (answered anything but 429) at `now`.
     pub fn accepted(&mut self, now: Instant) {
-        self.first_accepted.get_or_insert(now);
-        self.delivered.push_back(now);
-        self.forget_old(now);
+        self.remember(now, true);
     }
 
-    fn forget_old(&mut self, now: Instant) {
-        while let Some(&t) = self.delivered.front() {
-            if now.saturating_duration_since(t) > DELIVERY_WINDOW {
-                self.delivered.pop_front();
+    fn remember(&mut self, now: Instant, accepted: bool) {
+        self.first_answer.get_or_insert(now);
+        self.answers.push_back(Answer { at: now, accepted });
+        while let Some(a) = self.answers.front() {
+            if now.saturating_duration_since(a.at) > DELIVERY_WINDOW {
+                self.answers.pop_front();
             } else {
                 break;
             }
         }
     }
 
-    /// Accepted answers per second over the last window, once a window has passed.
-    fn delivered_rate(&mut self, now: Instant) -> Option<f64> {
-        let first = self.first_accepted?;
-        if now.saturating_duration_since(first) < DELIVERY_WINDOW {
-            return None;
-        }
-        self.forget_old(now);
-        Some(self.delivered.len() as f64 / DELIVERY_WINDOW.as_secs_f64())
-    }
-
     /// The server answered 429 at `now` to a request sent at `sent_at`.
     pub fn throttled(&mut self, sent_at: Instant, now: Instant) {
+        self.remember(now, false);
         if self.epoch.is_some_and(|cut| sent_at < cut) {
             return;
         }
         let current = self.rate(sent_at);
-        let delivered = self.delivered_rate(now);
-        let bad = match delivered {
-            Some(d) if d < current * OVERLOAD => d,
-            _ => current,
+        let refused = self.answers.iter().filter(|a| !a.accepted).count() as f64;
+        let accepted = self.answers.len() as f64 - refused;
+        // Over less than a window when the run is younger than one.
+        let window = self.first_answer.map_or(DELIVERY_WINDOW, |first| {
+            now.saturating_duration_since(first).min(DELIVERY_WINDOW)
+        });
+        let window = window.as_secs_f64().max(0.05);
+        let bad = if refused >= (current * window * OVERLOAD).max(OVERLOAD_MIN) {
+            // Refused by the dozen: the server holds us to what it let through (a little
+            // more: answers of the last moments are still on their way).
+            (accepted / window * OVERLOAD_OPTIMISM).min(current)
+        } else {
+            current
         };
-        self.bad = Some(
-            bad.max(current * (1.0 - MAX_CUT))
-                .max(self.ceiling * FLOOR),
-        );
+        let bad = bad.max(current * (1.0 - MAX_CUT));
+        self.bad = Some(bad.max(self.ceiling * FLOOR));
         self.epoch = Some(now);
     }
+}
+
+/// One answer as [`RateControl`] remembers it.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    at: Instant,
+    accepted: bool,
 }
 
 /// A shared request pacer. `rate == 0` means unlimited (a lifted limit, benchmarks).
@@ -194,9 +205,7 @@ impl Pacer {
 
     /// The rate currently aimed at (`None`: unlimited).
     pub fn current_rate(&self) -> Option<f64> {
-        self.control
-            .as_ref()
-            .map(|c| lock(c).rate(Instant::now()))
+        self.control.as_ref().map(|c| lock(c).rate(Instant::now()))
     }
 
     /// Waits until one more request may be sent.
