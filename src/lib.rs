@@ -27,3 +27,4 @@ pub mod segment;
 pub mod stage;
 pub mod state;
 pub mod sync;
+pub mod window;

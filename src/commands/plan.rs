@@ -91,6 +91,7 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     let progress = Arc::new(super::progress::ProgressOut::new("resolved", total));
     let mut done = 0u64;
     let mut after = None;
+    let mut window = crate::window::Window::new(args.pace.concurrency as usize);
     loop {
         let chunk = stage.lookups(after.as_ref(), RESOLVE_CHUNK)?;
         let Some(last) = chunk.last().cloned() else {
@@ -101,7 +102,8 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         let resolved = crate::resolve::resolve_all(
             api.clone(),
             chunk,
-            args.pace.concurrency as usize,
+            &mut window,
+            Some(api.pacer().clone()),
             move |k| shown.update(base_count + k, String::new),
         )
         .await;

@@ -150,8 +150,9 @@ pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
         .keys()
         .map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone())))
         .collect();
-    let resolved =
-        crate::resolve::resolve_all(api, lookups, args.pace.concurrency as usize, |_| {}).await?;
+    let mut window = crate::window::Window::new(args.pace.concurrency as usize);
+    let pacer = Some(api.pacer().clone());
+    let resolved = crate::resolve::resolve_all(api, lookups, &mut window, pacer, |_| {}).await?;
     let r = Redaction(args.redact);
     let mut present = 0u64;
     let mut checked = 0u64;

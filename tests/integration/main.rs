@@ -20,6 +20,7 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
 
 mod auth;
 mod bad_inputs;
@@ -36,3 +37,4 @@ mod refusals;
 mod render;
 mod resilience;
 mod secrets;
+mod slow_start;
