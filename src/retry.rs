@@ -2,8 +2,9 @@
 //! (cargo's `util/network/retry.rs` idea): [`Attempts::on_fault`] returns what to do, the
 //! caller sleeps. Exponential backoff with full jitter for transient faults, `Retry-After`
 //! honoured as a floor, and a retry budget (as in the AWS SDKs) so a sustained fault stops the
-//! run instead of marking thousands of items failed. A throttled request (429) is retried
-//! without a backoff of its own: it goes back through the pacer, which is what slows down.
+//! run instead of marking thousands of items failed. A throttled request (429) backs off the
+//! same way (with `--rate 0` there is no pacer to slow it down) and then goes back through the
+//! pacer, which is what holds the rate; only transient faults draw on the budget.
 
 use std::time::Duration;
 
@@ -73,11 +74,12 @@ impl Attempts {
         if self.transient >= MAX_ATTEMPTS || self.throttled >= MAX_THROTTLED_ATTEMPTS {
             return Next::GiveUp;
         }
-        Next::Retry(if throttled {
-            retry_after.unwrap_or(Duration::ZERO)
+        let attempt = if throttled {
+            self.throttled
         } else {
-            backoff(self.transient, retry_after, unit)
-        })
+            self.transient
+        };
+        Next::Retry(backoff(attempt, retry_after, unit))
     }
 }
 
@@ -140,11 +142,11 @@ mod tests {
             ));
         }
         assert_eq!(a.on_fault(false, None, &mut budget, 0.5), Next::GiveUp);
-        // 429s: no backoff of their own (the pacer slows down), but Retry-After is honoured.
+        // 429s back off too, and Retry-After is honoured.
         let mut t = Attempts::default();
         assert_eq!(
             t.on_fault(true, None, &mut budget, 0.5),
-            Next::Retry(Duration::ZERO)
+            Next::Retry(BASE_DELAY / 2)
         );
         assert_eq!(
             t.on_fault(true, Some(Duration::from_secs(2)), &mut budget, 0.5),

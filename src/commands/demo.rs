@@ -88,6 +88,7 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
         reveal: false,
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+        refresh: true,
         pace: pace.clone(),
         api: api.clone(),
     };

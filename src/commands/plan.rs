@@ -74,6 +74,7 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     }
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
+    stage.set_refresh(args.refresh);
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
     for w in &manifest.warnings {
         eprintln!("warning: {}", render::clean(&w.to_string()));

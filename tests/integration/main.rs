@@ -20,6 +20,7 @@
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
 //! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
 
 mod auth;
@@ -33,6 +34,7 @@ mod input_errors;
 mod kills;
 mod plan_apply;
 mod properties;
+mod refresh;
 mod refusals;
 mod render;
 mod resilience;

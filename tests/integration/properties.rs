@@ -210,6 +210,7 @@ fn digest(plan: &Plan) -> String {
             kind: &item.identifier.kind,
             id: &item.identifier.id,
             action: item.action.as_str(),
+            unverified: item.is_unverified(),
         });
     }
     hasher.finish()
