@@ -13,16 +13,21 @@ use std::time::Duration;
 pub const INITIAL_LATENCY: Duration = Duration::from_secs(1);
 /// Headroom over rate × latency, so jitter in latency never starves the pacer.
 pub const IN_FLIGHT_HEADROOM: f64 = 1.5;
+/// Time added to the latency when sizing the window: requests queued at the pacer keep it
+/// busy while the dispatcher is held up (a journal commit waiting on a slow disk, a busy
+/// machine). They wait their turn at the pacer, so a larger window sends no burst.
+pub const DISPATCH_SLACK: Duration = Duration::from_millis(500);
 /// The weight of a new latency sample in the moving average.
 pub const LATENCY_WEIGHT: f64 = 0.1;
 
 /// The in-flight window that holds `rate` (requests/s; None: unlimited) at `latency`:
-/// Little's law with headroom, at least 1, at most `cap`.
+/// Little's law with headroom and [`DISPATCH_SLACK`], at least 1, at most `cap`.
 pub fn in_flight_window(rate: Option<f64>, latency: Duration, cap: usize) -> usize {
     match rate {
         None => cap.max(1),
         Some(r) => {
-            let needed = (r * latency.as_secs_f64() * IN_FLIGHT_HEADROOM).ceil() as usize + 2;
+            let time = latency.as_secs_f64() * IN_FLIGHT_HEADROOM + DISPATCH_SLACK.as_secs_f64();
+            let needed = (r * time).ceil() as usize + 2;
             needed.clamp(1, cap.max(1))
         }
     }
@@ -89,13 +94,13 @@ mod tests {
             w.said_yes();
             seen.push(w.allowed(Some(100.0)));
         }
-        // 100/s at 1 s latency × 1.5 headroom + 2 = 152.
-        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 128, 152, 152, 152]);
+        // 100/s × (1 s latency × 1.5 headroom + 0.5 s slack) + 2 = 202.
+        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 128, 202, 202, 202]);
         assert!(w.is_open());
         for _ in 0..100 {
             w.observe(Duration::from_millis(50));
         }
-        assert_eq!(w.allowed(Some(100.0)), 10);
+        assert_eq!(w.allowed(Some(100.0)), 60);
         assert_eq!(w.allowed(None), 256);
     }
 
@@ -104,11 +109,11 @@ mod tests {
         let cap = 4096;
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_secs(3), cap),
-            452
+            502
         );
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_millis(50), cap),
-            10
+            60
         );
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_secs(3), 64),
