@@ -17,18 +17,27 @@
 //!
 //! * Before any 429 it is `HEADROOM × ceiling` (99/s for `--rate 100`): just under the
 //!   ceiling, so rounding of the spacing never puts `ceiling + 1` sends in a second.
-//! * On a 429 of a request sent **after** the last cut (older ones answer a rate already
-//!   left behind), the rate where it happened is remembered as `W`: the current rate, or,
-//!   when the server delivered clearly less than that over the last second (fewer than
-//!   `OVERLOAD × r` accepted answers: a shared space, a lower limit), the delivered rate,
-//!   which is then the limit actually available. The cut is bounded to `MAX_CUT`.
+//! * A 429 to a request sent **after** the last cut is news (older ones answer a rate
+//!   already left behind, and are ignored). The rate where it happened is remembered as `W`:
+//!   the rate the request was sent at; or, when the last [`DELIVERY_WINDOW`] saw refusals by
+//!   the dozen (at least `OVERLOAD` of a window's worth, and `OVERLOAD_MIN`), the rate the
+//!   server accepted in that window × `OVERLOAD_OPTIMISM`: the limit actually available (a
+//!   space shared with other traffic, a lower limit than `--rate`). One cut is at most
+//!   `MAX_CUT` of the rate.
 //! * The rate then restarts at `W × (1 − CUT)` and follows a cubic (TCP CUBIC's shape):
-//!   `r(t) = W × (HOLD + s × (t − REGROW)³)`, `s = (HOLD − 1 + CUT) / REGROW³`. It climbs fast
-//!   while far below `W`, flattens to hold at `HOLD × W` around `t = REGROW`, then probes
-//!   slowly upward (reaching `W` about 0.7 × REGROW later, a limit 1.67 × higher about
-//!   3.5 × REGROW later). A 429 while probing starts a new cycle at the new `W`; none means
-//!   the limit rose and the probe keeps accelerating up to the ceiling.
-//! * The rate never goes below `FLOOR × ceiling`.
+//!   `r(t) = W × (HOLD + s × (t − REGROW)³)`, `s = (HOLD − 1 + CUT) / REGROW³`. It climbs
+//!   fastest right after the cut, flattens to hold at `HOLD × W` around `t = REGROW`, then
+//!   probes upward slowly (it passes `W` about 2.5 s later, so a limit that has not moved
+//!   answers with a lone 429 and a 1 % cut) and ever faster (a limit 1.67 × higher, 60 → 100,
+//!   is reached about 17 s after holding). The rate never goes above `HEADROOM × ceiling` nor
+//!   below `FLOOR × ceiling`.
+//!
+//! With the constants below, against a strict sliding window at 100/s with 20 ms of arrival
+//! jitter the rate settles just under 98/s (jitter makes about 98.0/s the most any client can
+//! send without refusals there) with a 429 every few seconds; against fixed windows and token
+//! buckets at 99/s; when 40/s of other traffic joins, it is down to 57–60/s within a second
+//! or two, and back near the ceiling about 20 s after the traffic leaves (`pace/tests.rs`
+//! simulates each case).
 //!
 //! A request the server throttled goes back through the turnstile like any other, so a
 //! retry never jumps the queue or adds a burst.
