@@ -21,7 +21,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, watch};
 
 use crate::pace::Pacer;
-use crate::retry::{Attempts, Next, RetryBudget};
+use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{DeleteOutcome, Fault, ProfileApi};
 use crate::state::{Failure, ItemState, Outcome, State, Work};
 use crate::sync::lock;
@@ -131,6 +131,8 @@ struct Shared<A> {
     requests: AtomicU64,
     budget: Mutex<RetryBudget>,
     profiles: Option<DefaultKeyedRateLimiter<String>>,
+    /// Requests go through an adaptive pacer (a rate is set).
+    paced: bool,
 }
 
 impl<A> Shared<A> {
@@ -167,6 +169,7 @@ pub async fn execute<A: ProfileApi>(
         budget: Mutex::new(RetryBudget::default()),
         profiles: std::num::NonZeroU32::new(options.profile_rate)
             .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+        paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     let mut queue: VecDeque<Work> = VecDeque::new();
@@ -393,12 +396,12 @@ async fn settle<A: ProfileApi>(
                     // A timeout or a 5xx may hide a delete the server applied.
                     ambiguous = true;
                 }
-                let next = attempts.on_fault(
-                    was_throttled,
+                let fault = Retryable {
+                    throttled: was_throttled,
                     retry_after,
-                    &mut lock(&shared.budget),
-                    rand::random::<f64>(),
-                );
+                    paced: shared.paced,
+                };
+                let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
                 match next {
                     Next::Retry(delay) => tokio::time::sleep(delay).await,
                     Next::GiveUp => {

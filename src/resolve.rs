@@ -13,7 +13,7 @@ use anyhow::bail;
 use crate::model::Lookup;
 use crate::pace::Pacer;
 use crate::plan::Resolution;
-use crate::retry::{Attempts, Next, RetryBudget};
+use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{Fault, ProfileApi, ReadPage};
 use crate::sync::lock;
 use crate::window::Window;
@@ -34,6 +34,7 @@ pub async fn resolve_all<A: ProfileApi>(
     on_done: impl Fn(u64) + Send + Sync + 'static,
 ) -> anyhow::Result<BTreeMap<Lookup, Resolution>> {
     let budget = Arc::new(Mutex::new(RetryBudget::default()));
+    let paced = pacer.as_ref().is_some_and(|p| p.ceiling() > 0);
     let mut queue = lookups.into_iter();
     let mut reads = tokio::task::JoinSet::new();
     let mut out = BTreeMap::new();
@@ -44,7 +45,7 @@ pub async fn resolve_all<A: ProfileApi>(
             let Some(lookup) = queue.next() else { break };
             let (api, budget) = (api.clone(), budget.clone());
             reads.spawn(async move {
-                let read = resolve_one(&*api, &lookup, &budget).await;
+                let read = resolve_one(&*api, &lookup, &budget, paced).await;
                 (lookup, read)
             });
         }
@@ -77,6 +78,7 @@ async fn resolve_one<A: ProfileApi>(
     api: &A,
     lookup: &Lookup,
     budget: &Mutex<RetryBudget>,
+    paced: bool,
 ) -> anyhow::Result<(Resolution, Vec<Duration>)> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
@@ -109,12 +111,12 @@ async fn resolve_one<A: ProfileApi>(
                     retry_after,
                     ref reason,
                 } => {
-                    let next = attempts.on_fault(
+                    let fault = Retryable {
                         throttled,
                         retry_after,
-                        &mut lock(budget),
-                        rand::random::<f64>(),
-                    );
+                        paced,
+                    };
+                    let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
                     match next {
                         Next::Retry(delay) => tokio::time::sleep(delay).await,
                         Next::BudgetSpent => bail!(

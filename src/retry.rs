@@ -2,9 +2,11 @@
 //! (cargo's `util/network/retry.rs` idea): [`Attempts::on_fault`] returns what to do, the
 //! caller sleeps. Exponential backoff with full jitter for transient faults, `Retry-After`
 //! honoured as a floor, and a retry budget (as in the AWS SDKs) so a sustained fault stops the
-//! run instead of marking thousands of items failed. A throttled request (429) backs off the
-//! same way (with `--rate 0` there is no pacer to slow it down) and then goes back through the
-//! pacer, which is what holds the rate; only transient faults draw on the budget.
+//! run instead of marking thousands of items failed. A throttled request (429) goes straight
+//! back through the pacer, which is what slows down (waiting only for a `Retry-After`): an
+//! exponential backoff on top would park it, holding a place in the in-flight window while
+//! the pacer has nothing to send. Without a pacer (`--rate 0`) it backs off like any
+//! transient fault. Only transient faults draw on the budget.
 
 use std::time::Duration;
 
@@ -45,6 +47,17 @@ pub enum Next {
     BudgetSpent,
 }
 
+/// A fault worth retrying, as the retry machine sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Retryable {
+    /// A 429 (else another transient fault: 5xx, timeout, reset, malformed body).
+    pub throttled: bool,
+    /// The server's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+    /// The retry goes back through an adaptive pacer (a `--rate` is set).
+    pub paced: bool,
+}
+
 /// The attempts of one request (one item's delete, one page's read).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Attempts {
@@ -54,15 +67,15 @@ pub struct Attempts {
 
 impl Attempts {
     /// A retryable fault happened: `throttled` for a 429, with the server's `Retry-After` if
-    /// any. Transient faults draw on `budget`; `unit` is a uniform random number in `[0, 1)`
-    /// for the jitter, passed in so the machine stays pure.
-    pub fn on_fault(
-        &mut self,
-        throttled: bool,
-        retry_after: Option<Duration>,
-        budget: &mut RetryBudget,
-        unit: f64,
-    ) -> Next {
+    /// any; `paced` when the request goes back through an adaptive pacer. Transient faults
+    /// draw on `budget`; `unit` is a uniform random number in `[0, 1)` for the jitter, passed
+    /// in so the machine stays pure.
+    pub fn on_fault(&mut self, fault: Retryable, budget: &mut RetryBudget, unit: f64) -> Next {
+        let Retryable {
+            throttled,
+            retry_after,
+            paced,
+        } = fault;
         if throttled {
             self.throttled += 1;
         } else {
@@ -74,12 +87,11 @@ impl Attempts {
         if self.transient >= MAX_ATTEMPTS || self.throttled >= MAX_THROTTLED_ATTEMPTS {
             return Next::GiveUp;
         }
-        let attempt = if throttled {
-            self.throttled
-        } else {
-            self.transient
-        };
-        Next::Retry(backoff(attempt, retry_after, unit))
+        Next::Retry(match (throttled, paced) {
+            (true, true) => retry_after.unwrap_or(Duration::ZERO),
+            (true, false) => backoff(self.throttled, retry_after, unit),
+            (false, _) => backoff(self.transient, retry_after, unit),
+        })
     }
 }
 
@@ -133,40 +145,60 @@ mod tests {
 
     #[test]
     fn attempts_give_up_or_spend_the_budget() {
+        let fault = |throttled, retry_after, paced| Retryable {
+            throttled,
+            retry_after,
+            paced,
+        };
         let mut budget = RetryBudget::default();
         let mut a = Attempts::default();
-        for _ in 1..MAX_ATTEMPTS {
-            assert!(matches!(
-                a.on_fault(false, None, &mut budget, 0.5),
-                Next::Retry(_)
-            ));
+        for n in 1..MAX_ATTEMPTS {
+            assert_eq!(
+                a.on_fault(fault(false, None, true), &mut budget, 0.5),
+                Next::Retry(backoff(n, None, 0.5))
+            );
         }
-        assert_eq!(a.on_fault(false, None, &mut budget, 0.5), Next::GiveUp);
-        // 429s back off too, and Retry-After is honoured.
+        assert_eq!(
+            a.on_fault(fault(false, None, true), &mut budget, 0.5),
+            Next::GiveUp
+        );
+        // Paced 429s wait only for Retry-After: the pacer is what slows down.
         let mut t = Attempts::default();
         assert_eq!(
-            t.on_fault(true, None, &mut budget, 0.5),
-            Next::Retry(BASE_DELAY / 2)
+            t.on_fault(fault(true, None, true), &mut budget, 0.5),
+            Next::Retry(Duration::ZERO)
         );
         assert_eq!(
-            t.on_fault(true, Some(Duration::from_secs(2)), &mut budget, 0.5),
+            t.on_fault(
+                fault(true, Some(Duration::from_secs(2)), true),
+                &mut budget,
+                0.5
+            ),
             Next::Retry(Duration::from_secs(2))
         );
         for _ in 2..MAX_THROTTLED_ATTEMPTS - 1 {
             assert!(matches!(
-                t.on_fault(true, None, &mut budget, 0.5),
+                t.on_fault(fault(true, None, true), &mut budget, 0.5),
                 Next::Retry(_)
             ));
         }
-        assert_eq!(t.on_fault(true, None, &mut budget, 0.5), Next::GiveUp);
+        assert_eq!(
+            t.on_fault(fault(true, None, true), &mut budget, 0.5),
+            Next::GiveUp
+        );
+        // Unpaced 429s (`--rate 0`) back off.
+        assert_eq!(
+            Attempts::default().on_fault(fault(true, None, false), &mut budget, 0.5),
+            Next::Retry(BASE_DELAY / 2)
+        );
         // A spent budget stops transient retries but not throttled ones.
         let mut empty = RetryBudget { tokens: 0 };
         assert_eq!(
-            Attempts::default().on_fault(false, None, &mut empty, 0.5),
+            Attempts::default().on_fault(fault(false, None, true), &mut empty, 0.5),
             Next::BudgetSpent
         );
         assert!(matches!(
-            Attempts::default().on_fault(true, None, &mut empty, 0.5),
+            Attempts::default().on_fault(fault(true, None, true), &mut empty, 0.5),
             Next::Retry(_)
         ));
     }

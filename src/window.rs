@@ -1,9 +1,14 @@
 //! The in-flight window shared by plan's resolver and apply's executor: how many requests may
-//! be outstanding at once. It opens by slow start (the first request goes alone; each answer
-//! that shows the service said yes doubles the window) up to the window that holds the
-//! pacer's rate at the observed latency (Little's law with headroom), at most the
-//! `--concurrency` cap. So a wrong token, a space without the feature or a wrong space costs
-//! one request, not a window's worth. The pacer (see [`crate::pace`]) decides *when* each
+//! be outstanding at once. It opens by slow start: the first request goes alone, and only
+//! once the service has said yes does it open to the window that holds the pacer's rate at
+//! the observed latency (Little's law with headroom), at most the `--concurrency` cap. So a
+//! wrong token or a space without the feature costs one request, not a window's worth.
+//!
+//! Why not double per round trip, as TCP does: the window here is not what keeps the wire
+//! from bursting (the pacer spaces every request), only what may wait for an answer, and the
+//! one thing slow start guards against (a space-level refusal) is settled by the first
+//! answer. Doubling per round trip would need seven round trips to reach 150 requests in
+//! flight, seven seconds at a fraction of the rate when the latency is one second. The pacer (see [`crate::pace`]) decides *when* each
 //! request leaves; this decides *how many* may be waiting for an answer.
 
 use std::time::Duration;
@@ -16,7 +21,7 @@ pub const IN_FLIGHT_HEADROOM: f64 = 1.5;
 /// Time added to the latency when sizing the window: requests queued at the pacer keep it
 /// busy while the dispatcher is held up (a journal commit waiting on a slow disk, a busy
 /// machine). They wait their turn at the pacer, so a larger window sends no burst.
-pub const DISPATCH_SLACK: Duration = Duration::from_millis(500);
+pub const DISPATCH_SLACK: Duration = Duration::from_secs(2);
 /// The weight of a new latency sample in the moving average.
 pub const LATENCY_WEIGHT: f64 = 0.1;
 
@@ -37,7 +42,7 @@ pub fn in_flight_window(rate: Option<f64>, latency: Duration, cap: usize) -> usi
 #[derive(Clone, Debug)]
 pub struct Window {
     cap: usize,
-    /// The slow-start limit; grows until it no longer binds.
+    /// 1 until the service said yes, then the cap.
     opened: usize,
     latency: Duration,
 }
@@ -64,9 +69,9 @@ impl Window {
     }
 
     /// The service answered a request in a way that shows it accepts us (a 200, or a 404 about
-    /// the item): the window doubles.
+    /// the item): the window opens to the latency-sized window.
     pub fn said_yes(&mut self) {
-        self.opened = self.opened.saturating_mul(2).min(self.cap);
+        self.opened = self.cap;
     }
 
     /// One request took `latency` (sizes the window to the rate).
@@ -85,23 +90,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_first_request_goes_alone_then_the_window_doubles_to_the_latency_window() {
-        let mut w = Window::new(256);
+    fn the_first_request_goes_alone_then_the_window_opens_to_the_latency_window() {
+        let mut w = Window::new(512);
         assert_eq!(w.allowed(Some(100.0)), 1);
+        assert_eq!(
+            w.allowed(None),
+            1,
+            "unlimited or not, nothing fans out before a yes"
+        );
         assert!(!w.is_open());
-        let mut seen = Vec::new();
-        for _ in 0..10 {
-            w.said_yes();
-            seen.push(w.allowed(Some(100.0)));
-        }
-        // 100/s × (1 s latency × 1.5 headroom + 0.5 s slack) + 2 = 202.
-        assert_eq!(seen, [2, 4, 8, 16, 32, 64, 128, 202, 202, 202]);
+        w.observe(Duration::from_secs(1));
+        assert_eq!(
+            w.allowed(Some(100.0)),
+            1,
+            "an answer that is not a yes opens nothing"
+        );
+        w.said_yes();
+        // 100/s × (1 s latency × 1.5 headroom + 2 s slack) + 2 = 352.
+        assert_eq!(w.allowed(Some(100.0)), 352);
         assert!(w.is_open());
         for _ in 0..100 {
             w.observe(Duration::from_millis(50));
         }
-        assert_eq!(w.allowed(Some(100.0)), 60);
-        assert_eq!(w.allowed(None), 256);
+        assert_eq!(w.allowed(Some(100.0)), 210);
+        assert_eq!(w.allowed(None), 512);
     }
 
     #[test]
@@ -109,11 +121,11 @@ mod tests {
         let cap = 4096;
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_secs(3), cap),
-            502
+            652
         );
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_millis(50), cap),
-            60
+            210
         );
         assert_eq!(
             in_flight_window(Some(100.0), Duration::from_secs(3), 64),
