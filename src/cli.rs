@@ -35,7 +35,7 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Resolve a manifest against the live profiles and seal the plan into a state file.
     #[command(
-        after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
+        after_help = "Examples:\n  idprune plan plans/x.yaml\n  idprune plan plans/x.yaml --receipt\n  idprune plan plans/x.yaml --check-receipt --format markdown\n  idprune plan plans/x.yaml -o /secure/x.state.db --detailed-exitcode --format markdown"
     )]
     Plan(PlanArgs),
     /// Render a sealed plan and its progress.
@@ -45,7 +45,7 @@ pub enum Command {
     Show(ShowArgs),
     /// Execute the approved plan; running it again resumes.
     #[command(
-        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.state.db --yes --retry-failed"
+        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.yaml --receipt plans/x.receipt.json\n  idprune apply plans/x.yaml --approve sha256:9f2c4e1a0b3d...\n  idprune apply plans/x.state.db --yes --retry-failed"
     )]
     Apply(ApplyArgs),
     /// Counts by state, lock holder, runs and last errors.
@@ -131,9 +131,10 @@ pub struct PlanArgs {
     /// How to print the plan.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Hide identifier values in text output.
-    #[arg(long, conflicts_with = "reveal")]
-    pub redact: bool,
+    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
+    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
+    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
+    pub redact: Option<crate::mask::RedactLevel>,
     /// Show identifier values in markdown and JSON output.
     #[arg(long)]
     pub reveal: bool,
@@ -148,6 +149,18 @@ pub struct PlanArgs {
     /// unverified, and an absent identifier then ends `already_absent` at apply.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit
+    /// in the pull request.
+    #[arg(long, conflicts_with = "check_receipt")]
+    pub receipt: bool,
+    /// Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json`
+    /// beside the manifest) no longer matches; exit 0 when it does.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub check_receipt: Option<Option<PathBuf>>,
+    /// Accept a plan whose lookups mostly found no profile (without it: exit 1, since that
+    /// usually means a wrong space or region).
+    #[arg(long)]
+    pub allow_unresolved: bool,
     #[command(flatten)]
     pub pace: PaceArgs,
     #[command(flatten)]
@@ -162,22 +175,28 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Hide identifier values in text output.
-    #[arg(long, conflicts_with = "reveal")]
-    pub redact: bool,
+    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
+    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
+    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
+    pub redact: Option<crate::mask::RedactLevel>,
     /// Show identifier values in markdown and JSON output.
     #[arg(long)]
     pub reveal: bool,
 }
 
 /// `apply`.
-#[derive(Debug, Args)]
+#[derive(Debug, Args, Clone)]
 pub struct ApplyArgs {
-    /// The state file written by `plan`.
+    /// The state file written by `plan` — or the manifest, which is then planned afresh into
+    /// its default state file and applied only when the fresh digest is the approved one.
+    #[arg(value_name = "STATE|MANIFEST")]
     pub state: PathBuf,
     /// The approved digest (`sha256:<hex>`, bare hex, or a unique prefix of 12+ hex digits).
     #[arg(long, value_name = "DIGEST")]
     pub approve: Option<String>,
+    /// The committed receipt whose digest is approved (instead of `--approve`).
+    #[arg(long, value_name = "FILE", conflicts_with = "approve")]
+    pub receipt: Option<PathBuf>,
     /// Apply without asking.
     #[arg(long)]
     pub yes: bool,

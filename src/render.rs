@@ -1,10 +1,12 @@
 //! Rendering for people and programs: the plan (per-profile identifier diffs and the summary
-//! line), its progress, and the status view, as text, markdown or JSON, into any `impl Write`.
-//! This is the only module that formats for people. Two rules hold everywhere:
+//! line), its progress, and the status view, as text or JSON, into any `impl Write`; the
+//! markdown view for pull requests is [`crate::markdown`], built on these helpers. Two rules
+//! hold everywhere:
 //! - every value from outside (identifiers, lookups, Segment's messages) passes through
 //!   [`clean`], so control characters and ANSI escapes never reach a terminal raw;
 //! - with redaction on, identifier values (lookups and `user_id`s included) are replaced by
-//!   [`REDACTED`]; types, counts, actions, notes and the digest stay visible.
+//!   [`REDACTED`] (markdown: a masked preview and a keyed fingerprint, [`crate::mask`]);
+//!   types, counts, actions, notes and the digest stay visible.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write};
@@ -18,13 +20,7 @@ use crate::state::{
     Counts, FORMAT_VERSION, ItemFilter, ItemState, Meta, Run, RunFigures, State, StoredItem,
     lock::Holder,
 };
-
-/// What stands in for a hidden value.
-pub const REDACTED: &str = "***";
-
-/// Profiles (and other items) a markdown view lists before it summarises the rest, so a pull
-/// request comment stays under the hosts' size limits (GitHub: 65,536 characters).
-pub const MARKDOWN_LIMIT: u64 = 200;
+pub use crate::text::{REDACTED, Redaction, clean, thousands, timestamp};
 
 /// Output formats of `show` and `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -35,43 +31,6 @@ pub enum Format {
     Markdown,
     /// For programs: redacted unless `--reveal`.
     Json,
-}
-
-/// Replaces control characters (C0, DEL, C1) with Rust-style escapes, so a value can never
-/// drive the terminal. Everything else, non-ASCII included, is kept.
-pub fn clean(value: &str) -> String {
-    if !value.chars().any(char::is_control) {
-        return value.to_owned();
-    }
-    value
-        .chars()
-        .map(|c| {
-            if c.is_control() {
-                c.escape_default().to_string()
-            } else {
-                c.to_string()
-            }
-        })
-        .collect()
-}
-
-/// An RFC 3339 UTC timestamp of Unix seconds.
-pub fn timestamp(unix: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-/// Groups thousands: `1204` → `1,204`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A plan view: the sealed facts and counts in memory, the items streamed from the state file
@@ -99,33 +58,10 @@ impl<'a> PlanView<'a> {
     }
 }
 
-/// How values are shown.
-#[derive(Clone, Copy, Debug)]
-pub struct Redaction(pub bool);
-
-impl Redaction {
-    fn value(self, v: &str) -> String {
-        if self.0 {
-            REDACTED.to_owned()
-        } else {
-            clean(v)
-        }
-    }
-
-    fn ident(self, i: &Identifier) -> String {
-        format!("{}:{}", clean(&i.kind), self.value(&i.id))
-    }
-
-    /// A lookup as shown: `TYPE:VALUE` with the value hidden, or a hidden segment id.
-    fn lookup(self, lookup: &str) -> String {
-        if !self.0 {
-            return clean(lookup);
-        }
-        match lookup.split_once(':') {
-            Some((kind, _)) => format!("{}:{REDACTED}", clean(kind)),
-            None => REDACTED.to_owned(),
-        }
-    }
+/// When a plan stops being appliable: its creation time plus its TTL (Unix seconds).
+pub fn expires_at(meta: &Meta) -> i64 {
+    meta.created_at
+        .saturating_add(i64::try_from(meta.ttl_secs).unwrap_or(i64::MAX))
 }
 
 /// The summary sentence: `Plan: 1,204 to delete from 1,180 profiles, 14 already absent, ...`.
@@ -151,14 +87,17 @@ pub const SCOPE_REMINDER: &[&str] = &[
 ];
 
 /// One line of a profile's diff.
-struct DiffLine<'a> {
-    sign: char,
-    ident: &'a Identifier,
-    seq: Option<u64>,
+pub(crate) struct DiffLine<'a> {
+    /// `-` for a removal, ` ` for a kept identifier.
+    pub sign: char,
+    /// The identifier.
+    pub ident: &'a Identifier,
+    /// The item that removes it.
+    pub seq: Option<u64>,
 }
 
 /// A profile's identifier set before → after, as diff lines (`-` for removals).
-fn profile_diff<'a>(
+pub(crate) fn profile_diff<'a>(
     profile: &'a Profile,
     deleting: &BTreeMap<&'a Identifier, u64>,
 ) -> Vec<DiffLine<'a>> {
@@ -263,7 +202,8 @@ pub fn progress_line(counts: &Counts) -> String {
     )
 }
 
-fn started(counts: &Counts) -> bool {
+/// True once any item has left `pending`.
+pub(crate) fn started(counts: &Counts) -> bool {
     [
         ItemState::Done,
         ItemState::AlreadyAbsent,
@@ -286,6 +226,12 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     )?;
     writeln!(out, "Reason: {}", clean(&m.reason))?;
     writeln!(out, "Digest: {}", m.digest)?;
+    writeln!(
+        out,
+        "Expires: {} (planned {})",
+        timestamp(expires_at(m)),
+        timestamp(m.created_at)
+    )?;
     writeln!(out)?;
     diffs(view, r, "", u64::MAX, out)?;
     if view.state.count_items(ItemFilter::NotSent)? > 0 {
@@ -306,100 +252,16 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     Ok(())
 }
 
-/// Writes the plan view as markdown for a pull request.
+/// Writes the plan view as markdown for a pull request: [`crate::markdown::plan`] with the
+/// masked preview when `r` redacts.
 pub fn plan_markdown(
     view: &PlanView<'_>,
     r: Redaction,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let m = &view.meta;
-    writeln!(
-        out,
-        "### idprune plan for `{}` ({})",
-        clean(&m.space),
-        m.region
-    )?;
-    writeln!(out)?;
-    writeln!(out, "**{}**", summary_line(&view.counts))?;
-    writeln!(out)?;
-    writeln!(out, "- Digest: `{}`", m.digest)?;
-    writeln!(out, "- Reason: {}", clean(&m.reason))?;
-    writeln!(
-        out,
-        "- Approve with: `idprune apply <state> --approve {}`",
-        m.digest
-    )?;
-    if r.0 {
-        writeln!(
-            out,
-            "- Identifier values are redacted; run `idprune show <state>` locally to see them."
-        )?;
-    }
-    writeln!(out)?;
-    writeln!(out, "| action | items |\n|---|---:|")?;
-    for a in Action::ALL {
-        writeln!(
-            out,
-            "| {} | {} |",
-            a.as_str(),
-            thousands(view.counts.action(a))
-        )?;
-    }
-    if started(&view.counts) {
-        writeln!(out, "\n{}", progress_line(&view.counts))?;
-    }
-    if view.counts.delete_profiles > 0 {
-        writeln!(
-            out,
-            "\n<details><summary>Per-profile changes ({} profiles)</summary>\n",
-            thousands(view.counts.delete_profiles)
-        )?;
-        writeln!(out, "```diff")?;
-        diffs(view, r, "# ", MARKDOWN_LIMIT, out)?;
-        writeln!(out, "```")?;
-        let hidden = view.counts.delete_profiles.saturating_sub(MARKDOWN_LIMIT);
-        if hidden > 0 {
-            writeln!(
-                out,
-                "\n… and {} more profiles: `idprune show <state>` lists them all.",
-                thousands(hidden)
-            )?;
-        }
-        writeln!(out, "</details>")?;
-    }
-    let others = view.state.count_items(ItemFilter::NotSentOrNoted)?;
-    if others > 0 {
-        writeln!(
-            out,
-            "\n<details><summary>Not sent, or worth a look ({})</summary>\n",
-            thousands(others)
-        )?;
-        writeln!(out, "```")?;
-        item_lines(view, ItemFilter::NotSentOrNoted, MARKDOWN_LIMIT, "", r, out)?;
-        writeln!(out, "```")?;
-        if others > MARKDOWN_LIMIT {
-            writeln!(out, "\n… and {} more.", thousands(others - MARKDOWN_LIMIT))?;
-        }
-        writeln!(out, "</details>")?;
-    }
-    if !view.warnings.is_empty() {
-        writeln!(out)?;
-        for w in view.warnings.iter().take(MARKDOWN_LIMIT as usize) {
-            writeln!(out, "> warning: {}", clean(w))?;
-        }
-        if view.warnings.len() as u64 > MARKDOWN_LIMIT {
-            writeln!(
-                out,
-                "> … and {} more warnings.",
-                thousands(view.warnings.len() as u64 - MARKDOWN_LIMIT)
-            )?;
-        }
-    }
-    writeln!(out)?;
-    for line in SCOPE_REMINDER {
-        writeln!(out, "> {line}")?;
-    }
-    Ok(())
+    let level = r.0.then_some(crate::mask::RedactLevel::Preview);
+    let masker = crate::mask::Masker::for_state(view.state, level)?;
+    crate::markdown::plan(view, &masker, &view.state.path().display().to_string(), out)
 }
 
 fn by_name<K: Copy>(
@@ -423,7 +285,7 @@ fn summary_json(counts: &Counts) -> Value {
     })
 }
 
-fn item_json(s: &StoredItem, r: Redaction) -> Value {
+fn item_json(s: &StoredItem, r: Redaction, masker: &crate::mask::Masker) -> Value {
     let value = |v: &str| {
         if r.0 {
             REDACTED.to_owned()
@@ -436,9 +298,14 @@ fn item_json(s: &StoredItem, r: Redaction) -> Value {
     } else {
         s.item.lookup.clone()
     };
+    // Redacted items carry the keyed fingerprint of their identifier, the same as the
+    // markdown view's (`~1a2b3c4d`), so views made with one key can be matched up.
+    let fingerprint =
+        r.0.then(|| masker.fingerprint(&s.item.identifier.kind, &s.item.identifier.id));
     json!({
         "seq": s.item.seq,
         "profile": lookup,
+        "fingerprint": fingerprint,
         "user_id": s.item.user_id.as_deref().map(value),
         "identifier": {"type": s.item.identifier.kind, "id": value(&s.item.identifier.id)},
         "action": s.item.action.as_str(),
@@ -461,6 +328,7 @@ fn head_json(meta: &Meta, counts: &Counts, r: Redaction) -> serde_json::Map<Stri
         "api": meta.api_origin,
         "reason": meta.reason,
         "created_at": timestamp(meta.created_at),
+        "expires_at": timestamp(expires_at(meta)),
         "redacted": r.0,
         "summary": summary_json(counts),
     });
@@ -484,13 +352,14 @@ fn json_with_items(
         writeln!(out, "  {}: {},", Value::String(key.clone()), value)?;
     }
     write!(out, "  \"items\": [")?;
+    let masker = crate::mask::Masker::for_state(state, None)?;
     let mut first = true;
     state.for_each_item_in(ItemFilter::All, u64::MAX, |s| {
         write!(
             out,
             "{}\n    {}",
             if first { "" } else { "," },
-            item_json(&s, r)
+            item_json(&s, r, &masker)
         )?;
         first = false;
         Ok(())
@@ -534,6 +403,12 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         "space {} · digest {}",
         clean(&view.meta.space),
         view.meta.digest
+    )?;
+    writeln!(
+        out,
+        "API {} · Expires: {}",
+        view.meta.api_origin,
+        timestamp(expires_at(&view.meta))
     )?;
     writeln!(out, "{}", summary_line(&view.counts))?;
     writeln!(out, "{}", progress_line(&view.counts))?;
@@ -608,32 +483,4 @@ pub fn status_json(
             .collect(),
     );
     json_with_items(map, view.state, r, serde_json::Map::new(), out)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn clean_escapes_controls_only() {
-        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
-        assert_eq!(clean("é\n"), "é\\n");
-        assert_eq!(clean("plain"), "plain");
-    }
-
-    #[test]
-    fn thousands_groups() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1204), "1,204");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
-
-    #[test]
-    fn redaction_keeps_types() {
-        let r = Redaction(true);
-        assert_eq!(r.lookup("user_id:u1"), "user_id:***");
-        assert_eq!(r.lookup("use_abc"), "***");
-        assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
-    }
 }

@@ -132,8 +132,22 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `idprune apply STATE`.
+/// `idprune apply STATE`, or `idprune apply MANIFEST` (see [`super::review`]): the file is
+/// sniffed, not named by its extension.
 pub async fn apply(args: &ApplyArgs) -> anyhow::Result<Exit> {
+    if !super::review::is_state_file(&args.state)? {
+        return super::review::apply_manifest(args).await;
+    }
+    if let Some(receipt) = &args.receipt {
+        let mut approved = args.clone();
+        approved.approve = Some(crate::receipt::Receipt::read(receipt)?.digest);
+        return apply_state(&approved).await;
+    }
+    apply_state(args).await
+}
+
+/// `idprune apply STATE`: the classic form.
+pub(super) async fn apply_state(args: &ApplyArgs) -> anyhow::Result<Exit> {
     let mut state = State::open(&args.state)?;
     let meta = state.meta()?;
     let base = base_url(&args.api, super::region_url(&meta.region))?;

@@ -84,11 +84,14 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
         out: None,
         detailed_exitcode: true,
         format: Format::Text,
-        redact: false,
+        redact: None,
         reveal: false,
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
         refresh: true,
+        receipt: false,
+        check_receipt: None,
+        allow_unresolved: false,
         pace: pace.clone(),
         api: api.clone(),
     };
@@ -102,7 +105,7 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
     show::show(&ShowArgs {
         state: state.clone(),
         format: Format::Markdown,
-        redact: false,
+        redact: None,
         reveal: false,
     })?;
 
@@ -111,6 +114,7 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
     let applied = apply::apply(&ApplyArgs {
         state: state.clone(),
         approve: Some(digest[..19].to_owned()),
+        receipt: None,
         yes: false,
         retry_failed: false,
         pace: pace.clone(),

@@ -6,6 +6,7 @@ mod apply;
 mod demo;
 mod plan;
 mod progress;
+mod review;
 mod show;
 
 use std::io::{IsTerminal as _, Read as _};
@@ -69,7 +70,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
 
 /// Maps an error to its exit code.
 pub fn exit_for(error: &anyhow::Error) -> Exit {
-    if error.downcast_ref::<Refused>().is_some() {
+    if error.downcast_ref::<Refused>().is_some()
+        || error.downcast_ref::<crate::state::Refusal>().is_some()
+    {
         Exit::Refused
     } else {
         Exit::Error

@@ -12,7 +12,9 @@ use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
 use crate::render::{self, Format, PlanView, Redaction};
 use crate::stage::Stage;
+use crate::state::lock::{FileLock, Holder};
 use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
+pub use crate::text::rate_text;
 
 /// Loads a manifest and prints its warnings to stderr.
 fn load(path: &Path) -> anyhow::Result<Manifest> {
@@ -65,6 +67,75 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    let fresh = seal_fresh(args, &state_path).await?;
+    let (digest, deletes) = (fresh.digest, fresh.deletes);
+    let state = State::open(&state_path)?;
+    let redact = default_redaction(args.format, args.redact.is_some(), args.reveal);
+    print_plan(&state, args.format, redact, args.redact)?;
+    eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
+    super::review::warn_if_committable(&state_path);
+    if let Some(exit) = super::review::after_plan(args, &state)? {
+        return Ok(exit);
+    }
+    if deletes == 0 {
+        eprintln!("No changes: nothing to delete.");
+    } else {
+        eprintln!(
+            "Review it, then: idprune apply {} --approve {digest}",
+            state_path.display()
+        );
+    }
+    Ok(if args.detailed_exitcode && deletes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// A plan just sealed into its state file.
+pub(super) struct Fresh {
+    /// Its digest.
+    pub digest: String,
+    /// How many `delete` items it holds.
+    pub deletes: u64,
+}
+
+/// Stages the manifest, resolves it and seals the plan into `state_path`; prints progress
+/// and warnings on stderr, not the plan. `plan` and `apply MANIFEST` share it.
+pub(super) async fn seal_fresh(args: &PlanArgs, state_path: &Path) -> anyhow::Result<Fresh> {
+    seal_inputs(
+        &PlanInputs {
+            manifest: args.manifest.clone(),
+            force: args.force,
+            ttl: args.ttl,
+            pace: args.pace.clone(),
+            api: args.api.clone(),
+            refresh: args.refresh,
+        },
+        state_path,
+    )
+    .await
+}
+
+/// What sealing a fresh plan needs from the command line.
+pub(super) struct PlanInputs {
+    /// The manifest.
+    pub manifest: std::path::PathBuf,
+    /// Replace a state file holding a journal.
+    pub force: bool,
+    /// The plan's TTL.
+    pub ttl: std::time::Duration,
+    /// Pacing.
+    pub pace: crate::cli::PaceArgs,
+    /// The API.
+    pub api: crate::cli::ApiArgs,
+    /// Read every lookup (false: `--refresh=false`, only those an entry needs).
+    pub refresh: bool,
+}
+
+/// [`seal_fresh`] from its inputs.
+pub(super) async fn seal_inputs(args: &PlanInputs, state_path: &Path) -> anyhow::Result<Fresh> {
+    let state_path = state_path.to_owned();
     let leftovers = state::remove_leftovers(&state_path);
     if leftovers > 0 {
         eprintln!(
@@ -72,6 +143,10 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
             state_path.display()
         );
     }
+    check_ttl(args.ttl)?;
+    // Held from the first look at the old file to the rename of the new one: no `apply` can
+    // start on the old file meanwhile, and none is running on it now.
+    let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
     stage.set_refresh(args.refresh);
@@ -124,8 +199,8 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
     progress.finish();
 
     let writing = || format!("writing state file `{}`", state_path.display());
-    let mut sealer = Sealer::begin(
-        &state_path,
+    let mut sealer = Sealer::begin_locked(
+        lock,
         meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
         &sources(&manifest, &state_path)?,
     )
@@ -135,41 +210,33 @@ async fn run_plan(args: &PlanArgs) -> anyhow::Result<Exit> {
         .finish()
         .with_context(|| format!("writing state file `{}`", state_path.display()))?;
     drop(stage);
-
-    let state = State::open(&state_path)?;
-    let redact = default_redaction(args.format, args.redact, args.reveal);
-    print_plan(&state, args.format, redact)?;
-    eprintln!("Sealed plan {digest} into `{}`.", state_path.display());
-    if planned.deletes == 0 {
-        eprintln!("No changes: nothing to delete.");
-    } else {
-        eprintln!(
-            "Review it, then: idprune apply {} --approve {digest}",
-            state_path.display()
-        );
-    }
-    Ok(if args.detailed_exitcode && planned.deletes > 0 {
-        Exit::Changes
-    } else {
-        Exit::Success
+    Ok(Fresh {
+        digest,
+        deletes: planned.deletes,
     })
 }
 
-/// `up to 100/s`, or `no rate limit` for 0.
-pub fn rate_text(rate: u32) -> String {
-    if rate == 0 {
-        "no rate limit".into()
-    } else {
-        format!("up to {rate}/s")
+/// Refuses a TTL whose end could not be written and read back (past year 9999).
+fn check_ttl(ttl: std::time::Duration) -> anyhow::Result<()> {
+    let room = state::MAX_UNIX.saturating_sub(state::now_unix());
+    if ttl.as_secs() > u64::try_from(room).unwrap_or(0) {
+        anyhow::bail!(
+            "--ttl `{}` ends after year 9999, which a state file cannot hold; use a shorter TTL (the default is 24h)",
+            humantime::format_duration(ttl)
+        );
     }
+    Ok(())
 }
 
-/// Refuses to replace a state file with a journal (without `--force`) or one being applied.
+/// Refuses to replace a state file with a journal (without `--force`), one being applied (the
+/// sidecar lock is already held, so this is the lock row of another host), or one that is not
+/// a sealed idprune file. Saves the old file's log into it, so no `-wal` outlives it.
 fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     if !path.exists() {
         return Ok(());
     }
     let existing = State::open(path)?;
+    existing.checkpoint()?;
     if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
         return Err(Refused(format!(
             "state file `{}` is locked by {holder}; wait for that apply to end",
@@ -234,14 +301,31 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
     })
 }
 
-/// Prints a state file's plan in `format` to stdout.
-pub fn print_plan(state: &State, format: Format, redact: Redaction) -> anyhow::Result<()> {
+/// Prints a state file's plan in `format` to stdout. `level` is the `--redact` level asked
+/// for (markdown: `full` hides even the masked preview).
+pub fn print_plan(
+    state: &State,
+    format: Format,
+    redact: Redaction,
+    level: Option<crate::mask::RedactLevel>,
+) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match format {
         Format::Text => render::plan_text(&view, redact, &mut out)?,
-        Format::Markdown => render::plan_markdown(&view, redact, &mut out)?,
+        Format::Markdown => {
+            let level = redact
+                .0
+                .then(|| level.unwrap_or(crate::mask::RedactLevel::Preview));
+            let masker = crate::mask::Masker::for_state(state, level)?;
+            crate::markdown::plan(
+                &view,
+                &masker,
+                &state.path().display().to_string(),
+                &mut out,
+            )?
+        }
         Format::Json => render::plan_json(&view, redact, &mut out)?,
     }
     out.flush()?;

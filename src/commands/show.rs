@@ -23,7 +23,8 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
     print_plan(
         &state,
         args.format,
-        default_redaction(args.format, args.redact, args.reveal),
+        default_redaction(args.format, args.redact.is_some(), args.reveal),
+        args.redact,
     )?;
     Ok(Exit::Success)
 }

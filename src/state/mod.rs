@@ -6,14 +6,22 @@
 //! table. It never sees the access token. Files are created `0600` (SQLite gives its `-wal` and
 //! `-shm` files the same mode) and a group- or world-readable state file is refused, since the
 //! items are personal data. Writes use WAL with `synchronous=FULL` and `secure_delete=ON`.
+//!
+//! The whole file is sealed, not only its items ([`check`]): opening one checks the header's
+//! application id before SQLite touches it, opens it read-only with SQLite's defensive settings
+//! to compare its schema with this build's, and only then reopens it for writing; it then
+//! checks the file seal over every row `plan` wrote and the journal's invariants. A file that
+//! fails any of these is refused ([`Refusal`]) before anything is sent or shown.
 
+pub mod check;
 pub mod lock;
 mod purge;
 pub mod schema;
 mod seal;
 
+pub use check::{MAX_UNIX, Refusal};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
-pub use seal::{Sealer, create_private, remove_leftovers};
+pub use seal::{Sealer, create_private, remove_leftovers, replace_file};
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -31,6 +39,11 @@ use crate::plan::{Action, Item, Plan, Profile};
 
 /// The version of the state format (and of the JSON views of it).
 pub const FORMAT_VERSION: u32 = 1;
+
+/// The meta key of the file's own fingerprint key: 32 random bytes (hex) written at seal time,
+/// so keyed fingerprints in this file's views agree between commands. Covered by the file seal;
+/// not part of the plan digest (it changes how values are shown, never what is applied).
+pub const FINGERPRINT_KEY_META: &str = "fingerprint_key";
 
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
@@ -309,6 +322,10 @@ pub struct Seal<'a> {
 pub struct State {
     conn: Connection,
     path: PathBuf,
+    /// `(device, inode)` of the file opened, to notice a rename over it.
+    identity: (u64, u64),
+    /// The sidecar lock, while this process holds the apply lock.
+    file_lock: Option<lock::FileLock>,
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {
@@ -407,11 +424,40 @@ fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
     })
 }
 
+/// `(device, inode)` of the file at `path`.
+fn identity(path: &Path) -> anyhow::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let m = std::fs::metadata(path)
+        .with_context(|| format!("opening state file `{}`", path.display()))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Opens `path` with `flags` and SQLite's defensive settings, and refuses it unless its schema
+/// is exactly this build's.
+fn open_checked(path: &Path, flags: rusqlite::OpenFlags) -> anyhow::Result<Connection> {
+    let conn = Connection::open_with_flags(path, flags | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .with_context(|| format!("opening state file `{}`", path.display()))?;
+    check::harden(&conn).with_context(|| format!("opening state file `{}`", path.display()))?;
+    match check::schema(&conn, path) {
+        Err(e) if e.downcast_ref::<Refusal>().is_none() => {
+            Err(e.context(format!("opening state file `{}`", path.display())))
+        }
+        other => other.map(|()| conn),
+    }
+}
+
 impl State {
-    /// Opens an existing state file for reading and journaling.
+    /// Opens an existing state file for reading and journaling, after every check of
+    /// [`check`]: nothing is written to a file that is not a sealed idprune state file.
     pub fn open(path: &Path) -> anyhow::Result<Self> {
         let metadata = std::fs::metadata(path)
             .with_context(|| format!("opening state file `{}`", path.display()))?;
+        if !metadata.is_file() {
+            bail!(
+                "`{}` is not a regular file, so not an idprune state file; check the path",
+                path.display()
+            );
+        }
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             bail!(
@@ -420,29 +466,45 @@ impl State {
                 path.display()
             );
         }
-        let conn = Connection::open_with_flags(
+        check::header(path)?;
+        // Read-only first: the schema is checked before this process can write a byte, since
+        // a trigger stored in the file would run inside our own connection.
+        let identity_before = identity(path)?;
+        drop(open_checked(
             path,
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .with_context(|| format!("opening state file `{}`", path.display()))?;
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )?);
+        let conn = open_checked(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
+        if identity(path)? != identity_before {
+            return Err(Refusal(format!(
+                "state file `{}` was replaced while it was being opened (a `plan` finished?); run the command again",
+                path.display()
+            ))
+            .into());
+        }
+        configure(&conn).with_context(|| format!("opening state file `{}`", path.display()))?;
+        check::verify(&conn, path)?;
         let state = Self {
             conn,
             path: path.to_owned(),
+            identity: identity_before,
+            file_lock: None,
         };
-        (|| -> anyhow::Result<()> {
-            configure(&state.conn)?;
-            let has_meta: bool = state.conn.query_row(
-                "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'meta'",
-                [],
-                |r| r.get(0),
-            )?;
-            if !has_meta {
-                bail!("it is not an idprune state file");
-            }
-            schema::migrate(&state.conn)
-        })()
-        .with_context(|| format!("opening state file `{}`", path.display()))?;
+        state.meta()?;
         Ok(state)
+    }
+
+    /// Refuses when the file at the path is no longer the one this `State` opened: a `plan`
+    /// renamed a new file over it, and writing on would journal into a deleted file.
+    pub fn still_at_path(&self) -> anyhow::Result<()> {
+        if identity(&self.path)? != self.identity {
+            return Err(Refusal(format!(
+                "state file `{}` was replaced by a new plan after this command opened it; nothing was sent: review the new plan, then apply it",
+                self.path.display()
+            ))
+            .into());
+        }
+        Ok(())
     }
 
     /// The file's path.
@@ -472,8 +534,16 @@ impl State {
                 )
             })
         };
+        let created_at = check::time(&self.path, "created_at", number("created_at")?)?;
+        let ttl_secs: u64 = check::number(&self.path, "ttl_secs", number("ttl_secs")?)?;
+        if ttl_secs > (MAX_UNIX - created_at) as u64 {
+            bail!(
+                "state file `{}`: `ttl_secs` {ttl_secs} runs past year 9999; the file is damaged or was edited: plan again",
+                self.path.display()
+            );
+        }
         Ok(Meta {
-            format_version: number("format_version")? as u32,
+            format_version: check::number(&self.path, "format_version", number("format_version")?)?,
             digest: self.meta_value("digest")?,
             space: self.meta_value("space")?,
             region: self.meta_value("region")?,
@@ -481,8 +551,8 @@ impl State {
             manifest_path: self.meta_value("manifest_path")?,
             manifest_sha256: self.meta_value("manifest_sha256")?,
             reason: self.meta_value("reason")?,
-            created_at: number("created_at")?,
-            ttl_secs: number("ttl_secs")? as u64,
+            created_at,
+            ttl_secs,
         })
     }
 
@@ -492,16 +562,18 @@ impl State {
             "SELECT s.written, m.value, s.sha256, s.pinned, s.rows FROM sources s
              LEFT JOIN meta m ON m.key = 'source_path.' || s.idx ORDER BY s.idx",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(SourceRecord {
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            out.push(SourceRecord {
                 written: r.get(0)?,
                 path: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
                 sha256: r.get(2)?,
                 pinned: r.get(3)?,
-                rows: r.get::<_, i64>(4)? as u64,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+                rows: check::number(&self.path, "sources.rows", r.get(4)?)?,
+            });
+        }
+        Ok(out)
     }
 
     /// Recomputes the digest from the stored meta, sources and items.
@@ -583,12 +655,17 @@ impl State {
                 })
                 .optional()?
             else {
-                continue;
+                return Err(self.unbound_view(&key));
             };
             let before = self.parse_before(&before)?;
             let list = items
                 .query_map([&key], read_item)?
                 .collect::<Result<Vec<_>, _>>()?;
+            // The diff is drawn from the before-state: a sealed delete missing from it would
+            // not be shown, so the view is refused instead.
+            if list.iter().any(|s| !before.contains(&s.item.identifier)) {
+                return Err(self.unbound_view(&key));
+            }
             f(
                 &Profile {
                     key,
@@ -599,6 +676,15 @@ impl State {
             )?;
         }
         Ok(())
+    }
+
+    fn unbound_view(&self, profile: &str) -> anyhow::Error {
+        Refusal(format!(
+            "state file `{}`: the before-state of profile `{}` does not hold every identifier sealed for deletion from it, so its diff would hide one; the file may have been tampered with: plan again from the manifest",
+            self.path.display(),
+            crate::text::clean(profile)
+        ))
+        .into()
     }
 
     fn parse_before(&self, json: &str) -> anyhow::Result<Vec<Identifier>> {
@@ -781,24 +867,32 @@ impl State {
                     COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms
              FROM runs ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| {
-            Ok(Run {
-                id: r.get(0)?,
-                started_at: r.get(1)?,
-                finished_at: r.get(2)?,
+        let mut rows = stmt.query([])?;
+        let mut runs = Vec::new();
+        let path = &self.path;
+        while let Some(r) = rows.next()? {
+            let id: i64 = r.get(0)?;
+            let field = |name: &str| format!("runs.{name} of run {id}");
+            runs.push(Run {
+                id,
+                started_at: check::time(path, &field("started_at"), r.get(1)?)?,
+                finished_at: match r.get::<_, Option<i64>>(2)? {
+                    Some(t) => Some(check::time(path, &field("finished_at"), t)?),
+                    None => None,
+                },
                 user: r.get(3)?,
                 host: r.get(4)?,
                 outcome: r.get(5)?,
                 figures: RunFigures {
-                    requests: r.get::<_, i64>(6)? as u64,
+                    requests: check::number(path, &field("requests"), r.get(6)?)?,
                     rate: r.get(7)?,
-                    throttled: r.get::<_, i64>(8)? as u64,
+                    throttled: check::number(path, &field("throttled"), r.get(8)?)?,
                     latency_p50_ms: r.get(9)?,
                     latency_p99_ms: r.get(10)?,
                 },
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+            });
+        }
+        Ok(runs)
     }
 
     /// The most recent errors, newest first: `(seq, error)`.
@@ -811,6 +905,23 @@ impl State {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Moves everything in the write-ahead log into the file and empties the log; refuses
+    /// while a reader keeps part of it in use.
+    pub fn checkpoint(&self) -> anyhow::Result<()> {
+        let (busy, _, _): (i64, i64, i64) =
+            self.conn
+                .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })?;
+        if busy != 0 {
+            bail!(
+                "state file `{}` is being read by another process; try again in a moment",
+                self.path.display()
+            );
+        }
+        Ok(())
     }
 
     /// Runs SQLite's own consistency check; `Ok` when it reports `ok`.

@@ -4,7 +4,8 @@
 //! same key, anyone can later check whether a given identifier was in the plan; without it the
 //! fingerprints reveal nothing guessable (unlike a plain hash of an email address).
 //!
-//! Old values must not survive on disk: `secure_delete` zeroes freed content, the WAL is
+//! The purged rows get a new file seal, so the record stays sealed. Old values must not
+//! survive on disk: `secure_delete` zeroes freed content, the WAL is
 //! checkpointed and truncated, and the file is vacuumed.
 
 use anyhow::{Context as _, bail};
@@ -136,6 +137,12 @@ impl State {
         tx.execute(
             "INSERT INTO meta (key, value) VALUES ('purged_at', ?1)",
             [now_unix().to_string()],
+        )?;
+        // The purged rows are sealed in turn: the views of the record stay bound to it.
+        let seal = super::check::file_seal(&tx)?;
+        tx.execute(
+            "UPDATE meta SET value = ?2 WHERE key = ?1",
+            params![super::check::FILE_SEAL_KEY, seal],
         )?;
         tx.commit()?;
         self.conn.execute_batch(

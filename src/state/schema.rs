@@ -1,13 +1,25 @@
-//! The state file's schema. `PRAGMA user_version` holds the schema version; [`migrate`] brings an
-//! older file up to date and refuses a newer one.
+//! The state file's schema, and the check that a file holds exactly that schema.
+//!
+//! `PRAGMA user_version` holds the schema version and `PRAGMA application_id` marks the file as
+//! idprune's. [`migrate`] creates the schema in a new file and refuses any other version. On
+//! every open, [`verify`] compares the file's `sqlite_schema` with what this build creates
+//! (built from the same constants in an in-memory database, so a table added here is covered
+//! at once): an extra trigger, view, index or table, or an altered statement, is refused, since
+//! SQL stored in the file runs inside idprune's own connection.
+
+use std::collections::BTreeMap;
 
 use rusqlite::Connection;
 
-/// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+/// The schema version this build writes and reads. Version 2 added the lock holder's process
+/// start time and the file seal; version 1 files are refused (plan again).
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// Schema version 1.
-const V1: &str = r#"
+/// `PRAGMA application_id` of every idprune state file: `idPR` in ASCII.
+pub const APPLICATION_ID: i32 = 0x6964_5052;
+
+/// The schema.
+const SCHEMA: &str = r#"
 CREATE TABLE meta (
     key   TEXT PRIMARY KEY,
     value TEXT NOT NULL
@@ -25,7 +37,7 @@ CREATE TABLE profiles (
     key    TEXT PRIMARY KEY,
     lookup TEXT NOT NULL,
     before TEXT NOT NULL            -- JSON array of [type, id], in the API's order
-) STRICT;
+) STRICT, WITHOUT ROWID;
 
 CREATE TABLE items (
     seq         INTEGER PRIMARY KEY,
@@ -57,7 +69,8 @@ CREATE TABLE lock (
     pid        INTEGER NOT NULL,
     host       TEXT NOT NULL,
     user       TEXT NOT NULL,
-    started_at INTEGER NOT NULL
+    started_at INTEGER NOT NULL,
+    proc_start INTEGER NOT NULL     -- /proc/PID/stat start time (clock ticks), 0 when unknown
 ) STRICT;
 
 CREATE TABLE runs (
@@ -95,7 +108,7 @@ CREATE INDEX items_by_profile ON items (profile, seq);
 /// Drops the indexes of `items` (see [`CREATE_ITEM_INDEXES`]).
 pub const DROP_ITEM_INDEXES: &str = "DROP INDEX items_by_state; DROP INDEX items_by_profile;";
 
-/// Creates or upgrades the schema; refuses files written by a newer idprune.
+/// Creates the schema in a new, empty file; refuses a file of any other version.
 pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     if version > SCHEMA_VERSION {
@@ -103,10 +116,129 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
             "the state file has schema version {version}, newer than this idprune understands ({SCHEMA_VERSION}); upgrade idprune"
         );
     }
-    if version < 1 {
-        conn.execute_batch(V1)?;
+    if (1..SCHEMA_VERSION).contains(&version) {
+        anyhow::bail!(
+            "the state file has schema version {version}, written by an older idprune that did not seal the whole file; run `idprune plan` again"
+        );
+    }
+    if version == 0 {
+        conn.execute_batch(SCHEMA)?;
         conn.execute_batch(CREATE_ITEM_INDEXES)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
     Ok(())
+}
+
+/// One schema object: `(type, name)` → `(tbl_name, sql)`.
+type Objects = BTreeMap<(String, String), (String, Option<String>)>;
+
+fn objects(conn: &Connection) -> rusqlite::Result<Objects> {
+    let mut stmt = conn.prepare("SELECT type, name, tbl_name, sql FROM sqlite_schema")?;
+    let rows = stmt.query_map([], |r| Ok(((r.get(0)?, r.get(1)?), (r.get(2)?, r.get(3)?))))?;
+    rows.collect()
+}
+
+/// The objects this build creates, read back from an in-memory database.
+fn expected() -> rusqlite::Result<Objects> {
+    let conn = Connection::open_in_memory()?;
+    conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(CREATE_ITEM_INDEXES)?;
+    // `runs` uses AUTOINCREMENT: its `sqlite_sequence` table appears with the first run.
+    conn.execute_batch(
+        "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (0, '', '', '', '');",
+    )?;
+    objects(&conn)
+}
+
+/// Compares the file's schema with [`expected`]; returns what differs, for people (a trigger
+/// `evil`, an altered table `items`), empty when the schema is exactly ours.
+pub fn differences(conn: &Connection) -> rusqlite::Result<Vec<String>> {
+    let expected = expected()?;
+    let found = objects(conn)?;
+    let mut out = Vec::new();
+    for ((kind, name), def) in &found {
+        match expected.get(&(kind.clone(), name.clone())) {
+            None => out.push(format!("{kind} `{}`", crate::text::clean(name))),
+            Some(want) if want != def => {
+                out.push(format!("{kind} `{}` (altered)", crate::text::clean(name)))
+            }
+            Some(_) => {}
+        }
+    }
+    for (kind, name) in expected.keys() {
+        // `sqlite_sequence` exists only once a run was recorded.
+        if !found.contains_key(&(kind.clone(), name.clone())) && name != "sqlite_sequence" {
+            out.push(format!("{kind} `{name}` (missing)"));
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fresh() -> Connection {
+        let conn = Connection::open_in_memory().expect("memory");
+        migrate(&conn).expect("migrate");
+        conn
+    }
+
+    #[test]
+    fn a_fresh_schema_has_no_differences() {
+        let conn = fresh();
+        assert_eq!(differences(&conn).expect("diff"), Vec::<String>::new());
+        conn.execute_batch(
+            "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (1, 'u', 'h', 'd', 'r');",
+        )
+        .expect("run");
+        assert_eq!(differences(&conn).expect("diff"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn every_foreign_object_is_named() {
+        let conn = fresh();
+        conn.execute_batch(
+            "CREATE TRIGGER evil AFTER INSERT ON runs BEGIN UPDATE items SET id_value = 'x'; END;
+             CREATE VIEW v AS SELECT 1;
+             CREATE INDEX extra ON items (note);
+             CREATE TABLE more (x);
+             DROP INDEX items_by_state;",
+        )
+        .expect("tamper");
+        let diff = differences(&conn).expect("diff");
+        for want in [
+            "trigger `evil`",
+            "view `v`",
+            "index `extra`",
+            "table `more`",
+            "index `items_by_state` (missing)",
+        ] {
+            assert!(diff.contains(&want.to_owned()), "{want} in {diff:?}");
+        }
+    }
+
+    #[test]
+    fn an_altered_trigger_is_named() {
+        let conn = fresh();
+        conn.execute_batch(
+            "DROP TRIGGER runs_no_delete;
+             CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs BEGIN SELECT 1; END;",
+        )
+        .expect("alter");
+        assert_eq!(
+            differences(&conn).expect("diff"),
+            ["trigger `runs_no_delete` (altered)"]
+        );
+    }
+
+    #[test]
+    fn older_and_newer_versions_are_refused() {
+        for version in [1, SCHEMA_VERSION + 1] {
+            let conn = Connection::open_in_memory().expect("memory");
+            conn.pragma_update(None, "user_version", version)
+                .expect("version");
+            assert!(migrate(&conn).is_err(), "version {version}");
+        }
+    }
 }

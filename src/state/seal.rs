@@ -2,6 +2,13 @@
 //! digest is computed over them, so a plan of millions of items never sits in memory. The file
 //! is built beside its target, created `0600`, and renamed into place only when complete: a
 //! failed or interrupted plan never leaves a half-written state file.
+//!
+//! Sealing holds the state file's sidecar lock ([`super::lock::FileLock`]) from `begin` to the
+//! rename, marks the file with [`schema::APPLICATION_ID`], stores the file seal over every row
+//! it wrote, checkpoints and closes the new file (so no `-wal` or `-shm` of it is left), and
+//! clears the target's own side files before the rename, so the new file never adopts the old
+//! file's write-ahead log. A `kill -9` at any point leaves the old file intact or the new one
+//! complete.
 
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -10,7 +17,11 @@ use std::path::{Path, PathBuf};
 use anyhow::Context as _;
 use rusqlite::{Connection, params};
 
-use super::{ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema};
+use super::check::{self, FILE_SEAL_KEY};
+use super::lock::{FileLock, Holder};
+use super::{
+    FINGERPRINT_KEY_META, ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema,
+};
 use crate::digest::PlanHasher;
 use crate::plan::{Action, Item, Profile};
 
@@ -25,6 +36,8 @@ pub struct Sealer {
     last_seq: u64,
     /// True once the finished file was renamed into place.
     sealed: bool,
+    /// The target's sidecar lock, held until the rename.
+    lock: Option<FileLock>,
 }
 
 /// `x.state.db` → `x.state.db.tmp-<pid>`.
@@ -37,12 +50,53 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
+fn side(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
 fn remove_db(path: &Path) {
     for suffix in ["", "-wal", "-shm", "-journal"] {
-        let mut p = path.as_os_str().to_owned();
-        p.push(suffix);
-        let _ = std::fs::remove_file(PathBuf::from(p));
+        let _ = std::fs::remove_file(side(path, suffix));
     }
+}
+
+/// Clears the side files of the file about to be replaced at `path` (its lock is held, and its
+/// old file was checkpointed by whoever checked it). An empty log goes; a log that still holds
+/// frames of an existing file is refused rather than lost. Without a main file, side files are
+/// leftovers and go.
+fn clear_sides(path: &Path) -> anyhow::Result<()> {
+    let main_exists = path.exists();
+    for suffix in ["-wal", "-journal"] {
+        let file = side(path, suffix);
+        match std::fs::metadata(&file) {
+            Ok(m) if main_exists && m.len() > 0 => anyhow::bail!(
+                "`{}` still holds changes of the state file it belongs to; open that file once (`idprune status {}`) so SQLite saves them, then plan again",
+                file.display(),
+                path.display()
+            ),
+            Ok(_) => std::fs::remove_file(&file)
+                .with_context(|| format!("removing `{}`", file.display()))?,
+            Err(_) => {}
+        }
+    }
+    let shm = side(path, "-shm");
+    if shm.exists() {
+        std::fs::remove_file(&shm).with_context(|| format!("removing `{}`", shm.display()))?;
+    }
+    Ok(())
+}
+
+/// Makes a rename in `path`'s directory durable.
+fn sync_dir(path: &Path) -> anyhow::Result<()> {
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::File::open(&dir)
+        .and_then(|d| d.sync_all())
+        .with_context(|| format!("syncing directory `{}`", dir.display()))
 }
 
 /// Creates an empty SQLite file with mode `0600` (SQLite gives its side files the same mode).
@@ -58,22 +112,37 @@ pub fn create_private(path: &Path) -> anyhow::Result<Connection> {
 }
 
 impl Sealer {
-    /// Starts writing the state file that will live at `path`.
+    /// Starts writing the state file that will live at `path`, taking its sidecar lock
+    /// (refused while an `apply` or another `plan` holds it).
     pub fn begin(path: &Path, meta: Meta, sources: &[SourceRecord]) -> anyhow::Result<Self> {
-        let tmp = tmp_path(path);
+        let lock = FileLock::take_or_refuse(path, &Holder::this_process(), "sealing a new plan")?;
+        Self::begin_locked(lock, meta, sources)
+    }
+
+    /// Starts writing the state file `lock` guards, holding the lock until the rename.
+    pub fn begin_locked(
+        lock: FileLock,
+        meta: Meta,
+        sources: &[SourceRecord],
+    ) -> anyhow::Result<Self> {
+        let path = lock.state().to_owned();
+        let tmp = tmp_path(&path);
         let conn = create_private(&tmp)?;
         let mut sealer = Self {
             conn: None,
             tmp,
-            path: path.to_owned(),
+            path,
             hasher: None,
             meta,
             next_warning: 0,
             last_seq: 0,
             sealed: false,
+            lock: Some(lock),
         };
+        check::harden(&conn)?;
         configure(&conn)?;
         schema::migrate(&conn)?;
+        conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
         // Bulk load: indexes are built once at the end, not row by row.
         conn.execute_batch(&format!("BEGIN; {}", schema::DROP_ITEM_INDEXES))?;
         for (idx, s) in sources.iter().enumerate() {
@@ -167,7 +236,7 @@ impl Sealer {
             .context("the state file is already sealed")?
             .finish();
         let m = &self.meta;
-        let rows: [(&str, String); 10] = [
+        let rows: [(&str, String); 11] = [
             ("format_version", m.format_version.to_string()),
             ("digest", digest.clone()),
             ("space", m.space.clone()),
@@ -178,6 +247,10 @@ impl Sealer {
             ("reason", m.reason.clone()),
             ("created_at", m.created_at.to_string()),
             ("ttl_secs", m.ttl_secs.to_string()),
+            (
+                FINGERPRINT_KEY_META,
+                hex::encode(rand::random::<[u8; 32]>()),
+            ),
         ];
         let conn = self
             .conn
@@ -189,13 +262,34 @@ impl Sealer {
                 params![key, value],
             )?;
         }
-        conn.execute_batch(&format!("{} COMMIT;", schema::CREATE_ITEM_INDEXES))?;
+        conn.execute_batch(schema::CREATE_ITEM_INDEXES)?;
+        let seal = check::file_seal(&conn)?;
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![FILE_SEAL_KEY, seal],
+        )?;
+        conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")?;
         conn.close().map_err(|(_, e)| e)?;
-        std::fs::rename(&self.tmp, &self.path)
-            .with_context(|| format!("moving the new state file into `{}`", self.path.display()))?;
+        // Closing the last connection removed the new file's log; nothing of it may follow
+        // the file to its new name.
+        for suffix in ["-wal", "-shm"] {
+            let _ = std::fs::remove_file(side(&self.tmp, suffix));
+        }
+        replace_file(&self.tmp, &self.path)?;
         self.sealed = true;
+        self.lock = None;
         Ok(digest)
     }
+}
+
+/// Moves the sealed, closed state file `from` over `to`, whose lock ([`FileLock`]) the caller
+/// holds: `to`'s side files are cleared first (a log that still holds changes is refused, not
+/// lost), and the rename is made durable. `plan` and `apply MANIFEST` replace files this way.
+pub fn replace_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    clear_sides(to)?;
+    std::fs::rename(from, to)
+        .with_context(|| format!("moving the new state file into `{}`", to.display()))?;
+    sync_dir(to)
 }
 
 impl Drop for Sealer {

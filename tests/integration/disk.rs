@@ -188,7 +188,8 @@ fn an_apply_that_fills_the_disk_stops_cleanly_and_resumes_to_exactly_the_plan() 
         len.div_ceil(4096) * 4096
     };
     // Room for the plan and a little journal: the WAL fills it within the first batches.
-    let room = pages("big.state.db") + pages("big.yaml") + pages("bad.csv") + 48 * 1024;
+    // (One more page for apply's lock sidecar, `big.state.db.lock`.)
+    let room = pages("big.state.db") + pages("big.yaml") + pages("bad.csv") + 48 * 1024 + 4096;
     let dir = test.path("full");
     let Some(mount) = Tmpfs::mount(&dir, &format!("size={room}")) else {
         eprintln!("skipped: mounting a tiny tmpfs needs root");

@@ -285,6 +285,12 @@ impl Test {
         path
     }
 
+    /// The contents of `name` in the test's directory.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name))
+            .unwrap_or_else(|e| panic!("reading test file {name}: {e}"))
+    }
+
     /// `idprune ARGS` in the test's directory, with the emulator's URL and the right token.
     pub fn idprune<I, S>(&self, args: I) -> Run
     where

@@ -22,6 +22,10 @@
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
 //! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
+//! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
+//!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
+//! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
+//!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
 mod auth;
 mod bad_inputs;
@@ -38,5 +42,7 @@ mod refresh;
 mod refusals;
 mod render;
 mod resilience;
+mod review;
 mod secrets;
 mod slow_start;
+mod tamper;

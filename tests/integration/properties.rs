@@ -404,6 +404,10 @@ fn run_once(
         crashed: crashed.clone(),
     };
     let mut state = State::open(path).expect("opening the state");
+    // As `idprune apply` does: a journal without a recorded run is refused as tampered.
+    state
+        .start_run("prop", "host", "digest", "reason")
+        .expect("recording the run");
     let (_cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
     let options = options(concurrency);
     rt.block_on(async {

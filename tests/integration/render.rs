@@ -58,6 +58,9 @@ macro_rules! snapshot {
                 (r"sha256:[0-9a-f]{64}", "sha256:[DIGEST]"),
                 (r"127\.0\.0\.1:\d+", "127.0.0.1:[PORT]"),
                 (dir.as_str(), "[DIR]/"),
+                (r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", "[TIME]"),
+                (r"~[0-9a-f]{8}", "~[FP]"),
+                (r"127\\\.0\\\.0\\\.1\\:\d+", "127.0.0.1:[PORT]"),
             ],
             prepend_module_to_snapshot => false,
         }, {

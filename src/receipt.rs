@@ -1,0 +1,414 @@
+//! The plan receipt: a small JSON file, committed beside the manifest in the pull request, that
+//! names a sealed plan without holding any personal data. It carries the digest, the space, the
+//! API origin, the manifest's and the pinned sources' sha256, counts by action and by
+//! identifier type, and the creation and expiry times — never an identifier value, a lookup or
+//! a `user_id`. `plan --check-receipt` compares a fresh plan with it; `apply MANIFEST --receipt`
+//! applies a fresh plan only when its digest is the receipt's.
+//!
+//! What must match for a receipt to name a fresh plan: the digest (which already covers the
+//! space, the API origin, the manifest's and the pinned sources' hashes and every item). The
+//! times naturally differ and are not compared.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use serde::{Deserialize, Serialize};
+
+use crate::plan::Action;
+use crate::render::{thousands, timestamp};
+use crate::state::State;
+
+/// The receipt format: major.minor (minor = additive, major = breaking).
+pub const RECEIPT_FORMAT_VERSION: &str = "1.0";
+
+/// A receipt as written to and read from `NAME.receipt.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Receipt {
+    /// [`RECEIPT_FORMAT_VERSION`].
+    pub format_version: String,
+    /// The plan digest, `sha256:<64 hex>`.
+    pub digest: String,
+    /// The Unify space id.
+    pub space: String,
+    /// The manifest's region (`us`/`eu`).
+    pub region: String,
+    /// `scheme://host:port` the plan was resolved against.
+    pub api: String,
+    /// The manifest: its file name beside the receipt, and its sha256.
+    pub manifest: FileHash,
+    /// The pinned CSV sources, as written in the manifest, with their sha256.
+    pub pinned_sources: Vec<FileHash>,
+    /// Counts of the plan.
+    pub counts: ReceiptCounts,
+    /// When the plan was made (RFC 3339, UTC).
+    pub created_at: String,
+    /// When the plan stops being appliable (its TTL; RFC 3339, UTC).
+    pub expires_at: String,
+}
+
+/// A file and its hex sha256.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileHash {
+    /// The path (relative, as the manifest or the receipt names it).
+    pub path: String,
+    /// Hex sha256 of its bytes.
+    pub sha256: String,
+}
+
+/// Counts of a plan by action and by identifier type, without any value.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptCounts {
+    /// Items per action (every action present, zeros included).
+    pub by_action: BTreeMap<String, u64>,
+    /// Items per identifier type, then per action.
+    pub by_type: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Distinct profiles with a `delete` item.
+    pub delete_profiles: u64,
+}
+
+impl ReceiptCounts {
+    /// Reads the counts of a state file.
+    pub fn of(state: &State) -> anyhow::Result<Self> {
+        let counts = state.counts()?;
+        let by_action = Action::ALL
+            .iter()
+            .map(|a| (a.as_str().to_owned(), counts.action(*a)))
+            .collect();
+        let mut by_type: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut stmt = state
+            .conn()
+            .prepare("SELECT id_type, action, count(*) FROM items GROUP BY id_type, action")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            by_type
+                .entry(row.get(0)?)
+                .or_default()
+                .insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
+        }
+        Ok(Self {
+            by_action,
+            by_type,
+            delete_profiles: counts.delete_profiles,
+        })
+    }
+
+    /// Rows `(label, count)`: every action in display order, the profiles, then one row per
+    /// (type, action) in type order.
+    fn rows(&self) -> Vec<(String, u64)> {
+        let mut rows: Vec<(String, u64)> = Action::ALL
+            .iter()
+            .map(|a| {
+                (
+                    a.as_str().to_owned(),
+                    self.by_action.get(a.as_str()).copied().unwrap_or(0),
+                )
+            })
+            .collect();
+        rows.push(("profiles losing identifiers".into(), self.delete_profiles));
+        for (kind, actions) in &self.by_type {
+            for a in Action::ALL {
+                if let Some(n) = actions.get(a.as_str()) {
+                    rows.push((format!("{} {}", crate::render::clean(kind), a.as_str()), *n));
+                }
+            }
+        }
+        rows
+    }
+}
+
+/// The counts of two plans side by side, one row per action and per (type, action), the rows
+/// that differ marked `*`: what a reviewer needs to see when a plan drifted.
+pub fn side_by_side(
+    approved_label: &str,
+    approved: &ReceiptCounts,
+    fresh: &ReceiptCounts,
+) -> String {
+    let a = approved.rows();
+    let f = fresh.rows();
+    // The approved rows in their order, then the fresh plan's new type rows.
+    let mut labels: Vec<&String> = a.iter().map(|(l, _)| l).collect();
+    for (l, _) in &f {
+        if !labels.contains(&l) {
+            labels.push(l);
+        }
+    }
+    let get = |rows: &[(String, u64)], label: &str| {
+        rows.iter().find(|(l, _)| l == label).map_or(0, |(_, n)| *n)
+    };
+    let width = labels.iter().map(|l| l.len()).max().unwrap_or(0).max(8);
+    let mut out = format!(
+        "  {:<width$}  {approved_label:>12}  {:>12}\n",
+        "", "fresh plan"
+    );
+    for label in labels {
+        let (x, y) = (get(&a, label), get(&f, label));
+        out.push_str(&format!(
+            "{} {label:<width$}  {:>12}  {:>12}\n",
+            if x == y { ' ' } else { '*' },
+            thousands(x),
+            thousands(y),
+        ));
+    }
+    out
+}
+
+/// The share of profile lookups above which a plan is suspicious: more than half of them found
+/// no profile (a wrong space id, the EU space with the US host).
+pub const SUSPICIOUS_SHARE_PERCENT: u64 = 50;
+/// The fewest unresolved lookups that make a plan suspicious.
+pub const SUSPICIOUS_MIN: u64 = 1;
+
+/// How many of a plan's distinct profile lookups found no profile.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unresolved {
+    /// Distinct lookups that found no profile.
+    pub unresolved: u64,
+    /// Distinct lookups in all.
+    pub lookups: u64,
+}
+
+impl Unresolved {
+    /// Counts the lookups of a state file.
+    pub fn of(state: &State) -> anyhow::Result<Self> {
+        let (unresolved, lookups) = state.conn().query_row(
+            "SELECT count(DISTINCT CASE WHEN action = 'unresolved' THEN lookup END),
+                    count(DISTINCT lookup) FROM items",
+            [],
+            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+        )?;
+        Ok(Self {
+            unresolved,
+            lookups,
+        })
+    }
+
+    /// True when most lookups found no profile: more than [`SUSPICIOUS_SHARE_PERCENT`] % of
+    /// them, and at least [`SUSPICIOUS_MIN`].
+    pub fn suspicious(&self) -> bool {
+        self.unresolved >= SUSPICIOUS_MIN
+            && self.unresolved * 100 > self.lookups * SUSPICIOUS_SHARE_PERCENT
+    }
+}
+
+/// The receipt path of a manifest: `plans/x.yaml` → `plans/x.receipt.json`.
+pub fn receipt_path(manifest: &Path) -> PathBuf {
+    manifest.with_extension("receipt.json")
+}
+
+impl Receipt {
+    /// The receipt of a sealed state file; `manifest_name` is the manifest's path as the
+    /// receipt names it (beside the receipt: its file name).
+    pub fn of(state: &State, manifest_name: &str) -> anyhow::Result<Self> {
+        let meta = state.meta()?;
+        let pinned_sources = state
+            .sources()?
+            .into_iter()
+            .filter(|s| s.pinned)
+            .map(|s| FileHash {
+                path: s.written,
+                sha256: s.sha256,
+            })
+            .collect();
+        let expires = meta
+            .created_at
+            .saturating_add(i64::try_from(meta.ttl_secs).unwrap_or(i64::MAX));
+        Ok(Self {
+            format_version: RECEIPT_FORMAT_VERSION.to_owned(),
+            digest: meta.digest,
+            space: meta.space,
+            region: meta.region,
+            api: meta.api_origin,
+            manifest: FileHash {
+                path: manifest_name.to_owned(),
+                sha256: meta.manifest_sha256,
+            },
+            pinned_sources,
+            counts: ReceiptCounts::of(state)?,
+            created_at: timestamp(meta.created_at),
+            expires_at: timestamp(expires),
+        })
+    }
+
+    /// Writes the receipt as pretty JSON, replacing the file atomically.
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let mut text = serde_json::to_string_pretty(self)?;
+        text.push('\n');
+        let mut tmp = path.as_os_str().to_owned();
+        tmp.push(format!(".tmp-{}", std::process::id()));
+        let tmp = PathBuf::from(tmp);
+        (|| -> anyhow::Result<()> {
+            let mut file = std::fs::File::create(&tmp)?;
+            file.write_all(text.as_bytes())?;
+            file.sync_all()?;
+            std::fs::rename(&tmp, path)?;
+            Ok(())
+        })()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("writing receipt `{}`", path.display()))
+    }
+
+    /// Reads a receipt; refuses one of a newer major format.
+    pub fn read(path: &Path) -> anyhow::Result<Self> {
+        let text = std::fs::read_to_string(path).with_context(|| {
+            format!(
+                "reading receipt `{}`; write one with `idprune plan MANIFEST --receipt`",
+                path.display()
+            )
+        })?;
+        let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
+            format!(
+                "receipt `{}` is not an idprune receipt; write it again with `idprune plan MANIFEST --receipt`",
+                path.display()
+            )
+        })?;
+        let major = receipt.format_version.split('.').next().unwrap_or("");
+        let ours = RECEIPT_FORMAT_VERSION.split('.').next().unwrap_or("");
+        if major != ours {
+            anyhow::bail!(
+                "receipt `{}` has format {}, which this idprune (format {RECEIPT_FORMAT_VERSION}) does not read; upgrade idprune",
+                path.display(),
+                crate::render::clean(&receipt.format_version)
+            );
+        }
+        Ok(receipt)
+    }
+
+    /// True when the receipt's `expires_at` has passed (or cannot be read).
+    pub fn expired(&self) -> bool {
+        match humantime::parse_rfc3339(&self.expires_at) {
+            Ok(t) => t < std::time::SystemTime::now(),
+            Err(_) => true,
+        }
+    }
+
+    /// Why this receipt does not name the plan `fresh`, one reason a line; empty when it does.
+    pub fn mismatches(&self, fresh: &Receipt) -> Vec<String> {
+        let clean = crate::render::clean;
+        let mut why = Vec::new();
+        if self.space != fresh.space {
+            why.push(format!(
+                "space: receipt `{}`, fresh plan `{}`",
+                clean(&self.space),
+                clean(&fresh.space)
+            ));
+        }
+        if self.api != fresh.api {
+            why.push(format!(
+                "API: receipt {}, fresh plan {}",
+                clean(&self.api),
+                clean(&fresh.api)
+            ));
+        }
+        if self.manifest.sha256 != fresh.manifest.sha256 {
+            why.push("the manifest changed since the receipt was written".into());
+        }
+        if self.pinned_sources != fresh.pinned_sources {
+            why.push("a pinned CSV source changed since the receipt was written".into());
+        }
+        if self.digest != fresh.digest {
+            why.push(format!(
+                "digest: receipt {}, fresh plan {}",
+                clean(&self.digest),
+                fresh.digest
+            ));
+        }
+        why
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(delete: u64, absent: u64) -> ReceiptCounts {
+        let mut c = ReceiptCounts::default();
+        c.by_action.insert("delete".into(), delete);
+        c.by_action.insert("absent".into(), absent);
+        c.by_type
+            .entry("email".into())
+            .or_default()
+            .insert("delete".into(), delete);
+        c.delete_profiles = delete;
+        c
+    }
+
+    #[test]
+    fn side_by_side_marks_the_rows_that_differ() {
+        let table = side_by_side("receipt", &counts(3, 1), &counts(2, 2));
+        let line = |label: &str| {
+            table
+                .lines()
+                .find(|l| l[2..].starts_with(label))
+                .unwrap_or_else(|| panic!("no row {label} in\n{table}"))
+                .to_owned()
+        };
+        assert!(line("delete").starts_with('*'), "{table}");
+        assert!(line("absent").starts_with('*'), "{table}");
+        assert!(line("blocked").starts_with(' '), "{table}");
+        assert!(line("email delete").contains('3'), "{table}");
+        assert_eq!(
+            side_by_side("r", &counts(1, 1), &counts(1, 1))
+                .lines()
+                .filter(|l| l.starts_with('*'))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn most_means_more_than_half() {
+        let u = |unresolved, lookups| {
+            Unresolved {
+                unresolved,
+                lookups,
+            }
+            .suspicious()
+        };
+        assert!(u(1, 1));
+        assert!(u(3, 5));
+        assert!(!u(1, 2));
+        assert!(!u(0, 0));
+        assert!(!u(2, 18));
+    }
+
+    #[test]
+    fn receipt_paths_sit_beside_the_manifest() {
+        assert_eq!(
+            receipt_path(Path::new("plans/2026-11-x.yaml")),
+            PathBuf::from("plans/2026-11-x.receipt.json")
+        );
+    }
+
+    #[test]
+    fn mismatch_names_the_digest_only_when_it_differs() {
+        let r = Receipt {
+            format_version: RECEIPT_FORMAT_VERSION.into(),
+            digest: "sha256:aa".into(),
+            space: "spa".into(),
+            region: "us".into(),
+            api: "https://profiles.segment.com:443".into(),
+            manifest: FileHash {
+                path: "x.yaml".into(),
+                sha256: "00".into(),
+            },
+            pinned_sources: vec![],
+            counts: counts(1, 0),
+            created_at: "2026-01-01T00:00:00Z".into(),
+            expires_at: "2026-01-08T00:00:00Z".into(),
+        };
+        let mut later = r.clone();
+        later.created_at = "2026-01-02T00:00:00Z".into();
+        later.expires_at = "2026-01-09T00:00:00Z".into();
+        assert!(r.mismatches(&later).is_empty(), "times do not matter");
+        assert!(r.expired(), "2026-01-08 is past");
+        let mut fresh = r.clone();
+        fresh.expires_at = "2999-01-01T00:00:00Z".into();
+        assert!(!fresh.expired());
+        later.digest = "sha256:bb".into();
+        assert_eq!(r.mismatches(&later).len(), 1);
+    }
+}

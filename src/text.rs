@@ -1,0 +1,162 @@
+//! Small text helpers shared by every module that writes for people: escaping outside values
+//! ([`clean`]), numbers ([`thousands`]), times ([`timestamp`]), the rate ([`rate_text`]) and
+//! redaction ([`Redaction`]). It imports nothing from the crate but [`crate::model`], so both
+//! `render` and `state` can use it without a cycle (see `docs/ARCHITECTURE.md`).
+
+use crate::model::Identifier;
+
+/// What stands in for a hidden value.
+pub const REDACTED: &str = "***";
+
+/// True for the characters [`clean`] escapes: controls (C0, DEL, C1), which drive a terminal,
+/// and the invisible or reordering ones that make printed text lie about its content: bidi
+/// embeddings, overrides and isolates (U+202A–202E, U+2066–2069), zero-width spaces, joiners
+/// and direction marks (U+200B–200F), the word joiner (U+2060) and the byte-order mark (U+FEFF).
+pub fn is_deceptive(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
+/// Replaces control and invisible characters ([`is_deceptive`]) with Rust-style escapes
+/// (`\n`, `\u{1b}`, `\u{202e}`), so a value can never drive the terminal or reorder what a
+/// reviewer reads. Everything else, non-ASCII included, is kept.
+pub fn clean(value: &str) -> String {
+    if !value.chars().any(is_deceptive) {
+        return value.to_owned();
+    }
+    value
+        .chars()
+        .map(|c| {
+            if is_deceptive(c) {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// The last second an RFC 3339 timestamp can show: `9999-12-31T23:59:59Z`.
+const LAST_SHOWN: u64 = 253_402_300_799;
+
+/// An RFC 3339 UTC timestamp of Unix seconds. Total: a time before 1970 or after year 9999
+/// (which no state file idprune accepts holds) is shown as `unix time N`, never a panic.
+pub fn timestamp(unix: i64) -> String {
+    match u64::try_from(unix) {
+        Ok(secs) if secs <= LAST_SHOWN => {
+            let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            humantime::format_rfc3339_seconds(t).to_string()
+        }
+        _ => format!("unix time {unix}"),
+    }
+}
+
+/// Groups thousands: `1204` → `1,204`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// `up to 100/s`, or `no rate limit` for 0.
+pub fn rate_text(rate: u32) -> String {
+    if rate == 0 {
+        "no rate limit".into()
+    } else {
+        format!("up to {rate}/s")
+    }
+}
+
+/// How values are shown: `Redaction(true)` hides identifier values behind [`REDACTED`].
+#[derive(Clone, Copy, Debug)]
+pub struct Redaction(pub bool);
+
+impl Redaction {
+    /// A value as shown: hidden, or cleaned.
+    pub fn value(self, v: &str) -> String {
+        if self.0 {
+            REDACTED.to_owned()
+        } else {
+            clean(v)
+        }
+    }
+
+    /// `type:value`, the value hidden when redacting.
+    pub fn ident(self, i: &Identifier) -> String {
+        format!("{}:{}", clean(&i.kind), self.value(&i.id))
+    }
+
+    /// A lookup as shown: `TYPE:VALUE` with the value hidden, or a hidden segment id.
+    pub fn lookup(self, lookup: &str) -> String {
+        if !self.0 {
+            return clean(lookup);
+        }
+        match lookup.split_once(':') {
+            Some((kind, _)) => format!("{}:{REDACTED}", clean(kind)),
+            None => REDACTED.to_owned(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clean_escapes_controls_only() {
+        assert_eq!(clean("a\u{1b}[31mb"), "a\\u{1b}[31mb");
+        assert_eq!(clean("é\n"), "é\\n");
+        assert_eq!(clean("plain"), "plain");
+    }
+
+    #[test]
+    fn clean_escapes_bidi_and_invisible_characters() {
+        assert_eq!(clean("a\u{202e}b"), "a\\u{202e}b");
+        for c in [
+            '\u{202a}', '\u{202e}', '\u{2066}', '\u{2069}', '\u{200b}', '\u{200f}', '\u{2060}',
+            '\u{feff}',
+        ] {
+            let shown = clean(&format!("x{c}y"));
+            assert!(!shown.contains(c), "{c:?} kept in {shown:?}");
+            assert_eq!(shown, format!("x{}y", c.escape_default()));
+        }
+        assert_eq!(clean("é日本"), "é日本");
+    }
+
+    #[test]
+    fn thousands_groups() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1204), "1,204");
+        assert_eq!(thousands(1_000_000), "1,000,000");
+    }
+
+    #[test]
+    fn redaction_keeps_types() {
+        let r = Redaction(true);
+        assert_eq!(r.lookup("user_id:u1"), "user_id:***");
+        assert_eq!(r.lookup("use_abc"), "***");
+        assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
+    }
+
+    #[test]
+    fn timestamps_never_panic() {
+        assert_eq!(timestamp(0), "1970-01-01T00:00:00Z");
+        assert_eq!(timestamp(253_402_300_799), "9999-12-31T23:59:59Z");
+        assert_eq!(timestamp(253_402_300_800), "unix time 253402300800");
+        assert_eq!(timestamp(i64::MAX), format!("unix time {}", i64::MAX));
+        assert_eq!(timestamp(-1), "unix time -1");
+    }
+
+    #[test]
+    fn rates() {
+        assert_eq!(rate_text(0), "no rate limit");
+        assert_eq!(rate_text(100), "up to 100/s");
+    }
+}
