@@ -340,7 +340,14 @@ async fn settle<A: ProfileApi>(
             return (outcome, None);
         }
         if let Some(limiter) = &shared.profiles {
-            limiter.until_key_ready(&work.profile).await;
+            // An item planned without a read (`--refresh=false`) has no profile key; its
+            // user_id names the profile as well.
+            let key = if work.profile.is_empty() {
+                &work.user_id
+            } else {
+                &work.profile
+            };
+            limiter.until_key_ready(key).await;
         }
         let reply = shared.api.delete(&work.user_id, &work.identifier).await;
         shared.requests.fetch_add(1, Ordering::Relaxed);

@@ -244,8 +244,9 @@ pub fn plan_unverified(entry: &Entry) -> Item {
     Item {
         seq: 0,
         lookup: lookup.to_string(),
-        // One key per profile (for the per-profile limit); no before-state is sealed for it.
-        profile: Some(lookup.to_string()),
+        // Unread, so no profile key and no before-state (apply keys its per-profile limit by
+        // the user_id instead).
+        profile: None,
         user_id,
         identifier: entry.identifier.clone(),
         action: Action::Delete,
