@@ -26,6 +26,9 @@ pub fn single(bench: &Bench, args: &Args, verdicts: &mut Vec<Verdict>) -> anyhow
     if !run.lifted() {
         judge_limited(&run, &figures, verdicts);
         judge_server_side(&run, &figures, &SERVER_TARGETS_LOW, verdicts);
+        if !run.refresh {
+            judge_refresh(&run, &figures, verdicts);
+        }
     } else if run.apply {
         judge_lifted(&figures, verdicts);
     } else {
