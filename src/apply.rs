@@ -17,6 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::num::NonZeroU32;
+
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, watch};
 
@@ -167,8 +169,9 @@ pub async fn execute<A: ProfileApi>(
         stopping: AtomicBool::new(false),
         requests: AtomicU64::new(0),
         budget: Mutex::new(RetryBudget::default()),
+        // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
         profiles: std::num::NonZeroU32::new(options.profile_rate)
-            .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+            .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
         paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();

@@ -45,18 +45,20 @@ pub enum Command {
     Show(ShowArgs),
     /// Execute the approved plan; running it again resumes.
     #[command(
-        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.yaml --receipt plans/x.receipt.json\n  idprune apply plans/x.yaml --approve sha256:9f2c4e1a0b3d...\n  idprune apply plans/x.state.db --yes --retry-failed"
+        after_help = "Examples:\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d\n  idprune apply plans/x.yaml --receipt plans/x.receipt.json\n  idprune apply plans/x.yaml --approve sha256:9f2c4e1a0b3d...\n  idprune apply plans/x.state.db --yes --retry-failed\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d --canary 5\n  idprune apply plans/x.state.db --approve 9f2c4e1a0b3d --reapply   # after a space rebuild"
     )]
     Apply(ApplyArgs),
     /// Counts by state, lock holder, runs and last errors.
     #[command(after_help = "Example:\n  idprune status plans/x.state.db --format json")]
     Status(StatusArgs),
     /// Re-read the touched profiles and report identifiers still present; exit 2 if any.
-    #[command(after_help = "Example:\n  idprune verify plans/x.state.db")]
+    #[command(
+        after_help = "Examples:\n  idprune verify plans/x.state.db\n  idprune verify plans/x.state.db --wait 6m\n\nExit codes: 0 every removed identifier is gone, 2 some are still present or re-introduced."
+    )]
     Verify(VerifyArgs),
     /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
     #[command(
-        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync"
+        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync --dialect snowflake\n  idprune report plans/x.state.db --sql --dialect bigquery --schema my-project.profiles_sync --csv removed.csv\n  idprune report --sql --discover 'email:%@import.invalid' --dialect snowflake"
     )]
     Report(ReportArgs),
     /// Replace the identifier values of a finished run with keyed fingerprints (audit trail kept).
@@ -75,6 +77,16 @@ pub enum Command {
     /// The whole job offline: emulator, plan, show, apply, status, verify.
     #[command(after_help = "Example:\n  cargo run --release -- demo")]
     Demo(DemoArgs),
+    /// Find archived events that would re-add removed identifiers; exit 2 if any.
+    #[command(
+        after_help = "Examples:\n  idprune guard plans/x.state.db --archive s3-export/segment-logs\n  idprune guard plans/x.state.db --archive export/ --write-filtered export-filtered/\n\nExit codes: 0 no event references a removed identifier, 2 some do, 1 error (also: a file\ncould not be read to its end)."
+    )]
+    Guard(GuardArgs),
+    /// Write a manifest for a CSV export, pinned by sha256, `reason` left for you to fill in.
+    #[command(
+        after_help = "Example:\n  idprune init --from-csv plans/bad-emails.csv --profile-column segment_id --remove-column email -o plans/2026-11-bad-emails.yaml"
+    )]
+    Init(InitArgs),
 }
 
 /// How to reach Segment.
@@ -203,6 +215,17 @@ pub struct ApplyArgs {
     /// Also retry items that failed permanently (400, 404 not_found).
     #[arg(long)]
     pub retry_failed: bool,
+    /// Re-run a finished journal's deletions as a new recorded run (after a space rebuild,
+    /// which does not replay deletions). Same seal and approval checks.
+    #[arg(long)]
+    pub reapply: bool,
+    /// Send the first N deletions one at a time and re-read each profile before the
+    /// fan-out; stop (exit 1) unless each target is gone and nothing else changed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub canary: u64,
+    /// How long the canary re-reads a profile for Segment to propagate a delete.
+    #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = humantime::parse_duration)]
+    pub canary_wait: std::time::Duration,
     #[command(flatten)]
     pub pace: PaceArgs,
     #[command(flatten)]
@@ -231,6 +254,15 @@ pub struct StatusArgs {
     pub reveal: bool,
 }
 
+/// Formats of `verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    /// For people.
+    Text,
+    /// One JSON object (values redacted unless `--reveal`).
+    Json,
+}
+
 /// `verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -239,6 +271,17 @@ pub struct VerifyArgs {
     /// Hide identifier values.
     #[arg(long)]
     pub redact: bool,
+    /// Poll with back-off until every removed identifier is gone or this much time has passed
+    /// (`--wait` alone: 6m, beyond Segment's documented propagation of up to 5 minutes).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "6m",
+          value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long)]
+    pub reveal: bool,
     #[command(flatten)]
     pub pace: PaceArgs,
     #[command(flatten)]
@@ -258,8 +301,9 @@ pub enum ReportFormat {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
 pub struct ReportArgs {
-    /// The state file.
-    pub state: PathBuf,
+    /// The state file (not needed with `--sql --discover`).
+    #[arg(required_unless_present = "discover")]
+    pub state: Option<PathBuf>,
     /// The removed identifiers, for clean-up in downstream destinations.
     #[arg(long)]
     pub downstream: bool,
@@ -269,9 +313,26 @@ pub struct ReportArgs {
     /// Output format of `--downstream`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
     pub format: ReportFormat,
-    /// The warehouse schema of Profiles Sync's tables (with `--sql`).
+    /// The warehouse schema of Profiles Sync's tables (with `--sql`); `project.dataset` or
+    /// `database.schema` also work.
     #[arg(long, default_value = "profiles_sync")]
     pub schema: String,
+    /// The warehouse's SQL dialect (string and identifier quoting differ).
+    #[arg(long, value_enum, default_value_t = crate::report::Dialect::Postgres, requires = "sql")]
+    pub dialect: crate::report::Dialect,
+    /// Write the removed identifiers to this CSV and print a query that loads and joins it
+    /// (for more than 1,000 identifiers; a million is fine).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "sql",
+        conflicts_with = "discover"
+    )]
+    pub csv: Option<PathBuf>,
+    /// Instead: a query listing profiles that carry a TYPE identifier LIKE PATTERN
+    /// (`email:%@import.invalid`), to export as CSV for `idprune init --from-csv`.
+    #[arg(long, value_name = "TYPE:PATTERN", requires = "sql")]
+    pub discover: Option<String>,
 }
 
 /// `purge`.
@@ -300,4 +361,77 @@ pub struct DemoArgs {
     /// temporary one.
     #[arg(long, value_name = "DIR")]
     pub dir: Option<PathBuf>,
+}
+
+/// Formats of `guard`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardFormat {
+    /// For people.
+    Text,
+    /// One JSON object (no identifier values).
+    Json,
+}
+
+/// `guard`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The state file whose `delete` items are the identifiers to look for.
+    pub state: PathBuf,
+    /// Event Archive exports: gzipped or plain JSON-lines files, or directories walked
+    /// recursively (`segment-logs/<source-id>/<received-day>/...`).
+    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    pub archive: Vec<PathBuf>,
+    /// Write copies without the matching events here (same layout, same compression;
+    /// malformed lines are kept unchanged). Refuses to replace existing files.
+    #[arg(long, value_name = "DIR")]
+    pub write_filtered: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
+    pub format: GuardFormat,
+}
+
+/// Regions of `init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitRegion {
+    /// `profiles.segment.com`.
+    Us,
+    /// `profiles.euw1.segment.com`.
+    Eu,
+}
+
+impl InitRegion {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+        }
+    }
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The CSV export (for example from `report --sql --discover`).
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: PathBuf,
+    /// The column holding each row's profile lookup (`user_id`, `segment_id`, or any type).
+    #[arg(long, value_name = "COL")]
+    pub profile_column: String,
+    /// A column of identifiers to remove; its header is the identifier type. Repeatable.
+    #[arg(long, value_name = "COL", required = true)]
+    pub remove_column: Vec<String>,
+    /// The manifest to write (default: the CSV's path with `.yaml`). Must be in a directory
+    /// that holds the CSV.
+    #[arg(short = 'o', long = "out", value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// The Unify space id (left as a placeholder for you to fill in when absent).
+    #[arg(long, value_name = "SPACE")]
+    pub space: Option<String>,
+    /// The space's region.
+    #[arg(long, value_enum, default_value_t = InitRegion::Us)]
+    pub region: InitRegion,
+    /// Replace an existing manifest.
+    #[arg(long)]
+    pub force: bool,
 }

@@ -12,6 +12,8 @@
 //! the manifest), [`markdown`] (the bounded, paste-safe review view) and [`mask`] (masked
 //! previews and keyed fingerprints of identifier values).
 //! [`emulator`] is a stand-in for Segment used by the demo, the tests and the benchmarks.
+//! After the deletion, [`guard`] scans Event Archive exports for events that would re-add a
+//! removed identifier, and [`report`] writes the downstream lists and the warehouse queries.
 
 pub mod apply;
 pub mod cli;
@@ -19,6 +21,7 @@ pub mod commands;
 pub mod digest;
 pub mod emulator;
 pub mod exit;
+pub mod guard;
 pub mod manifest;
 pub mod markdown;
 pub mod mask;

@@ -102,70 +102,6 @@ pub enum Resolution {
     NotFound,
 }
 
-/// The plan: items in `seq` order, touched profiles by key, and warnings for the reviewer.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Plan {
-    /// Items in `seq` order.
-    pub items: Vec<Item>,
-    /// Profiles any item resolved to, by key.
-    pub profiles: BTreeMap<String, Profile>,
-    /// Collapsed duplicates and similar remarks.
-    pub warnings: Vec<String>,
-}
-
-/// Counts of a plan by action.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Summary {
-    /// Items to delete.
-    pub delete: u64,
-    /// Distinct profiles with something to delete.
-    pub delete_profiles: u64,
-    /// Items already absent.
-    pub absent: u64,
-    /// Items a guard rail blocks.
-    pub blocked: u64,
-    /// Items whose lookup found no profile.
-    pub unresolved: u64,
-}
-
-impl Summary {
-    /// Counts one item.
-    pub fn add(&mut self, action: Action) {
-        match action {
-            Action::Delete => self.delete += 1,
-            Action::Absent => self.absent += 1,
-            Action::Blocked => self.blocked += 1,
-            Action::Unresolved => self.unresolved += 1,
-        }
-    }
-
-    /// The count for one action.
-    pub fn count(&self, action: Action) -> u64 {
-        match action {
-            Action::Delete => self.delete,
-            Action::Absent => self.absent,
-            Action::Blocked => self.blocked,
-            Action::Unresolved => self.unresolved,
-        }
-    }
-}
-
-impl Plan {
-    /// Counts by action.
-    pub fn summary(&self) -> Summary {
-        let mut s = Summary::default();
-        let mut profiles = BTreeSet::new();
-        for item in &self.items {
-            s.add(item.action);
-            if item.action == Action::Delete {
-                profiles.insert(item.profile.as_deref());
-            }
-        }
-        s.delete_profiles = profiles.len() as u64;
-        s
-    }
-}
-
 /// The lookup an entry resolves through: its profile, or the identifier itself.
 pub fn lookup_of(entry: &Entry) -> Lookup {
     entry
@@ -217,6 +153,12 @@ pub fn plan_unresolved(entry: &Entry) -> Item {
         item.action = Action::Absent;
         item.note = Some("no profile carries it".into());
     }
+    if lookup_has_upper_case(entry) {
+        item.note = Some(format!(
+            "{}; the lookup has upper-case characters and Segment's Profile API finds no profile for a lookup in other casing than the stored lower case. It was sent as written (idprune never rewrites a value): if the profile stores it in lower case, write it so",
+            item.note.as_deref().unwrap_or_default()
+        ));
+    }
     item
 }
 
@@ -259,6 +201,15 @@ impl Item {
     /// True for a `delete` planned without reading the profile (`plan --refresh=false`).
     pub fn is_unverified(&self) -> bool {
         self.action == Action::Delete && self.note.as_deref() == Some(UNVERIFIED_NOTE)
+    }
+}
+
+/// True when the lookup an entry is resolved by holds an upper-case character.
+fn lookup_has_upper_case(entry: &Entry) -> bool {
+    match &entry.lookup {
+        Some(crate::model::Lookup::External(id)) => id.id.chars().any(char::is_uppercase),
+        Some(_) => false,
+        None => entry.identifier.id.chars().any(char::is_uppercase),
     }
 }
 
@@ -376,183 +327,5 @@ fn address(items: &mut [(u64, Item)], ids: &[Identifier]) {
         .map(|i| i.id.clone());
     for (_, item) in items.iter_mut().filter(|(_, i)| i.action == Action::Delete) {
         item.user_id = keep.clone();
-    }
-}
-
-/// Sets `seq` 1, 2, ... in manifest order. `items` must be sorted by manifest position.
-pub fn number(items: impl IntoIterator<Item = (u64, Item)>) -> impl Iterator<Item = Item> {
-    items.into_iter().zip(1u64..).map(|((_, mut item), seq)| {
-        item.seq = seq;
-        item
-    })
-}
-
-/// A profile's entries (with their manifest positions) and its identifiers.
-type Group<'a> = (Vec<(u64, Entry)>, &'a [Identifier]);
-
-/// Builds the whole plan in memory. `resolved` must hold an answer for every entry's
-/// [`lookup_of`]. `plan` streams the same steps through SQLite for large manifests.
-pub fn build(entries: &[Entry], resolved: &BTreeMap<Lookup, Resolution>) -> Plan {
-    let mut drafts: Vec<(u64, Item)> = Vec::new();
-    let mut warnings: Vec<(u64, String)> = Vec::new();
-    let mut groups: BTreeMap<String, Group<'_>> = BTreeMap::new();
-    for (idx, entry) in (0u64..).zip(entries) {
-        match resolved.get(&lookup_of(entry)) {
-            Some(Resolution::Found(ids)) => {
-                let key = profile_key(ids).unwrap_or_else(|| lookup_of(entry).to_string());
-                groups
-                    .entry(key)
-                    .or_insert_with(|| (Vec::new(), ids))
-                    .0
-                    .push((idx, entry.clone()));
-            }
-            _ => drafts.push((idx, plan_unresolved(entry))),
-        }
-    }
-    let mut plan = Plan::default();
-    for (group, ids) in groups.into_values() {
-        let part = plan_profile(&group, ids);
-        drafts.extend(part.items);
-        warnings.extend(part.warnings);
-        if let Some(p) = part.profile {
-            plan.profiles.insert(p.key.clone(), p);
-        }
-    }
-    drafts.sort_by_key(|(idx, _)| *idx);
-    warnings.sort();
-    plan.items = number(drafts).collect();
-    plan.warnings = warnings.into_iter().map(|(_, w)| w).collect();
-    plan
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::manifest::Location;
-
-    fn entry(lookup: Option<&str>, ident: &str) -> Entry {
-        Entry {
-            lookup: lookup.map(|l| Lookup::parse(l).expect("lookup")),
-            identifier: Identifier::parse(ident).expect("identifier"),
-            origin: Location {
-                file: "m.yaml".into(),
-                line: 1,
-                column: 1,
-            },
-        }
-    }
-
-    fn ids(list: &[&str]) -> Resolution {
-        Resolution::Found(
-            list.iter()
-                .map(|s| Identifier::parse(s).expect("id"))
-                .collect(),
-        )
-    }
-
-    fn world() -> BTreeMap<Lookup, Resolution> {
-        let mut m = BTreeMap::new();
-        let p1 = ids(&[
-            "user_id:u1",
-            "user_id:u2",
-            "email:Bad@x.com",
-            "anonymous_id:a1",
-        ]);
-        m.insert(Lookup::parse("user_id:u1").expect("l"), p1.clone());
-        m.insert(Lookup::parse("user_id:u2").expect("l"), p1);
-        m.insert(
-            Lookup::parse("user_id:missing").expect("l"),
-            Resolution::NotFound,
-        );
-        m.insert(
-            Lookup::parse("email:nobody@x.com").expect("l"),
-            Resolution::NotFound,
-        );
-        m.insert(
-            Lookup::parse("anonymous_id:anon").expect("l"),
-            ids(&["anonymous_id:anon", "email:z@x.com"]),
-        );
-        m.insert(
-            Lookup::parse("user_id:g").expect("l"),
-            ids(&["user_id:g", "group_id:acme"]),
-        );
-        m
-    }
-
-    fn actions(plan: &Plan) -> Vec<(Action, Option<&str>, String)> {
-        plan.items
-            .iter()
-            .map(|i| (i.action, i.user_id.as_deref(), i.identifier.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn classifies_every_kind_of_entry() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "email:bad@x.com"), // email case match
-            entry(Some("user_id:u1"), "anonymous_id:A1"), // other-type case: absent
-            entry(Some("user_id:u1"), "email:other@x.com"), // absent
-            entry(Some("user_id:missing"), "email:a@x.com"), // unresolved
-            entry(None, "email:nobody@x.com"),            // identifier-only, nowhere: absent
-            entry(Some("anonymous_id:anon"), "email:z@x.com"), // no user_id: blocked
-            entry(Some("user_id:g"), "group_id:acme"),    // group_id: blocked
-            entry(Some("user_id:u2"), "email:Bad@x.com"), // same profile+identifier: collapsed
-        ];
-        let plan = build(&entries, &world());
-        assert_eq!(
-            actions(&plan),
-            vec![
-                (Action::Delete, Some("u1"), "email:Bad@x.com".into()),
-                (Action::Absent, None, "anonymous_id:A1".into()),
-                (Action::Absent, None, "email:other@x.com".into()),
-                (Action::Unresolved, None, "email:a@x.com".into()),
-                (Action::Absent, None, "email:nobody@x.com".into()),
-                (Action::Blocked, None, "email:z@x.com".into()),
-                (Action::Blocked, None, "group_id:acme".into()),
-            ]
-        );
-        assert_eq!(plan.warnings.len(), 1);
-        let s = plan.summary();
-        assert_eq!(
-            (
-                s.delete,
-                s.delete_profiles,
-                s.absent,
-                s.blocked,
-                s.unresolved
-            ),
-            (1, 1, 3, 2, 1)
-        );
-    }
-
-    #[test]
-    fn last_user_id_is_blocked_and_address_skips_deleted_ones() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "user_id:u1"),
-            entry(Some("user_id:u1"), "user_id:u2"),
-        ];
-        let plan = build(&entries, &world());
-        assert_eq!(
-            actions(&plan),
-            vec![
-                (Action::Delete, Some("u2"), "user_id:u1".into()),
-                (Action::Blocked, None, "user_id:u2".into()),
-            ]
-        );
-        // Deleting one user_id of two: addressed by the other one.
-        let plan = build(&entries[..1], &world());
-        assert_eq!(
-            actions(&plan),
-            vec![(Action::Delete, Some("u2"), "user_id:u1".into())]
-        );
-    }
-
-    #[test]
-    fn plans_are_deterministic() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "email:Bad@x.com"),
-            entry(None, "email:nobody@x.com"),
-        ];
-        assert_eq!(build(&entries, &world()), build(&entries, &world()));
     }
 }

@@ -17,8 +17,8 @@ use anyhow::Context as _;
 use serde::{Deserialize, Serialize};
 
 use crate::plan::Action;
-use crate::render::{thousands, timestamp};
 use crate::state::State;
+use crate::text::{thousands, timestamp};
 
 /// The receipt format: major.minor (minor = additive, major = breaking).
 pub const RECEIPT_FORMAT_VERSION: &str = "1.0";
@@ -110,7 +110,7 @@ impl ReceiptCounts {
         for (kind, actions) in &self.by_type {
             for a in Action::ALL {
                 if let Some(n) = actions.get(a.as_str()) {
-                    rows.push((format!("{} {}", crate::render::clean(kind), a.as_str()), *n));
+                    rows.push((format!("{} {}", crate::text::clean(kind), a.as_str()), *n));
                 }
             }
         }
@@ -271,7 +271,7 @@ impl Receipt {
             anyhow::bail!(
                 "receipt `{}` has format {}, which this idprune (format {RECEIPT_FORMAT_VERSION}) does not read; upgrade idprune",
                 path.display(),
-                crate::render::clean(&receipt.format_version)
+                crate::text::clean(&receipt.format_version)
             );
         }
         Ok(receipt)
@@ -287,7 +287,7 @@ impl Receipt {
 
     /// Why this receipt does not name the plan `fresh`, one reason a line; empty when it does.
     pub fn mismatches(&self, fresh: &Receipt) -> Vec<String> {
-        let clean = crate::render::clean;
+        let clean = crate::text::clean;
         let mut why = Vec::new();
         if self.space != fresh.space {
             why.push(format!(

@@ -482,5 +482,20 @@ pub fn status_json(
             .map(|(seq, e)| json!({"seq": seq, "error": e}))
             .collect(),
     );
+    // The verification history (`verify`): counts and times only, no values.
+    map.insert(
+        "verifications".into(),
+        view.state
+            .verifications()?
+            .iter()
+            .map(|v| {
+                json!({"id": v.id, "started_at": timestamp(v.started_at),
+                       "finished_at": timestamp(v.finished_at), "polls": v.polls,
+                       "checked": v.checked, "gone": v.gone, "still_present": v.still_present,
+                       "reintroduced": v.reintroduced, "not_found": v.not_found,
+                       "outcome": v.outcome()})
+            })
+            .collect(),
+    );
     json_with_items(map, view.state, r, serde_json::Map::new(), out)
 }

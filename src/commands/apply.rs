@@ -103,13 +103,13 @@ fn check_seal(state: &State, args: &ApplyArgs, api_origin: &str) -> anyhow::Resu
             .into());
         }
         (None, true) => {}
-        (None, false) => confirm(state, &meta.digest)?,
+        (None, false) => confirm(state, &meta.digest, args.reapply)?,
     }
     Ok(meta.digest)
 }
 
 /// Asks on a terminal; refuses without one.
-fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
+fn confirm(state: &State, digest: &str, reapply: bool) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     if !stdin.is_terminal() {
         return Err(Refused(format!(
@@ -119,8 +119,14 @@ fn confirm(state: &State, digest: &str) -> anyhow::Result<()> {
         .into());
     }
     eprint!(
-        "Apply {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
-        thousands(state.count_work(false)?),
+        "{} {} deletions to space {} (plan {digest})? Type `yes` to go on: ",
+        if reapply { "Re-apply" } else { "Apply" },
+        thousands(if reapply {
+            let counts = state.counts()?;
+            counts.state(ItemState::Done) + counts.state(ItemState::AlreadyAbsent)
+        } else {
+            state.count_work(false)?
+        }),
         render::clean(&state.meta()?.space)
     );
     std::io::stderr().flush()?;
@@ -194,12 +200,63 @@ async fn run_locked(
     digest: &str,
     reason: &str,
 ) -> anyhow::Result<Exit> {
+    if args.reapply {
+        let unfinished = state.unfinished()?;
+        if unfinished > 0 {
+            anyhow::bail!(
+                "--reapply re-runs a finished journal, but {} deletions of `{}` are still unsent or in flight; run `idprune apply {}` to finish it first",
+                thousands(unfinished),
+                args.state.display(),
+                args.state.display()
+            );
+        }
+    }
     let run = state.start_run(
         &mine_user(),
         &crate::state::lock::this_host(),
         digest,
         reason,
     )?;
+    if args.reapply {
+        let reset = state.reset_for_reapply(run)?;
+        eprintln!(
+            "Re-applying the finished journal as run #{run}: {} deletions are pending again (their earlier outcomes are kept in the item history); identifiers no longer there end `already_absent`.",
+            thousands(reset)
+        );
+    }
+    let mut canary = super::canary::CanaryReport::default();
+    if args.canary > 0 && state.count_work(args.retry_failed)? > 0 {
+        eprintln!(
+            "Canary: sending the first {} deletions one at a time and re-reading each profile (up to {} per profile for Segment to propagate) before the fan-out.",
+            thousands(args.canary),
+            humantime::format_duration(args.canary_wait)
+        );
+        canary = super::canary::run(
+            state,
+            &api,
+            args.canary,
+            args.retry_failed,
+            args.canary_wait,
+        )
+        .await?;
+        if let Some(problem) = canary.stop.take() {
+            let figures = RunFigures {
+                requests: canary.requests,
+                ..RunFigures::default()
+            };
+            state.finish_run(run, "stopped", &figures)?;
+            anyhow::bail!(
+                "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
+                thousands(canary.verified),
+                thousands(state.count_work(args.retry_failed)?),
+                args.state.display()
+            );
+        }
+        eprintln!(
+            "Canary passed: {} deletions sent one at a time, each profile re-read: the target gone and nothing else changed.",
+            thousands(canary.verified)
+        );
+    }
     let work = state.count_work(args.retry_failed)?;
     eprintln!(
         "Applying {} deletions at {}, at most {} in flight (reason: {}).",
@@ -238,7 +295,12 @@ async fn run_locked(
     progress.finish();
     signals.abort();
     let report = match report {
-        Ok(r) => r,
+        Ok(mut r) => {
+            r.requests += canary.requests;
+            r.settled.done += canary.done;
+            r.settled.already_absent += canary.already_absent;
+            r
+        }
         Err(e) => {
             let _ = state.finish_run(run, "error", &RunFigures::default());
             return Err(e.context(format!(

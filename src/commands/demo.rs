@@ -117,6 +117,9 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
         receipt: None,
         yes: false,
         retry_failed: false,
+        reapply: false,
+        canary: 0,
+        canary_wait: std::time::Duration::from_secs(360),
         pace: pace.clone(),
         api: api.clone(),
     })
@@ -130,9 +133,12 @@ async fn run(dir: &Path) -> anyhow::Result<Exit> {
     })?;
 
     step("idprune verify");
-    let verified = show::verify(&VerifyArgs {
+    let verified = super::verify::verify(&VerifyArgs {
         state: state.clone(),
         redact: false,
+        wait: None,
+        format: crate::cli::VerifyFormat::Text,
+        reveal: false,
         pace: pace.clone(),
         api: api.clone(),
     })

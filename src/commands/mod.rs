@@ -3,11 +3,15 @@
 //! the token, choosing the API base URL, the terminal prompt, signals and progress lines.
 
 mod apply;
+mod canary;
 mod demo;
+mod guard;
+mod init;
 mod plan;
 mod progress;
 mod review;
 mod show;
+mod verify;
 
 use std::io::{IsTerminal as _, Read as _};
 use std::path::{Path, PathBuf};
@@ -59,12 +63,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         Command::Show(args) => show::show(&args),
         Command::Apply(args) => apply::apply(&args).await,
         Command::Status(args) => show::status(&args),
-        Command::Verify(args) => show::verify(&args).await,
+        Command::Verify(args) => verify::verify(&args).await,
         Command::Report(args) => show::report(&args),
         Command::Purge(args) => show::purge(&args),
         Command::Unlock(args) => show::unlock(&args),
         Command::Emulator(config) => crate::emulator::run(config).await.map(|()| Exit::Success),
         Command::Demo(args) => demo::demo(&args).await,
+        Command::Guard(args) => guard::guard(&args),
+        Command::Init(args) => init::init(&args),
     }
 }
 

@@ -1,21 +1,17 @@
-//! `show`, `status`, `verify` and `unlock`: the read-mostly commands.
-
-use std::collections::BTreeMap;
+//! `show`, `status`, `report`, `purge` and `unlock`: the read-mostly commands (`verify` is
+//! in its own module).
 
 use anyhow::Context as _;
 use std::io::Write as _;
-use std::sync::Arc;
 
+use super::Refused;
 use super::plan::{default_redaction, print_plan};
-use super::{Refused, base_url, client, load_token};
 use crate::cli::{
-    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, VerifyArgs,
+    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs,
 };
 use crate::exit::Exit;
-use crate::model::{Identifier, Lookup};
-use crate::plan::Resolution;
 use crate::render::{self, Redaction, StatusView};
-use crate::state::{ItemFilter, ItemState, State, StoredItem};
+use crate::state::{ItemFilter, State, StoredItem};
 
 /// `idprune show STATE`.
 pub fn show(args: &ShowArgs) -> anyhow::Result<Exit> {
@@ -43,42 +39,147 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
-        StatusFormat::Text => render::status_text(&view, &mut out)?,
+        StatusFormat::Text => {
+            render::status_text(&view, &mut out)?;
+            verification_history(&state, &mut out)?;
+        }
         StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
     }
     out.flush()?;
     Ok(Exit::Success)
 }
 
-/// `idprune report STATE --downstream | --sql`.
+/// The last verifications `status` lists.
+const VERIFICATIONS_SHOWN: usize = 10;
+
+/// Appends the verification history (the last [`VERIFICATIONS_SHOWN`]) to `status`.
+fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::Result<()> {
+    let all = state.verifications()?;
+    if all.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Verifications ({}):", all.len())?;
+    for v in all
+        .iter()
+        .skip(all.len().saturating_sub(VERIFICATIONS_SHOWN))
+    {
+        writeln!(
+            out,
+            "  #{} {}: {} checked, {} gone, {} still present, {} re-introduced{} ({} reads, {})",
+            v.id,
+            render::timestamp(v.finished_at),
+            render::thousands(v.checked),
+            render::thousands(v.gone),
+            render::thousands(v.still_present),
+            render::thousands(v.reintroduced),
+            if v.not_found > 0 {
+                format!(", {} on profiles not found", render::thousands(v.not_found))
+            } else {
+                String::new()
+            },
+            v.polls,
+            v.outcome()
+        )?;
+    }
+    Ok(())
+}
+
+/// `idprune report STATE --downstream | --sql [--dialect D] [--csv FILE]`, and
+/// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
 pub fn report(args: &ReportArgs) -> anyhow::Result<Exit> {
-    let state = State::open(&args.state)?;
-    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
-        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
-    };
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    use crate::report::{self, Removed};
     if args.sql {
         let schema_ok = !args.schema.is_empty()
             && args
                 .schema
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.'));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$'));
         if !schema_ok {
             anyhow::bail!(
-                "--schema `{}` may only hold letters, digits, `_` and `.`",
+                "--schema `{}` may only hold letters, digits, `_`, `-`, `$` and `.`",
                 render::clean(&args.schema)
             );
         }
-        crate::report::profiles_sync_sql(items, &args.schema, &mut out)?;
+    }
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if let Some(pattern) = &args.discover {
+        let Some((kind, like)) = pattern.split_once(':').filter(|(k, l)| {
+            !l.is_empty() && crate::model::Identifier::parse(&format!("{k}:x")).is_ok()
+        }) else {
+            anyhow::bail!(
+                "--discover `{}` is not `TYPE:PATTERN`; for example --discover 'email:%@import.invalid' (SQL LIKE: `%` any run, `_` one character)",
+                render::clean(pattern)
+            );
+        };
+        report::discover_sql(args.dialect, &args.schema, kind, like, &mut out)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
+    let Some(path) = &args.state else {
+        anyhow::bail!("report needs the state file (only `--sql --discover` works without one)");
+    };
+    let state = State::open(path)?;
+    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
+        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
+    };
+    if args.sql {
+        match &args.csv {
+            Some(csv_path) => {
+                let file = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode_0600()
+                    .open(csv_path)
+                    .with_context(|| {
+                        format!("creating `{}` (it must not exist yet)", csv_path.display())
+                    })?;
+                let mut w = std::io::BufWriter::new(file);
+                let n = report::removed_csv(items, &mut w)?;
+                w.flush()
+                    .with_context(|| format!("writing `{}`", csv_path.display()))?;
+                let name = csv_path.display().to_string();
+                report::profiles_sync_sql(
+                    &Removed::Csv(&name),
+                    args.dialect,
+                    &args.schema,
+                    &mut out,
+                )?;
+                eprintln!(
+                    "Wrote {} removed identifiers to `{}` (it holds the identifiers themselves: delete it after the check).",
+                    render::thousands(n),
+                    csv_path.display()
+                );
+            }
+            None => {
+                let rows = report::inline_rows(items)?;
+                report::profiles_sync_sql(
+                    &Removed::Inline(rows),
+                    args.dialect,
+                    &args.schema,
+                    &mut out,
+                )?;
+            }
+        }
     } else {
         match args.format {
-            ReportFormat::Csv => crate::report::downstream_csv(items, &mut out)?,
-            ReportFormat::Json => crate::report::downstream_json(items, &mut out)?,
+            ReportFormat::Csv => report::downstream_csv(items, &mut out)?,
+            ReportFormat::Json => report::downstream_json(items, &mut out)?,
         }
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// Opens files `0600`: they hold identifiers.
+trait Mode0600 {
+    fn mode_0600(&mut self) -> &mut Self;
+}
+
+impl Mode0600 for std::fs::OpenOptions {
+    fn mode_0600(&mut self) -> &mut Self {
+        std::os::unix::fs::OpenOptionsExt::mode(self, 0o600)
+    }
 }
 
 /// `idprune purge STATE`.
@@ -119,81 +220,5 @@ pub fn unlock(args: &UnlockArgs) -> anyhow::Result<Exit> {
         .unlock(&args.lock_id)
         .map_err(|e| Refused(e.to_string()))?;
     println!("Broke the lock held by {holder}.");
-    Ok(Exit::Success)
-}
-
-/// `idprune verify STATE`: re-reads every profile an applied item touched.
-pub async fn verify(args: &VerifyArgs) -> anyhow::Result<Exit> {
-    let state = State::open(&args.state)?;
-    if state.purged_at()?.is_some() {
-        anyhow::bail!(
-            "state file `{}` was purged: its identifiers are fingerprints and cannot be re-read",
-            args.state.display()
-        );
-    }
-    let meta = state.meta()?;
-    let base = base_url(&args.api, super::region_url(&meta.region))?;
-    let token = load_token(&args.api)?;
-    let api = Arc::new(client(&base, &meta.space, token, &args.pace)?);
-    // user_id → the identifiers removed from that profile.
-    let mut removed: BTreeMap<String, Vec<(u64, Identifier)>> = BTreeMap::new();
-    state.for_each_item(|s| {
-        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) = (s.state, &s.item.user_id)
-        {
-            removed
-                .entry(uid.clone())
-                .or_default()
-                .push((s.item.seq, s.item.identifier));
-        }
-        Ok(())
-    })?;
-    let lookups: Vec<Lookup> = removed
-        .keys()
-        .map(|uid| Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone())))
-        .collect();
-    let mut window = crate::window::Window::new(args.pace.concurrency as usize);
-    let pacer = Some(api.pacer().clone());
-    let resolved = crate::resolve::resolve_all(api, lookups, &mut window, pacer, |_| {}).await?;
-    let r = Redaction(args.redact);
-    let mut present = 0u64;
-    let mut checked = 0u64;
-    for (uid, items) in &removed {
-        let lookup = Lookup::External(Identifier::new(crate::model::USER_ID, uid.clone()));
-        let Some(Resolution::Found(ids)) = resolved.get(&lookup) else {
-            continue;
-        };
-        for (seq, ident) in items {
-            checked += 1;
-            if ids.contains(ident) {
-                present += 1;
-                println!(
-                    "#{seq} still present: {}:{} on profile user_id:{}",
-                    render::clean(&ident.kind),
-                    if r.0 {
-                        render::REDACTED.to_owned()
-                    } else {
-                        render::clean(&ident.id)
-                    },
-                    if r.0 {
-                        render::REDACTED.to_owned()
-                    } else {
-                        render::clean(uid)
-                    },
-                );
-            }
-        }
-    }
-    println!(
-        "Verified {} removed identifiers on {} profiles: {} still present.",
-        render::thousands(checked),
-        render::thousands(removed.len() as u64),
-        render::thousands(present)
-    );
-    if present > 0 {
-        eprintln!(
-            "Segment's profile storage can lag up to about 5 minutes behind a delete; if it is sooner, verify again later. An identifier that stays or returns was re-added by live events or a replay."
-        );
-        return Ok(Exit::Changes);
-    }
     Ok(Exit::Success)
 }

@@ -99,6 +99,14 @@ pub struct Config {
     /// Send `Retry-After: SECS` with every 429 (Segment documents none, so off by default).
     #[arg(long, value_name = "SECS")]
     pub retry_after: Option<u64>,
+    /// Answer deletes 200 `success` without removing anything (a service that behaves
+    /// differently from its documentation; what `apply --canary` guards against).
+    #[arg(long)]
+    pub ineffective_deletes: bool,
+    /// Lookups holding an upper-case character find no profile (Segment: "queries with an
+    /// external_id in other casing won't return any profiles"), even when stored that way.
+    #[arg(long)]
+    pub lowercase_lookups: bool,
 }
 
 impl Default for Config {
@@ -121,6 +129,8 @@ impl Default for Config {
             not_activated: false,
             random_seed: None,
             retry_after: None,
+            ineffective_deletes: false,
+            lowercase_lookups: false,
         }
     }
 }
@@ -191,6 +201,8 @@ impl Emulator {
             limiter: config.limiter,
             profile_rate: config.profile_rate,
             retry_after: config.retry_after,
+            ineffective_deletes: config.ineffective_deletes,
+            lowercase_lookups: config.lowercase_lookups,
         };
         let state = state::State::from_seed(seed, token, options, Instant::now())?;
         let faults = faults::Faults::new(

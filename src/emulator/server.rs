@@ -243,6 +243,16 @@ async fn admin(shared: &Shared, request: Request) -> Reply {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/__emulator/profiles") => raw(shared.lock().profiles_json()),
         (&Method::GET, "/__emulator/stats") => raw(shared.lock().stats_json()),
+        (&Method::POST, "/__emulator/rebuild") => {
+            let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
+                return Reply::error(
+                    413,
+                    "invalid_request_error",
+                    "The request body is too large.",
+                );
+            };
+            shared.lock().rebuild(&body)
+        }
         (&Method::GET, "/__emulator/arrivals") => raw(shared.lock().arrivals_json()),
         (&Method::POST, "/__emulator/token") => {
             let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {

@@ -26,6 +26,8 @@ pub const USERS: &str = "users";
 const SOURCE_ID: &str = "emu";
 /// The `created_at` every emulated identifier reports (the emulator keeps no history).
 const CREATED_AT: &str = "2026-01-01T00:00:00Z";
+mod rebuild;
+
 /// Prefix of the opaque pagination cursors, shaped like Segment's (`map_...`).
 const CURSOR_PREFIX: &str = "map_";
 /// Ghost (recently deleted) lookups kept before expired ones are dropped.
@@ -46,6 +48,10 @@ pub struct Options {
     pub profile_rate: u32,
     /// Seconds for a `Retry-After` header on 429, if any.
     pub retry_after: Option<u64>,
+    /// Deletes answer 200 but remove nothing (a service that does not do what it says).
+    pub ineffective_deletes: bool,
+    /// A lookup holding an upper-case character finds no profile.
+    pub lowercase_lookups: bool,
 }
 
 /// A successful delete, as `/__emulator/stats` lists it.
@@ -348,6 +354,9 @@ impl State {
             Ok(q) => q,
             Err(message) => return Reply::error(400, "validation_error", message),
         };
+        if self.refuses_casing(&lookup) {
+            return Reply::error(404, "not_found", "Profile was not found.");
+        }
         let Some(n) = self.resolve(&lookup, now, true) else {
             return Reply::error(404, "not_found", "Profile was not found.");
         };
@@ -508,6 +517,12 @@ impl State {
         else {
             return Reply::error(404, "eid_not_found", "External identifier not found.");
         };
+        if self.options.ineffective_deletes {
+            return Reply::json(
+                200,
+                &json!({"code": "success", "message": "External identifier has been deleted."}),
+            );
+        }
         entry.deleted_at = Some(now);
         let key = Arc::clone(&entry.key);
         self.by_identifier.remove(target.as_str());

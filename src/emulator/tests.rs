@@ -612,7 +612,9 @@ async fn shutdown_wakes_hanging_requests() {
     let addr = emu.addr();
     let read = format!("{}/use_p/external_ids", base());
     let pending = tokio::spawn(async move { send(addr, "GET", &read, Some(TOKEN), None).await });
-    // Wait until the request is inside the server (it is counted before it hangs).
+    // Wait until the request is inside the server (it is counted before it hangs), for at
+    // most ten seconds: a server that never counts it fails the test instead of hanging it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
         let stats = send(addr, "GET", "/__emulator/stats", None, None)
             .await
@@ -620,7 +622,11 @@ async fn shutdown_wakes_hanging_requests() {
         if stats["faults"] == json!(1) {
             break;
         }
-        tokio::task::yield_now().await;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the hanging request was never counted: {stats}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
     }
     emu.shutdown().await;
     let r = pending.await.expect("the hanging request completes");

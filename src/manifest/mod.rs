@@ -53,6 +53,10 @@ pub(crate) fn too_long(value: &str) -> Option<String> {
     })
 }
 
+/// The marker `idprune init` writes where only the author can fill in a value (`reason`, and
+/// `space` when not given); validation refuses a value that starts with it.
+pub const PLACEHOLDER: &str = "TODO(idprune)";
+
 /// The only manifest version this build reads.
 pub const MANIFEST_VERSION: u64 = 1;
 /// Problems (and, separately, warnings) kept per file; the rest are counted in one
@@ -639,6 +643,13 @@ impl<'a> Validator<'a> {
     }
 
     fn space(&mut self, s: &Spanned<String>) -> Option<String> {
+        if s.value.trim_start().starts_with(PLACEHOLDER) {
+            self.problem(
+                s.referenced,
+                "`space` is still the placeholder `idprune init` wrote; write the Unify space id (Unify > Unify settings > API access)",
+            );
+            return None;
+        }
         if s.value.is_empty() {
             self.problem(s.referenced, "`space` is empty");
             return None;
@@ -661,6 +672,13 @@ impl<'a> Validator<'a> {
     }
 
     fn reason(&mut self, r: &Spanned<String>) -> Option<String> {
+        if r.value.trim_start().starts_with(PLACEHOLDER) {
+            self.problem(
+                r.referenced,
+                "`reason` is still the placeholder `idprune init` wrote; say why these identifiers go, with a ticket (it is recorded in the journal)",
+            );
+            return None;
+        }
         if r.value.trim().is_empty() {
             self.problem(
                 r.referenced,

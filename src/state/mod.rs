@@ -16,8 +16,10 @@
 pub mod check;
 pub mod lock;
 mod purge;
+mod rerun;
 pub mod schema;
 mod seal;
+pub mod verify;
 
 pub use check::{MAX_UNIX, Refusal};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
@@ -35,7 +37,7 @@ use rusqlite::{Connection, OptionalExtension as _, params};
 
 use crate::digest::{Header, ItemFields, PlanHasher};
 use crate::model::Identifier;
-use crate::plan::{Action, Item, Plan, Profile};
+use crate::plan::{Action, Item, Profile};
 
 /// The version of the state format (and of the JSON views of it).
 pub const FORMAT_VERSION: u32 = 1;
@@ -306,17 +308,6 @@ pub struct RunFigures {
     pub latency_p99_ms: Option<f64>,
 }
 
-/// Everything `plan` seals into a new state file.
-#[derive(Debug)]
-pub struct Seal<'a> {
-    /// Meta (its `digest` is computed by [`create`]).
-    pub meta: Meta,
-    /// Sources.
-    pub sources: Vec<SourceRecord>,
-    /// The plan.
-    pub plan: &'a Plan,
-}
-
 /// An open state file.
 #[derive(Debug)]
 pub struct State {
@@ -364,24 +355,6 @@ fn fields(item: &Item) -> ItemFields<'_> {
         action: item.action.as_str(),
         unverified: item.is_unverified(),
     }
-}
-
-/// Writes a new sealed state file for an in-memory plan (see [`Sealer`] for the streaming
-/// form `plan` uses). Returns the digest.
-pub fn create(path: &Path, seal: &Seal<'_>) -> anyhow::Result<String> {
-    let mut sealer = Sealer::begin(path, seal.meta.clone(), &seal.sources)?;
-    for item in &seal.plan.items {
-        sealer.item(item)?;
-    }
-    for profile in seal.plan.profiles.values() {
-        sealer.profile(profile)?;
-    }
-    for warning in &seal.plan.warnings {
-        sealer.warning(warning)?;
-    }
-    sealer
-        .finish()
-        .with_context(|| format!("writing state file `{}`", path.display()))
 }
 
 /// The items an apply sends (`?2` is `--retry-failed`): pending and in-flight deletes, and

@@ -12,7 +12,8 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 /// The schema version this build writes and reads. Version 2 added the lock holder's process
-/// start time and the file seal; version 1 files are refused (plan again).
+/// start time, the file seal, and the verification and re-run histories; version 1 files are
+/// refused (plan again).
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// `PRAGMA application_id` of every idprune state file: `idPR` in ASCII.
@@ -99,6 +100,49 @@ CREATE TRIGGER runs_finished_frozen BEFORE UPDATE ON runs WHEN OLD.finished_at I
 BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
 "#;
 
+/// The tables written after the plan (part of [`SCHEMA`]'s version, created with it): the
+/// verification history of `verify` and the item history of `apply --reapply` (seqs, states
+/// and times only, no values). `verifications` is one row per `verify` run; `verify_items`
+/// holds, per item, what the latest verification saw and when the item was last seen gone,
+/// which is how a later verification tells "re-introduced" from "still present".
+const HISTORY: &str = r#"
+CREATE TABLE verifications (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    started_at    INTEGER NOT NULL,
+    finished_at   INTEGER NOT NULL,
+    polls         INTEGER NOT NULL,
+    checked       INTEGER NOT NULL,
+    gone          INTEGER NOT NULL,
+    still_present INTEGER NOT NULL,
+    reintroduced  INTEGER NOT NULL,
+    not_found     INTEGER NOT NULL,
+    outcome       TEXT NOT NULL     -- gone | present
+) STRICT;
+
+CREATE TABLE verify_items (
+    seq             INTEGER PRIMARY KEY,
+    verification    INTEGER NOT NULL,   -- the latest verification that checked it
+    status          TEXT NOT NULL,      -- gone | still_present | reintroduced | not_found
+    checked_at      INTEGER NOT NULL,
+    last_gone_at    INTEGER,            -- the latest time a verification saw it gone
+    last_gone_in    INTEGER             -- and which verification that was
+) STRICT;
+
+-- `apply --reapply`: what each item had reached before a re-run reset it (append-only).
+CREATE TABLE item_history (
+    run         INTEGER NOT NULL,       -- the run that reset it
+    seq         INTEGER NOT NULL,
+    state       TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    last_status INTEGER,
+    request_id  TEXT,
+    updated_at  INTEGER,
+    PRIMARY KEY (run, seq)
+) STRICT;
+CREATE TRIGGER item_history_no_delete BEFORE DELETE ON item_history
+BEGIN SELECT RAISE(ABORT, 'the item history is append-only'); END;
+"#;
+
 /// The indexes of `items`: part of the schema, dropped while a new plan is bulk-loaded.
 pub const CREATE_ITEM_INDEXES: &str = "
 CREATE INDEX items_by_state ON items (state, seq);
@@ -123,6 +167,7 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
     }
     if version == 0 {
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(HISTORY)?;
         conn.execute_batch(CREATE_ITEM_INDEXES)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
     }
@@ -142,6 +187,7 @@ fn objects(conn: &Connection) -> rusqlite::Result<Objects> {
 fn expected() -> rusqlite::Result<Objects> {
     let conn = Connection::open_in_memory()?;
     conn.execute_batch(SCHEMA)?;
+    conn.execute_batch(HISTORY)?;
     conn.execute_batch(CREATE_ITEM_INDEXES)?;
     // `runs` uses AUTOINCREMENT: its `sqlite_sequence` table appears with the first run.
     conn.execute_batch(

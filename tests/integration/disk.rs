@@ -2,8 +2,9 @@
 //! clear error naming the file, sends no delete it could not journal, and leaves the state file
 //! intact; once the disk is writable again the same `apply` resumes to exactly the plan.
 //!
-//! A full disk is a tiny `tmpfs`, which needs root to mount: as another user those tests say
-//! so on stderr and pass without proving anything (run them as root, as the CI container does).
+//! A full disk is a tiny `tmpfs`, which needs root (and the right to mount) to set up. CI runs as
+//! root and mounts; where the mount is refused, those tests report `test-skipped: ...`
+//! ([`crate::harness::skipped`]) and `.ci/run` counts them as skipped, never as passed.
 //! A read-only directory is a read-only `tmpfs` as root (root ignores permission bits) and a
 //! `chmod 555` directory otherwise.
 
@@ -12,7 +13,7 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::harness::Test;
+use crate::harness::{Test, skipped};
 use crate::kills::{fleet, journal_done};
 
 fn is_root() -> bool {
@@ -148,7 +149,10 @@ fn plan_onto_a_full_disk_fails_clearly_and_leaves_nothing() {
     let test = fleet(2_000, &[]);
     let dir = test.path("full");
     let Some(_mount) = Tmpfs::mount(&dir, "size=64k") else {
-        eprintln!("skipped: mounting a tiny tmpfs needs root");
+        skipped(
+            "disk::plan_onto_a_full_disk_fails_clearly_and_leaves_nothing",
+            "mounting a tiny tmpfs needs root and the right to mount",
+        );
         return;
     };
     let out = test
@@ -192,7 +196,10 @@ fn an_apply_that_fills_the_disk_stops_cleanly_and_resumes_to_exactly_the_plan() 
     let room = pages("big.state.db") + pages("big.yaml") + pages("bad.csv") + 48 * 1024 + 4096;
     let dir = test.path("full");
     let Some(mount) = Tmpfs::mount(&dir, &format!("size={room}")) else {
-        eprintln!("skipped: mounting a tiny tmpfs needs root");
+        skipped(
+            "disk::an_apply_that_fills_the_disk_stops_cleanly_and_resumes_to_exactly_the_plan",
+            "mounting a tiny tmpfs needs root and the right to mount",
+        );
         return;
     };
     copy_plan(&test, &dir);

@@ -152,20 +152,25 @@ fn a_storm_of_429s_completes_in_one_run_with_no_item_failed() {
 
 #[test]
 fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
-    const ITEMS: usize = 60;
-    let test = fleet(
-        ITEMS,
-        &[
-            "--space-rate",
-            "30",
-            "--retry-after",
-            "1",
-            "--latency-ms",
-            "1",
-        ],
-    );
+    const ITEMS: usize = 30;
+    const RETRY_AFTER_US: u64 = 1_000_000;
+    // Planned against a server without limits; applied against one allowing 10/s, which even
+    // one request at a time on a loaded machine outruns, so 429s are certain.
+    let mut test = fleet(ITEMS, &[]);
     let planned = test.planned_deletes("big.state.db");
-    let before = test.emu().stats().rate_limited;
+    test.restart_emulator(&[
+        "--space-rate",
+        "10",
+        "--profile-rate",
+        "0",
+        "--retry-after",
+        "1",
+        "--latency-ms",
+        "1",
+    ]);
+    let before = test.emu().arrivals().all().len();
+    // One request at a time, asking for far more than the space allows: after each 429 the
+    // next request to the space is the retry, which must wait the `Retry-After` second.
     test.idprune([
         "apply",
         "big.state.db",
@@ -173,12 +178,24 @@ fn a_storm_of_429s_with_retry_after_is_honoured_and_completes() {
         "--rate",
         "1000",
         "--concurrency",
-        "64",
+        "1",
     ])
     .run()
     .ok();
+    let arrivals = test.emu().arrivals().all().split_off(before);
+    let throttled: Vec<usize> = (0..arrivals.len()).filter(|&k| arrivals[k].1).collect();
+    assert!(!throttled.is_empty(), "no 429 at all: no storm");
+    for k in throttled {
+        let Some(next) = arrivals.get(k + 1) else {
+            panic!("the run ended with a 429 unanswered by a retry");
+        };
+        let gap = next.0 - arrivals[k].0;
+        assert!(
+            gap >= RETRY_AFTER_US,
+            "a request {gap} µs after a 429 with `Retry-After: 1`"
+        );
+    }
     let stats = test.emu().stats();
-    assert!(stats.rate_limited > before, "no 429 at all");
     assert_eq!(
         test.item_states("big.state.db"),
         BTreeMap::from([("done".to_owned(), ITEMS as u64)])

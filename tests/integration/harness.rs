@@ -37,6 +37,11 @@ impl Emulator {
     /// Starts `idprune emulator --seed SEED --listen 127.0.0.1:0 EXTRA...` and waits for its
     /// `listening on http://127.0.0.1:PORT` line.
     pub fn start(seed: &Path, extra: &[&str]) -> Emulator {
+        Emulator::start_at(seed, "127.0.0.1:0", extra)
+    }
+
+    /// [`Emulator::start`] listening on `listen` (a loopback address).
+    pub fn start_at(seed: &Path, listen: &str, extra: &[&str]) -> Emulator {
         // Its stderr goes to a file beside the seed, shown when it fails to start.
         let log_path = seed.with_extension("emulator.log");
         let log = std::fs::File::create(&log_path).expect("creating the emulator's log");
@@ -44,7 +49,7 @@ impl Emulator {
             .arg("emulator")
             .arg("--seed")
             .arg(seed)
-            .args(["--listen", "127.0.0.1:0"])
+            .args(["--listen", listen])
             .args(extra)
             .env("IDPRUNE_EMULATOR_TOKEN", TOKEN)
             .stdin(Stdio::null())
@@ -83,6 +88,14 @@ impl Emulator {
         serde_json::from_str(&body).expect("stats JSON")
     }
 
+    /// `GET /__emulator/arrivals`: when the space limiter accepted and refused requests (only
+    /// while the emulator runs with a space limit).
+    pub fn arrivals(&self) -> Arrivals {
+        let (status, body) = http(self.addr, "GET", "/__emulator/arrivals", "");
+        assert_eq!(status, 200, "arrivals: {body}");
+        serde_json::from_str(&body).expect("arrivals JSON")
+    }
+
     /// `GET /__emulator/profiles`, as segment id → live `type:id` identifiers.
     pub fn profiles(&self) -> BTreeMap<String, BTreeSet<String>> {
         #[derive(Deserialize)]
@@ -104,6 +117,38 @@ impl Emulator {
             .collect()
     }
 
+    /// `POST /__emulator/rebuild`: restores every deleted identifier (`None`, a space rebuilt
+    /// from its sources) or only the given `type:id`s (a replay); returns how many came back.
+    pub fn rebuild(&self, only: Option<&[&str]>) -> u64 {
+        let body = only
+            .map(|ids| serde_json::json!({ "identifiers": ids }).to_string())
+            .unwrap_or_default();
+        let (status, reply) = http(self.addr, "POST", "/__emulator/rebuild", &body);
+        assert_eq!(status, 200, "rebuild: {reply}");
+        let v: serde_json::Value = serde_json::from_str(&reply).expect("rebuild JSON");
+        v["restored"].as_u64().expect("restored count")
+    }
+
+    /// Deletes `kind:id` from the profile of `user_id:USER_ID` through the real `/v1` delete
+    /// route (as Segment's documentation shows it), to change a profile between two plans;
+    /// returns the status.
+    pub fn delete_identifier(&self, user_id: &str, kind: &str, id: &str) -> u16 {
+        use base64::Engine as _;
+        let body = serde_json::json!({ "delete_external_ids": [{ "type": kind, "id": id }] });
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{TOKEN}:"));
+        let path = format!(
+            "/v1/spaces/spa_test/collections/users/profiles/user_id:{user_id}/external_ids/delete"
+        );
+        let (status, _) = http_with(
+            self.addr,
+            "POST",
+            &path,
+            &format!("Authorization: Basic {auth}\r\n"),
+            &body.to_string(),
+        );
+        status
+    }
+
     /// `POST /__emulator/token`: from now on only `token` is accepted.
     pub fn set_token(&self, token: &str) {
         let body = serde_json::json!({ "token": token }).to_string();
@@ -121,13 +166,24 @@ impl Drop for Emulator {
 
 /// One HTTP/1.1 exchange with `Connection: close`; returns the status and the body.
 fn http(addr: SocketAddr, method: &str, path: &str, body: &str) -> (u16, String) {
+    http_with(addr, method, path, "", body)
+}
+
+/// [`http`] with extra header lines (each ending `\r\n`).
+fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &str,
+    body: &str,
+) -> (u16, String) {
     let mut stream = TcpStream::connect(addr).expect("connecting to the emulator");
     stream
         .set_read_timeout(Some(PATIENCE))
         .expect("setting a read timeout");
     write!(
         stream,
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{headers}Connection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     )
     .expect("sending the request");
@@ -170,6 +226,43 @@ pub struct Stats {
     /// Every delete request past authentication that the emulator answered, in order.
     #[serde(default)]
     pub delete_attempts: Vec<Attempt>,
+}
+
+/// `/__emulator/arrivals`: microseconds since the emulator started, as its space limiter
+/// judged each request.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Arrivals {
+    /// Accepted requests.
+    pub accepted_us: Vec<u64>,
+    /// Requests answered 429.
+    pub refused_us: Vec<u64>,
+}
+
+impl Arrivals {
+    /// Every arrival as `(at_us, refused)`, in time order.
+    pub fn all(&self) -> Vec<(u64, bool)> {
+        let mut all: Vec<(u64, bool)> = self
+            .accepted_us
+            .iter()
+            .map(|&t| (t, false))
+            .chain(self.refused_us.iter().map(|&t| (t, true)))
+            .collect();
+        all.sort_unstable();
+        all
+    }
+}
+
+/// The most of `times` (microseconds, sorted) inside any window of `window_us` microseconds.
+pub fn busiest_window(times: &[u64], window_us: u64) -> usize {
+    let mut start = 0;
+    let mut best = 0;
+    for (end, &t) in times.iter().enumerate() {
+        while t - times[start] >= window_us {
+            start += 1;
+        }
+        best = best.max(end + 1 - start);
+    }
+    best
 }
 
 /// One delete request the emulator answered (`/__emulator/stats` `delete_attempts`).
@@ -264,6 +357,18 @@ impl Test {
             dir: tempfile::tempdir().expect("creating a temporary directory"),
             emulator: None,
         }
+    }
+
+    /// Stops the emulator and starts a fresh one from the same seed on the same address with
+    /// `emulator_flags`: plan against a healthy server, then apply against a faulty one (the
+    /// API origin, which the plan seals, stays the same). The profiles start from the seed
+    /// again.
+    pub fn restart_emulator(&mut self, emulator_flags: &[&str]) {
+        let old = self.emulator.take().expect("this test started an emulator");
+        let listen = old.addr.to_string();
+        drop(old);
+        let seed = self.path("seed.json");
+        self.emulator = Some(Emulator::start_at(&seed, &listen, emulator_flags));
     }
 
     /// The emulator (panics for offline tests).
@@ -439,6 +544,16 @@ impl Run {
         self
     }
 
+    /// Adds arguments.
+    pub fn args<I, S>(mut self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
     /// Adds an argument.
     pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Run {
         self.command.arg(arg);
@@ -477,6 +592,17 @@ impl Run {
         }
     }
 
+    /// Starts without waiting, stderr into the file `stderr` (stdout discarded), for tests that
+    /// interrupt a run once it has said something.
+    pub fn spawn_logged(mut self, stderr: &Path) -> Child {
+        let log = std::fs::File::create(stderr).expect("creating a log file");
+        self.command
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawning idprune")
+    }
+
     /// Starts without waiting (output discarded), for tests that interrupt a run.
     pub fn spawn(mut self) -> Child {
         self.command
@@ -484,6 +610,23 @@ impl Run {
             .stderr(Stdio::null())
             .spawn()
             .expect("spawning idprune")
+    }
+}
+
+/// Polls `path` (a log file a child writes) until it contains `needle`; fails the test after
+/// [`PATIENCE`].
+pub fn wait_for_text(path: &Path, needle: &str) {
+    let start = Instant::now();
+    loop {
+        if std::fs::read_to_string(path).is_ok_and(|text| text.contains(needle)) {
+            return;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "timed out waiting for {needle:?} in `{}`",
+            path.display()
+        );
+        std::thread::sleep(POLL_EVERY);
     }
 }
 
@@ -533,6 +676,13 @@ impl Output {
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)
     }
+}
+
+/// Reports that `test` could not make its proof here, for `reason`. The line goes straight to
+/// the process's stderr (libtest captures only the print macros), as
+/// `test-skipped: TEST: REASON`, and `.ci/run` counts such a test as skipped, not passed.
+pub fn skipped(test: &str, reason: &str) {
+    let _ = writeln!(std::io::stderr(), "test-skipped: {test}: {reason}");
 }
 
 /// Waits for a child with a bound, killing it and failing the test when it takes too long.

@@ -97,8 +97,12 @@ fn csv_pin_mismatch_refuses_the_plan() {
     let test = Test::new(&seed(&[("use_1", &["user_id:u_1", "email:a@x.com"])]));
     test.write("m.yaml", &manifest);
     test.write("r.csv", "user_id,email\nu_1,a@x.com\n");
-    let out = test.idprune(["plan", "m.yaml"]).run();
-    assert_ne!(out.code, Some(0), "{}", out.stderr);
+    let out = test.idprune(["plan", "m.yaml"]).run().code(1);
+    assert!(
+        out.stderr.contains("r.csv") && out.stderr.contains("sha256"),
+        "the error names the CSV and its pin\n{}",
+        out.stderr
+    );
     assert!(!test.path("m.state.db").exists());
     assert_eq!(test.emu().stats().requests, 0);
 }

@@ -5,44 +5,65 @@
 //! with a bound, never a fixed sleep. Tests assert on exit codes, on what the emulator saw and
 //! on the journal, not only on printed text.
 //!
+//! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside).
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.
 //! - `plan_apply`: the whole flow on a mixed manifest; matching rules; determinism.
 //! - `bad_inputs`: the `tests/fixtures/bad/` corpus and a 100 MB manifest: exit 1, located.
 //! - `crash`: `kill -9` mid-apply, then resume; re-plan after a kill.
 //! - `kills`: ten `kill -9`s over a 2,000-item apply, resumed each time: exactly the plan.
+//! - `lifecycle`: `report --downstream`/`--sql`, `purge` then refusals, foreign and stale locks.
+//! - `pacing`: `--rate` counted in the emulator per one-second window; one pacer per process.
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
 //! - `disk`: a read-only directory, a full disk: clear errors, no corruption, resumable.
 //! - `encoding`: awkward values in paths and bodies; CSV dialects.
 //! - `properties`: proptest: path round trip via the emulator, digest ⇔ items, crash-anywhere resume.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
+//! - `failures`: a permanent failure (exit 3, `--retry-failed`); the retry budget spent (exit 1).
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
+//! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take.
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
 //! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
+//! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
+//!   exactly the rest in the filtered copy.
+//! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
+//! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
+//! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
+//! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
 //!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
+mod architecture;
 mod auth;
 mod bad_inputs;
+mod casing;
 mod crash;
 mod disk;
 mod encoding;
+mod failures;
 mod faults;
+mod guard;
 mod harness;
+mod init;
 mod input_errors;
 mod kills;
+mod lifecycle;
+mod pacing;
 mod plan_apply;
 mod properties;
 mod refresh;
 mod refusals;
 mod render;
+mod report_sql;
+mod rerun;
 mod resilience;
 mod review;
 mod secrets;
 mod slow_start;
 mod tamper;
+mod verify;

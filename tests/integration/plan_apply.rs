@@ -217,6 +217,18 @@ fn the_same_manifest_against_the_same_profiles_gives_the_same_digest() {
     let first = test.plan("m.yaml", "one.state.db");
     let second = test.plan("m.yaml", "two.state.db");
     assert_eq!(first, second);
+    // Not a constant: the same manifest against changed profiles (one planned identifier
+    // already gone) seals other items and another digest.
+    assert_eq!(
+        test.emu().delete_identifier("u_1", "email", "wrong1@x.com"),
+        200
+    );
+    let third = test.plan("m.yaml", "three.state.db");
+    assert_ne!(third, first, "changed profiles, same digest");
+    assert_ne!(
+        test.planned_deletes("three.state.db"),
+        test.planned_deletes("one.state.db")
+    );
 }
 
 #[test]

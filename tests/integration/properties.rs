@@ -1,29 +1,32 @@
-//! Property tests (STYLE.md rule 8), against the library in-process:
+//! Property tests over random small worlds (profiles and manifests drawn from small pools so
+//! that entries collide, repeat, miss and remove last `user_id`s):
 //!
 //! - the lookup path segment round-trips through the real emulator for arbitrary Unicode
-//!   `user_id`s (read by `user_id:V`, then a delete addressed by it);
-//! - the digest covers exactly the plan: permuting a manifest's entries leaves it unchanged
-//!   when, and only when, the sealed items are unchanged. "Same plan" means the same sequence
-//!   of `(seq, user_id, type, id, action)`: `seq` follows manifest order and the reviewer
-//!   approves that sequence, so a permutation that moves two different items changes the
-//!   digest, and one that only swaps entries yielding identical items (or origins, notes) does
-//!   not. The state file's own recomputation agrees;
-//! - plan → apply → crash anywhere → resume ends in the same profiles as an uninterrupted run,
-//!   with an in-memory fake of `segment::ProfileApi`.
+//!   `user_id`s (read by `user_id:V`, then a delete addressed by it), with the library's client;
+//! - the digest `idprune plan` seals changes exactly with its sealed inputs: re-planning the
+//!   same manifest against the same profiles (another output file, another `--ttl`) keeps it;
+//!   a manifest that differs only in a comment (same items, another manifest hash) changes it;
+//!   and after a random identifier is deleted from a random profile, the new plan's digest
+//!   equals the old one exactly when the items the state file stores are the same;
+//! - `idprune apply` killed with `SIGKILL` at random moments (anywhere: inside SQLite commits,
+//!   between a request and its journal entry) and resumed each time ends in the same profiles
+//!   as an uninterrupted apply of the same plan, and no delete the journal had recorded as
+//!   finished is ever sent again (the emulator records every delete request it answers).
+//!
+//! The last two drive the real binary against the real emulator, so they run the planning
+//! path `idprune plan` runs (manifest → stage → sealer), not a model of it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::fmt::Write as _;
+use std::os::unix::process::ExitStatusExt as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use idprune::apply::{ApplyOptions, execute};
-use idprune::digest::{Header, ItemFields, PlanHasher};
-use idprune::manifest::{Entry, Location};
 use idprune::model::{Identifier, Lookup};
-use idprune::plan::{Plan, Resolution};
-use idprune::segment::{DeleteOutcome, Fault, ProfileApi, ReadPage, Reply};
-use idprune::state::{self, Meta, Seal, State};
+use idprune::segment::{DeleteOutcome, ProfileApi as _, ReadPage};
 use proptest::prelude::*;
+
+use crate::harness::{Deleted, Test, wait_bounded};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -119,20 +122,42 @@ proptest! {
     }
 }
 
-// ---------------------------------------------------------------- digest
+// ---------------------------------------------------------------- worlds
 
-/// A small world: profiles `p0..p5`, each with user_ids and emails drawn from small pools so
-/// that entries collide, repeat and remove last user_ids.
+/// The number of cases for the properties that run the binary: `PROPTEST_CASES` when set,
+/// else `default` (each case starts emulators and several `idprune` processes).
+fn cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// A small world: profiles `use_0..`, each with user_ids and emails drawn from small pools, and
+/// manifest entries that hit them, miss them, repeat and remove last user_ids.
 #[derive(Clone, Debug)]
 struct World {
     profiles: Vec<Vec<Identifier>>,
-    entries: Vec<Entry>,
+    /// Per manifest entry, in order: the explicit lookup (if any) and the identifier.
+    entries: Vec<(Option<Identifier>, Identifier)>,
 }
 
 fn world() -> impl Strategy<Value = World> {
-    let profile = (1..3usize, 0..4usize);
+    world_of(0..4, 1..12)
+}
+
+/// [`world`] with more emails per profile and more entries, so most plans hold deletes.
+fn busy_world() -> impl Strategy<Value = World> {
+    world_of(2..5, 4..16)
+}
+
+fn world_of(
+    emails: std::ops::Range<usize>,
+    entries: std::ops::Range<usize>,
+) -> impl Strategy<Value = World> {
+    let profile = (1..3usize, emails);
     prop::collection::vec(profile, 1..5)
-        .prop_flat_map(|shapes| {
+        .prop_flat_map(move |shapes| {
             let profiles: Vec<Vec<Identifier>> = shapes
                 .iter()
                 .enumerate()
@@ -150,326 +175,284 @@ fn world() -> impl Strategy<Value = World> {
             // An entry: which profile to look up (or an unknown one), which identifier (or an
             // absent one), and whether the lookup is explicit.
             let entry = (0..n + 1, 0..6usize, any::<bool>());
-            (Just(profiles), prop::collection::vec(entry, 1..12))
+            (
+                Just(profiles),
+                prop::collection::vec(entry, entries.clone()),
+            )
         })
         .prop_map(|(profiles, picks)| {
             let entries = picks
                 .into_iter()
-                .enumerate()
-                .map(|(line, (p, i, explicit))| {
+                .map(|(p, i, explicit)| {
                     let identifier = match profiles.get(p) {
                         Some(ids) if i < ids.len() => ids[i].clone(),
                         _ => Identifier::new("email", format!("absent{i}@x")),
                     };
-                    let lookup = explicit
-                        .then(|| Lookup::External(Identifier::new("user_id", format!("u{p}_0"))));
-                    Entry {
-                        lookup,
-                        identifier,
-                        origin: Location::new("m.yaml", line as u64 + 6, 5),
-                    }
+                    let lookup = explicit.then(|| Identifier::new("user_id", format!("u{p}_0")));
+                    (lookup, identifier)
                 })
                 .collect();
             World { profiles, entries }
         })
 }
 
-/// Every lookup of `entries`, answered from `profiles`.
-fn resolve(world: &World, entries: &[Entry]) -> BTreeMap<Lookup, Resolution> {
-    entries
-        .iter()
-        .map(|e| {
-            let lookup = idprune::plan::lookup_of(e);
-            let found = world.profiles.iter().find(|ids| match &lookup {
-                Lookup::External(id) => ids.contains(id),
-                Lookup::SegmentId(_) => false,
-            });
-            let resolution = match found {
-                Some(ids) => Resolution::Found(ids.clone()),
-                None => Resolution::NotFound,
-            };
-            (lookup, resolution)
-        })
-        .collect()
-}
-
-const HEADER: Header<'static> = Header {
-    format_version: state::FORMAT_VERSION,
-    space: "spa_p",
-    api_origin: "http://127.0.0.1:1",
-    manifest_sha256: "00",
-    pinned_sources: &[],
-};
-
-fn digest(plan: &Plan) -> String {
-    let mut hasher = PlanHasher::new(&HEADER);
-    for item in &plan.items {
-        hasher.item(&ItemFields {
-            seq: item.seq,
-            user_id: item.user_id.as_deref(),
-            kind: &item.identifier.kind,
-            id: &item.identifier.id,
-            action: item.action.as_str(),
-            unverified: item.is_unverified(),
-        });
+impl World {
+    /// The emulator's seed.
+    fn seed(&self) -> serde_json::Value {
+        let profiles: Vec<serde_json::Value> = self
+            .profiles
+            .iter()
+            .enumerate()
+            .map(|(p, ids)| {
+                let ids: Vec<serde_json::Value> = ids
+                    .iter()
+                    .map(|i| serde_json::json!({"type": i.kind, "id": i.id}))
+                    .collect();
+                serde_json::json!({"segment_id": format!("use_{p}"), "identifiers": ids})
+            })
+            .collect();
+        serde_json::json!({"space": "spa_test", "profiles": profiles})
     }
-    hasher.finish()
-}
 
-/// What the digest is meant to cover.
-fn sealed_fields(plan: &Plan) -> Vec<(u64, Option<String>, Identifier, &'static str)> {
-    plan.items
-        .iter()
-        .map(|i| {
-            (
-                i.seq,
-                i.user_id.clone(),
-                i.identifier.clone(),
-                i.action.as_str(),
-            )
-        })
-        .collect()
-}
-
-fn meta() -> Meta {
-    Meta {
-        format_version: state::FORMAT_VERSION,
-        digest: String::new(),
-        space: HEADER.space.into(),
-        region: "us".into(),
-        api_origin: HEADER.api_origin.into(),
-        manifest_path: "m.yaml".into(),
-        manifest_sha256: HEADER.manifest_sha256.into(),
-        reason: "property".into(),
-        created_at: state::now_unix(),
-        ttl_secs: 86_400,
+    /// The manifest, entries in order.
+    fn manifest(&self) -> String {
+        let mut yaml =
+            String::from("version: 1\nspace: spa_test\nregion: us\nreason: property\nremove:\n");
+        for (lookup, identifier) in &self.entries {
+            match lookup {
+                Some(l) => writeln!(
+                    yaml,
+                    "  - profile: \"{l}\"\n    identifier: \"{identifier}\""
+                ),
+                None => writeln!(yaml, "  - identifier: \"{identifier}\""),
+            }
+            .expect("writing to a String");
+        }
+        yaml
     }
 }
 
-/// Seals `plan` into a fresh `0600` state file in `dir` and opens it.
-fn sealed(dir: &std::path::Path, name: &str, plan: &Plan) -> (std::path::PathBuf, String) {
-    let path = dir.join(name);
-    let digest = state::create(
-        &path,
-        &Seal {
-            meta: meta(),
-            sources: Vec::new(),
-            plan,
-        },
-    )
-    .expect("sealing the plan");
-    (path, digest)
+/// Emulator flags for the properties: no server-side limits, so only the product paces.
+const UNLIMITED: [&str; 4] = ["--space-rate", "0", "--profile-rate", "0"];
+
+/// `idprune plan MANIFEST -o STATE --rate 0 --allow-unresolved EXTRA...`, which must succeed;
+/// returns the digest. Random worlds often have lookups that find no profile, and the property
+/// is about the seal, so a plan of only unresolved lookups is accepted here.
+fn plan(test: &Test, manifest: &str, state: &str, extra: &[&str]) -> String {
+    test.idprune([
+        "plan",
+        manifest,
+        "-o",
+        state,
+        "--rate",
+        "0",
+        "--allow-unresolved",
+    ])
+    .args(extra)
+    .run()
+    .ok();
+    test.digest(state)
 }
+
+/// `(seq, user_id, type, id, action)` of every item, as the state file stores them.
+type Row = (i64, Option<String>, String, String, String);
+
+/// The sealed item rows of `state`, in `seq` order, read straight from the state file.
+fn rows(test: &Test, state: &str) -> Vec<Row> {
+    let db = test.db(state);
+    let mut stmt = db
+        .prepare("SELECT seq, user_id, id_type, id_value, action FROM items ORDER BY seq")
+        .expect("preparing the select");
+    stmt.query_map([], |r| {
+        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+    })
+    .expect("selecting items")
+    .collect::<Result<_, _>>()
+    .expect("reading items")
+}
+
+// ---------------------------------------------------------------- digest
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(10), ..ProptestConfig::default() })]
 
     #[test]
-    fn the_digest_changes_exactly_when_the_sealed_items_do(
+    fn the_digest_changes_exactly_with_the_sealed_inputs(
         world in world(),
-        shuffle in any::<prop::sample::Index>(),
-        swap_a in any::<prop::sample::Index>(),
-        swap_b in any::<prop::sample::Index>(),
+        victim in any::<prop::sample::Index>(),
     ) {
-        let original = idprune::plan::build(&world.entries, &resolve(&world, &world.entries));
-        let mut permuted = world.entries.clone();
-        // A random rotation and a random swap: together they reach every permutation.
-        let len = permuted.len();
-        permuted.rotate_left(shuffle.index(len));
-        permuted.swap(swap_a.index(len), swap_b.index(len));
-        let other = idprune::plan::build(&permuted, &resolve(&world, &permuted));
+        let test = Test::with_emulator(&world.seed(), &UNLIMITED);
+        let manifest = world.manifest();
+        test.write("m.yaml", &manifest);
+        let first = plan(&test, "m.yaml", "a.state.db", &[]);
+        let first_rows = rows(&test, "a.state.db");
+
+        // Unchanged sealed inputs (another file, another TTL, later): the same digest.
+        let again = plan(&test, "m.yaml", "b.state.db", &["--ttl", "36h"]);
+        prop_assert_eq!(&rows(&test, "b.state.db"), &first_rows);
+        prop_assert_eq!(&again, &first, "the same inputs must seal the same digest");
+
+        // The same items from a manifest with other bytes: the manifest hash is sealed.
+        test.write("c.yaml", &format!("{manifest}# reviewed\n"));
+        let commented = plan(&test, "c.yaml", "c.state.db", &[]);
+        prop_assert_eq!(&rows(&test, "c.state.db"), &first_rows);
+        prop_assert_ne!(&commented, &first, "another manifest hash must change the digest");
+
+        // Another profile state: one identifier deleted from one profile (addressed by a
+        // user_id it keeps). The digest moves exactly when the stored items do.
+        let removable: Vec<(String, &Identifier)> = world
+            .profiles
+            .iter()
+            .flat_map(|ids| {
+                let users: Vec<&Identifier> = ids.iter().filter(|i| i.kind == "user_id").collect();
+                ids.iter().filter_map(move |i| {
+                    users
+                        .iter()
+                        .find(|u| *u != &i)
+                        .map(|u| (u.id.clone(), i))
+                })
+            })
+            .collect();
+        if !removable.is_empty() {
+            let (by, target) = &removable[victim.index(removable.len())];
+            prop_assert_eq!(test.emu().delete_identifier(by, &target.kind, &target.id), 200);
+        }
+        let changed = plan(&test, "m.yaml", "d.state.db", &[]);
+        let changed_rows = rows(&test, "d.state.db");
         prop_assert_eq!(
-            digest(&original) == digest(&other),
-            sealed_fields(&original) == sealed_fields(&other),
-            "digest equality must follow item equality"
+            changed == first,
+            changed_rows == first_rows,
+            "digest equality must follow the stored items: {:?} vs {:?}",
+            first_rows,
+            changed_rows
         );
-        // The state file's seal is the same function.
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let (path, written) = sealed(dir.path(), "p.state.db", &original);
-        prop_assert_eq!(&written, &digest(&original));
-        let state = State::open(&path).expect("opening the state");
-        prop_assert_eq!(state.recompute_digest().expect("recomputing"), written);
     }
 }
 
 // ---------------------------------------------------------------- crash anywhere, resume
 
-/// An in-memory Unify: profiles by segment id, plus the deletes it applied. After `crash_after`
-/// deletes it "dies": the next request may or may not be applied (`apply_last`), and it and
-/// every later one never answer, as when the process is killed with requests in flight.
-struct Fake {
-    profiles: Arc<Mutex<BTreeMap<String, BTreeSet<Identifier>>>>,
-    applied: Arc<Mutex<Vec<(String, Identifier)>>>,
-    calls: AtomicUsize,
-    crash_after: Option<usize>,
-    apply_last: bool,
-    dead: Arc<AtomicBool>,
-    crashed: Arc<tokio::sync::Notify>,
-}
-
-impl Fake {
-    fn reply<T>(result: Result<T, Fault>) -> Reply<T> {
-        Reply {
-            result,
-            status: Some(200),
-            request_id: None,
-            elapsed: Duration::from_millis(1),
+/// Lets `child` run for `budget`, then kills it with `SIGKILL`; returns `None` when it was
+/// killed, or its exit status when it finished first.
+fn kill_after(
+    child: &mut std::process::Child,
+    budget: Duration,
+) -> Option<std::process::ExitStatus> {
+    let start = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().expect("polling the apply") {
+            return Some(status);
         }
+        if start.elapsed() >= budget {
+            child.kill().expect("SIGKILL the apply");
+            let status = wait_bounded(child);
+            // It may have exited on its own between the poll and the kill.
+            return (status.signal() != Some(libc::SIGKILL)).then_some(status);
+        }
+        std::thread::sleep(Duration::from_micros(200));
     }
 }
 
-impl ProfileApi for Fake {
-    async fn external_ids_page(&self, _: &Lookup, _: Option<&str>) -> Reply<ReadPage> {
-        Fake::reply(Ok(ReadPage::NotFound))
-    }
-
-    async fn delete(&self, user_id: &str, identifier: &Identifier) -> Reply<DeleteOutcome> {
-        if self.dead.load(Ordering::SeqCst) {
-            return std::future::pending().await;
-        }
-        let n = self.calls.fetch_add(1, Ordering::SeqCst);
-        let dying = self.crash_after.is_some_and(|k| n >= k);
-        if dying {
-            self.dead.store(true, Ordering::SeqCst);
-            self.crashed.notify_one();
-            if !self.apply_last {
-                return std::future::pending().await;
-            }
-        }
-        let outcome = {
-            let mut profiles = self.profiles.lock().expect("profiles");
-            let owner = profiles
-                .values_mut()
-                .find(|ids| ids.contains(&Identifier::new("user_id", user_id)));
-            match owner {
-                None => DeleteOutcome::ProfileNotFound,
-                Some(ids) => {
-                    if ids.remove(identifier) {
-                        self.applied
-                            .lock()
-                            .expect("applied")
-                            .push((user_id.to_owned(), identifier.clone()));
-                        DeleteOutcome::Deleted
-                    } else {
-                        DeleteOutcome::IdentifierNotFound
-                    }
-                }
-            }
-        };
-        if dying {
-            // Applied, but the answer never arrives.
-            return std::future::pending().await;
-        }
-        tokio::task::yield_now().await;
-        Fake::reply(Ok(outcome))
-    }
-}
-
-fn store(world: &World) -> BTreeMap<String, BTreeSet<Identifier>> {
-    world
-        .profiles
-        .iter()
-        .enumerate()
-        .map(|(p, ids)| (format!("use_{p}"), ids.iter().cloned().collect()))
-        .collect()
-}
-
-fn options(concurrency: usize) -> ApplyOptions {
-    ApplyOptions {
-        concurrency,
-        retry_failed: false,
-        profile_rate: 0,
-        pacer: None,
-    }
-}
-
-/// Runs `execute` on the state at `path` against a fake; returns when it finishes or when
-/// the fake crashes (the executor is then dropped mid-flight, like a killed process).
-fn run_once(
-    rt: &tokio::runtime::Runtime,
-    path: &std::path::Path,
-    profiles: &Arc<Mutex<BTreeMap<String, BTreeSet<Identifier>>>>,
-    applied: &Arc<Mutex<Vec<(String, Identifier)>>>,
-    crash: Option<(usize, bool)>,
-    concurrency: usize,
-) -> bool {
-    let crashed = Arc::new(tokio::sync::Notify::new());
-    let fake = Fake {
-        profiles: profiles.clone(),
-        applied: applied.clone(),
-        calls: AtomicUsize::new(0),
-        crash_after: crash.map(|c| c.0),
-        apply_last: crash.is_some_and(|c| c.1),
-        dead: Arc::new(AtomicBool::new(false)),
-        crashed: crashed.clone(),
-    };
-    let mut state = State::open(path).expect("opening the state");
-    // As `idprune apply` does: a journal without a recorded run is refused as tampered.
-    state
-        .start_run("prop", "host", "digest", "reason")
-        .expect("recording the run");
-    let (_cancel_tx, cancel_rx) = tokio::sync::watch::channel(false);
-    let options = options(concurrency);
-    rt.block_on(async {
-        tokio::select! {
-            report = execute(fake, &mut state, &options, cancel_rx, |_| {}) => {
-                report.expect("the executor's journal works");
-                false
-            }
-            () = crashed.notified() => true,
-        }
-    })
+/// `PRAGMA integrity_check` of `state` is `ok`.
+fn integrity_ok(test: &Test, state: &str) -> bool {
+    let result: String = test
+        .db(state)
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("running the integrity check");
+    result == "ok"
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: cases(8), ..ProptestConfig::default() })]
 
     #[test]
-    fn crash_anywhere_then_resume_ends_like_an_uninterrupted_run(
-        world in world(),
-        crashes in prop::collection::vec((0..12usize, any::<bool>()), 0..4),
+    fn kill_anywhere_then_resume_ends_like_an_uninterrupted_run(
+        world in busy_world(),
+        // Microseconds each run is given before it is killed: from before the state file is
+        // opened to well into the run, so kills land inside commits and between a request and
+        // its journal entry.
+        kills in prop::collection::vec(0..40_000u64, 1..5),
         concurrency in 1..6usize,
     ) {
-        let plan = idprune::plan::build(&world.entries, &resolve(&world, &world.entries));
-        let rt = runtime();
-        let dir = tempfile::tempdir().expect("a temporary directory");
-
-        // The uninterrupted run.
-        let (straight, _) = sealed(dir.path(), "straight.state.db", &plan);
-        let straight_profiles = Arc::new(Mutex::new(store(&world)));
-        let straight_applied = Arc::new(Mutex::new(Vec::new()));
-        run_once(&rt, &straight, &straight_profiles, &straight_applied, None, concurrency);
-
-        // Crashes at the given points, each followed by a resume.
-        let (crashy, _) = sealed(dir.path(), "crashy.state.db", &plan);
-        let profiles = Arc::new(Mutex::new(store(&world)));
-        let applied = Arc::new(Mutex::new(Vec::new()));
-        for crash in &crashes {
-            run_once(&rt, &crashy, &profiles, &applied, Some(*crash), concurrency);
-            let state = State::open(&crashy).expect("reopening after the crash");
-            state.integrity_check().expect("the journal survives a crash");
+        let flags = [&UNLIMITED[..], &["--latency-ms", "2", "--latency-jitter", "100"]].concat();
+        let straight = Test::with_emulator(&world.seed(), &flags);
+        let crashy = Test::with_emulator(&world.seed(), &flags);
+        let manifest = world.manifest();
+        for test in [&straight, &crashy] {
+            test.write("m.yaml", &manifest);
+            plan(test, "m.yaml", "m.state.db", &[]);
         }
-        let crashed = run_once(&rt, &crashy, &profiles, &applied, None, concurrency);
-        prop_assert!(!crashed);
+        prop_assert_eq!(rows(&straight, "m.state.db"), rows(&crashy, "m.state.db"));
+        let planned = crashy.planned_deletes("m.state.db");
+        let concurrency = concurrency.to_string();
+        let apply = ["apply", "m.state.db", "--yes", "--rate", "0", "--concurrency", &concurrency];
 
-        let end = profiles.lock().expect("profiles").clone();
-        let straight_end = straight_profiles.lock().expect("profiles").clone();
-        prop_assert_eq!(&end, &straight_end, "same profiles as the uninterrupted run");
-        // Exactly the planned deletions, each applied once.
-        let planned: BTreeSet<(String, Identifier)> = plan
-            .items
+        // The uninterrupted run: one request per planned delete.
+        straight.idprune(apply).run().ok();
+        let sent: Vec<Deleted> = straight
+            .emu()
+            .stats()
+            .delete_attempts
             .iter()
-            .filter(|i| i.action == idprune::plan::Action::Delete)
-            .map(|i| (i.user_id.clone().expect("deletes have a user_id"), i.identifier.clone()))
+            .map(|a| a.target())
             .collect();
-        let applied = applied.lock().expect("applied").clone();
-        let applied_set: BTreeSet<_> = applied.iter().cloned().collect();
-        prop_assert_eq!(applied.len(), applied_set.len(), "nothing applied twice");
-        prop_assert_eq!(&applied_set, &planned);
-        let counts = State::open(&crashy).expect("opening").counts().expect("counts");
-        prop_assert_eq!(counts.state(idprune::state::ItemState::Done), planned.len() as u64);
-        prop_assert_eq!(counts.state(idprune::state::ItemState::Failed), 0);
-        prop_assert_eq!(counts.state(idprune::state::ItemState::InFlight), 0);
-        prop_assert_eq!(counts.state(idprune::state::ItemState::Pending), 0);
+        prop_assert_eq!(sent.len(), planned.len(), "one request per planned delete");
+        prop_assert_eq!(&sent.iter().cloned().collect::<BTreeSet<_>>(), &planned);
+
+        // Kills at random moments, each followed by a look at the journal.
+        let mut finished_at_kill: Vec<(usize, BTreeSet<Deleted>)> = Vec::new();
+        for budget in &kills {
+            let mut child = crashy.idprune(apply).spawn();
+            if let Some(status) = kill_after(&mut child, Duration::from_micros(*budget)) {
+                prop_assert_eq!(status.code(), Some(0), "an apply that ended by itself succeeds");
+                break;
+            }
+            prop_assert!(integrity_ok(&crashy, "m.state.db"), "the journal survives a kill");
+            let stats = crashy.emu().stats();
+            let done = crashy.items_where("m.state.db", "state = 'done'");
+            let applied = stats.deleted_set();
+            prop_assert!(
+                done.is_subset(&applied),
+                "the journal claims deletions the server never applied: {:?}",
+                done.difference(&applied).collect::<Vec<_>>()
+            );
+            let finished = crashy.items_where("m.state.db", "state IN ('done', 'already_absent')");
+            finished_at_kill.push((stats.delete_attempts.len(), finished));
+        }
+        crashy.idprune(apply).run().ok();
+
+        let states = crashy.item_states("m.state.db");
+        for state in ["pending", "in_flight", "failed"] {
+            prop_assert!(!states.contains_key(state), "{} items left: {:?}", state, states);
+        }
+        prop_assert!(integrity_ok(&crashy, "m.state.db"));
+        prop_assert_eq!(crashy.emu().profiles(), straight.emu().profiles());
+        let stats = crashy.emu().stats();
+        // `deleted_set` fails on any identifier the server removed twice.
+        prop_assert_eq!(&stats.deleted_set(), &planned, "exactly the planned deletions");
+        // Every request counts, not only successful ones: a delete the journal had recorded as
+        // finished is never sent again, and nothing unplanned is ever sent.
+        for (boundary, finished) in &finished_at_kill {
+            for attempt in &stats.delete_attempts[*boundary..] {
+                prop_assert!(
+                    !finished.contains(&attempt.target()),
+                    "{:?} was sent again after the journal recorded it finished",
+                    attempt
+                );
+            }
+        }
+        let mut per_target: BTreeMap<Deleted, usize> = BTreeMap::new();
+        for attempt in &stats.delete_attempts {
+            prop_assert!(planned.contains(&attempt.target()), "unplanned: {:?}", attempt);
+            *per_target.entry(attempt.target()).or_default() += 1;
+        }
+        for (target, sends) in per_target {
+            prop_assert!(
+                sends <= 1 + kills.len(),
+                "{:?} sent {} times over {} kills",
+                target,
+                sends,
+                kills.len()
+            );
+        }
     }
 }

@@ -73,7 +73,7 @@ fn action_flipped_by_hand() {
         )
         .expect("editing the state file");
     let out = test.idprune(["apply", "m.state.db", "--yes"]).run();
-    refused(&test, requests, out);
+    refused(&test, requests, out).stderr_has("changed after it was sealed");
 }
 
 #[test]
@@ -89,7 +89,9 @@ fn wrong_approval() {
         let out = test
             .idprune(["apply", "m.state.db", "--approve", wrong])
             .run();
-        refused(&test, requests, out);
+        refused(&test, requests, out)
+            .stderr_has("does not name this plan's digest")
+            .stderr_has(&digest);
     }
     // The accepted spellings do apply: a 12-digit prefix, here.
     test.idprune(["apply", "m.state.db", "--approve", &hex[..12]])
@@ -119,12 +121,16 @@ fn another_api_url_than_the_plan() {
             "http://127.0.0.1:1",
         ])
         .run();
-    refused(&test, requests, out);
+    refused(&test, requests, out)
+        .stderr_has("the plan was resolved against")
+        .stderr_has("http://127.0.0.1:1");
     let out = test
         .idprune(["apply", "m.state.db", "--approve", &digest])
         .env("IDPRUNE_API_URL", "http://localhost:1")
         .run();
-    refused(&test, requests, out);
+    refused(&test, requests, out)
+        .stderr_has("the plan was resolved against")
+        .stderr_has("http://localhost:1");
 }
 
 /// A child process that lives until dropped: a live pid to hold a lock with.
@@ -268,4 +274,69 @@ fn pinned_source_changed_and_apply_from_another_directory() {
     assert!(out.stderr.contains("bad.csv"), "{}", out.stderr);
     assert_eq!(test.emu().stats().requests, requests);
     assert_eq!(test.emu().stats().deletes, 0);
+}
+
+#[test]
+fn an_edit_of_the_sealed_header_is_refused() {
+    let test = mixed_test();
+    let csv = std::fs::read(test.path("bad.csv")).expect("reading the CSV");
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(&csv))
+    };
+    let manifest = std::fs::read_to_string(test.path("m.yaml")).expect("reading");
+    test.write(
+        "m.yaml",
+        &manifest.replace(
+            "    remove_columns: [email]\n",
+            &format!("    remove_columns: [email]\n    sha256: {sha}\n"),
+        ),
+    );
+    let digest = test.plan("m.yaml", "m.state.db");
+    let requests = test.emu().stats().requests;
+    let zeros = "0".repeat(64);
+    // Each edit of a sealed header field, and the refusals that may name it: the seal check
+    // comes first, a check of that field itself may too. A lock or approval refusal would not do.
+    let edits: [(&str, String, &[&str]); 4] = [
+        (
+            "space",
+            "UPDATE meta SET value = 'spa_other' WHERE key = 'space'".into(),
+            &["sealed"],
+        ),
+        (
+            "api origin",
+            "UPDATE meta SET value = 'http://127.0.0.1:1' WHERE key = 'api_origin'".into(),
+            &["sealed", "resolved against"],
+        ),
+        (
+            "manifest hash",
+            format!("UPDATE meta SET value = '{zeros}' WHERE key = 'manifest_sha256'"),
+            &["sealed", "changed since the plan"],
+        ),
+        (
+            "pinned source",
+            format!("UPDATE sources SET sha256 = '{zeros}' WHERE pinned = 1"),
+            &["sealed", "pinned source"],
+        ),
+    ];
+    for (n, (what, sql, reasons)) in edits.iter().enumerate() {
+        let name = format!("edit-{n}.state.db");
+        std::fs::copy(test.path("m.state.db"), test.path(&name)).expect("copying the plan");
+        let changed = test.db(&name).execute(sql, []).expect("editing the header");
+        assert_eq!(changed, 1, "{what}: one row edited");
+        let out = test
+            .idprune(["apply", &name, "--approve", &digest])
+            .run()
+            .code(4);
+        assert!(
+            reasons.iter().any(|r| out.stderr.contains(r)),
+            "{what}: the refusal does not name the edit\n{}",
+            out.stderr
+        );
+        assert_eq!(test.emu().stats().requests, requests, "{what}: a request");
+    }
+    // The untouched plan still applies.
+    test.idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .ok();
 }

@@ -230,3 +230,148 @@ fn control_characters_in_values_are_refused_or_escaped() {
     );
     assert_eq!(test.emu().stats().requests, 0);
 }
+
+#[test]
+fn plan_json_hides_every_value_and_so_do_its_stderr_warnings() {
+    let test = mixed_test();
+    // Entries that warn: an exact duplicate, a blocked `group_id`.
+    let manifest = MIXED_MANIFEST.replace(
+        "  - identifier: email:nobody@x.com\n",
+        "  - identifier: email:nobody@x.com\n  - identifier: email:nobody@x.com\n",
+    );
+    test.write("w.yaml", &manifest);
+    let json = test
+        .idprune(["plan", "w.yaml", "-o", "w.state.db", "--format", "json"])
+        .run()
+        .ok();
+    serde_json::from_str::<serde_json::Value>(&json.stdout).expect("plan --format json is JSON");
+    hides_all(&json, "plan --format json");
+    assert!(json.stderr.contains("warning:"), "{}", json.stderr);
+    for value in secret_values() {
+        assert!(
+            !json.stderr.contains(&value),
+            "plan --format json: stderr shows {value:?}\n{}",
+            json.stderr
+        );
+    }
+}
+
+/// A lookup value that draws the upper-case warning, which quotes the lookup.
+const UPPER: &str = "Upper-Lookup@x.com";
+
+#[test]
+#[ignore = "fails until the cli branch redacts stderr warnings under --redact and for markdown/JSON"]
+fn stderr_warnings_hide_values_when_redacted() {
+    let test = mixed_test();
+    let manifest = MIXED_MANIFEST.replace(
+        "  - identifier: email:nobody@x.com\n",
+        &format!("  - identifier: email:nobody@x.com\n  - profile: email:{UPPER}\n    identifier: email:upper-target@x.com\n"),
+    );
+    test.write("w.yaml", &manifest);
+    for args in [
+        &["--redact"][..],
+        &["--format", "json"][..],
+        &["--format", "markdown"][..],
+    ] {
+        let out = test
+            .idprune(["plan", "w.yaml", "-o", "w.state.db", "--force"])
+            .args(args)
+            .run()
+            .ok();
+        assert!(
+            out.stderr.contains("lowercase"),
+            "the lookup warns\n{}",
+            out.stderr
+        );
+        for value in [UPPER, "upper-target@x.com"] {
+            assert!(
+                !out.all().contains(value),
+                "plan {args:?} shows {value:?}\n{}",
+                out.all()
+            );
+        }
+    }
+    // Text without --redact shows values, warnings included.
+    let out = test
+        .idprune(["plan", "w.yaml", "-o", "w.state.db", "--force"])
+        .run()
+        .ok();
+    assert!(out.stderr.contains(UPPER), "{}", out.stderr);
+}
+
+#[test]
+fn markdown_stays_under_its_budget_and_says_what_it_left_out() {
+    const PROFILES: usize = 1_000;
+    const ABSENT: usize = 215;
+    let test = crate::kills::fleet(PROFILES, &[]);
+    let mut csv = String::from("email\n");
+    for k in 0..ABSENT {
+        csv.push_str(&format!("nowhere-{k}@x.com\n"));
+    }
+    test.write("none.csv", &csv);
+    test.write(
+        "cap.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: cap\nsources:\n  - csv: bad.csv\n    profile_column: user_id\n    remove_columns: [email]\n  - csv: none.csv\n    remove_columns: [email]\n",
+    );
+    let out = test
+        .idprune(["plan", "cap.yaml", "--rate", "0", "--format", "markdown"])
+        .run()
+        .ok();
+    let md = &out.stdout;
+    assert!(
+        md.len() <= idprune::markdown::BUDGET,
+        "{} bytes, over the budget of {}",
+        md.len(),
+        idprune::markdown::BUDGET
+    );
+    // The lines of the fenced block after `start` (empty when the block is not there).
+    let block = |start: &str| -> Vec<&str> {
+        let Some(from) = md.find(start) else {
+            return Vec::new();
+        };
+        md[from..]
+            .lines()
+            .skip_while(|l| !l.starts_with("```"))
+            .skip(1)
+            .take_while(|l| !l.starts_with("```"))
+            .collect()
+    };
+    let number = |text: &str| -> usize { text.replace(',', "").parse().expect("a count") };
+    // "the diffs of N of 1,000 profiles": what is shown and what is left out add up.
+    let shown = block("Per-profile changes")
+        .iter()
+        .filter(|l| l.starts_with("# profile "))
+        .count();
+    assert!(
+        shown > 0 && shown < PROFILES,
+        "{shown} profiles shown\n{md}"
+    );
+    let left_out = md
+        .split("the diffs of ")
+        .nth(1)
+        .and_then(|rest| rest.split(" of ").next())
+        .map(number)
+        .unwrap_or_else(|| panic!("the view does not say which diffs it left out\n{md}"));
+    assert_eq!(shown + left_out, PROFILES, "{md}");
+    assert!(md.contains("Left out to stay under GitHub's"), "{md}");
+    assert!(
+        md.contains("idprune show"),
+        "it says where the full plan is\n{md}"
+    );
+    // The items nothing is sent for: listed, or counted as left out.
+    let listed = block("Not sent, or worth a look").len();
+    // "N of 215 items not sent or worth a look" (or "215 items ..." when none is listed).
+    let unlisted = md
+        .split(" items not sent or worth a look")
+        .next()
+        .filter(|_| md.contains(" items not sent or worth a look"))
+        .map(|before| {
+            let part = before.rsplit("; ").next().unwrap_or(before);
+            let part = part.rsplit(": ").next().unwrap_or(part);
+            number(part.split(' ').next().expect("a count"))
+        })
+        .unwrap_or(0);
+    assert_eq!(listed + unlisted, ABSENT, "{md}");
+    // The summary still counts everything.
+    assert!(md.contains("1,000 to delete"), "{md}");
+}

@@ -4,7 +4,14 @@
 use std::os::unix::process::ExitStatusExt as _;
 
 use crate::crash::{ITEMS, big_test};
-use crate::harness::wait_bounded;
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::harness::{Deleted, Test, wait_bounded, wait_for_text};
+
+/// `PRAGMA integrity_check` of the test's `big.state.db` is `ok`.
+fn integrity_ok(test: &Test) {
+    crate::kills::integrity_ok(test);
+}
 
 fn slow_apply(test: &crate::harness::Test) -> std::process::Child {
     test.idprune([
@@ -43,13 +50,93 @@ fn ctrl_c_finishes_in_flight_requests_exits_130_and_resumes() {
         states.get("pending").copied().unwrap_or(0) > 0,
         "the run stopped early: {states:?}"
     );
+    // The journal matches the server: every request the emulator answered was a delete it
+    // applied and the journal records `done`, so no in-flight request was abandoned (reset to
+    // `pending`, it would be sent again and end `already_absent`).
+    let stats = test.emu().stats();
+    let answered: BTreeSet<Deleted> = stats.delete_attempts.iter().map(|a| a.target()).collect();
+    assert_eq!(
+        answered.len(),
+        stats.delete_attempts.len(),
+        "sent once each"
+    );
+    assert_eq!(stats.deleted_set(), answered);
+    assert_eq!(test.items_where("big.state.db", "state = 'done'"), answered);
     // The lock was released: the next apply takes it without a stale-lock warning.
     let out = test
         .idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
         .run()
         .ok();
     assert!(!out.stderr.contains("stale"), "{}", out.stderr);
-    assert_eq!(test.emu().stats().deleted_set(), planned);
+    let stats = test.emu().stats();
+    assert_eq!(stats.deleted_set(), planned);
+    assert_eq!(stats.delete_attempts.len(), ITEMS, "nothing was sent twice");
+    assert_eq!(
+        test.item_states("big.state.db"),
+        BTreeMap::from([("done".to_owned(), ITEMS as u64)]),
+        "nothing ended `already_absent`"
+    );
+}
+
+#[test]
+fn a_second_ctrl_c_quits_at_once_and_leaves_a_consistent_journal() {
+    const FEW: usize = 16;
+    // Every request takes 900 ms, so the first Ctrl-C's wait for those in flight is long.
+    let test = crate::kills::fleet(FEW, &["--latency-ms", "900"]);
+    let log = test.path("apply.log");
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn_logged(&log);
+    test.wait_for_items("big.state.db", "requests in flight", |c| {
+        c.get("in_flight").copied().unwrap_or(0) >= 1
+    });
+    let pid = libc::pid_t::try_from(apply.id()).expect("pid fits pid_t");
+    // SAFETY: sending SIGINT to our own child, which has not been reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    // It says it is letting the requests in flight finish (so the first signal was handled
+    // and the second cannot merge with it); the second Ctrl-C ends that wait.
+    wait_for_text(&log, "Interrupted");
+    // SAFETY: as above.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGINT) }, 0);
+    let status = wait_bounded(&mut apply);
+    assert_eq!(status.code(), Some(130), "{status:?}");
+    integrity_ok(&test);
+    let states = test.item_states("big.state.db");
+    // At once: the requests it was waiting for (900 ms each) are still unanswered in the
+    // journal. Waiting for them would have settled them.
+    assert!(
+        states.get("in_flight").copied().unwrap_or(0) >= 1,
+        "the second Ctrl-C waited for the requests in flight: {states:?}"
+    );
+    // Consistent: nothing the server has not applied is `done`; the rest is `in_flight` or
+    // `pending` for the next run.
+    let done = test.items_where("big.state.db", "state = 'done'");
+    assert!(done.is_subset(&test.emu().stats().deleted_set()));
+    assert_eq!(states.values().sum::<u64>(), FEW as u64, "{states:?}");
+    assert!(!states.contains_key("failed"), "{states:?}");
+    test.idprune([
+        "apply",
+        "big.state.db",
+        "--yes",
+        "--rate",
+        "0",
+        "--concurrency",
+        "16",
+    ])
+    .run()
+    .ok();
+    assert_eq!(
+        test.emu().stats().deleted_set(),
+        test.planned_deletes("big.state.db")
+    );
 }
 
 #[test]
@@ -152,9 +239,13 @@ fn a_readable_state_file_is_refused() {
     let requests = test.emu().stats().requests;
     let out = test
         .idprune(["apply", "m.state.db", "--approve", &digest])
-        .run();
-    assert_ne!(out.code, Some(0));
-    assert!(out.stderr.contains("chmod 600"), "{}", out.stderr);
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains("is readable by others") && out.stderr.contains("chmod 600"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(test.emu().stats().requests, requests);
 }
 

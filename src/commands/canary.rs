@@ -1,0 +1,287 @@
+//! `apply --canary N`: before the fan-out, the first N deletions are sent one at a time, each
+//! journaled like the executor does (`in_flight` committed before the request, the outcome
+//! right after), and each profile is re-read (polling with back-off while Segment
+//! propagates, up to `--canary-wait`) until its target is gone and it carries exactly what
+//! the plan expects: its sealed identifiers minus its settled deletions. Anything else — a
+//! `200` that removed nothing, an identifier that vanished or appeared beside it, a failed
+//! item — stops the run before the fan-out, saying what was seen (exit 1). It guards a first
+//! run against a service that behaves differently from its documentation.
+//!
+//! Sequential by design, so it has its own small retry loop (the executor's outcome table:
+//! 200 `done`; 404 `eid_not_found` `already_absent`, or `done` after an earlier ambiguous
+//! attempt; 404 `not_found` and 400 `failed` permanently; space-level faults stop; 429, 5xx
+//! and timeouts are retried with the shared back-off policy).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::model::{Identifier, Lookup, USER_ID};
+use crate::plan::Resolution;
+use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS};
+use crate::segment::{Client, DeleteOutcome, Fault, ProfileApi as _};
+use crate::state::{Failure, ItemState, Outcome, State, Work};
+
+/// The first pause between two re-reads of a canary profile; it doubles up to
+/// [`MAX_REREAD_DELAY`].
+const FIRST_REREAD_DELAY: Duration = Duration::from_millis(250);
+/// The longest pause between two re-reads.
+const MAX_REREAD_DELAY: Duration = Duration::from_secs(15);
+
+/// What the canary did.
+#[derive(Debug, Default)]
+pub struct CanaryReport {
+    /// Items sent and verified.
+    pub verified: u64,
+    /// Requests sent (deletes and reads).
+    pub requests: u64,
+    /// Of the items: deleted.
+    pub done: u64,
+    /// Of the items: already absent.
+    pub already_absent: u64,
+    /// Why it stopped the run, when it did.
+    pub stop: Option<String>,
+}
+
+/// Sends the first `n` deletions one at a time and checks each profile afterwards.
+pub async fn run(
+    state: &mut State,
+    api: &Client,
+    n: u64,
+    retry_failed: bool,
+    wait: Duration,
+) -> anyhow::Result<CanaryReport> {
+    let mut report = CanaryReport::default();
+    let mut after = 0u64;
+    while report.verified < n {
+        let Some(work) = state.work_batch(after, 1, retry_failed)?.into_iter().next() else {
+            break;
+        };
+        after = work.seq;
+        state.mark_in_flight(&[work.seq])?;
+        let (outcome, space) = send(api, &work, &mut report.requests).await;
+        state.record(std::slice::from_ref(&outcome))?;
+        if let Some(fault) = space {
+            report.stop = Some(format!(
+                "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command"
+            ));
+            return Ok(report);
+        }
+        match outcome.state {
+            ItemState::Done => report.done += 1,
+            ItemState::AlreadyAbsent => report.already_absent += 1,
+            _ => {
+                report.stop = Some(format!(
+                    "canary item #{} ended {}: {}",
+                    work.seq,
+                    outcome.state,
+                    outcome.last_error.as_deref().unwrap_or("no error recorded")
+                ));
+                return Ok(report);
+            }
+        }
+        if let Some(problem) = check(state, api, &work, wait, &mut report.requests).await? {
+            report.stop = Some(problem);
+            return Ok(report);
+        }
+        report.verified += 1;
+    }
+    Ok(report)
+}
+
+/// One item's delete with the executor's outcome table; a space-level fault is returned
+/// beside the outcome (the item then goes back to where it was).
+async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option<Fault>) {
+    let mut outcome = Outcome {
+        seq: work.seq,
+        state: if work.may_have_landed {
+            ItemState::InFlight
+        } else {
+            ItemState::Pending
+        },
+        attempts: 0,
+        failure: None,
+        last_error: None,
+        last_status: None,
+        request_id: None,
+    };
+    let mut ambiguous = work.may_have_landed;
+    let (mut transient, mut throttled) = (0u32, 0u32);
+    loop {
+        let reply = api.delete(&work.user_id, &work.identifier).await;
+        *requests += 1;
+        outcome.attempts += 1;
+        outcome.last_status = reply.status;
+        if reply.request_id.is_some() {
+            outcome.request_id = reply.request_id;
+        }
+        let fault = match reply.result {
+            Ok(result) => {
+                outcome.last_error = None;
+                (outcome.state, outcome.failure) = match result {
+                    DeleteOutcome::Deleted => (ItemState::Done, None),
+                    DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
+                    DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
+                    DeleteOutcome::ProfileNotFound => {
+                        outcome.last_error = Some(
+                            "404 not_found: the profile is gone or was merged; re-plan".into(),
+                        );
+                        (ItemState::Failed, Some(Failure::Permanent))
+                    }
+                };
+                return (outcome, None);
+            }
+            Err(fault) => fault,
+        };
+        outcome.last_error = Some(fault.to_string());
+        match fault {
+            Fault::Permanent { .. } => {
+                outcome.state = ItemState::Failed;
+                outcome.failure = Some(Failure::Permanent);
+                return (outcome, None);
+            }
+            Fault::Space { .. } => {
+                outcome.state = if ambiguous {
+                    ItemState::InFlight
+                } else {
+                    ItemState::Pending
+                };
+                return (outcome, Some(fault));
+            }
+            Fault::Retryable {
+                throttled: was_throttled,
+                retry_after,
+                ..
+            } => {
+                let attempt = if was_throttled {
+                    throttled += 1;
+                    throttled
+                } else {
+                    ambiguous = true;
+                    transient += 1;
+                    transient
+                };
+                if transient >= MAX_ATTEMPTS || throttled >= MAX_THROTTLED_ATTEMPTS {
+                    outcome.state = ItemState::Failed;
+                    outcome.failure = Some(Failure::Transient);
+                    return (outcome, None);
+                }
+                tokio::time::sleep(retry::backoff(attempt, retry_after, rand::random::<f64>()))
+                    .await;
+            }
+        }
+    }
+}
+
+/// Re-reads the item's profile until it looks as the plan expects or `wait` passes; the
+/// problem seen last, if it never did.
+async fn check(
+    state: &State,
+    api: &Client,
+    work: &Work,
+    wait: Duration,
+    requests: &mut u64,
+) -> anyhow::Result<Option<String>> {
+    let Some(expected) = state.expected_after(&work.profile)? else {
+        return Ok(Some(format!(
+            "canary item #{}: the plan holds no before-state of its profile to compare with; plan again",
+            work.seq
+        )));
+    };
+    let lookup = Lookup::External(Identifier::new(USER_ID, work.user_id.clone()));
+    let deadline = Instant::now() + wait;
+    let mut delay = FIRST_REREAD_DELAY;
+    loop {
+        let resolved = crate::resolve::resolve_all(
+            Arc::new(api.clone()),
+            vec![lookup.clone()],
+            &mut crate::window::Window::new(1),
+            Some(api.pacer().clone()),
+            |_| {},
+        )
+        .await?;
+        *requests += 1;
+        let problem = match resolved.get(&lookup) {
+            Some(Resolution::Found(ids)) => {
+                let now: BTreeSet<Identifier> = ids.iter().cloned().collect();
+                describe(work, &expected, &now)
+            }
+            _ => Some(format!(
+                "canary item #{}: its profile (user_id) no longer answers a read after the delete",
+                work.seq
+            )),
+        };
+        let Some(problem) = problem else {
+            return Ok(None);
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            return Ok(Some(problem));
+        }
+        tokio::time::sleep(delay.min(deadline - now)).await;
+        delay = (delay * 2).min(MAX_REREAD_DELAY);
+    }
+}
+
+/// What differs between the profile as read and as expected, by type only (no values: the
+/// message may land in a CI log).
+fn describe(
+    work: &Work,
+    expected: &BTreeSet<Identifier>,
+    now: &BTreeSet<Identifier>,
+) -> Option<String> {
+    if now == expected {
+        return None;
+    }
+    if now.contains(&work.identifier) {
+        return Some(format!(
+            "canary item #{}: the API confirmed the delete, but the profile still carries its {} identifier",
+            work.seq, work.identifier.kind
+        ));
+    }
+    let kinds = |set: Vec<&Identifier>| {
+        set.iter()
+            .map(|i| i.kind.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let added: Vec<&Identifier> = now.difference(expected).collect();
+    let lost: Vec<&Identifier> = expected.difference(now).collect();
+    Some(format!(
+        "canary item #{}: the profile changed beyond the deletion: {} identifier(s) appeared ({}), {} other identifier(s) vanished ({})",
+        work.seq,
+        added.len(),
+        kinds(added.clone()),
+        lost.len(),
+        kinds(lost.clone())
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn describe_tells_a_kept_target_from_other_changes() {
+        let work = Work {
+            seq: 3,
+            user_id: "u1".into(),
+            identifier: Identifier::new("email", "bad@x.com"),
+            profile: "k".into(),
+            may_have_landed: false,
+        };
+        let uid = Identifier::new("user_id", "u1");
+        let expected: BTreeSet<_> = [uid.clone()].into();
+        assert_eq!(describe(&work, &expected, &expected), None);
+        let kept: BTreeSet<_> = [uid.clone(), work.identifier.clone()].into();
+        assert!(
+            describe(&work, &expected, &kept)
+                .expect("a problem")
+                .contains("still carries its email")
+        );
+        let other: BTreeSet<_> = [uid, Identifier::new("phone", "1")].into();
+        let text = describe(&work, &expected, &other).expect("a problem");
+        assert!(text.contains("1 identifier(s) appeared (phone)"), "{text}");
+        assert!(!text.contains("bad@x.com"), "no values: {text}");
+    }
+}

@@ -1,0 +1,146 @@
+//! Failures that are not faults of the run: a delete that fails for good (`404 not_found`: no
+//! profile answers to the addressing `user_id` any more) ends `failed`, the run exits 3, a
+//! plain re-run leaves it alone and `--retry-failed` sends it again; and a server that keeps
+//! failing spends the retry budget, which stops the run with exit 1 and the rest `pending`
+//! instead of marking thousands of items failed.
+
+use crate::harness::{Deleted, Test, seed};
+use crate::kills::fleet;
+
+#[test]
+fn a_permanent_failure_ends_failed_exits_3_and_is_retried_only_with_retry_failed() {
+    let seed = seed(&[
+        (
+            "use_1",
+            &["user_id:u_1a", "user_id:u_1b", "email:bad1@x.com"],
+        ),
+        ("use_2", &["user_id:u_2", "email:bad2@x.com"]),
+    ]);
+    let test = Test::with_emulator(&seed, &["--space-rate", "0", "--profile-rate", "0"]);
+    test.write(
+        "m.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: permanent\nremove:\n  - profile: user_id:u_1a\n    identifier: email:bad1@x.com\n  - profile: user_id:u_2\n    identifier: email:bad2@x.com\n",
+    );
+    let digest = test.plan("m.yaml", "m.state.db");
+    let first = Deleted::new("u_1a", "email", "bad1@x.com");
+    assert!(test.planned_deletes("m.state.db").contains(&first));
+    // After the plan, `u_1a` leaves its profile: the delete addressed by it finds no profile.
+    assert_eq!(test.emu().delete_identifier("u_1b", "user_id", "u_1a"), 200);
+    let before = test.emu().stats().delete_attempts.len();
+
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .code(3);
+    assert!(out.all().contains("failed"), "{}", out.all());
+    let failed = test.items_where("m.state.db", "state = 'failed' AND failure = 'permanent'");
+    assert_eq!(
+        failed,
+        [first.clone()].into(),
+        "the 404 `not_found` item failed for good"
+    );
+    assert_eq!(
+        test.items_where("m.state.db", "state = 'done'"),
+        [Deleted::new("u_2", "email", "bad2@x.com")].into()
+    );
+    let attempts = |t: &Test| {
+        t.emu().stats().delete_attempts[before..]
+            .iter()
+            .filter(|a| a.target() == first)
+            .map(|a| a.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        attempts(&test),
+        vec![404],
+        "a permanent failure is not retried in the run"
+    );
+
+    // A plain re-run sends nothing for it and still reports it.
+    test.idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .code(3);
+    assert_eq!(
+        attempts(&test),
+        vec![404],
+        "a plain apply leaves permanent failures alone"
+    );
+
+    // `--retry-failed` sends it again (and it fails again: the profile is still gone).
+    test.idprune([
+        "apply",
+        "m.state.db",
+        "--approve",
+        &digest,
+        "--retry-failed",
+    ])
+    .run()
+    .code(3);
+    assert_eq!(
+        attempts(&test),
+        vec![404, 404],
+        "--retry-failed sends it once more"
+    );
+    assert_eq!(
+        test.item_states("m.state.db").get("failed").copied(),
+        Some(1)
+    );
+}
+
+#[test]
+fn a_server_that_keeps_failing_spends_the_retry_budget_exit_1_rest_pending() {
+    const ITEMS: usize = 300;
+    let mut test = fleet(ITEMS, &[]);
+    // Planned against a healthy server; now every request answers 500.
+    test.restart_emulator(&[
+        "--space-rate",
+        "0",
+        "--profile-rate",
+        "0",
+        "--fail-rate",
+        "1",
+    ]);
+    let out = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "8",
+        ])
+        // Backoff steps are real sleeps; the budget, not the per-item attempt cap, must end it.
+        .run()
+        .code(1);
+    assert!(
+        out.stderr.contains("resume") || out.stderr.contains("again"),
+        "the error says how to go on\n{}",
+        out.stderr
+    );
+    let states = test.item_states("big.state.db");
+    let pending = states.get("pending").copied().unwrap_or(0);
+    let failed = states.get("failed").copied().unwrap_or(0);
+    assert!(
+        pending > ITEMS as u64 / 2,
+        "the rest stays pending, not failed: {states:?}"
+    );
+    assert!(
+        failed < ITEMS as u64 / 10,
+        "the budget stopped the run before items were marked failed: {states:?}"
+    );
+    assert!(!states.contains_key("done"), "{states:?}");
+    // The requests last answered 500 stay `in_flight` (a 500 may hide an applied delete, so a
+    // resume that then meets `404 eid_not_found` counts them done): at most the window.
+    assert!(
+        states.get("in_flight").copied().unwrap_or(0) <= 8,
+        "{states:?}"
+    );
+    let stats = test.emu().stats();
+    assert!(stats.deleted.is_empty());
+    assert!(
+        (stats.deletes as usize) < ITEMS,
+        "{} requests: the budget stops dispatch",
+        stats.deletes
+    );
+}

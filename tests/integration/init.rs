@@ -1,0 +1,181 @@
+//! `init --from-csv`: the manifest it writes pins the CSV, is refused by `validate` until the
+//! placeholders are filled in, then validates and plans against the emulator.
+
+use crate::harness::{Test, seed};
+
+const CSV: &str = "\u{feff}segment_id,email,note\r\nuse_1,bad1@import.invalid,x\r\nuse_2,\"bad2@import.invalid\",y\r\n";
+
+#[test]
+fn init_writes_a_pinned_manifest_that_validates_once_filled_in_and_plans() {
+    let test = Test::new(&seed(&[
+        (
+            "use_1",
+            &[
+                "user_id:u_1",
+                "email:bad1@import.invalid",
+                "email:ok1@x.com",
+            ],
+        ),
+        ("use_2", &["user_id:u_2", "email:bad2@import.invalid"]),
+    ]));
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write("plans/bad.csv", CSV);
+    let out = test
+        .idprune([
+            "init",
+            "--from-csv",
+            "plans/bad.csv",
+            "--profile-column",
+            "segment_id",
+            "--remove-column",
+            "email",
+            "-o",
+            "plans/cleanup.yaml",
+        ])
+        .run()
+        .ok();
+    assert!(out.stdout.contains("2 rows"), "{}", out.stdout);
+    let text = std::fs::read_to_string(test.path("plans/cleanup.yaml")).expect("manifest");
+    let sha = {
+        use sha2::Digest as _;
+        hex::encode(sha2::Sha256::digest(CSV.as_bytes()))
+    };
+    assert!(text.contains(&format!("sha256: {sha}")), "{text}");
+    assert!(text.contains("csv: \"bad.csv\""), "{text}");
+
+    // The placeholders are refused, each by name.
+    let refused = test
+        .idprune(["validate", "plans/cleanup.yaml"])
+        .run()
+        .code(1);
+    assert!(
+        refused.stderr.contains("`reason` is still the placeholder"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("`space` is still the placeholder"),
+        "{}",
+        refused.stderr
+    );
+
+    // Again with --space (over the old one: --force); fill in the reason; it validates and plans.
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/bad.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "plans/cleanup.yaml",
+        "--space",
+        "spa_test",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("already exists");
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/bad.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "plans/cleanup.yaml",
+        "--space",
+        "spa_test",
+        "--force",
+    ])
+    .run()
+    .ok();
+    let text = std::fs::read_to_string(test.path("plans/cleanup.yaml")).expect("manifest");
+    let reason_line = text
+        .lines()
+        .find(|l| l.starts_with("reason:"))
+        .expect("a reason line");
+    let filled = text.replace(
+        reason_line,
+        "reason: \"bad import of 2026-11-02 (OPS-431)\"",
+    );
+    test.write("plans/cleanup.yaml", &filled);
+    test.idprune(["validate", "plans/cleanup.yaml"]).run().ok();
+    test.idprune(["plan", "plans/cleanup.yaml", "--detailed-exitcode"])
+        .run()
+        .code(2);
+    let show = test.show_json("plans/cleanup.state.db");
+    assert_eq!(show["summary"]["by_action"]["delete"], 2, "{show}");
+
+    // The pin holds: a changed CSV is refused.
+    test.write(
+        "plans/bad.csv",
+        &format!("{CSV}use_3,bad3@import.invalid,z\r\n"),
+    );
+    let changed = test.idprune(["validate", "plans/cleanup.yaml"]).run();
+    assert_eq!(changed.code, Some(1), "{}", changed.all());
+    assert!(changed.all().contains("sha256"), "{}", changed.all());
+}
+
+#[test]
+fn init_refuses_unknown_columns_csvs_outside_the_manifest_dir_and_empty_csvs() {
+    let test = Test::offline();
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write("plans/bad.csv", CSV);
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/bad.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "mail",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("--remove-column `mail` is not a column");
+    test.write("outside.csv", CSV);
+    test.idprune([
+        "init",
+        "--from-csv",
+        "outside.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "plans/x.yaml",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("outside");
+    test.write("plans/empty.csv", "segment_id,email\n");
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/empty.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "email",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("no rows");
+    assert!(!test.path("plans/empty.yaml").exists());
+    // Default output: beside the CSV.
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/bad.csv",
+        "--profile-column",
+        "segment_id",
+        "--remove-column",
+        "email",
+    ])
+    .run()
+    .ok();
+    assert!(test.path("plans/bad.yaml").exists());
+}
