@@ -1,6 +1,7 @@
-//! The executor: sends the sealed plan's deletions and journals every step (DESIGN.md §6).
+//! The executor: sends the sealed plan's deletions and journals every step.
 //!
-//! It owns the dispatch loop, concurrency, per-item retries and stop decisions; it does not
+//! It owns the dispatch loop (its in-flight window, with slow start, is [`crate::window`];
+//! per-item retries follow [`crate::retry::Attempts`]) and the stop decisions; it does not
 //! verify the seal (the command layer does, before calling [`execute`]) and does not format
 //! output (it reports [`Progress`] through a callback).
 //!
@@ -16,24 +17,23 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use std::num::NonZeroU32;
+
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, watch};
 
 use crate::pace::Pacer;
-use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS, RetryBudget};
+use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{DeleteOutcome, Fault, ProfileApi};
 use crate::state::{Failure, ItemState, Outcome, State, Work};
+use crate::sync::lock;
+use crate::window::Window;
 
 /// Items committed `in_flight` per batch: bounds how many may be re-sent after a crash,
 /// together with the concurrency.
 pub const DISPATCH_BATCH: usize = 256;
 /// Segment's limit of deletions per second on one profile.
 pub const PROFILE_RATE: u32 = 100;
-/// The latency assumed before the first response: generous, so a slow API is not throttled
-/// by a too-small in-flight window while the first answers are on their way.
-pub const INITIAL_LATENCY: Duration = Duration::from_secs(1);
-/// Headroom over rate × latency, so jitter in latency never starves the pacer.
-pub const IN_FLIGHT_HEADROOM: f64 = 1.5;
 
 /// How to run.
 #[derive(Clone, Debug)]
@@ -122,6 +122,8 @@ struct Report {
     /// The duration of each request it sent.
     latencies: Vec<Duration>,
     throttled: u32,
+    /// The last answer showed the service accepts us (a 200 or a 404 about the item).
+    said_yes: bool,
 }
 
 /// Shared between the dispatcher and the sending tasks.
@@ -131,23 +133,13 @@ struct Shared<A> {
     requests: AtomicU64,
     budget: Mutex<RetryBudget>,
     profiles: Option<DefaultKeyedRateLimiter<String>>,
+    /// Requests go through an adaptive pacer (a rate is set).
+    paced: bool,
 }
 
 impl<A> Shared<A> {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
-    }
-}
-
-/// The in-flight window that holds `rate` (requests/s; None: unlimited) at `latency`:
-/// Little's law with headroom, at least 1, at most `cap`.
-pub fn in_flight_window(rate: Option<f64>, latency: Duration, cap: usize) -> usize {
-    match rate {
-        None => cap.max(1),
-        Some(r) => {
-            let needed = (r * latency.as_secs_f64() * IN_FLIGHT_HEADROOM).ceil() as usize + 2;
-            needed.clamp(1, cap.max(1))
-        }
     }
 }
 
@@ -177,8 +169,10 @@ pub async fn execute<A: ProfileApi>(
         stopping: AtomicBool::new(false),
         requests: AtomicU64::new(0),
         budget: Mutex::new(RetryBudget::default()),
+        // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
         profiles: std::num::NonZeroU32::new(options.profile_rate)
-            .map(|r| RateLimiter::keyed(Quota::per_second(r))),
+            .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
+        paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     });
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     let mut queue: VecDeque<Work> = VecDeque::new();
@@ -190,8 +184,8 @@ pub async fn execute<A: ProfileApi>(
     let mut throttled = 0u64;
     let mut buffer: Vec<Outcome> = Vec::new();
     let mut latencies: Vec<Duration> = Vec::new();
-    // Exponentially weighted mean latency, sizing the in-flight window.
-    let mut latency = INITIAL_LATENCY;
+    // Slow start, then sized to rate × latency.
+    let mut window = Window::new(options.concurrency);
     let mut last_progress = Instant::now();
 
     loop {
@@ -212,9 +206,8 @@ pub async fn execute<A: ProfileApi>(
             break;
         }
         let rate = options.pacer.as_ref().and_then(|p| p.current_rate());
-        let window = in_flight_window(rate, latency, options.concurrency);
         // Dispatch without waiting: the task itself waits for the pacer.
-        if let Some(work) = (!halted && outstanding < window)
+        if let Some(work) = (!halted && outstanding < window.allowed(rate))
             .then(|| queue.pop_front())
             .flatten()
         {
@@ -242,7 +235,10 @@ pub async fn execute<A: ProfileApi>(
                     outstanding -= 1;
                     throttled += u64::from(report.throttled);
                     for l in &report.latencies {
-                        latency = latency.mul_f64(0.9) + l.mul_f64(0.1);
+                        window.observe(*l);
+                    }
+                    if report.said_yes {
+                        window.said_yes();
                     }
                     latencies.extend(&report.latencies);
                     if let Some(s) = report.stop {
@@ -318,11 +314,13 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
     let mut latencies = Vec::new();
     let mut throttled = 0;
     let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
+    let said_yes = matches!(outcome.last_status, Some(200 | 404));
     Report {
         outcome,
         stop,
         latencies,
         throttled,
+        said_yes,
     }
 }
 
@@ -336,7 +334,7 @@ async fn settle<A: ProfileApi>(
     let mut outcome = unsent(work);
     // True once a request may have reached the server and been applied without us knowing.
     let mut ambiguous = work.may_have_landed;
-    let mut transient = 0u32;
+    let mut attempts = Attempts::default();
     loop {
         if shared.stopping() {
             if ambiguous {
@@ -345,7 +343,14 @@ async fn settle<A: ProfileApi>(
             return (outcome, None);
         }
         if let Some(limiter) = &shared.profiles {
-            limiter.until_key_ready(&work.profile).await;
+            // An item planned without a read (`--refresh=false`) has no profile key; its
+            // user_id names the profile as well.
+            let key = if work.profile.is_empty() {
+                &work.user_id
+            } else {
+                &work.profile
+            };
+            limiter.until_key_ready(key).await;
         }
         let reply = shared.api.delete(&work.user_id, &work.identifier).await;
         shared.requests.fetch_add(1, Ordering::Relaxed);
@@ -395,35 +400,34 @@ async fn settle<A: ProfileApi>(
                 retry_after,
                 ref reason,
             } => {
-                let attempt = if was_throttled {
+                if was_throttled {
                     *throttled += 1;
-                    *throttled
                 } else {
                     // A timeout or a 5xx may hide a delete the server applied.
                     ambiguous = true;
-                    transient += 1;
-                    if !lock(&shared.budget).withdraw() {
+                }
+                let fault = Retryable {
+                    throttled: was_throttled,
+                    retry_after,
+                    paced: shared.paced,
+                };
+                let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
+                match next {
+                    Next::Retry(delay) => tokio::time::sleep(delay).await,
+                    Next::GiveUp => {
+                        outcome.state = ItemState::Failed;
+                        outcome.failure = Some(Failure::Transient);
+                        return (outcome, None);
+                    }
+                    Next::BudgetSpent => {
                         outcome.state = ItemState::InFlight;
                         let why = format!("transient faults are sustained (last: {reason})");
                         return (outcome, Some(Stop::BudgetSpent(why)));
                     }
-                    transient
-                };
-                if transient >= MAX_ATTEMPTS || *throttled >= MAX_THROTTLED_ATTEMPTS {
-                    outcome.state = ItemState::Failed;
-                    outcome.failure = Some(Failure::Transient);
-                    return (outcome, None);
                 }
-                let delay = retry::backoff(attempt, retry_after, rand::random::<f64>());
-                tokio::time::sleep(delay).await;
             }
         }
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned budget is still a number; keep going rather than abort the run.
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]
@@ -482,7 +486,7 @@ mod tests {
         };
         let (_tx, rx) = watch::channel(false);
         let api = Arc::new(LostAcks {
-            lost: MAX_ATTEMPTS,
+            lost: crate::retry::MAX_ATTEMPTS,
             calls: AtomicU32::new(0),
             present: Mutex::new(true),
         });

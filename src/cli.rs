@@ -252,6 +252,11 @@ pub struct PlanArgs {
     /// How long the plan may be applied (`7d`, `36h`).
     #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
     pub ttl: std::time::Duration,
+    /// `--refresh=false`: skip the reads an entry does not need (it names its profile by
+    /// `user_id` and removes another type); such items are planned `delete`, marked
+    /// unverified, and an absent identifier then ends `already_absent` at apply.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
     /// Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit
     /// in the pull request.
     #[arg(long, conflicts_with = "check_receipt")]

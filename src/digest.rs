@@ -7,7 +7,12 @@
 //!   sources, then each pinned source's path as written and its sha256;
 //! - for every item in `seq` order: the netstrings `item`, `seq` (decimal), then the `user_id`
 //!   as `+` followed by its netstring or `-` when there is none, the identifier type, the
-//!   identifier value, and the action (`delete`, `absent`, `blocked`, `unresolved`).
+//!   identifier value, and the action (`delete`, `absent`, `blocked`, `unresolved`);
+//! - for a `delete` planned without reading its profile (`plan --refresh=false`) only, one
+//!   more netstring after the action: `unverified`. Items planned from a read add nothing, so
+//!   the digests of plans made without the flag are what they were before it existed. What
+//!   follows an action is `10:unverified,`, the next item's `4:item,` or the end, so the
+//!   marker cannot be mistaken for anything else.
 //!
 //! Netstrings make the encoding unambiguous for any bytes in any value (tabs, newlines,
 //! colons). The creation time is deliberately not included: the same manifest against the same
@@ -48,6 +53,8 @@ pub struct ItemFields<'a> {
     pub id: &'a str,
     /// The action name.
     pub action: &'a str,
+    /// A `delete` planned without reading the profile (`plan --refresh=false`).
+    pub unverified: bool,
 }
 
 /// A streaming digest: feed the header, then every item in `seq` order.
@@ -93,6 +100,9 @@ impl PlanHasher {
         self.field(item.kind.as_bytes());
         self.field(item.id.as_bytes());
         self.field(item.action.as_bytes());
+        if item.unverified {
+            self.field(b"unverified");
+        }
     }
 
     /// The digest, `sha256:<hex>`.
@@ -152,7 +162,24 @@ mod tests {
             kind: "email",
             id,
             action: "delete",
+            unverified: false,
         }
+    }
+
+    const GOLDEN: &str = "sha256:295ed37136762cbfc20da8399eb17763422988cf3aaeb963d4a94ef912979577";
+
+    #[test]
+    fn unverified_is_encoded_and_plans_without_it_keep_their_digest() {
+        // The digest of this plan before `unverified` existed.
+        assert_eq!(
+            digest(&[item(1, Some("u1"), "a@x.com"), item(2, None, "b@x.com")]),
+            GOLDEN
+        );
+        let marked = ItemFields {
+            unverified: true,
+            ..item(1, Some("u1"), "a@x.com")
+        };
+        assert_ne!(digest(&[marked, item(2, None, "b@x.com")]), GOLDEN);
     }
 
     #[test]

@@ -36,4 +36,6 @@ pub mod retry;
 pub mod segment;
 pub mod stage;
 pub mod state;
+pub mod sync;
 pub mod text;
+pub mod window;

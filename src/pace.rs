@@ -1,194 +1,249 @@
-//! The pacer: one limiter per space, shared by every request of the process (plan reads and
-//! apply deletes alike, since Segment counts them against one 100/s budget).
+//! The pacer: one per space, shared by every request of the process (plan reads and apply
+//! deletes alike, since Segment counts them against one budget). It owns *when* each request
+//! may leave; the in-flight window (how many may be outstanding) lives with the dispatchers
+//! (see [`crate::window`]).
 //!
-//! Two gates in series:
-//! - a GCRA limiter (governor) at the configured ceiling (`--rate`) with a small burst, so a
-//!   run starts at once but never bursts past the server's bucket;
-//! - an adaptive gate ([`Aimd`]): when the server answers 429 anyway (a shared space, a lower
-//!   limit than assumed) the send rate steps down multiplicatively, then recovers additively
-//!   while requests succeed. It is pure state with an explicit clock so it is unit-tested, and
-//!   it only delays requests while the adapted rate is below the ceiling. governor's quotas are
-//!   fixed once built, which is why the adaptive part is a separate gate.
+//! # Control law
+//!
+//! Requests leave one at a time through a FIFO turnstile, **evenly spaced** at `1 / r`. Even
+//! spacing is the robust form against any limiter: a sliding 1 s window, clock-aligned
+//! buckets and a token bucket all admit an even stream at their rate, while a burst (even
+//! one GCRA would allow) is what a strict sliding window refuses, the more so when network
+//! delay moves arrivals a few milliseconds closer together. A slot is never handed out
+//! earlier than one interval after the previous one and never in the past, so an idle
+//! stretch is not made up for with a burst: no 1 s window ever sees more than the ceiling.
+//!
+//! The rate `r` follows the server's answers ([`RateControl`], pure, explicit clock):
+//!
+//! * Before any 429 it is `HEADROOM × ceiling` (99/s for `--rate 100`): just under the
+//!   ceiling, so rounding of the spacing never puts `ceiling + 1` sends in a second.
+//! * A 429 to a request sent **after** the last cut is news (older ones answer a rate
+//!   already left behind, and are ignored). The rate where it happened is remembered as `W`:
+//!   the rate the request was sent at; or, when the last [`DELIVERY_WINDOW`] saw refusals by
+//!   the dozen (at least `OVERLOAD` of a window's worth, and `OVERLOAD_MIN`), the rate the
+//!   server accepted in that window × `OVERLOAD_OPTIMISM`: the limit actually available (a
+//!   space shared with other traffic, a lower limit than `--rate`). One cut is at most
+//!   `MAX_CUT` of the rate.
+//! * The rate then restarts at `W × (1 − CUT)` and follows a cubic (TCP CUBIC's shape):
+//!   `r(t) = W × (HOLD + s × (t − REGROW)³)`, `s = (HOLD − 1 + CUT) / REGROW³`. It climbs
+//!   fastest right after the cut, flattens to hold at `HOLD × W` around `t = REGROW`, then
+//!   probes upward slowly (it passes `W` about 2.5 s later, so a limit that has not moved
+//!   answers with a lone 429 and a 1 % cut) and ever faster (a limit 1.67 × higher, 60 → 100,
+//!   is reached about 17 s after holding). The rate never goes above `HEADROOM × ceiling` nor
+//!   below `FLOOR × ceiling`.
+//!
+//! With the constants below, against a strict sliding window at 100/s with 20 ms of arrival
+//! jitter the rate settles just under 98/s (jitter makes about 98.0/s the most any client can
+//! send without refusals there) with a 429 every few seconds; against fixed windows and token
+//! buckets at 99/s; when 40/s of other traffic joins, it is down to 57–60/s within a second
+//! or two, and back near the ceiling about 20 s after the traffic leaves (`pace/tests.rs`
+//! simulates each case).
+//!
+//! A request the server throttled goes back through the turnstile like any other, so a
+//! retry never jumps the queue or adds a burst.
 
-use std::num::NonZeroU32;
+use std::collections::VecDeque;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use crate::sync::lock;
 
-/// Requests allowed back to back before pacing starts; small, so a run never opens with a spike.
-pub const BURST: u32 = 5;
-/// The factor applied to the rate on a 429.
-pub const DECREASE: f64 = 0.7;
-/// The share of the ceiling regained per second without a 429.
-pub const RECOVERY_PER_SEC: f64 = 0.05;
+/// The share of the ceiling aimed at before any 429.
+pub const HEADROOM: f64 = 0.99;
+/// How far below the remembered bad rate `W` a cut restarts: `r = W × (1 − CUT)`.
+pub const CUT: f64 = 0.01;
+/// The share of `W` the rate holds at, between regrowing and probing.
+pub const HOLD: f64 = 0.998;
+/// Seconds from a cut until the rate holds at `HOLD × W` (CUBIC's `K`).
+pub const REGROW: Duration = Duration::from_secs(4);
+/// The largest cut one 429 makes, as a share of the current rate.
+pub const MAX_CUT: f64 = 0.4;
+/// When at least this share of a window's worth of requests was refused in the last
+/// [`DELIVERY_WINDOW`] (and at least [`OVERLOAD_MIN`]), the server holds us to a lower limit
+/// than we send at, and the rate it accepted in that window is that limit.
+pub const OVERLOAD: f64 = 0.05;
+/// How much above the rate it just accepted the server is assumed to have room for: the
+/// answers to the last moments' requests are still on their way.
+pub const OVERLOAD_OPTIMISM: f64 = 1.03;
+/// The fewest refusals in a window that count as an overload.
+pub const OVERLOAD_MIN: f64 = 3.0;
+/// The window over which accepted and refused answers are counted.
+pub const DELIVERY_WINDOW: Duration = Duration::from_secs(1);
 /// The lowest the rate goes, as a share of the ceiling.
 pub const FLOOR: f64 = 0.05;
-/// Several 429s arriving together answer one burst: the rate steps down at most once per this.
-pub const DECREASE_COOLDOWN: Duration = Duration::from_millis(1000);
 
-/// Additive-increase, multiplicative-decrease control of the send rate.
+/// The pure rate controller (see the module doc for the law). Every method takes the time.
 #[derive(Clone, Debug)]
-pub struct Aimd {
+pub struct RateControl {
     ceiling: f64,
-    rate: f64,
-    last_decrease: Option<Instant>,
-    recovered_at: Option<Instant>,
-    next_slot: Option<Instant>,
+    /// The rate where the last 429 happened (`W`), once there was one.
+    bad: Option<f64>,
+    /// When the current cubic started (the last cut).
+    epoch: Option<Instant>,
+    /// The answers of the last [`DELIVERY_WINDOW`]: when, and whether accepted.
+    answers: VecDeque<Answer>,
+    /// The first answer of the run.
+    first_answer: Option<Instant>,
+    /// The last slot handed out.
+    last_slot: Option<Instant>,
 }
 
-impl Aimd {
-    /// Starts at the ceiling (requests per second, > 0).
-    pub fn new(ceiling: f64) -> Self {
-        Self {
+impl RateControl {
+    /// A controller for `ceiling` requests per second (> 0).
+    pub fn new(ceiling: f64) -> RateControl {
+        RateControl {
             ceiling,
-            rate: ceiling,
-            last_decrease: None,
-            recovered_at: None,
-            next_slot: None,
+            bad: None,
+            epoch: None,
+            answers: VecDeque::new(),
+            first_answer: None,
+            last_slot: None,
         }
     }
 
-    /// The current rate.
-    pub fn rate(&self) -> f64 {
-        self.rate
+    /// The rate aimed at, at `now`.
+    pub fn rate(&self, now: Instant) -> f64 {
+        let top = self.ceiling * HEADROOM;
+        let (Some(w), Some(epoch)) = (self.bad, self.epoch) else {
+            return top;
+        };
+        let k = REGROW.as_secs_f64();
+        let slope = (HOLD - 1.0 + CUT) / k.powi(3);
+        let t = now.saturating_duration_since(epoch).as_secs_f64();
+        (w * (HOLD + slope * (t - k).powi(3))).clamp(self.ceiling * FLOOR, top)
     }
 
-    /// A 429 arrived at `now`.
-    pub fn throttled(&mut self, now: Instant) {
-        self.recover(now);
-        let recent = self
-            .last_decrease
-            .is_some_and(|t| now.duration_since(t) < DECREASE_COOLDOWN);
-        if !recent {
-            self.rate = (self.rate * DECREASE).max(self.ceiling * FLOOR);
-            self.last_decrease = Some(now);
-            self.recovered_at = Some(now);
-        }
+    /// The rate where the last 429 happened, if one did.
+    pub fn remembered(&self) -> Option<f64> {
+        self.bad
     }
 
-    /// Regains rate for the time since the last change.
-    fn recover(&mut self, now: Instant) {
-        if let Some(t) = self.recovered_at {
-            let secs = now.saturating_duration_since(t).as_secs_f64();
-            if secs > 0.0 && self.rate < self.ceiling {
-                self.rate = (self.rate + self.ceiling * RECOVERY_PER_SEC * secs).min(self.ceiling);
-                self.recovered_at = Some(now);
+    /// The next send slot for a request asking at `now`: one interval after the previous
+    /// slot, never before `now`.
+    pub fn next_slot(&mut self, now: Instant) -> Instant {
+        let interval = Duration::from_secs_f64(1.0 / self.rate(now));
+        let slot = match self.last_slot {
+            Some(last) => (last + interval).max(now),
+            None => now,
+        };
+        self.last_slot = Some(slot);
+        slot
+    }
+
+    /// The server accepted a request (answered anything but 429) at `now`.
+    pub fn accepted(&mut self, now: Instant) {
+        self.remember(now, true);
+    }
+
+    fn remember(&mut self, now: Instant, accepted: bool) {
+        self.first_answer.get_or_insert(now);
+        self.answers.push_back(Answer { at: now, accepted });
+        while let Some(a) = self.answers.front() {
+            if now.saturating_duration_since(a.at) > DELIVERY_WINDOW {
+                self.answers.pop_front();
+            } else {
+                break;
             }
         }
     }
 
-    /// Reserves the next send slot at or after `now`; `None` when the rate is back at the
-    /// ceiling and this gate has nothing to add.
-    pub fn reserve(&mut self, now: Instant) -> Option<Instant> {
-        self.recover(now);
-        if self.rate >= self.ceiling {
-            self.next_slot = None;
-            return None;
+    /// The server answered 429 at `now` to a request sent at `sent_at`.
+    pub fn throttled(&mut self, sent_at: Instant, now: Instant) {
+        self.remember(now, false);
+        if self.epoch.is_some_and(|cut| sent_at < cut) {
+            return;
         }
-        let slot = self.next_slot.map_or(now, |n| n.max(now));
-        self.next_slot = Some(slot + Duration::from_secs_f64(1.0 / self.rate));
-        Some(slot)
+        let current = self.rate(sent_at);
+        let refused = self.answers.iter().filter(|a| !a.accepted).count() as f64;
+        let accepted = self.answers.len() as f64 - refused;
+        // Over less than a window when the run is younger than one.
+        let window = self.first_answer.map_or(DELIVERY_WINDOW, |first| {
+            now.saturating_duration_since(first).min(DELIVERY_WINDOW)
+        });
+        let window = window.as_secs_f64().max(0.05);
+        let bad = if refused >= (current * window * OVERLOAD).max(OVERLOAD_MIN) {
+            // Refused by the dozen: the server holds us to what it let through (a little
+            // more: answers of the last moments are still on their way).
+            (accepted / window * OVERLOAD_OPTIMISM).min(current)
+        } else {
+            current
+        };
+        let bad = bad.max(current * (1.0 - MAX_CUT));
+        self.bad = Some(bad.max(self.ceiling * FLOOR));
+        self.epoch = Some(now);
     }
+}
+
+/// One answer as [`RateControl`] remembers it.
+#[derive(Clone, Copy, Debug)]
+struct Answer {
+    at: Instant,
+    accepted: bool,
 }
 
 /// A shared request pacer. `rate == 0` means unlimited (a lifted limit, benchmarks).
 #[derive(Debug)]
 pub struct Pacer {
-    limiter: Option<DefaultDirectRateLimiter>,
-    adaptive: Option<Mutex<Aimd>>,
-    queue: tokio::sync::Mutex<()>,
-    rate: u32,
+    control: Option<Mutex<RateControl>>,
+    /// One request at a time waits for its slot; the rest queue in FIFO order.
+    turnstile: tokio::sync::Mutex<()>,
+    ceiling: u32,
+}
+
+/// What [`Pacer::ready`] hands a request: when it was let through.
+#[derive(Clone, Copy, Debug)]
+pub struct Ticket {
+    /// The slot the request was sent in.
+    pub sent_at: Instant,
 }
 
 impl Pacer {
-    /// A pacer admitting `rate` requests per second (0: no limit).
+    /// A pacer admitting up to `rate` requests per second (0: no limit).
     pub fn new(rate: u32) -> Self {
-        let limiter = NonZeroU32::new(rate).map(|r| {
-            let burst = NonZeroU32::new(BURST.min(rate)).unwrap_or(NonZeroU32::MIN);
-            RateLimiter::direct(Quota::per_second(r).allow_burst(burst))
-        });
-        let adaptive = (rate > 0).then(|| Mutex::new(Aimd::new(f64::from(rate))));
         Self {
-            limiter,
-            adaptive,
-            queue: tokio::sync::Mutex::new(()),
-            rate,
+            control: (rate > 0).then(|| Mutex::new(RateControl::new(f64::from(rate)))),
+            turnstile: tokio::sync::Mutex::new(()),
+            ceiling: rate,
         }
     }
 
     /// The configured ceiling (requests per second, 0 = unlimited).
     pub fn ceiling(&self) -> u32 {
-        self.rate
+        self.ceiling
     }
 
-    /// The rate currently aimed at (the ceiling unless 429s pushed it down; `None`: unlimited).
+    /// The rate currently aimed at (`None`: unlimited).
     pub fn current_rate(&self) -> Option<f64> {
-        self.adaptive.as_ref().map(|a| self.lock(a).rate())
-    }
-
-    fn lock<'a>(&self, m: &'a Mutex<Aimd>) -> std::sync::MutexGuard<'a, Aimd> {
-        m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.control.as_ref().map(|c| lock(c).rate(Instant::now()))
     }
 
     /// Waits until one more request may be sent.
-    pub async fn ready(&self) {
-        if let Some(limiter) = &self.limiter {
-            // One waiter at a time on the limiter, the rest queue in FIFO order: hundreds of
-            // tasks polling governor together would all wake for every admitted request.
-            let _turn = self.queue.lock().await;
-            limiter.until_ready().await;
-        }
-        if let Some(adaptive) = &self.adaptive {
-            let slot = self.lock(adaptive).reserve(Instant::now());
-            if let Some(slot) = slot {
-                tokio::time::sleep_until(slot.into()).await;
-            }
+    pub async fn ready(&self) -> Ticket {
+        let Some(control) = &self.control else {
+            return Ticket {
+                sent_at: Instant::now(),
+            };
+        };
+        let _turn = self.turnstile.lock().await;
+        let slot = lock(control).next_slot(Instant::now());
+        tokio::time::sleep_until(slot.into()).await;
+        Ticket { sent_at: slot }
+    }
+
+    /// The server accepted the request of `_ticket` (answered anything but 429).
+    pub fn accepted(&self, _ticket: &Ticket) {
+        if let Some(control) = &self.control {
+            lock(control).accepted(Instant::now());
         }
     }
 
-    /// Tells the pacer the server throttled a request.
-    pub fn throttled(&self) {
-        if let Some(adaptive) = &self.adaptive {
-            self.lock(adaptive).throttled(Instant::now());
+    /// The server throttled the request of `ticket`.
+    pub fn throttled(&self, ticket: &Ticket) {
+        if let Some(control) = &self.control {
+            lock(control).throttled(ticket.sent_at, Instant::now());
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn steps_down_once_per_burst_and_recovers() {
-        let t0 = Instant::now();
-        let mut a = Aimd::new(100.0);
-        assert_eq!(a.reserve(t0), None);
-        a.throttled(t0);
-        assert!((a.rate() - 70.0).abs() < 1e-9);
-        // More 429s from the same burst do not compound.
-        a.throttled(t0 + Duration::from_millis(100));
-        assert!((a.rate() - 70.5).abs() < 1e-9, "{}", a.rate());
-        // A 429 after the cool-down steps down again.
-        a.throttled(t0 + Duration::from_millis(1200));
-        assert!(a.rate() < 60.0);
-        // Ten quiet seconds later it is back at the ceiling.
-        assert_eq!(a.reserve(t0 + Duration::from_secs(12)), None);
-        assert!((a.rate() - 100.0).abs() < 1e-9);
-    }
-
-    #[test]
-    fn slots_are_spaced_by_the_adapted_rate() {
-        let t0 = Instant::now();
-        let mut a = Aimd::new(10.0);
-        for _ in 0..20 {
-            a.throttled(t0);
-        }
-        let rate = a.rate();
-        let s1 = a.reserve(t0).expect("slot");
-        let s2 = a.reserve(t0).expect("slot");
-        let gap = s2.duration_since(s1).as_secs_f64();
-        assert!((gap - 1.0 / rate).abs() < 0.01, "gap {gap} rate {rate}");
-        assert!(rate >= 10.0 * FLOOR);
-    }
-}
+mod tests;

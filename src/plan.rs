@@ -15,7 +15,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::manifest::Entry;
-use crate::model::{GROUP_ID, Identifier, Lookup};
+use crate::model::{GROUP_ID, Identifier, Lookup, USER_ID};
 
 /// What the plan will do with one entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -160,6 +160,48 @@ pub fn plan_unresolved(entry: &Entry) -> Item {
         ));
     }
     item
+}
+
+/// The note of an item planned without reading its profile (`plan --refresh=false`). The
+/// note is what marks the item unverified: it is shown in every view, and the digest encodes
+/// it (see [`crate::digest`]), so editing it in the state file invalidates the seal.
+pub const UNVERIFIED_NOTE: &str = "unverified: planned without reading the profile (--refresh=false); sent as written, an absent identifier ends already_absent";
+
+/// True when `entry` can be addressed without a read: it names its profile by `user_id` and
+/// removes an identifier no guard rail needs the profile for (not a `user_id`, whose
+/// last-user_id rule needs the profile, nor a `group_id`).
+pub fn needs_no_read(entry: &Entry) -> bool {
+    matches!(&entry.lookup, Some(Lookup::External(l)) if l.kind == USER_ID)
+        && !matches!(entry.identifier.kind.as_str(), USER_ID | GROUP_ID)
+}
+
+/// Plans an entry [`needs_no_read`] accepts, without its profile: `delete`, addressed by the
+/// lookup's `user_id`, the identifier as written, marked [`UNVERIFIED_NOTE`].
+pub fn plan_unverified(entry: &Entry) -> Item {
+    let lookup = lookup_of(entry);
+    let user_id = match &lookup {
+        Lookup::External(l) => Some(l.id.clone()),
+        Lookup::SegmentId(_) => None,
+    };
+    Item {
+        seq: 0,
+        lookup: lookup.to_string(),
+        // Unread, so no profile key and no before-state (apply keys its per-profile limit by
+        // the user_id instead).
+        profile: None,
+        user_id,
+        identifier: entry.identifier.clone(),
+        action: Action::Delete,
+        note: Some(UNVERIFIED_NOTE.into()),
+        origin: entry.origin.to_string(),
+    }
+}
+
+impl Item {
+    /// True for a `delete` planned without reading the profile (`plan --refresh=false`).
+    pub fn is_unverified(&self) -> bool {
+        self.action == Action::Delete && self.note.as_deref() == Some(UNVERIFIED_NOTE)
+    }
 }
 
 /// True when the lookup an entry is resolved by holds an upper-case character.

@@ -1,65 +1,70 @@
 //! The resolver: reads every distinct lookup's profile through the paced client (plan's only
-//! network work), following `external_ids` cursors, retrying transient faults with the same
-//! policy as apply. A space-level fault or a spent retry budget ends it with an error: a plan
+//! network work), following `external_ids` cursors, with the same in-flight window (slow
+//! start, then latency-sized; see [`crate::window`]) and the same retry machine
+//! ([`crate::retry::Attempts`]) as apply. A space-level fault or a spent retry budget ends it with an error: a plan
 //! built on partial reads would be wrong.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::bail;
 
 use crate::model::Lookup;
+use crate::pace::Pacer;
 use crate::plan::Resolution;
-use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS, RetryBudget};
+use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{Fault, ProfileApi, ReadPage};
+use crate::sync::lock;
+use crate::window::Window;
 
 /// The most pages idprune follows for one profile (25 ids a page): far beyond Segment's 1,000
 /// identity mappings per profile, so only a looping cursor reaches it.
 pub const MAX_PAGES: u32 = 200;
 
-/// Reads all of `lookups` with `concurrency` requests in flight. `on_done` is called with the
-/// number resolved so far, for progress.
+/// Reads all of `lookups`, as many at once as `window` allows (it starts closed: the first
+/// read goes alone, and opens as reads succeed, up to the latency-sized window for `pacer`'s
+/// rate). `on_done` is called with the number resolved so far, for progress. `window` is the
+/// caller's, so a plan read in chunks slow-starts once.
 pub async fn resolve_all<A: ProfileApi>(
     api: Arc<A>,
     lookups: Vec<Lookup>,
-    concurrency: usize,
+    window: &mut Window,
+    pacer: Option<Arc<Pacer>>,
     on_done: impl Fn(u64) + Send + Sync + 'static,
 ) -> anyhow::Result<BTreeMap<Lookup, Resolution>> {
-    let queue = Arc::new(Mutex::new(lookups.into_iter()));
     let budget = Arc::new(Mutex::new(RetryBudget::default()));
-    let done = Arc::new(AtomicU64::new(0));
-    let on_done = Arc::new(on_done);
-    let mut workers = tokio::task::JoinSet::new();
-    for _ in 0..concurrency.max(1) {
-        let (api, queue, budget, done, on_done) = (
-            api.clone(),
-            queue.clone(),
-            budget.clone(),
-            done.clone(),
-            on_done.clone(),
-        );
-        workers.spawn(async move {
-            let mut found = Vec::new();
-            loop {
-                let next = queue
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner)
-                    .next();
-                let Some(lookup) = next else { break };
-                let resolution = resolve_one(&*api, &lookup, &budget).await?;
-                found.push((lookup, resolution));
-                on_done(done.fetch_add(1, Ordering::Relaxed) + 1);
-            }
-            anyhow::Ok(found)
-        });
-    }
+    let paced = pacer.as_ref().is_some_and(|p| p.ceiling() > 0);
+    let mut queue = lookups.into_iter();
+    let mut reads = tokio::task::JoinSet::new();
     let mut out = BTreeMap::new();
-    while let Some(joined) = workers.join_next().await {
-        match joined? {
-            Ok(found) => out.extend(found),
+    let mut done = 0u64;
+    loop {
+        let rate = pacer.as_ref().and_then(|p| p.current_rate());
+        while reads.len() < window.allowed(rate) {
+            let Some(lookup) = queue.next() else { break };
+            let (api, budget) = (api.clone(), budget.clone());
+            reads.spawn(async move {
+                let read = resolve_one(&*api, &lookup, &budget, paced).await;
+                (lookup, read)
+            });
+        }
+        let Some(joined) = reads.join_next().await else {
+            break;
+        };
+        let (lookup, read) = joined?;
+        match read {
+            Ok((resolution, latencies)) => {
+                for l in latencies {
+                    window.observe(l);
+                }
+                window.said_yes();
+                out.insert(lookup, resolution);
+                done += 1;
+                on_done(done);
+            }
             Err(e) => {
-                workers.abort_all();
+                reads.abort_all();
                 return Err(e);
             }
         }
@@ -68,23 +73,24 @@ pub async fn resolve_all<A: ProfileApi>(
 }
 
 /// Reads one profile's identifiers, all pages.
+/// Returns the resolution and the latency of each request sent.
 async fn resolve_one<A: ProfileApi>(
     api: &A,
     lookup: &Lookup,
     budget: &Mutex<RetryBudget>,
-) -> anyhow::Result<Resolution> {
+    paced: bool,
+) -> anyhow::Result<(Resolution, Vec<Duration>)> {
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
+    let mut latencies = Vec::new();
     for _ in 0..MAX_PAGES {
-        let (mut transient, mut throttled) = (0u32, 0u32);
+        let mut attempts = Attempts::default();
         let page = loop {
             let reply = api.external_ids_page(lookup, cursor.as_deref()).await;
+            latencies.push(reply.elapsed);
             let fault = match reply.result {
                 Ok(page) => {
-                    budget
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .refund();
+                    lock(budget).refund();
                     break page;
                 }
                 Err(fault) => fault,
@@ -101,38 +107,30 @@ async fn resolve_one<A: ProfileApi>(
                     bail!("Segment refused the read of a profile: {fault}{request_id}")
                 }
                 Fault::Retryable {
-                    throttled: t,
+                    throttled,
                     retry_after,
                     ref reason,
                 } => {
-                    let attempt = if t {
-                        throttled += 1;
-                        throttled
-                    } else {
-                        transient += 1;
-                        let paid = budget
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .withdraw();
-                        if !paid {
-                            bail!(
-                                "transient faults are sustained (last: {reason}); nothing was written, try again later"
-                            );
-                        }
-                        transient
+                    let fault = Retryable {
+                        throttled,
+                        retry_after,
+                        paced,
                     };
-                    if transient >= MAX_ATTEMPTS || throttled >= MAX_THROTTLED_ATTEMPTS {
-                        bail!(
+                    let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
+                    match next {
+                        Next::Retry(delay) => tokio::time::sleep(delay).await,
+                        Next::BudgetSpent => bail!(
+                            "transient faults are sustained (last: {reason}); nothing was written, try again later"
+                        ),
+                        Next::GiveUp => bail!(
                             "a profile read kept failing ({reason}){request_id}; nothing was written, try again later"
-                        );
+                        ),
                     }
-                    tokio::time::sleep(retry::backoff(attempt, retry_after, rand::random::<f64>()))
-                        .await;
                 }
             }
         };
         match page {
-            ReadPage::NotFound if ids.is_empty() => return Ok(Resolution::NotFound),
+            ReadPage::NotFound if ids.is_empty() => return Ok((Resolution::NotFound, latencies)),
             ReadPage::NotFound => {
                 bail!("a profile disappeared between two pages of its identifiers; plan again")
             }
@@ -143,7 +141,7 @@ async fn resolve_one<A: ProfileApi>(
                 ids.extend(page_ids);
                 match next {
                     Some(n) => cursor = Some(n),
-                    None => return Ok(Resolution::Found(ids)),
+                    None => return Ok((Resolution::Found(ids), latencies)),
                 }
             }
         }

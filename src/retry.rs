@@ -1,7 +1,12 @@
-//! Retry policy as pure functions (cargo's `util/network/retry.rs` idea): the policy returns a
-//! delay, the caller sleeps. Exponential backoff with full jitter, `Retry-After` honoured as a
-//! floor, and a retry budget (as in the AWS SDKs) so a sustained fault stops the run instead of
-//! marking thousands of items failed.
+//! The one retry state machine of idprune, used by plan's reads and apply's deletes alike
+//! (cargo's `util/network/retry.rs` idea): [`Attempts::on_fault`] returns what to do, the
+//! caller sleeps. Exponential backoff with full jitter for transient faults, `Retry-After`
+//! honoured as a floor, and a retry budget (as in the AWS SDKs) so a sustained fault stops the
+//! run instead of marking thousands of items failed. A throttled request (429) goes straight
+//! back through the pacer, which is what slows down (waiting only for a `Retry-After`): an
+//! exponential backoff on top would park it, holding a place in the in-flight window while
+//! the pacer has nothing to send. Without a pacer (`--rate 0`) it backs off like any
+//! transient fault. Only transient faults draw on the budget.
 
 use std::time::Duration;
 
@@ -28,6 +33,65 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, unit: f64) -> Durati
     match retry_after {
         Some(floor) => jittered.max(floor),
         None => jittered,
+    }
+}
+
+/// What the caller does after a fault it may retry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// Wait this long, then send again (through the pacer).
+    Retry(Duration),
+    /// This request's attempts are used up: the item fails (as transient).
+    GiveUp,
+    /// The run's retry budget is spent: faults are sustained, stop dispatching.
+    BudgetSpent,
+}
+
+/// A fault worth retrying, as the retry machine sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Retryable {
+    /// A 429 (else another transient fault: 5xx, timeout, reset, malformed body).
+    pub throttled: bool,
+    /// The server's `Retry-After`, if it sent one.
+    pub retry_after: Option<Duration>,
+    /// The retry goes back through an adaptive pacer (a `--rate` is set).
+    pub paced: bool,
+}
+
+/// The attempts of one request (one item's delete, one page's read).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Attempts {
+    transient: u32,
+    throttled: u32,
+}
+
+impl Attempts {
+    /// A retryable fault happened: `throttled` for a 429, with the server's `Retry-After` if
+    /// any; `paced` when the request goes back through an adaptive pacer. Transient faults
+    /// draw on `budget`; `unit` is a uniform random number in `[0, 1)` for the jitter, passed
+    /// in so the machine stays pure.
+    pub fn on_fault(&mut self, fault: Retryable, budget: &mut RetryBudget, unit: f64) -> Next {
+        let Retryable {
+            throttled,
+            retry_after,
+            paced,
+        } = fault;
+        if throttled {
+            self.throttled += 1;
+        } else {
+            self.transient += 1;
+            if !budget.withdraw() {
+                return Next::BudgetSpent;
+            }
+        }
+        if self.transient >= MAX_ATTEMPTS || self.throttled >= MAX_THROTTLED_ATTEMPTS {
+            return Next::GiveUp;
+        }
+        Next::Retry(match (throttled, paced) {
+            (true, true) => retry_after.unwrap_or(Duration::ZERO),
+            (true, false) => backoff(self.throttled, retry_after, unit),
+            (false, _) => backoff(self.transient, retry_after, unit),
+        })
     }
 }
 
@@ -77,6 +141,66 @@ mod tests {
             backoff(1, Some(Duration::from_secs(3)), 0.5),
             Duration::from_secs(3)
         );
+    }
+
+    #[test]
+    fn attempts_give_up_or_spend_the_budget() {
+        let fault = |throttled, retry_after, paced| Retryable {
+            throttled,
+            retry_after,
+            paced,
+        };
+        let mut budget = RetryBudget::default();
+        let mut a = Attempts::default();
+        for n in 1..MAX_ATTEMPTS {
+            assert_eq!(
+                a.on_fault(fault(false, None, true), &mut budget, 0.5),
+                Next::Retry(backoff(n, None, 0.5))
+            );
+        }
+        assert_eq!(
+            a.on_fault(fault(false, None, true), &mut budget, 0.5),
+            Next::GiveUp
+        );
+        // Paced 429s wait only for Retry-After: the pacer is what slows down.
+        let mut t = Attempts::default();
+        assert_eq!(
+            t.on_fault(fault(true, None, true), &mut budget, 0.5),
+            Next::Retry(Duration::ZERO)
+        );
+        assert_eq!(
+            t.on_fault(
+                fault(true, Some(Duration::from_secs(2)), true),
+                &mut budget,
+                0.5
+            ),
+            Next::Retry(Duration::from_secs(2))
+        );
+        for _ in 2..MAX_THROTTLED_ATTEMPTS - 1 {
+            assert!(matches!(
+                t.on_fault(fault(true, None, true), &mut budget, 0.5),
+                Next::Retry(_)
+            ));
+        }
+        assert_eq!(
+            t.on_fault(fault(true, None, true), &mut budget, 0.5),
+            Next::GiveUp
+        );
+        // Unpaced 429s (`--rate 0`) back off.
+        assert_eq!(
+            Attempts::default().on_fault(fault(true, None, false), &mut budget, 0.5),
+            Next::Retry(BASE_DELAY / 2)
+        );
+        // A spent budget stops transient retries but not throttled ones.
+        let mut empty = RetryBudget { tokens: 0 };
+        assert_eq!(
+            Attempts::default().on_fault(fault(false, None, true), &mut empty, 0.5),
+            Next::BudgetSpent
+        );
+        assert!(matches!(
+            Attempts::default().on_fault(fault(true, None, true), &mut empty, 0.5),
+            Next::Retry(_)
+        ));
     }
 
     #[test]

@@ -67,6 +67,12 @@ pub struct Planned {
     pub deletes: u64,
 }
 
+/// The entries that need their profile read, as SQL over `entries` (the negation of
+/// [`plan::needs_no_read`]: only an explicit `user_id` lookup removing a type other than
+/// `user_id` and `group_id` can do without).
+const NEEDS_READ: &str =
+    "NOT (explicit = 1 AND ltype = 'user_id' AND kind NOT IN ('user_id', 'group_id'))";
+
 /// The scratch database of one `plan` run.
 pub struct Stage {
     conn: Connection,
@@ -74,6 +80,8 @@ pub struct Stage {
     files: Vec<PathBuf>,
     file_ids: HashMap<PathBuf, i64>,
     entries: u64,
+    /// Read every lookup (the default); false: only those an entry needs (`--refresh=false`).
+    refresh: bool,
 }
 
 impl Stage {
@@ -100,7 +108,19 @@ impl Stage {
             files: Vec::new(),
             file_ids: HashMap::new(),
             entries: 0,
+            refresh: true,
         })
+    }
+
+    /// `plan --refresh=false`: read only the lookups an entry needs ([`plan::needs_no_read`]);
+    /// the other entries are planned as unverified deletes ([`plan::plan_unverified`]).
+    pub fn set_refresh(&mut self, refresh: bool) {
+        self.refresh = refresh;
+    }
+
+    /// The filter of lookups to read.
+    fn read_filter(&self) -> &'static str {
+        if self.refresh { "1" } else { NEEDS_READ }
     }
 
     fn file_id(&mut self, file: &Path) -> anyhow::Result<i64> {
@@ -172,10 +192,11 @@ impl Stage {
     /// Distinct lookups still to resolve, in order, starting after `after`.
     pub fn lookups(&self, after: Option<&Lookup>, limit: usize) -> anyhow::Result<Vec<Lookup>> {
         let (at, av) = after.map(columns).unwrap_or(("", ""));
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT DISTINCT ltype, lvalue FROM entries WHERE (ltype, lvalue) > (?1, ?2)
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT DISTINCT ltype, lvalue FROM entries WHERE (ltype, lvalue) > (?1, ?2) AND {}
              ORDER BY ltype, lvalue LIMIT ?3",
-        )?;
+            self.read_filter()
+        ))?;
         let rows = stmt.query_map(params![at, av, limit as i64], |r| {
             Ok(from_columns(r.get(0)?, r.get(1)?))
         })?;
@@ -185,7 +206,10 @@ impl Stage {
     /// The number of distinct lookups.
     pub fn lookup_count(&self) -> anyhow::Result<u64> {
         let n: i64 = self.conn.query_row(
-            "SELECT count(*) FROM (SELECT DISTINCT ltype, lvalue FROM entries)",
+            &format!(
+                "SELECT count(*) FROM (SELECT DISTINCT ltype, lvalue FROM entries WHERE {})",
+                self.read_filter()
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -254,7 +278,8 @@ impl Stage {
     /// Steps 3: group entries by resolved profile, plan each group, store the drafts.
     fn draft(&mut self, sealer: &mut Sealer) -> anyhow::Result<()> {
         let mut stmt = self.conn.prepare(
-            "SELECT e.idx, e.ltype, e.lvalue, e.explicit, e.kind, e.id, e.file, e.line, e.col, r.key, r.ids
+            "SELECT e.idx, e.ltype, e.lvalue, e.explicit, e.kind, e.id, e.file, e.line, e.col, r.key, r.ids,
+                    r.ltype IS NOT NULL
              FROM entries e LEFT JOIN resolved r ON r.ltype = e.ltype AND r.lvalue = e.lvalue
              ORDER BY r.key, e.idx",
         )?;
@@ -275,11 +300,17 @@ impl Stage {
             };
             let key: Option<String> = r.get(9)?;
             let Some(key) = key else {
+                let read: bool = r.get(11)?;
+                let item = if !read && !self.refresh && plan::needs_no_read(&entry) {
+                    plan::plan_unverified(&entry)
+                } else {
+                    plan::plan_unresolved(&entry)
+                };
                 store(
                     &self.conn,
                     sealer,
                     &plan::ProfilePlan {
-                        items: vec![(idx, plan::plan_unresolved(&entry))],
+                        items: vec![(idx, item)],
                         ..plan::ProfilePlan::default()
                     },
                 )?;

@@ -192,9 +192,14 @@ async fn check(
     let deadline = Instant::now() + wait;
     let mut delay = FIRST_REREAD_DELAY;
     loop {
-        let resolved =
-            crate::resolve::resolve_all(Arc::new(api.clone()), vec![lookup.clone()], 1, |_| {})
-                .await?;
+        let resolved = crate::resolve::resolve_all(
+            Arc::new(api.clone()),
+            vec![lookup.clone()],
+            &mut crate::window::Window::new(1),
+            Some(api.pacer().clone()),
+            |_| {},
+        )
+        .await?;
         *requests += 1;
         let problem = match resolved.get(&lookup) {
             Some(Resolution::Found(ids)) => {

@@ -93,6 +93,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         reveal: false,
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+        refresh: true,
         receipt: false,
         check_receipt: None,
         allow_unresolved: false,

@@ -191,6 +191,7 @@ pub(super) async fn seal_fresh(
             ttl: args.ttl,
             api: api.clone(),
             redact_warnings,
+            refresh: args.refresh,
         },
         state_path,
         ui,
@@ -210,6 +211,8 @@ pub(super) struct PlanInputs {
     pub api: Api,
     /// Hide the values manifest warnings quote.
     pub redact_warnings: bool,
+    /// Read every lookup (false: `--refresh=false`, only those an entry needs).
+    pub refresh: bool,
 }
 
 /// [`seal_fresh`] from its inputs.
@@ -235,6 +238,7 @@ pub(super) async fn seal_inputs(
     let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
     guard_existing(&state_path, args.force)?;
     let mut stage = Stage::create(&state_path)?;
+    stage.set_refresh(args.refresh);
     let manifest = manifest::load_into(&args.manifest, &mut stage)?;
     for w in &manifest.warnings {
         ui.warn(render::clean(&warning_text(w, args.redact_warnings)));
@@ -252,6 +256,7 @@ pub(super) async fn seal_inputs(
     let progress = Arc::new(super::progress::ProgressOut::new("resolved", total, ui));
     let mut done = 0u64;
     let mut after = None;
+    let mut window = crate::window::Window::new(pace.concurrency as usize);
     loop {
         let chunk = stage.lookups(after.as_ref(), RESOLVE_CHUNK)?;
         let Some(last) = chunk.last().cloned() else {
@@ -259,11 +264,14 @@ pub(super) async fn seal_inputs(
         };
         let (shown, base_count) = (progress.clone(), done);
         let n = chunk.len() as u64;
-        let resolved =
-            crate::resolve::resolve_all(api.clone(), chunk, pace.concurrency as usize, move |k| {
-                shown.update(base_count + k, String::new)
-            })
-            .await;
+        let resolved = crate::resolve::resolve_all(
+            api.clone(),
+            chunk,
+            &mut window,
+            Some(api.pacer().clone()),
+            move |k| shown.update(base_count + k, String::new),
+        )
+        .await;
         let resolved = match resolved {
             Ok(r) => r,
             Err(e) => {

@@ -208,6 +208,9 @@ pub async fn apply_manifest(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Res
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
         api: api.clone(),
         redact_warnings: false,
+        // A fresh plan reads every profile; one approved with --refresh=false has another
+        // digest, and is refused like any other change.
+        refresh: true,
     };
     eprintln!(
         "Planning `{}` afresh; it is applied only if its digest is the approved one.",

@@ -1,5 +1,5 @@
-//! The emulator's rate limits: a token bucket for the whole space and one per profile for
-//! deletes. Written here rather than taken from `governor`, which the client uses, so a
+//! The emulator's token buckets: one per profile for deletes, and the space limiter's
+//! `token-bucket` kind (see `limiter`). Written here rather than taken from `governor`, which the client uses, so a
 //! misunderstanding of the limiter cannot hide on both sides. Time is passed in, never read.
 
 use std::collections::HashMap;
@@ -84,11 +84,6 @@ impl ProfileBuckets {
             .or_insert_with(|| TokenBucket::new(rate, now))
             .try_take(now)
     }
-}
-
-/// The space-wide limiter: `None` when unlimited (`--space-rate 0`).
-pub fn space_bucket(rate: u32, now: Instant) -> Option<TokenBucket> {
-    (rate > 0).then(|| TokenBucket::new(rate, now))
 }
 
 #[cfg(test)]

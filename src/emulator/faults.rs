@@ -19,6 +19,7 @@ pub struct Faults {
     rng: Mutex<StdRng>,
     latency: Duration,
     jitter_pct: u32,
+    transit_jitter: Duration,
     /// Fraction of requests answered with a 5xx.
     pub fail_rate: f64,
     /// Fraction of requests that sleep for `hang` first.
@@ -38,6 +39,8 @@ pub struct FaultSettings {
     pub latency: Duration,
     /// Latency is uniform in ±this percentage of `latency`.
     pub jitter_pct: u32,
+    /// Each request waits uniformly in `[0, transit_jitter)` before the limiter sees it.
+    pub transit_jitter: Duration,
     /// See [`Faults::fail_rate`].
     pub fail_rate: f64,
     /// See [`Faults::hang_rate`].
@@ -57,6 +60,7 @@ impl Faults {
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
             latency: settings.latency,
             jitter_pct: settings.jitter_pct.min(100),
+            transit_jitter: settings.transit_jitter,
             fail_rate: settings.fail_rate,
             hang_rate: settings.hang_rate,
             hang: settings.hang,
@@ -81,6 +85,15 @@ impl Faults {
         let spread = f64::from(self.jitter_pct) / 100.0;
         let factor = self.with_rng(|rng| rng.random_range(1.0 - spread..=1.0 + spread));
         self.latency.mul_f64(factor.max(0.0))
+    }
+
+    /// The network delay of one request before it arrives: uniform in `[0, transit_jitter)`.
+    pub fn transit(&self) -> Duration {
+        let span = self.transit_jitter.as_micros() as u64;
+        if span == 0 {
+            return Duration::ZERO;
+        }
+        Duration::from_micros(self.with_rng(|rng| rng.random_range(0..span)))
     }
 
     /// True with probability `p` (never draws when `p` is 0, so unused faults cost nothing).
@@ -143,6 +156,17 @@ mod tests {
             assert!((50..=150).contains(&latency.as_millis()), "{latency:?}");
         }
         let f = Faults::new(FaultSettings::default(), 1);
+        assert_eq!(f.transit(), Duration::ZERO);
+        let t = Faults::new(
+            FaultSettings {
+                transit_jitter: Duration::from_millis(20),
+                ..FaultSettings::default()
+            },
+            1,
+        );
+        let delays: Vec<Duration> = (0..200).map(|_| t.transit()).collect();
+        assert!(delays.iter().all(|d| *d < Duration::from_millis(20)));
+        assert!(delays.iter().any(|d| *d > Duration::from_millis(10)));
         assert!(!f.roll(0.0));
         assert!(f.roll(1.0));
     }

@@ -8,11 +8,13 @@
 //! test and still fail against Segment. It never binds anything but a loopback address.
 //!
 //! Layout: `seed` (the JSON starting data), `route` (raw path, own percent-decoder, lookups,
-//! query), `state` (profiles, index, Segment's decisions, limits, stats), `bucket` (token
-//! buckets), `faults` (seeded fault injection), `reply` (the error envelope), `server` (axum).
+//! query), `state` (profiles, index, Segment's decisions, limits, stats), `limiter` (the space
+//! limiter's three kinds), `bucket` (token buckets), `faults` (seeded fault injection), `reply`
+//! (the error envelope), `server` (axum).
 
 mod bucket;
 mod faults;
+pub(crate) mod limiter;
 mod reply;
 mod route;
 mod seed;
@@ -29,6 +31,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+pub use limiter::LimiterKind;
 pub use seed::{DEFAULT_SPACE, Seed, SeedIdentifier, SeedProfile};
 
 /// The environment variable that sets the accepted token when the seed has none.
@@ -50,6 +53,15 @@ pub struct Config {
     /// Requests per second for the whole space, reads and deletes together; 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub space_rate: u32,
+    /// How the space limit counts: a strict sliding 1 s window (the strictest reading of
+    /// Segment's docs), fixed clock-aligned seconds, or a token bucket of a second's tokens.
+    /// A refused request uses none of the budget.
+    #[arg(long, value_enum, value_name = "KIND", default_value_t = LimiterKind::SlidingWindow)]
+    pub limiter: LimiterKind,
+    /// Each request waits uniformly in [0, N) milliseconds before the limiter sees it (network
+    /// delay the client cannot see: arrival order and spacing differ from sending).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub transit_jitter_ms: u64,
     /// Deletes per second for a single profile; 0 = unlimited.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub profile_rate: u32,
@@ -103,6 +115,8 @@ impl Default for Config {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             seed: None,
             space_rate: 100,
+            limiter: LimiterKind::SlidingWindow,
+            transit_jitter_ms: 0,
             profile_rate: 100,
             latency_ms: 0,
             latency_jitter: 0,
@@ -184,6 +198,7 @@ impl Emulator {
             propagation: Duration::from_millis(config.propagation_ms),
             not_activated: config.not_activated,
             space_rate: config.space_rate,
+            limiter: config.limiter,
             profile_rate: config.profile_rate,
             retry_after: config.retry_after,
             ineffective_deletes: config.ineffective_deletes,
@@ -194,6 +209,7 @@ impl Emulator {
             faults::FaultSettings {
                 latency: Duration::from_millis(config.latency_ms),
                 jitter_pct: config.latency_jitter,
+                transit_jitter: Duration::from_millis(config.transit_jitter_ms),
                 fail_rate: config.fail_rate,
                 hang_rate: config.hang_rate,
                 hang: Duration::from_millis(config.hang_ms),

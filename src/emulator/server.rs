@@ -117,6 +117,8 @@ fn basic_token(headers: &HeaderMap) -> Option<String> {
 }
 
 async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
+    // The network between client and server: arrival order and spacing differ from sending.
+    shared.pause(shared.faults.transit()).await;
     let arrival = Instant::now();
     let route = Route::parse(request.uri().path());
     let endpoint = route.as_ref().ok().map(|r| r.endpoint);

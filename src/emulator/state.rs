@@ -14,7 +14,8 @@ use serde::Serialize;
 use serde::ser::{SerializeStruct as _, Serializer};
 use serde_json::{Value, json};
 
-use super::bucket::{ProfileBuckets, TokenBucket, space_bucket};
+use super::bucket::ProfileBuckets;
+use super::limiter::{LimiterKind, SpaceLimiter};
 use super::reply::Reply;
 use super::route::{ListQuery, Lookup, Route};
 use super::seed::Seed;
@@ -41,6 +42,8 @@ pub struct Options {
     pub not_activated: bool,
     /// Requests per second for the space; 0 = unlimited.
     pub space_rate: u32,
+    /// How the space limit counts.
+    pub limiter: LimiterKind,
     /// Deletes per second per profile; 0 = unlimited.
     pub profile_rate: u32,
     /// Seconds for a `Retry-After` header on 429, if any.
@@ -199,7 +202,7 @@ pub struct State {
     ghosts: HashMap<Arc<str>, Ghost>,
     ghosts_prune_at: usize,
     options: Options,
-    space_bucket: Option<TokenBucket>,
+    space_limiter: Option<SpaceLimiter>,
     profile_buckets: ProfileBuckets,
     started: Instant,
     /// The counters and logs of `/__emulator/stats`.
@@ -258,7 +261,12 @@ impl State {
             by_segment_id,
             ghosts: HashMap::new(),
             ghosts_prune_at: GHOSTS_PRUNE_AT,
-            space_bucket: space_bucket(options.space_rate, now),
+            space_limiter: SpaceLimiter::new(
+                options.limiter,
+                options.space_rate,
+                now,
+                second_start(now),
+            ),
             profile_buckets: ProfileBuckets::new(options.profile_rate),
             started: now,
             options,
@@ -278,10 +286,10 @@ impl State {
 
     /// Admits one `/v1` request against the space limit; `Err` is the 429 to send.
     pub fn admit(&mut self, now: Instant) -> Result<(), Reply> {
-        let Some(bucket) = self.space_bucket.as_mut() else {
+        let Some(limiter) = self.space_limiter.as_mut() else {
             return Ok(());
         };
-        let admitted = bucket.try_take(now);
+        let admitted = limiter.try_admit(now);
         let at = now.saturating_duration_since(self.started).as_micros() as u64;
         if admitted {
             self.stats.arrivals.accepted_us.push(at);
@@ -552,6 +560,16 @@ impl State {
     pub fn stats_json(&self) -> Vec<u8> {
         serde_json::to_vec(&self.stats).expect("stats hold only strings and numbers")
     }
+}
+
+/// The instant at or before `now` at which the current wall-clock second began, so fixed
+/// windows align to clock seconds as a server's would.
+fn second_start(now: Instant) -> Instant {
+    let into_second = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| Duration::from_nanos(u64::from(d.subsec_nanos())))
+        .unwrap_or_default();
+    now.checked_sub(into_second).unwrap_or(now)
 }
 
 /// Serialises the state for `/__emulator/profiles` without building a copy of it.

@@ -100,7 +100,7 @@ impl Client {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> (Result<Raw, Fault>, Duration) {
-        self.pacer.ready().await;
+        let ticket = self.pacer.ready().await;
         let started = Instant::now();
         let mut request = self
             .http
@@ -113,7 +113,9 @@ impl Client {
             let response = request.send().await.map_err(network_fault)?;
             let status = response.status().as_u16();
             if status == 429 {
-                self.pacer.throttled();
+                self.pacer.throttled(&ticket);
+            } else {
+                self.pacer.accepted(&ticket);
             }
             let headers = response.headers();
             let retry_after = headers

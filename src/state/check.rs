@@ -228,7 +228,11 @@ fn journal_fault(row: &rusqlite::Row<'_>, fresh: bool) -> rusqlite::Result<Optio
             "holds journal values out of range: attempts {attempts}, status {last_status:?}, failure {}, updated_at {updated_at:?}",
             shown(failure.as_deref().unwrap_or("-"))
         ))
-    } else if delete && row.get_ref(2)? == ValueRef::Null {
+    } else if delete
+        && row.get_ref(2)? == ValueRef::Null
+        // `plan --refresh=false` reads no profile for these; the note (in the digest) says so.
+        && row.get::<_, Option<String>>(7)?.as_deref() != Some(crate::plan::UNVERIFIED_NOTE)
+    {
         Some("is a delete without a profile, which its diff is drawn from".to_owned())
     } else if fresh
         && delete

@@ -365,6 +365,7 @@ fn fields(item: &Item) -> ItemFields<'_> {
         kind: &item.identifier.kind,
         id: &item.identifier.id,
         action: item.action.as_str(),
+        unverified: item.is_unverified(),
     }
 }
 

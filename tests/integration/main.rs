@@ -27,6 +27,8 @@
 //! - `render`: snapshots of the human views; redaction.
 //! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take.
 //! - `secrets`: the token appears in no output and not in the state file.
+//! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
+//! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
 //! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
@@ -57,6 +59,7 @@ mod lifecycle;
 mod pacing;
 mod plan_apply;
 mod properties;
+mod refresh;
 mod refusals;
 mod render;
 mod report_sql;
@@ -64,5 +67,6 @@ mod rerun;
 mod resilience;
 mod review;
 mod secrets;
+mod slow_start;
 mod tamper;
 mod verify;
