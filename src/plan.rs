@@ -1,6 +1,6 @@
 //! The planner: a pure function from manifest entries and resolved profiles to plan items
-//! (DESIGN.md §5). No clock, no network, no hash-map iteration order: the same inputs give the
-//! same plan, item for item, so the digest is reproducible.
+//! (docs/ARCHITECTURE.md, *The pipeline*). No clock, no network, no hash-map iteration order: the
+//! same inputs give the same plan, item for item, so the digest is reproducible.
 //!
 //! Decisions recorded here:
 //! - An identifier-only entry whose lookup finds no profile is `absent` ("no profile carries

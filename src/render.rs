@@ -78,7 +78,7 @@ pub fn summary_line(counts: &Counts) -> String {
     )
 }
 
-/// The reminder of what Segment's deletion does not reach (DESIGN.md §8).
+/// The reminder of what Segment's deletion does not reach (Segment's support answer and its docs).
 pub const SCOPE_REMINDER: &[&str] = &[
     "Segment removes identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
     "Downstream destinations (Braze, Amplitude, Engage Audiences, Journeys, ...) and the Event Archive keep them: `idprune report STATE --downstream` lists what to clean there.",

@@ -1,7 +1,7 @@
-//! The built-in Unify emulator (DESIGN.md §7): an axum server on loopback that answers the
-//! Profile API subset idprune reads (`GET .../external_ids`) and the Delete Profile Identifier
-//! endpoint the way Segment documents them, with rate limits, propagation delay and injected
-//! faults. It drives the demo, the integration tests and the benchmarks.
+//! The built-in Unify emulator (docs/ARCHITECTURE.md, *The emulator*): an axum server on loopback
+//! that answers the Profile API subset idprune reads (`GET .../external_ids`) and the Delete
+//! Profile Identifier endpoint the way Segment documents them, with rate limits, propagation delay
+//! and injected faults. It drives the demo, the integration tests and the benchmarks.
 //!
 //! It must share no encoding, decoding or error-classification code with the client
 //! (`src/segment/`), nor use `crate::model` parsing: a bug shared by both sides would pass every

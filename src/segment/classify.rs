@@ -1,6 +1,6 @@
-//! Pure classification of Segment's responses (DESIGN.md §6): HTTP status plus the `error.code`
-//! of the envelope decide; message text never does (its casing changed between doc revisions).
-//! No I/O here, so every row of the table is a unit test.
+//! Pure classification of Segment's responses (docs/ARCHITECTURE.md, *The journal*): HTTP status
+//! plus the `error.code` of the envelope decide; message text never does (its casing changed
+//! between doc revisions). No I/O here, so every row of the table is a unit test.
 
 use std::time::{Duration, SystemTime};
 

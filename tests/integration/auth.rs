@@ -23,11 +23,10 @@ fn plan_with_a_wrong_token_exits_1_and_writes_nothing() {
     assert_eq!(test.emu().stats().deletes, 0);
 }
 
-/// The most delete requests a run may send before it sees its first 401/403 and stops. Today
-/// that is the first window in flight at the default pace (150 requests, measured 152 with
-/// the dispatch batch). The target is 2 (a slow start: one request, then two), which the
-/// limiter branch implements; lower this to 2 once it is merged.
-const STOP_BOUND_TODAY: u64 = 160;
+/// The most delete requests a run may send before it sees its first 401/403 and stops: the
+/// window opens by slow start (one request alone until the service says yes), so a wrong token
+/// costs one request; two allows for a resumed in-flight item sent beside it.
+const STOP_BOUND: u64 = 2;
 
 #[test]
 fn apply_with_a_wrong_token_stops_at_once_and_resumes_with_the_right_one() {
@@ -47,7 +46,7 @@ fn apply_with_a_wrong_token_stops_at_once_and_resumes_with_the_right_one() {
     let sent = stats.deletes - before;
     eprintln!("figures: wrong token: {sent} deletes sent of {ITEMS}");
     assert!(
-        sent <= STOP_BOUND_TODAY,
+        sent <= STOP_BOUND,
         "the run stops at the first 401: {sent} deletes sent of {ITEMS}"
     );
     let states = test.item_states("big.state.db");
@@ -110,7 +109,7 @@ fn deletes_forbidden_for_the_space_stop_the_run_without_failing_items() {
     let sent = stats.deletes - before;
     eprintln!("figures: forbidden: {sent} deletes sent of {ITEMS}");
     assert!(
-        sent <= STOP_BOUND_TODAY,
+        sent <= STOP_BOUND,
         "the run stops at the first 403: {sent} deletes sent of {ITEMS}"
     );
     let states = test.item_states("big.state.db");

@@ -1,9 +1,8 @@
-//! The integration suite: the real `idprune` binary against the real emulator
-//! (`idprune emulator`) on loopback (STYLE.md rule 8). Every test has its own temporary
-//! directory and its own emulator on port 0, so the tests run in parallel; waits poll real
-//! signals (the emulator's `listening on` line, the state file, the emulator's statistics)
-//! with a bound, never a fixed sleep. Tests assert on exit codes, on what the emulator saw and
-//! on the journal, not only on printed text.
+//! The integration suite: the real `idprune` binary against the real emulator (`idprune emulator`)
+//! on loopback. Every test has its own temporary directory and its own emulator on port 0, so the
+//! tests run in parallel; waits poll real signals (the emulator's `listening on` line, the state
+//! file, the emulator's statistics) with a bound, never a fixed sleep. Tests assert on exit codes,
+//! on what the emulator saw and on the journal, not only on printed text.
 //!
 //! - `architecture`: no import cycle among the top-level modules of `src/` (`KNOWN_CYCLES` aside).
 //! - `harness`: the builder (`Test`, `Run`, `Output`, `Emulator`) and its helpers.

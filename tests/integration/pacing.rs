@@ -15,7 +15,7 @@ const RECORD_ONLY: &str = "1000000";
 /// evenly spaced at 0.99 × `--rate`), so only arrival jitter (requests released on schedule
 /// reach the server unevenly on a loaded machine) can put one or two more in a window. A
 /// client that ignored `--rate` would put all 100 requests in one window.
-const SLACK_TODAY: usize = 2;
+const SLACK: usize = 2;
 
 #[test]
 fn rate_holds_its_ceiling_in_every_one_second_window_for_reads_and_deletes() {
@@ -40,7 +40,7 @@ fn rate_holds_its_ceiling_in_every_one_second_window_for_reads_and_deletes() {
         let busiest = busiest_window(log, SECOND_US);
         eprintln!("figures: --rate {RATE} {what}: busiest 1 s window {busiest}");
         assert!(
-            busiest <= RATE + SLACK_TODAY,
+            busiest <= RATE + SLACK,
             "{what}: {busiest} requests in one second at --rate {RATE}"
         );
     }
@@ -55,7 +55,7 @@ const PROFILE_RATE: usize = idprune::apply::PROFILE_RATE as usize;
 /// How far over [`PROFILE_RATE`] a one-second window may go: the per-profile limiter spaces a
 /// profile's deletes evenly (no burst), so only scheduling jitter adds a few. A client without
 /// the limit sends all 250 at once.
-const PROFILE_SLACK_TODAY: usize = 3;
+const PROFILE_SLACK: usize = 3;
 
 #[test]
 fn one_big_profile_is_read_page_by_page_and_deleted_within_the_per_profile_limit() {
@@ -105,7 +105,7 @@ fn one_big_profile_is_read_page_by_page_and_deleted_within_the_per_profile_limit
         deletes.len()
     );
     assert!(
-        busiest <= PROFILE_RATE + PROFILE_SLACK_TODAY,
+        busiest <= PROFILE_RATE + PROFILE_SLACK,
         "{busiest} deletes to one profile in one second; the limit is {PROFILE_RATE}/s"
     );
     assert_eq!(
