@@ -291,18 +291,6 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     Ok(())
 }
 
-/// Writes the plan view as markdown for a pull request: [`crate::markdown::plan`] with the
-/// masked preview when `r` redacts.
-pub fn plan_markdown(
-    view: &PlanView<'_>,
-    r: Redaction,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    let level = r.0.then_some(crate::mask::RedactLevel::Preview);
-    let masker = crate::mask::Masker::for_state(view.state, level)?;
-    crate::markdown::plan(view, &masker, &view.state.path().display().to_string(), out)
-}
-
 fn by_name<K: Copy>(
     keys: impl IntoIterator<Item = K>,
     name: impl Fn(K) -> &'static str,

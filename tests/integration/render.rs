@@ -260,7 +260,6 @@ fn plan_json_hides_every_value_and_so_do_its_stderr_warnings() {
 const UPPER: &str = "Upper-Lookup@x.com";
 
 #[test]
-#[ignore = "fails until the cli branch redacts stderr warnings under --redact and for markdown/JSON"]
 fn stderr_warnings_hide_values_when_redacted() {
     let test = mixed_test();
     let manifest = MIXED_MANIFEST.replace(
