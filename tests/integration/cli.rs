@@ -417,7 +417,10 @@ fn colour_on_a_terminal_only_and_never_with_no_color() {
         .output()
         .is_err()
     {
-        eprintln!("skipped: `script` (util-linux) is not installed");
+        crate::harness::skipped(
+            "cli::colour_on_a_terminal_only_and_never_with_no_color",
+            "`script` (bsdutils) is not installed",
+        );
         return;
     }
     let (test, _) = small();
@@ -513,7 +516,10 @@ fn completions_parse_and_the_man_page_renders() {
                 "{program} -n: {}",
                 String::from_utf8_lossy(&check.stderr)
             ),
-            Err(_) => eprintln!("{program} is not installed; its script is only generated"),
+            Err(_) => crate::harness::skipped(
+                &format!("cli::completions_parse_and_the_man_page_renders ({program} -n)"),
+                &format!("{program} is not installed; its script is only generated"),
+            ),
         }
     }
     let out = test.idprune(["completions", "powershell"]).run().ok();
