@@ -1,19 +1,22 @@
 //! idprune removes mistaken identifiers from Segment Unify profiles, plan first, apply second.
+//! `docs/ARCHITECTURE.md` walks the design; this is the map of the modules, in pipeline order.
 //!
-//! The pipeline: [`manifest`] reads and validates the YAML manifest and its CSV sources into
-//! entries; [`resolve`] reads every distinct profile lookup through the [`segment`] client
-//! (paced by [`pace`], retried by the policy in [`retry`]); [`plan`], a pure function, turns
-//! entries and resolved profiles into items with actions; [`digest`] seals them and [`state`]
-//! writes the sealed plan into SQLite; a reviewer reads it through [`render`] (with the text
-//! helpers of [`text`]); [`apply`] then executes exactly the sealed deletions and journals each
-//! one in the same state file.
-//! [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds the exit codes;
-//! The pull-request flow adds [`receipt`] (a PII-free name of a sealed plan, committed beside
-//! the manifest), [`markdown`] (the bounded, paste-safe review view) and [`mask`] (masked
-//! previews and keyed fingerprints of identifier values).
-//! [`emulator`] is a stand-in for Segment used by the demo, the tests and the benchmarks.
-//! After the deletion, [`guard`] scans Event Archive exports for events that would re-add a
-//! removed identifier, and [`report`] writes the downstream lists and the warehouse queries.
+//! - Plan: [`manifest`] reads and validates the YAML manifest and its CSV sources into entries
+//!   (the domain nouns, identifiers and lookups, are in [`model`]); [`stage`] holds them in a
+//!   scratch SQLite file; [`resolve`] reads every distinct lookup through the [`segment`]
+//!   client, inside the in-flight [`window`], paced by [`pace`] and retried by [`retry`];
+//!   [`plan`], a pure function, turns each profile's entries into items with actions;
+//!   [`digest`] hashes them and [`state`] seals them into the state file.
+//! - Review: [`render`] draws the plan as text or JSON, [`markdown`] as a bounded, paste-safe
+//!   pull-request view with masked values ([`mask`]); [`receipt`] is the PII-free name of a
+//!   sealed plan committed beside the manifest; [`text`] holds the escaping and number helpers.
+//! - Apply: [`apply`] executes exactly the sealed deletions and journals each one in the same
+//!   state file.
+//! - After: [`report`] writes the downstream lists and warehouse queries, [`guard`] scans Event
+//!   Archive exports for events that would re-add a removed identifier.
+//! - Around them: [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds
+//!   the exit codes; [`sync`] the one lock helper; [`emulator`] is a stand-in for Segment used
+//!   by the demo, the tests and the benchmarks.
 
 pub mod apply;
 pub mod cli;
