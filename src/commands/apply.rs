@@ -275,7 +275,7 @@ async fn run_locked(
     }
     let run = state
         .start_run(
-            &mine_user(),
+            &crate::state::lock::this_user(),
             &crate::state::lock::this_host(),
             digest,
             reason,
@@ -455,10 +455,6 @@ fn report_json(
         "stop": stop,
         "summary": {"by_state": by_state},
     }))
-}
-
-fn mine_user() -> String {
-    crate::state::lock::this_user()
 }
 
 fn progress_text(p: &Progress) -> String {

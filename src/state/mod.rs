@@ -1,11 +1,14 @@
 //! The state file: one SQLite database holding the sealed plan and the apply journal.
 //!
-//! It owns the schema ([`schema`]), the seal (the digest stored at plan time and recomputed from
-//! the stored items before every apply), the per-item journal (`pending → in_flight → done |
-//! already_absent | failed`), the exclusive apply lock ([`lock`]) and the append-only `runs`
-//! table. It never sees the access token. Files are created `0600` (SQLite gives its `-wal` and
-//! `-shm` files the same mode) and a group- or world-readable state file is refused, since the
-//! items are personal data. Writes use WAL with `synchronous=FULL` and `secure_delete=ON`.
+//! This module owns [`State`] itself: opening a file, its sealed plan-level facts ([`Meta`],
+//! [`SourceRecord`], the warnings) and recomputing its digest. Beside it live the schema
+//! ([`schema`]), the seal (the digest stored at plan time and recomputed from the stored items
+//! before every apply), the per-item journal (`journal.rs`: `pending → in_flight → done |
+//! already_absent | failed`), the read-only item views (`views.rs`), the exclusive apply lock
+//! ([`lock`]) and the append-only `runs` table (`runs.rs`). It never sees the access token.
+//! Files are created `0600` (SQLite gives its `-wal` and `-shm` files the same mode) and a
+//! group- or world-readable state file is refused, since the items are personal data. Writes
+//! use WAL with `synchronous=FULL` and `secure_delete=ON`.
 //!
 //! The whole file is sealed, not only its items ([`check`]): opening one checks the header's
 //! application id before SQLite touches it, opens it read-only with SQLite's defensive settings
@@ -14,30 +17,32 @@
 //! fails any of these is refused ([`Refusal`]) before anything is sent or shown.
 
 pub mod check;
+mod journal;
 pub mod lock;
 mod purge;
 mod rerun;
+mod runs;
 pub mod schema;
 mod seal;
 pub mod verify;
+mod views;
 
 pub use check::{MAX_UNIX, Refusal};
+pub use journal::{Failure, ItemState, Outcome, StoredItem, Work};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
+pub use runs::{DeadRun, Run, RunFigures};
 pub use seal::{Sealer, create_private, remove_leftovers, replace_file};
+pub use views::{Counts, ItemFilter};
 
-use std::collections::BTreeMap;
-use std::fmt;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail};
-use rusqlite::{Connection, OptionalExtension as _, params};
+use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::digest::{Header, ItemFields, PlanHasher};
-use crate::model::Identifier;
-use crate::plan::{Action, Item, Profile};
+use crate::plan::Item;
 
 /// The version of the state format (and of the JSON views of it).
 pub const FORMAT_VERSION: u32 = 1;
@@ -53,106 +58,6 @@ pub fn now_unix() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or(0)
-}
-
-/// Where an item is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ItemState {
-    /// Not sent yet.
-    Pending,
-    /// Its request may have been sent; a resumed apply re-sends it.
-    InFlight,
-    /// Deleted.
-    Done,
-    /// The server said the identifier was not there.
-    AlreadyAbsent,
-    /// Gave up on it (see [`Failure`]).
-    Failed,
-    /// Not a `delete` item: nothing is ever sent for it.
-    Skipped,
-}
-
-impl ItemState {
-    /// All states, in display order.
-    pub const ALL: [ItemState; 6] = [
-        Self::Pending,
-        Self::InFlight,
-        Self::Done,
-        Self::AlreadyAbsent,
-        Self::Failed,
-        Self::Skipped,
-    ];
-
-    /// The name in the state file and JSON.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::InFlight => "in_flight",
-            Self::Done => "done",
-            Self::AlreadyAbsent => "already_absent",
-            Self::Failed => "failed",
-            Self::Skipped => "skipped",
-        }
-    }
-}
-
-impl fmt::Display for ItemState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for ItemState {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Self::ALL
-            .into_iter()
-            .find(|a| a.as_str() == s)
-            .ok_or_else(|| format!("unknown state `{s}`"))
-    }
-}
-
-/// Why a failed item failed: decides whether a plain `apply` retries it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Failure {
-    /// A fault that may pass (5xx, timeouts): the next plain `apply` retries it.
-    Transient,
-    /// A refusal (400, 404 `not_found`): retried only with `--retry-failed`.
-    Permanent,
-}
-
-impl Failure {
-    /// The name in the state file.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Transient => "transient",
-            Self::Permanent => "permanent",
-        }
-    }
-}
-
-/// A selection of items for the views.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ItemFilter {
-    /// Every item.
-    All,
-    /// Items nothing is sent for (`absent`, `blocked`, `unresolved`).
-    NotSent,
-    /// `delete` items with a note for the reviewer.
-    Noted,
-    /// Either of the two above.
-    NotSentOrNoted,
-}
-
-impl ItemFilter {
-    fn sql(self) -> &'static str {
-        match self {
-            Self::All => "1",
-            Self::NotSent => "action != 'delete'",
-            Self::Noted => "action = 'delete' AND note IS NOT NULL",
-            Self::NotSentOrNoted => "(action != 'delete' OR note IS NOT NULL)",
-        }
-    }
 }
 
 /// The plan-level facts sealed with the items.
@@ -193,131 +98,6 @@ pub struct SourceRecord {
     pub pinned: bool,
     /// Data rows read.
     pub rows: u64,
-}
-
-/// An item with its journal columns.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredItem {
-    /// The planned item.
-    pub item: Item,
-    /// Journal state.
-    pub state: ItemState,
-    /// Requests sent for it.
-    pub attempts: u32,
-    /// For failed items: transient or permanent.
-    pub failure: Option<Failure>,
-    /// The last error, for people.
-    pub last_error: Option<String>,
-    /// The last HTTP status.
-    pub last_status: Option<u16>,
-    /// Segment's `Request-Id` of the last response.
-    pub request_id: Option<String>,
-}
-
-/// The outcome of one request (or of a decision not to send), to be journaled.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Outcome {
-    /// The item.
-    pub seq: u64,
-    /// Its new state.
-    pub state: ItemState,
-    /// Requests sent for it in this run (added to the stored count).
-    pub attempts: u32,
-    /// For failed items.
-    pub failure: Option<Failure>,
-    /// The last error, if any.
-    pub last_error: Option<String>,
-    /// The last HTTP status.
-    pub last_status: Option<u16>,
-    /// The last `Request-Id`.
-    pub request_id: Option<String>,
-}
-
-/// A delete the executor has to send.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Work {
-    /// The item.
-    pub seq: u64,
-    /// The address.
-    pub user_id: String,
-    /// What to delete.
-    pub identifier: Identifier,
-    /// The profile key (for the per-profile limit).
-    pub profile: String,
-    /// True when an earlier request for it may have reached the server and been applied
-    /// unacknowledged: it was in flight, or it has been sent before (a failed item whose
-    /// attempts included a timeout or a lost acknowledgement). A `404 eid_not_found` then means
-    /// `done`, not `already_absent`.
-    pub may_have_landed: bool,
-}
-
-/// Counts by action and by state.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Items per action.
-    pub by_action: BTreeMap<Action, u64>,
-    /// Items per state.
-    pub by_state: BTreeMap<ItemState, u64>,
-    /// Distinct profiles with a `delete` item.
-    pub delete_profiles: u64,
-}
-
-impl Counts {
-    /// Items in one state.
-    pub fn state(&self, state: ItemState) -> u64 {
-        self.by_state.get(&state).copied().unwrap_or(0)
-    }
-
-    /// Items with one action.
-    pub fn action(&self, action: Action) -> u64 {
-        self.by_action.get(&action).copied().unwrap_or(0)
-    }
-}
-
-/// One recorded apply run.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Run {
-    /// Run id.
-    pub id: i64,
-    /// Start, Unix seconds.
-    pub started_at: i64,
-    /// End, when finished.
-    pub finished_at: Option<i64>,
-    /// Who ran it.
-    pub user: String,
-    /// Where.
-    pub host: String,
-    /// How it ended (`completed`, `failed_items`, `stopped`, `interrupted`).
-    pub outcome: Option<String>,
-    /// What it measured.
-    pub figures: RunFigures,
-    /// Items `done`, `already_absent` and `failed` in the whole plan when it ended (`None`
-    /// while it runs).
-    pub totals_after: Option<[u64; 3]>,
-}
-
-/// A run whose process died without closing its record, as [`State::close_dead_runs`] closed it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DeadRun {
-    /// Run id.
-    pub id: i64,
-    /// Items the journal settled (done, already absent or failed) while it ran.
-    pub settled: u64,
-}
-
-/// The measured figures of a finished run.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct RunFigures {
-    /// Requests sent.
-    pub requests: u64,
-    /// Requests answered 429.
-    pub throttled: u64,
-    /// Requests per second achieved.
-    pub rate: f64,
-    /// Median request latency, milliseconds.
-    pub latency_p50_ms: Option<f64>,
-    /// 99th-percentile request latency, milliseconds.
-    pub latency_p99_ms: Option<f64>,
 }
 
 /// An open state file.
@@ -367,46 +147,6 @@ fn fields(item: &Item) -> ItemFields<'_> {
         action: item.action.as_str(),
         unverified: item.is_unverified(),
     }
-}
-
-/// The items an apply sends (`?2` is `--retry-failed`): pending and in-flight deletes, and
-/// failed ones that were transient (or all failed ones with `--retry-failed`).
-const WORK: &str = "action = 'delete' AND (state IN ('pending', 'in_flight')
-    OR (state = 'failed' AND (failure = 'transient' OR ?2)))";
-
-const ITEM_COLUMNS: &str = "seq, lookup, profile, user_id, id_type, id_value, action, note, origin, \
-     state, attempts, failure, last_error, last_status, request_id";
-
-fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
-    let bad = |col: usize, e: String| {
-        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into())
-    };
-    let action: String = row.get(6)?;
-    let state: String = row.get(9)?;
-    let failure: Option<String> = row.get(11)?;
-    Ok(StoredItem {
-        item: Item {
-            seq: row.get::<_, i64>(0)? as u64,
-            lookup: row.get(1)?,
-            profile: row.get(2)?,
-            user_id: row.get(3)?,
-            identifier: Identifier::new(row.get::<_, String>(4)?, row.get::<_, String>(5)?),
-            action: action.parse().map_err(|e| bad(6, e))?,
-            note: row.get(7)?,
-            origin: row.get(8)?,
-        },
-        state: state.parse().map_err(|e| bad(9, e))?,
-        attempts: row.get::<_, i64>(10)? as u32,
-        failure: match failure.as_deref() {
-            None => None,
-            Some("transient") => Some(Failure::Transient),
-            Some("permanent") => Some(Failure::Permanent),
-            Some(other) => return Err(bad(11, format!("unknown failure kind `{other}`"))),
-        },
-        last_error: row.get(12)?,
-        last_status: row.get::<_, Option<i64>>(13)?.map(|s| s as u16),
-        request_id: row.get(14)?,
-    })
 }
 
 /// `(device, inode)` of the file at `path`.
@@ -574,386 +314,12 @@ impl State {
         Ok(hasher.finish())
     }
 
-    /// Calls `f` with every item in `seq` order, streaming.
-    pub fn for_each_item(
-        &self,
-        mut f: impl FnMut(StoredItem) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut stmt = self
-            .conn
-            .prepare(&format!("SELECT {ITEM_COLUMNS} FROM items ORDER BY seq"))?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            f(read_item(row)?)?;
-        }
-        Ok(())
-    }
-
-    /// Calls `f` with the items `filter` selects, in `seq` order, at most `limit` of them.
-    pub fn for_each_item_in(
-        &self,
-        filter: ItemFilter,
-        limit: u64,
-        mut f: impl FnMut(StoredItem) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let sql = format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE {} ORDER BY seq LIMIT ?1",
-            filter.sql()
-        );
-        let mut stmt = self.conn.prepare(&sql)?;
-        let mut rows = stmt.query([limit.min(i64::MAX as u64) as i64])?;
-        while let Some(row) = rows.next()? {
-            f(read_item(row)?)?;
-        }
-        Ok(())
-    }
-
-    /// How many items `filter` selects.
-    pub fn count_items(&self, filter: ItemFilter) -> anyhow::Result<u64> {
-        let sql = format!("SELECT count(*) FROM items WHERE {}", filter.sql());
-        Ok(self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
-    }
-
-    /// Calls `f` with each profile that has deletions and its `delete` items, in the order of
-    /// the profiles' first deletion, at most `limit` profiles. Streams: one profile at a time.
-    pub fn for_each_profile_diff(
-        &self,
-        limit: u64,
-        mut f: impl FnMut(&Profile, &[StoredItem]) -> anyhow::Result<()>,
-    ) -> anyhow::Result<()> {
-        let mut groups = self.conn.prepare(
-            "SELECT profile, MIN(seq) AS first FROM items WHERE action = 'delete' AND profile IS NOT NULL
-             GROUP BY profile ORDER BY first LIMIT ?1",
-        )?;
-        let mut items = self.conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS} FROM items WHERE profile = ?1 AND action = 'delete' ORDER BY seq"
-        ))?;
-        let mut profile = self
-            .conn
-            .prepare("SELECT lookup, before FROM profiles WHERE key = ?1")?;
-        let mut rows = groups.query([limit.min(i64::MAX as u64) as i64])?;
-        while let Some(row) = rows.next()? {
-            let key: String = row.get(0)?;
-            let Some((lookup, before)) = profile
-                .query_row([&key], |r| {
-                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
-                })
-                .optional()?
-            else {
-                return Err(self.unbound_view(&key));
-            };
-            let before = self.parse_before(&before)?;
-            let list = items
-                .query_map([&key], read_item)?
-                .collect::<Result<Vec<_>, _>>()?;
-            // The diff is drawn from the before-state: a sealed delete missing from it would
-            // not be shown, so the view is refused instead.
-            if list.iter().any(|s| !before.contains(&s.item.identifier)) {
-                return Err(self.unbound_view(&key));
-            }
-            f(
-                &Profile {
-                    key,
-                    lookup,
-                    before,
-                },
-                &list,
-            )?;
-        }
-        Ok(())
-    }
-
-    fn unbound_view(&self, profile: &str) -> anyhow::Error {
-        Refusal(format!(
-            "state file `{}`: the before-state of profile `{}` does not hold every identifier sealed for deletion from it, so its diff would hide one; the file may have been tampered with: plan again from the manifest",
-            self.path.display(),
-            crate::text::clean(profile)
-        ))
-        .into()
-    }
-
-    fn parse_before(&self, json: &str) -> anyhow::Result<Vec<Identifier>> {
-        let pairs: Vec<(String, String)> = serde_json::from_str(json).with_context(|| {
-            format!("state file `{}`: damaged profile row", self.path.display())
-        })?;
-        Ok(pairs
-            .into_iter()
-            .map(|(k, v)| Identifier::new(k, v))
-            .collect())
-    }
-
     /// Plan warnings.
     pub fn warnings(&self) -> anyhow::Result<Vec<String>> {
         let mut stmt = self
             .conn
             .prepare("SELECT message FROM warnings ORDER BY idx")?;
         let rows = stmt.query_map([], |r| r.get(0))?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Counts by action and by state.
-    pub fn counts(&self) -> anyhow::Result<Counts> {
-        let mut counts = Counts::default();
-        let mut stmt = self
-            .conn
-            .prepare("SELECT action, state, count(*) FROM items GROUP BY action, state")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            let action: Action = row
-                .get::<_, String>(0)?
-                .parse()
-                .map_err(anyhow::Error::msg)?;
-            let state: ItemState = row
-                .get::<_, String>(1)?
-                .parse()
-                .map_err(anyhow::Error::msg)?;
-            let n = row.get::<_, i64>(2)? as u64;
-            *counts.by_action.entry(action).or_default() += n;
-            *counts.by_state.entry(state).or_default() += n;
-        }
-        counts.delete_profiles = self.conn.query_row(
-            "SELECT count(DISTINCT profile) FROM items WHERE action = 'delete'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )? as u64;
-        Ok(counts)
-    }
-
-    /// True once any apply has run against this plan.
-    pub fn has_journal(&self) -> anyhow::Result<bool> {
-        Ok(self
-            .conn
-            .query_row("SELECT count(*) > 0 FROM runs", [], |r| r.get(0))?)
-    }
-
-    /// The next items to send after `after_seq`, at most `limit`: pending and in-flight deletes,
-    /// transiently failed ones, and permanently failed ones too with `retry_failed`.
-    pub fn work_batch(
-        &self,
-        after_seq: u64,
-        limit: usize,
-        retry_failed: bool,
-    ) -> anyhow::Result<Vec<Work>> {
-        let mut stmt = self.conn.prepare_cached(&format!(
-            "SELECT seq, user_id, id_type, id_value, profile, state, attempts FROM items
-             WHERE seq > ?1 AND {WORK} ORDER BY seq LIMIT ?3"
-        ))?;
-        let rows = stmt.query_map(params![after_seq as i64, retry_failed, limit as i64], |r| {
-            Ok(Work {
-                seq: r.get::<_, i64>(0)? as u64,
-                user_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
-                identifier: Identifier::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
-                profile: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
-                may_have_landed: r.get::<_, String>(5)? == ItemState::InFlight.as_str()
-                    || r.get::<_, i64>(6)? > 0,
-            })
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// How many items [`State::work_batch`] would hand out in all.
-    pub fn count_work(&self, retry_failed: bool) -> anyhow::Result<u64> {
-        let n: i64 = self.conn.query_row(
-            &format!("SELECT count(*) FROM items WHERE ?1 >= 0 AND {WORK}"),
-            params![0, retry_failed],
-            |r| r.get(0),
-        )?;
-        Ok(n as u64)
-    }
-
-    /// Commits the intent to send: these items become `in_flight` before any request leaves.
-    pub fn mark_in_flight(&mut self, seqs: &[u64]) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE items SET state = 'in_flight', updated_at = ?2 WHERE seq = ?1 AND action = 'delete'",
-            )?;
-            let now = now_unix();
-            for seq in seqs {
-                stmt.execute(params![*seq as i64, now])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Commits a group of outcomes in one transaction.
-    pub fn record(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
-        let tx = self.conn.transaction()?;
-        {
-            let mut stmt = tx.prepare_cached(
-                "UPDATE items SET state = ?2, attempts = attempts + ?3, failure = ?4,
-                    last_error = COALESCE(?5, last_error), last_status = COALESCE(?6, last_status),
-                    request_id = COALESCE(?7, request_id), updated_at = ?8
-                 WHERE seq = ?1 AND action = 'delete'",
-            )?;
-            let now = now_unix();
-            for o in outcomes {
-                stmt.execute(params![
-                    o.seq as i64,
-                    o.state.as_str(),
-                    o.attempts as i64,
-                    o.failure.map(Failure::as_str),
-                    o.last_error,
-                    o.last_status.map(i64::from),
-                    o.request_id,
-                    now
-                ])?;
-            }
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
-    /// Records the start of an apply run; returns its id.
-    pub fn start_run(
-        &self,
-        user: &str,
-        host: &str,
-        digest: &str,
-        reason: &str,
-    ) -> anyhow::Result<i64> {
-        self.conn.execute(
-            "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now_unix(), user, host, digest, reason],
-        )?;
-        Ok(self.conn.last_insert_rowid())
-    }
-
-    /// Records how a run ended, with the counts at that moment.
-    pub fn finish_run(&self, run: i64, outcome: &str, figures: &RunFigures) -> anyhow::Result<()> {
-        let c = self.counts()?;
-        self.conn.execute(
-            "UPDATE runs SET finished_at = ?2, outcome = ?3, requests = ?4, done = ?5,
-                already_absent = ?6, failed = ?7, pending = ?8, rate = ?9, throttled = ?10,
-                latency_p50_ms = ?11, latency_p99_ms = ?12 WHERE id = ?1",
-            params![
-                run,
-                now_unix(),
-                outcome,
-                figures.requests as i64,
-                c.state(ItemState::Done) as i64,
-                c.state(ItemState::AlreadyAbsent) as i64,
-                c.state(ItemState::Failed) as i64,
-                (c.state(ItemState::Pending) + c.state(ItemState::InFlight)) as i64,
-                figures.rate,
-                figures.throttled as i64,
-                figures.latency_p50_ms,
-                figures.latency_p99_ms,
-            ],
-        )?;
-        Ok(())
-    }
-
-    /// Records the `--rate` a run was started with (0: unlimited), so a resumed run can say
-    /// what the earlier one asked for.
-    pub fn record_run_rate(&self, run: i64, rate: u32) -> anyhow::Result<()> {
-        self.conn.execute(
-            "UPDATE runs SET started_rate = ?2 WHERE id = ?1",
-            params![run, i64::from(rate)],
-        )?;
-        Ok(())
-    }
-
-    /// The `--rate` run `run` was started with, when it was recorded.
-    pub fn run_rate(&self, run: i64) -> anyhow::Result<Option<u32>> {
-        let rate: Option<i64> = self
-            .conn
-            .query_row("SELECT started_rate FROM runs WHERE id = ?1", [run], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .flatten();
-        Ok(rate.and_then(|r| u32::try_from(r).ok()))
-    }
-
-    /// Closes every run left open by a process that died (call it holding the lock, before
-    /// starting a run): outcome `died`, the plan's counts at this moment (its requests were
-    /// never recorded: 0), and what the journal settled between its start and the next run's.
-    pub fn close_dead_runs(&self) -> anyhow::Result<Vec<DeadRun>> {
-        let open: Vec<(i64, i64)> = {
-            let mut stmt = self
-                .conn
-                .prepare("SELECT id, started_at FROM runs WHERE finished_at IS NULL ORDER BY id")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
-        let mut closed = Vec::new();
-        for (id, started_at) in open {
-            let until: Option<i64> = self.conn.query_row(
-                "SELECT min(started_at) FROM runs WHERE id > ?1",
-                [id],
-                |r| r.get(0),
-            )?;
-            let settled: i64 = self.conn.query_row(
-                "SELECT count(*) FROM items WHERE action = 'delete'
-                   AND state IN ('done', 'already_absent', 'failed')
-                   AND updated_at >= ?1 AND (?2 IS NULL OR updated_at < ?2)",
-                params![started_at, until],
-                |r| r.get(0),
-            )?;
-            self.finish_run(id, "died", &RunFigures::default())?;
-            closed.push(DeadRun {
-                id,
-                settled: settled as u64,
-            });
-        }
-        Ok(closed)
-    }
-
-    /// Every run, oldest first.
-    pub fn runs(&self) -> anyhow::Result<Vec<Run>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0),
-                    COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms,
-                    done, already_absent, failed
-             FROM runs ORDER BY id",
-        )?;
-        let mut rows = stmt.query([])?;
-        let mut runs = Vec::new();
-        let path = &self.path;
-        while let Some(r) = rows.next()? {
-            let id: i64 = r.get(0)?;
-            let field = |name: &str| format!("runs.{name} of run {id}");
-            runs.push(Run {
-                id,
-                started_at: check::time(path, &field("started_at"), r.get(1)?)?,
-                finished_at: match r.get::<_, Option<i64>>(2)? {
-                    Some(t) => Some(check::time(path, &field("finished_at"), t)?),
-                    None => None,
-                },
-                user: r.get(3)?,
-                host: r.get(4)?,
-                outcome: r.get(5)?,
-                figures: RunFigures {
-                    requests: check::number(path, &field("requests"), r.get(6)?)?,
-                    rate: r.get(7)?,
-                    throttled: check::number(path, &field("throttled"), r.get(8)?)?,
-                    latency_p50_ms: r.get(9)?,
-                    latency_p99_ms: r.get(10)?,
-                },
-                totals_after: match (
-                    r.get::<_, Option<i64>>(11)?,
-                    r.get::<_, Option<i64>>(12)?,
-                    r.get::<_, Option<i64>>(13)?,
-                ) {
-                    (Some(d), Some(a), Some(f)) => Some([d as u64, a as u64, f as u64]),
-                    _ => None,
-                },
-            });
-        }
-        Ok(runs)
-    }
-
-    /// The most recent errors, newest first: `(seq, error)`.
-    pub fn last_errors(&self, limit: usize) -> anyhow::Result<Vec<(u64, String)>> {
-        let mut stmt = self.conn.prepare(
-            "SELECT seq, last_error FROM items WHERE last_error IS NOT NULL AND state != 'done'
-             ORDER BY updated_at DESC, seq DESC LIMIT ?1",
-        )?;
-        let rows = stmt.query_map([limit as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-        })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

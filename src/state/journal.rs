@@ -1,0 +1,280 @@
+//! The per-item apply journal: where each sealed item is in its life (`pending → in_flight →
+//! done | already_absent | failed`, or `skipped`), why a failed one failed, and the writes that
+//! move it on: the work an apply hands out, the intent committed before a request leaves
+//! ([`State::mark_in_flight`]) and the outcomes committed after ([`State::record`]).
+
+use std::fmt;
+use std::str::FromStr;
+
+use rusqlite::params;
+
+use super::{State, now_unix};
+use crate::model::Identifier;
+use crate::plan::Item;
+
+/// Where an item is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ItemState {
+    /// Not sent yet.
+    Pending,
+    /// Its request may have been sent; a resumed apply re-sends it.
+    InFlight,
+    /// Deleted.
+    Done,
+    /// The server said the identifier was not there.
+    AlreadyAbsent,
+    /// Gave up on it (see [`Failure`]).
+    Failed,
+    /// Not a `delete` item: nothing is ever sent for it.
+    Skipped,
+}
+
+impl ItemState {
+    /// All states, in display order.
+    pub const ALL: [ItemState; 6] = [
+        Self::Pending,
+        Self::InFlight,
+        Self::Done,
+        Self::AlreadyAbsent,
+        Self::Failed,
+        Self::Skipped,
+    ];
+
+    /// The name in the state file and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::InFlight => "in_flight",
+            Self::Done => "done",
+            Self::AlreadyAbsent => "already_absent",
+            Self::Failed => "failed",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+impl fmt::Display for ItemState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ItemState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| format!("unknown state `{s}`"))
+    }
+}
+
+/// Why a failed item failed: decides whether a plain `apply` retries it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A fault that may pass (5xx, timeouts): the next plain `apply` retries it.
+    Transient,
+    /// A refusal (400, 404 `not_found`): retried only with `--retry-failed`.
+    Permanent,
+}
+
+impl Failure {
+    /// The name in the state file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Transient => "transient",
+            Self::Permanent => "permanent",
+        }
+    }
+}
+
+/// An item with its journal columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The planned item.
+    pub item: Item,
+    /// Journal state.
+    pub state: ItemState,
+    /// Requests sent for it.
+    pub attempts: u32,
+    /// For failed items: transient or permanent.
+    pub failure: Option<Failure>,
+    /// The last error, for people.
+    pub last_error: Option<String>,
+    /// The last HTTP status.
+    pub last_status: Option<u16>,
+    /// Segment's `Request-Id` of the last response.
+    pub request_id: Option<String>,
+}
+
+/// The outcome of one request (or of a decision not to send), to be journaled.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Outcome {
+    /// The item.
+    pub seq: u64,
+    /// Its new state.
+    pub state: ItemState,
+    /// Requests sent for it in this run (added to the stored count).
+    pub attempts: u32,
+    /// For failed items.
+    pub failure: Option<Failure>,
+    /// The last error, if any.
+    pub last_error: Option<String>,
+    /// The last HTTP status.
+    pub last_status: Option<u16>,
+    /// The last `Request-Id`.
+    pub request_id: Option<String>,
+}
+
+/// A delete the executor has to send.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Work {
+    /// The item.
+    pub seq: u64,
+    /// The address.
+    pub user_id: String,
+    /// What to delete.
+    pub identifier: Identifier,
+    /// The profile key (for the per-profile limit).
+    pub profile: String,
+    /// True when an earlier request for it may have reached the server and been applied
+    /// unacknowledged: it was in flight, or it has been sent before (a failed item whose
+    /// attempts included a timeout or a lost acknowledgement). A `404 eid_not_found` then means
+    /// `done`, not `already_absent`.
+    pub may_have_landed: bool,
+}
+
+/// The items an apply sends (`?2` is `--retry-failed`): pending and in-flight deletes, and
+/// failed ones that were transient (or all failed ones with `--retry-failed`).
+const WORK: &str = "action = 'delete' AND (state IN ('pending', 'in_flight')
+    OR (state = 'failed' AND (failure = 'transient' OR ?2)))";
+
+/// The columns [`read_item`] reads, in its order.
+pub(super) const ITEM_COLUMNS: &str = "seq, lookup, profile, user_id, id_type, id_value, action, note, origin, \
+     state, attempts, failure, last_error, last_status, request_id";
+
+/// Reads one `items` row selected with [`ITEM_COLUMNS`].
+pub(super) fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem> {
+    let bad = |col: usize, e: String| {
+        rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.into())
+    };
+    let action: String = row.get(6)?;
+    let state: String = row.get(9)?;
+    let failure: Option<String> = row.get(11)?;
+    Ok(StoredItem {
+        item: Item {
+            seq: row.get::<_, i64>(0)? as u64,
+            lookup: row.get(1)?,
+            profile: row.get(2)?,
+            user_id: row.get(3)?,
+            identifier: Identifier::new(row.get::<_, String>(4)?, row.get::<_, String>(5)?),
+            action: action.parse().map_err(|e| bad(6, e))?,
+            note: row.get(7)?,
+            origin: row.get(8)?,
+        },
+        state: state.parse().map_err(|e| bad(9, e))?,
+        attempts: row.get::<_, i64>(10)? as u32,
+        failure: match failure.as_deref() {
+            None => None,
+            Some("transient") => Some(Failure::Transient),
+            Some("permanent") => Some(Failure::Permanent),
+            Some(other) => return Err(bad(11, format!("unknown failure kind `{other}`"))),
+        },
+        last_error: row.get(12)?,
+        last_status: row.get::<_, Option<i64>>(13)?.map(|s| s as u16),
+        request_id: row.get(14)?,
+    })
+}
+
+impl State {
+    /// The next items to send after `after_seq`, at most `limit`: pending and in-flight deletes,
+    /// transiently failed ones, and permanently failed ones too with `retry_failed`.
+    pub fn work_batch(
+        &self,
+        after_seq: u64,
+        limit: usize,
+        retry_failed: bool,
+    ) -> anyhow::Result<Vec<Work>> {
+        let mut stmt = self.conn.prepare_cached(&format!(
+            "SELECT seq, user_id, id_type, id_value, profile, state, attempts FROM items
+             WHERE seq > ?1 AND {WORK} ORDER BY seq LIMIT ?3"
+        ))?;
+        let rows = stmt.query_map(params![after_seq as i64, retry_failed, limit as i64], |r| {
+            Ok(Work {
+                seq: r.get::<_, i64>(0)? as u64,
+                user_id: r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+                identifier: Identifier::new(r.get::<_, String>(2)?, r.get::<_, String>(3)?),
+                profile: r.get::<_, Option<String>>(4)?.unwrap_or_default(),
+                may_have_landed: r.get::<_, String>(5)? == ItemState::InFlight.as_str()
+                    || r.get::<_, i64>(6)? > 0,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many items [`State::work_batch`] would hand out in all.
+    pub fn count_work(&self, retry_failed: bool) -> anyhow::Result<u64> {
+        let n: i64 = self.conn.query_row(
+            &format!("SELECT count(*) FROM items WHERE ?1 >= 0 AND {WORK}"),
+            params![0, retry_failed],
+            |r| r.get(0),
+        )?;
+        Ok(n as u64)
+    }
+
+    /// Commits the intent to send: these items become `in_flight` before any request leaves.
+    pub fn mark_in_flight(&mut self, seqs: &[u64]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE items SET state = 'in_flight', updated_at = ?2 WHERE seq = ?1 AND action = 'delete'",
+            )?;
+            let now = now_unix();
+            for seq in seqs {
+                stmt.execute(params![*seq as i64, now])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Commits a group of outcomes in one transaction.
+    pub fn record(&mut self, outcomes: &[Outcome]) -> anyhow::Result<()> {
+        let tx = self.conn.transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "UPDATE items SET state = ?2, attempts = attempts + ?3, failure = ?4,
+                    last_error = COALESCE(?5, last_error), last_status = COALESCE(?6, last_status),
+                    request_id = COALESCE(?7, request_id), updated_at = ?8
+                 WHERE seq = ?1 AND action = 'delete'",
+            )?;
+            let now = now_unix();
+            for o in outcomes {
+                stmt.execute(params![
+                    o.seq as i64,
+                    o.state.as_str(),
+                    o.attempts as i64,
+                    o.failure.map(Failure::as_str),
+                    o.last_error,
+                    o.last_status.map(i64::from),
+                    o.request_id,
+                    now
+                ])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// The most recent errors, newest first: `(seq, error)`.
+    pub fn last_errors(&self, limit: usize) -> anyhow::Result<Vec<(u64, String)>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT seq, last_error FROM items WHERE last_error IS NOT NULL AND state != 'done'
+             ORDER BY updated_at DESC, seq DESC LIMIT ?1",
+        )?;
+        let rows = stmt.query_map([limit as i64], |r| {
+            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
