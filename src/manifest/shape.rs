@@ -325,7 +325,7 @@ impl Check {
 
     /// Notes the validator's problem with a single value, if it has one.
     fn value(&mut self, at: (u64, u64), key: &str, value: &str) {
-        if let Some(message) = super::scalar_problem(key, value) {
+        if let Some(message) = super::check::scalar_problem(key, value) {
             self.values.push(ShapeProblem {
                 line: at.0,
                 column: at.1,
