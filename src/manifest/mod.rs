@@ -20,14 +20,13 @@
 //! warning, because Segment would not match them. Control characters are refused and
 //! every value quoted in a message is escaped ([`diagnostic::shown`]).
 
+mod check;
 mod csv_source;
 pub mod diagnostic;
 mod raw;
-mod shape;
-
-mod check;
 mod read;
 mod region;
+mod shape;
 mod sink;
 mod types;
 mod validate;
