@@ -11,8 +11,9 @@ use std::path::PathBuf;
 
 use sha2::{Digest, Sha256};
 
-use super::diagnostic::{Diagnostic, Location, is_forbidden_control, shown};
-use super::{Capped, Entry, lookup_case_warning};
+use super::check::lookup_case_warning;
+use super::diagnostic::{Capped, Diagnostic, Location, is_forbidden_control, shown};
+use super::types::Entry;
 use crate::model::{Identifier, Lookup};
 
 /// What to read from a CSV, already validated against the manifest.
@@ -321,7 +322,7 @@ fn read_row(
             ));
             return None;
         };
-        if let Some(problem) = super::too_long(text) {
+        if let Some(problem) = super::check::too_long(text) {
             problems.push(Diagnostic::new(at(index), problem));
             return None;
         }

@@ -1,7 +1,8 @@
 //! Where a manifest problem is ([`Location`]), what it is ([`Diagnostic`]) and the error
 //! [`load`](super::load) returns ([`ManifestError`]). Also the one helper that makes user-supplied
 //! text safe to print ([`shown`]): every value quoted in a message goes through it, so a control
-//! character in a manifest or CSV can never reach a terminal raw.
+//! character in a manifest or CSV can never reach a terminal raw. And the per-file cap on how
+//! many diagnostics are listed (`Capped`).
 
 use std::fmt;
 use std::path::PathBuf;
@@ -145,6 +146,56 @@ pub fn shown(text: &str) -> String {
         }
     }
     out
+}
+
+/// Problems (and, separately, warnings) kept per file; the rest are counted in one
+/// "and N more" line, so a broken million-row CSV gives a readable report.
+pub const MAX_DIAGNOSTICS_PER_FILE: usize = 100;
+
+/// A list of diagnostics for one file that keeps the first [`MAX_DIAGNOSTICS_PER_FILE`] and
+/// counts the rest.
+#[derive(Debug)]
+pub(crate) struct Capped {
+    kept: Vec<Diagnostic>,
+    omitted: u64,
+    first_omitted: Option<Location>,
+    /// "problems" or "warnings", for the summary line.
+    noun: &'static str,
+}
+
+impl Capped {
+    pub(crate) fn new(noun: &'static str) -> Self {
+        Self {
+            kept: Vec::new(),
+            omitted: 0,
+            first_omitted: None,
+            noun,
+        }
+    }
+
+    /// Adds a diagnostic, or counts it when the cap is reached.
+    pub(crate) fn push(&mut self, d: Diagnostic) {
+        if self.kept.len() < MAX_DIAGNOSTICS_PER_FILE {
+            self.kept.push(d);
+        } else {
+            self.omitted += 1;
+            self.first_omitted.get_or_insert(d.location);
+        }
+    }
+
+    /// The kept diagnostics, then "and N more" when some were left out.
+    pub(crate) fn finish(mut self) -> Vec<Diagnostic> {
+        if let Some(at) = self.first_omitted {
+            self.kept.push(Diagnostic::new(
+                at,
+                format!(
+                    "and {} more {} in this file (only the first {MAX_DIAGNOSTICS_PER_FILE} are listed)",
+                    self.omitted, self.noun
+                ),
+            ));
+        }
+        self.kept
+    }
 }
 
 #[cfg(test)]

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use tempfile::TempDir;
 
 use super::*;
+use crate::model::{Identifier, Lookup};
 
 /// A temporary directory holding a manifest (`m.yaml`) and its sources.
 struct Fixture {

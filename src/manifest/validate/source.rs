@@ -1,0 +1,260 @@
+//! Validation of one `sources` item (the `csv` path kept inside the manifest's directory, the
+//! `remove_columns`, `profile_column`/`profile_type`, the `sha256` pin), then the CSV streamed
+//! through [`csv_source`](super::super::csv_source) into the validator's collector.
+
+use std::path::{Component, Path};
+
+use serde_saphyr::Spanned;
+
+use super::{Collector, Validator, type_name_error};
+use crate::manifest::csv_source;
+use crate::manifest::diagnostic::{Capped, Diagnostic, shown};
+use crate::manifest::raw;
+use crate::manifest::types::SourceFile;
+
+impl Validator<'_> {
+    /// A column name from `remove_columns` or `profile_column`, which doubles as a type name.
+    fn column(
+        &mut self,
+        s: &Spanned<String>,
+        key: &str,
+        is_type: bool,
+    ) -> Option<csv_source::NamedColumn> {
+        let name = self.text(s, key)?;
+        if is_type && let Some(e) = type_name_error(&name) {
+            let hint = if key == "profile_column" {
+                "; name the type of its values with `profile_type`"
+            } else {
+                ""
+            };
+            self.problem(
+                s.referenced,
+                format!(
+                    "column `{}` is used as an identifier type but is not one: {e}{hint}",
+                    shown(&name)
+                ),
+            );
+            return None;
+        }
+        Some(csv_source::NamedColumn {
+            name,
+            named_at: self.at(s.referenced),
+        })
+    }
+
+    /// Keeps a `csv:` path only when it stays inside the manifest's directory: no absolute
+    /// path, no `..`, no symbolic link out. A manifest comes from a pull request and `plan`
+    /// runs in CI, where a path like `../../.env` would otherwise print that file's first line
+    /// (as "the header has ...") into the job log.
+    fn inside(
+        &mut self,
+        at: serde_saphyr::Location,
+        written: String,
+        manifest_dir: &Path,
+    ) -> Option<String> {
+        let path = Path::new(&written);
+        let lexical_escape = path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir));
+        let dir = if manifest_dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            manifest_dir
+        };
+        let link_escape = || match (dir.canonicalize(), dir.join(path).canonicalize()) {
+            (Ok(dir), Ok(file)) => !file.starts_with(dir),
+            // A missing file is reported when it is opened.
+            _ => false,
+        };
+        if lexical_escape || link_escape() {
+            self.problem(
+                at,
+                format!(
+                    "`csv` path `{}` leads outside the manifest's directory; put the CSV beside the manifest (or below it) and give its relative path",
+                    shown(&written)
+                ),
+            );
+            return None;
+        }
+        Some(written)
+    }
+
+    /// Validates one `sources` item and, when it is usable, streams its CSV. Returns the source
+    /// and the problems located in the CSV file.
+    pub(super) fn source(
+        &mut self,
+        raw: &Spanned<raw::RawSource>,
+        manifest_dir: &Path,
+        collector: &mut Collector,
+    ) -> Option<(SourceFile, Vec<Diagnostic>)> {
+        let at = raw.referenced;
+        let source = &raw.value;
+        let mut usable = true;
+
+        let written = match &source.csv {
+            None => {
+                self.problem(
+                    at,
+                    "this source needs `csv: PATH` (relative to the manifest)",
+                );
+                None
+            }
+            Some(c) => self
+                .text(c, "csv")
+                .and_then(|w| self.inside(c.referenced, w, manifest_dir)),
+        };
+
+        let mut remove_columns = Vec::new();
+        match &source.remove_columns {
+            None => {
+                self.problem(
+                    at,
+                    "this source needs `remove_columns: [COLUMN, ...]` (each header is the identifier type)",
+                );
+                usable = false;
+            }
+            Some(cols) if cols.value.is_empty() => {
+                self.problem(cols.referenced, "`remove_columns` is empty");
+                usable = false;
+            }
+            Some(cols) => {
+                for (i, col) in cols.value.iter().enumerate() {
+                    if cols.value[..i].iter().any(|c| c.value == col.value) {
+                        self.problem(
+                            col.referenced,
+                            format!(
+                                "column `{}` is listed twice in `remove_columns`",
+                                shown(&col.value)
+                            ),
+                        );
+                        usable = false;
+                        continue;
+                    }
+                    match self.column(col, "remove_columns", true) {
+                        Some(c) => remove_columns.push(c),
+                        None => usable = false,
+                    }
+                }
+            }
+        }
+
+        let profile = match (&source.profile_column, &source.profile_type) {
+            (None, None) => None,
+            (None, Some(t)) => {
+                self.problem(t.referenced, "`profile_type` needs a `profile_column`");
+                usable = false;
+                None
+            }
+            (Some(col), ty) => {
+                let kind = match ty {
+                    None => Some(col.value.clone()),
+                    Some(t) => match self.text(t, "profile_type") {
+                        Some(k) => match type_name_error(&k) {
+                            None => Some(k),
+                            Some(e) => {
+                                self.problem(
+                                    t.referenced,
+                                    format!(
+                                        "`profile_type` `{}` is not an identifier type: {e}",
+                                        shown(&k)
+                                    ),
+                                );
+                                None
+                            }
+                        },
+                        None => None,
+                    },
+                };
+                let column = self.column(col, "profile_column", ty.is_none());
+                match (column, kind) {
+                    (Some(column), Some(kind)) => Some(csv_source::ProfileColumn { column, kind }),
+                    _ => {
+                        usable = false;
+                        None
+                    }
+                }
+            }
+        };
+
+        let pin = match &source.sha256 {
+            None => None,
+            Some(h) => {
+                let v = &h.value;
+                if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    Some((v.to_ascii_lowercase(), h.referenced))
+                } else {
+                    self.problem(
+                        h.referenced,
+                        format!(
+                            "`sha256` must be 64 hex digits (the output of `sha256sum FILE`), found `{}`",
+                            shown(v)
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+
+        let written = written?;
+        let path = manifest_dir.join(&written);
+        let csv_at = self.at(source.csv.as_ref().map_or(at, |c| c.referenced));
+        if !usable {
+            return None;
+        }
+        let spec = csv_source::SourceSpec {
+            path: path.clone(),
+            csv_at,
+            profile,
+            remove_columns,
+        };
+        let mut csv_problems = Capped::new("problems");
+        let before = collector.count();
+        let mut source_warnings = Capped::new("warnings");
+        let read = csv_source::read(
+            &spec,
+            &mut |entry, warnings| collector.add(entry, warnings),
+            &mut csv_problems,
+            &mut source_warnings,
+        );
+        // `csv:` open/read failures are located in the manifest; the rest in the CSV.
+        let mut in_csv = Vec::new();
+        for d in csv_problems.finish() {
+            if d.location.file == self.path {
+                self.problems.push(d);
+            } else {
+                in_csv.push(d);
+            }
+        }
+        let no_entries = collector.count() == before;
+        self.source_warnings.extend(source_warnings.finish());
+        let sha256 = read.sha256?;
+        if let Some((pinned, pin_at)) = &pin
+            && *pinned != sha256
+        {
+            self.problem(
+                *pin_at,
+                format!(
+                    "`{}` has sha256 {sha256} but the manifest pins {pinned}; the file changed since it was pinned (update the pin only if the change is intended)",
+                    shown(&written)
+                ),
+            );
+        }
+        if no_entries && in_csv.is_empty() {
+            let at = self.at(at);
+            self.warnings.push(Diagnostic::new(
+                at,
+                format!("CSV source `{}` adds no entries", shown(&written)),
+            ));
+        }
+        Some((
+            SourceFile {
+                path,
+                written,
+                sha256,
+                pinned: pin.is_some(),
+                rows: read.rows,
+            },
+            in_csv,
+        ))
+    }
+}
