@@ -363,18 +363,7 @@ async fn settle<A: ProfileApi>(
         let fault = match reply.result {
             Ok(result) => {
                 lock(&shared.budget).refund();
-                outcome.last_error = None;
-                (outcome.state, outcome.failure) = match result {
-                    DeleteOutcome::Deleted => (ItemState::Done, None),
-                    DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
-                    DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
-                    DeleteOutcome::ProfileNotFound => {
-                        outcome.last_error = Some(
-                            "404 not_found: the profile is gone or was merged; re-plan".into(),
-                        );
-                        (ItemState::Failed, Some(Failure::Permanent))
-                    }
-                };
+                journal_answer(&mut outcome, result, ambiguous);
                 return (outcome, None);
             }
             Err(fault) => fault,
@@ -428,6 +417,24 @@ async fn settle<A: ProfileApi>(
             }
         }
     }
+}
+
+/// Journals an answered delete (docs/ARCHITECTURE.md, *The journal*): `ambiguous` is true when
+/// an earlier request for the item may have landed unacknowledged, so `404 eid_not_found`
+/// then means the deletion happened (`done`), not that it was never there. The executor and
+/// the canary share it, so both classify answers the same way.
+pub fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool) {
+    outcome.last_error = None;
+    (outcome.state, outcome.failure) = match result {
+        DeleteOutcome::Deleted => (ItemState::Done, None),
+        DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
+        DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
+        DeleteOutcome::ProfileNotFound => {
+            outcome.last_error =
+                Some("404 not_found: the profile is gone or was merged; re-plan".into());
+            (ItemState::Failed, Some(Failure::Permanent))
+        }
+    };
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use crate::model::{Identifier, Lookup, USER_ID};
 use crate::plan::Resolution;
 use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS};
-use crate::segment::{Client, DeleteOutcome, Fault, ProfileApi as _};
+use crate::segment::{Client, Fault, ProfileApi as _};
 use crate::state::{Failure, ItemState, Outcome, State, Work};
 
 /// The first pause between two re-reads of a canary profile; it doubles up to
@@ -117,18 +117,7 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
         }
         let fault = match reply.result {
             Ok(result) => {
-                outcome.last_error = None;
-                (outcome.state, outcome.failure) = match result {
-                    DeleteOutcome::Deleted => (ItemState::Done, None),
-                    DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
-                    DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
-                    DeleteOutcome::ProfileNotFound => {
-                        outcome.last_error = Some(
-                            "404 not_found: the profile is gone or was merged; re-plan".into(),
-                        );
-                        (ItemState::Failed, Some(Failure::Permanent))
-                    }
-                };
+                crate::apply::journal_answer(&mut outcome, result, ambiguous);
                 return (outcome, None);
             }
             Err(fault) => fault,
