@@ -253,43 +253,41 @@ pub fn removed_csv(items: impl Items, out: impl Write) -> anyhow::Result<u64> {
 /// The inline rows as a relation `removed (id_type, id_value)`, in `dialect`'s syntax.
 fn inline_cte(dialect: Dialect, rows: &[(String, String)]) -> String {
     let lit = |v: &str| string_literal(dialect, v);
-    let pairs = || rows.iter().map(|(k, v)| (lit(k), lit(v)));
+    // `(type, id)` tuples, one per line: the row form of every dialect but Redshift.
+    let tuples = || {
+        rows.iter()
+            .map(|(k, v)| format!("({}, {})", lit(k), lit(v)))
+            .collect::<Vec<_>>()
+            .join(",\n    ")
+    };
     match dialect {
         Dialect::Postgres => format!(
             "WITH removed (id_type, id_value) AS (\n  VALUES\n    {}\n)",
-            pairs()
-                .map(|(k, v)| format!("({k}, {v})"))
-                .collect::<Vec<_>>()
-                .join(",\n    ")
+            tuples()
         ),
         // Redshift accepts VALUES only in INSERT: a short UNION ALL (at most MAX_INLINE_ROWS).
         Dialect::Redshift => format!(
             "WITH removed AS (\n  {}\n)",
-            pairs()
-                .map(|(k, v)| format!("SELECT {k}::varchar AS id_type, {v}::varchar AS id_value"))
+            rows.iter()
+                .map(|(k, v)| format!(
+                    "SELECT {}::varchar AS id_type, {}::varchar AS id_value",
+                    lit(k),
+                    lit(v)
+                ))
                 .collect::<Vec<_>>()
                 .join("\n  UNION ALL ")
         ),
         Dialect::Snowflake => format!(
             "WITH removed AS (\n  SELECT column1 AS id_type, column2 AS id_value FROM VALUES\n    {}\n)",
-            pairs()
-                .map(|(k, v)| format!("({k}, {v})"))
-                .collect::<Vec<_>>()
-                .join(",\n    ")
+            tuples()
         ),
         Dialect::Bigquery => format!(
             "WITH removed AS (\n  SELECT * FROM UNNEST(ARRAY<STRUCT<id_type STRING, id_value STRING>>[\n    {}\n  ])\n)",
-            pairs()
-                .map(|(k, v)| format!("({k}, {v})"))
-                .collect::<Vec<_>>()
-                .join(",\n    ")
+            tuples()
         ),
         Dialect::Databricks => format!(
             "WITH removed AS (\n  SELECT * FROM VALUES\n    {}\n  AS t(id_type, id_value)\n)",
-            pairs()
-                .map(|(k, v)| format!("({k}, {v})"))
-                .collect::<Vec<_>>()
-                .join(",\n    ")
+            tuples()
         ),
     }
 }
