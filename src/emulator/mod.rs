@@ -107,6 +107,10 @@ pub struct Config {
     /// external_id in other casing won't return any profiles"), even when stored that way.
     #[arg(long)]
     pub lowercase_lookups: bool,
+    /// Answer deletes of this identifier type with 400 `unsupported_eid_type` (Segment's
+    /// answer for a type it cannot delete); repeatable. A permanent failure to test with.
+    #[arg(long = "unsupported-type", value_name = "TYPE")]
+    pub unsupported_types: Vec<String>,
 }
 
 impl Default for Config {
@@ -131,6 +135,7 @@ impl Default for Config {
             retry_after: None,
             ineffective_deletes: false,
             lowercase_lookups: false,
+            unsupported_types: Vec::new(),
         }
     }
 }
@@ -203,6 +208,7 @@ impl Emulator {
             retry_after: config.retry_after,
             ineffective_deletes: config.ineffective_deletes,
             lowercase_lookups: config.lowercase_lookups,
+            unsupported_types: config.unsupported_types.clone(),
         };
         let state = state::State::from_seed(seed, token, options, Instant::now())?;
         let faults = faults::Faults::new(

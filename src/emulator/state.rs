@@ -52,6 +52,8 @@ pub struct Options {
     pub ineffective_deletes: bool,
     /// A lookup holding an upper-case character finds no profile.
     pub lowercase_lookups: bool,
+    /// Identifier types whose deletes answer 400 `unsupported_eid_type`.
+    pub unsupported_types: Vec<String>,
 }
 
 /// A successful delete, as `/__emulator/stats` lists it.
@@ -473,7 +475,7 @@ impl State {
             Err(BodyError::Missing) => return missing(),
             Err(BodyError::NotOne) => return bad("Only one external_id can be deleted at a time."),
         };
-        if kind == "group_id" {
+        if kind == "group_id" || self.options.unsupported_types.contains(&kind) {
             return Reply::error(400, "unsupported_eid_type", "Unsupported external id type.");
         }
         if kind == "user_id" && id == user_id {

@@ -1,5 +1,5 @@
 //! Failures that are not faults of the run: a delete that fails for good (`404 not_found`: no
-//! profile answers to the addressing `user_id` any more) ends `failed`, the run exits 3, a
+//! profile answers to the addressing `user_id` any more; a 400 such as `unsupported_eid_type`) ends `failed`, the run exits 3, a
 //! plain re-run leaves it alone and `--retry-failed` sends it again; and a server that keeps
 //! failing spends the retry budget, which stops the run with exit 1 and the rest `pending`
 //! instead of marking thousands of items failed.
@@ -143,4 +143,79 @@ fn a_server_that_keeps_failing_spends_the_retry_budget_exit_1_rest_pending() {
         "{} requests: the budget stops dispatch",
         stats.deletes
     );
+}
+
+#[test]
+fn a_400_ends_failed_permanent_with_segments_code_and_is_retried_only_with_retry_failed() {
+    let seed = seed(&[
+        (
+            "use_1",
+            &["user_id:u_1", "phone:+15550001", "email:bad1@x.com"],
+        ),
+        ("use_2", &["user_id:u_2", "email:bad2@x.com"]),
+    ]);
+    let mut test = Test::with_emulator(&seed, &["--space-rate", "0", "--profile-rate", "0"]);
+    test.write(
+        "m.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: a type Segment refuses\nremove:\n  - profile: user_id:u_1\n    identifiers: [\"phone:+15550001\", email:bad1@x.com]\n  - profile: user_id:u_2\n    identifier: email:bad2@x.com\n",
+    );
+    let digest = test.plan("m.yaml", "m.state.db");
+    // Planned on a healthy server; now Segment answers 400 for every `phone` delete.
+    test.restart_emulator(&[
+        "--space-rate",
+        "0",
+        "--profile-rate",
+        "0",
+        "--unsupported-type",
+        "phone",
+    ]);
+    let phone = Deleted::new("u_1", "phone", "+15550001");
+    let out = test
+        .idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .code(3);
+    assert!(out.all().contains("failed"), "{}", out.all());
+    assert_eq!(
+        test.items_where("m.state.db", "state = 'failed' AND failure = 'permanent'"),
+        [phone.clone()].into(),
+        "the 400 item failed for good"
+    );
+    assert_eq!(
+        test.items_where("m.state.db", "state = 'done'").len(),
+        2,
+        "the other deletions went through"
+    );
+    let error: String = rusqlite::Connection::open(test.path("m.state.db"))
+        .expect("opening the state file")
+        .query_row(
+            "SELECT last_error FROM items WHERE id_type = 'phone'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the failed item's error");
+    assert!(error.contains("unsupported_eid_type"), "{error}");
+    let sent = |t: &Test| {
+        t.emu()
+            .stats()
+            .delete_attempts
+            .iter()
+            .filter(|a| a.target() == phone)
+            .map(|a| a.status)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sent(&test), vec![400], "a 400 is not retried in the run");
+    test.idprune(["apply", "m.state.db", "--approve", &digest])
+        .run()
+        .code(3);
+    assert_eq!(sent(&test), vec![400], "a plain apply leaves it alone");
+    test.idprune([
+        "apply",
+        "m.state.db",
+        "--approve",
+        &digest,
+        "--retry-failed",
+    ])
+    .run()
+    .code(3);
+    assert_eq!(sent(&test), vec![400, 400], "--retry-failed sends it again");
 }
