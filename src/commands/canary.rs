@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use crate::model::{Identifier, Lookup, USER_ID};
 use crate::plan::Resolution;
-use crate::retry::{self, MAX_ATTEMPTS, MAX_THROTTLED_ATTEMPTS};
+use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{Client, Fault, ProfileApi as _};
 use crate::state::{Failure, ItemState, Outcome, State, Work};
 
@@ -106,7 +106,8 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
         request_id: None,
     };
     let mut ambiguous = work.may_have_landed;
-    let (mut transient, mut throttled) = (0u32, 0u32);
+    // The executor's retry machine, with a budget of its own: the canary sends one at a time.
+    let (mut attempts, mut budget) = (Attempts::default(), RetryBudget::default());
     loop {
         let reply = api.delete(&work.user_id, &work.identifier).await;
         *requests += 1;
@@ -142,21 +143,25 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
                 retry_after,
                 ..
             } => {
-                let attempt = if was_throttled {
-                    throttled += 1;
-                    throttled
-                } else {
+                if !was_throttled {
+                    // A timeout or a 5xx may hide a delete the server applied.
                     ambiguous = true;
-                    transient += 1;
-                    transient
-                };
-                if transient >= MAX_ATTEMPTS || throttled >= MAX_THROTTLED_ATTEMPTS {
-                    outcome.state = ItemState::Failed;
-                    outcome.failure = Some(Failure::Transient);
-                    return (outcome, None);
                 }
-                tokio::time::sleep(retry::backoff(attempt, retry_after, rand::random::<f64>()))
-                    .await;
+                let fault = Retryable {
+                    throttled: was_throttled,
+                    retry_after,
+                    paced: false,
+                };
+                match attempts.on_fault(fault, &mut budget, rand::random()) {
+                    Next::Retry(delay) => tokio::time::sleep(delay).await,
+                    // One item at a time never spends a run's budget before its own attempts
+                    // run out; either way the canary gives this item up.
+                    Next::GiveUp | Next::BudgetSpent => {
+                        outcome.state = ItemState::Failed;
+                        outcome.failure = Some(Failure::Transient);
+                        return (outcome, None);
+                    }
+                }
             }
         }
     }
