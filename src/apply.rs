@@ -292,8 +292,9 @@ pub async fn execute<A: ProfileApi>(
     Ok(report)
 }
 
-/// The journal state of an item whose request was not sent in this run.
-fn unsent(work: &Work) -> Outcome {
+/// The outcome of an item whose request was not sent in this run: it stays where it was
+/// (`in_flight` when an earlier request may have landed, else `pending`).
+pub fn unsent(work: &Work) -> Outcome {
     Outcome {
         seq: work.seq,
         state: if work.may_have_landed {

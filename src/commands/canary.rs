@@ -92,19 +92,7 @@ pub async fn run(
 /// One item's delete with the executor's outcome table; a space-level fault is returned
 /// beside the outcome (the item then goes back to where it was).
 async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option<Fault>) {
-    let mut outcome = Outcome {
-        seq: work.seq,
-        state: if work.may_have_landed {
-            ItemState::InFlight
-        } else {
-            ItemState::Pending
-        },
-        attempts: 0,
-        failure: None,
-        last_error: None,
-        last_status: None,
-        request_id: None,
-    };
+    let mut outcome = crate::apply::unsent(work);
     let mut ambiguous = work.may_have_landed;
     // The executor's retry machine, with a budget of its own: the canary sends one at a time.
     let (mut attempts, mut budget) = (Attempts::default(), RetryBudget::default());
@@ -134,7 +122,7 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
                 outcome.state = if ambiguous {
                     ItemState::InFlight
                 } else {
-                    ItemState::Pending
+                    crate::apply::unsent(work).state
                 };
                 return (outcome, Some(fault));
             }
