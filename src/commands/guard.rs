@@ -33,7 +33,10 @@ pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
     let targets = Targets::new(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     drop(pairs);
     if targets.is_empty() {
-        println!("The plan removes no identifiers; there is nothing to look for.");
+        writeln!(
+            super::ui::stdout(),
+            "The plan removes no identifiers; there is nothing to look for."
+        )?;
         return Ok(Exit::Success);
     }
     if targets.parses_every_line() {

@@ -4,6 +4,7 @@
 //! found before anyone reviews the manifest.
 
 use std::io::Read as _;
+use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, bail};
@@ -177,7 +178,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
     })?;
     std::io::Write::write_all(&mut file, text.as_bytes())
         .with_context(|| format!("writing manifest `{}`", out.display()))?;
-    println!(
+    writeln!(
+        super::ui::stdout(),
         "Wrote `{}`: {} rows of `{}` (removing {}, looked up by `{}`), pinned at sha256 {}.",
         out.display(),
         thousands(rows),
@@ -189,8 +191,9 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
             .join(", "),
         clean(&args.profile_column),
         &sha256[..12]
-    );
-    println!(
+    )?;
+    writeln!(
+        super::ui::stdout(),
         "Next: fill in `reason`{} in it (validate refuses the placeholder), then `idprune validate {}` and `idprune plan {}`.",
         if args.space.is_none() {
             " and `space`"
@@ -199,6 +202,6 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         },
         out.display(),
         out.display()
-    );
+    )?;
     Ok(Exit::Success)
 }
