@@ -6,8 +6,9 @@
 //! 2. the distinct lookups are read back in chunks for the resolver, and each chunk's answers
 //!    are recorded;
 //! 3. entries are read back grouped by resolved profile, each group is planned by the pure
-//!    [`plan::plan_profile`], and the drafts are stored by manifest position;
-//! 4. drafts are read back in manifest order, numbered, and handed to the [`Sealer`].
+//!    [`plan::plan_profile`], and the drafts are appended with their manifest position (a
+//!    heap, not a tree keyed by position: profile order would make every insert a random one);
+//! 4. drafts are read back sorted into manifest order, numbered, and handed to the [`Sealer`].
 //!
 //! The scratch file holds personal data: it is created `0600` and deleted when the stage is
 //! dropped, whether planning succeeded or not.
@@ -36,7 +37,7 @@ CREATE TABLE resolved (
     ltype TEXT NOT NULL, lvalue TEXT NOT NULL, key TEXT, ids TEXT,
     PRIMARY KEY (ltype, lvalue)) WITHOUT ROWID;
 CREATE TABLE drafts (
-    idx INTEGER PRIMARY KEY, lookup TEXT NOT NULL, profile TEXT, user_id TEXT, kind TEXT NOT NULL,
+    idx INTEGER NOT NULL, lookup TEXT NOT NULL, profile TEXT, user_id TEXT, kind TEXT NOT NULL,
     id TEXT NOT NULL, action TEXT NOT NULL, note TEXT, origin TEXT NOT NULL);
 CREATE TABLE warnings (idx INTEGER NOT NULL, message TEXT NOT NULL);
 ";

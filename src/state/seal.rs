@@ -5,9 +5,10 @@
 //!
 //! Sealing holds the state file's sidecar lock ([`super::lock::FileLock`]) from `begin` to the
 //! rename, marks the file with [`schema::APPLICATION_ID`], stores the file seal over every row
-//! it wrote, checkpoints and closes the new file (so no `-wal` or `-shm` of it is left), and
-//! clears the target's own side files before the rename, so the new file never adopts the old
-//! file's write-ahead log. A `kill -9` at any point leaves the old file intact or the new one
+//! it wrote, writes the new file without a journal and syncs it once, whole, before the rename
+//! (nobody opens it before then; see `bulk_load`), closes it in WAL mode with no `-wal` or
+//! `-shm` of it left, and clears the target's own side files before the rename, so the new file
+//! never adopts the old file's write-ahead log. A `kill -9` at any point leaves the old file intact or the new one
 //! complete.
 
 use std::fs::OpenOptions;
@@ -111,6 +112,20 @@ pub fn create_private(path: &Path) -> anyhow::Result<Connection> {
     Ok(Connection::open(path)?)
 }
 
+/// The new file's page cache while it is written, KiB (counted in `plan`'s peak memory).
+const SEAL_CACHE_KIB: i64 = 32 * 1024;
+
+/// Settings for writing a new file that nobody else opens until it is renamed into place: no
+/// rollback journal and no syncs (a failed or killed plan deletes or never renames the file,
+/// so there is nothing to recover), one sync of the whole file before the rename, and a page
+/// cache large enough that the bulk load and the index builds stay off the disk.
+fn bulk_load(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "journal_mode", "OFF")?;
+    conn.pragma_update(None, "synchronous", "OFF")?;
+    conn.pragma_update(None, "cache_size", -SEAL_CACHE_KIB)?;
+    Ok(())
+}
+
 impl Sealer {
     /// Starts writing the state file that will live at `path`, taking its sidecar lock
     /// (refused while an `apply` or another `plan` holds it).
@@ -141,6 +156,7 @@ impl Sealer {
         };
         check::harden(&conn)?;
         configure(&conn)?;
+        bulk_load(&conn)?;
         schema::migrate(&conn)?;
         conn.pragma_update(None, "application_id", schema::APPLICATION_ID)?;
         // Bulk load: indexes are built once at the end, not row by row.
@@ -268,13 +284,19 @@ impl Sealer {
             "INSERT INTO meta (key, value) VALUES (?1, ?2)",
             params![FILE_SEAL_KEY, seal],
         )?;
-        conn.execute_batch("COMMIT; PRAGMA wal_checkpoint(TRUNCATE);")?;
+        conn.execute_batch("COMMIT")?;
+        // The file's lasting mode (recorded in its header): every later open journals.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.close().map_err(|(_, e)| e)?;
         // Closing the last connection removed the new file's log; nothing of it may follow
         // the file to its new name.
         for suffix in ["-wal", "-shm"] {
             let _ = std::fs::remove_file(side(&self.tmp, suffix));
         }
+        // Written without syncs (see `bulk_load`): on the disk as a whole before the rename.
+        std::fs::File::open(&self.tmp)
+            .and_then(|f| f.sync_all())
+            .with_context(|| format!("syncing `{}`", self.tmp.display()))?;
         replace_file(&self.tmp, &self.path)?;
         self.sealed = true;
         self.lock = None;
