@@ -70,8 +70,9 @@ const PROFILE_RATE: u32 = 100;
 const TARGET_RATE_SHARE: f64 = 0.97;
 /// The largest share of requests that may be answered 429 (issue 3).
 const TARGET_429_SHARE: f64 = 0.01;
-/// Deletions per second end to end with the limit lifted (issue 3).
-const TARGET_LIFTED_PER_SEC: f64 = 5_000.0;
+/// Deletions per second end to end with the limit lifted (issue 3 asked 5,000; issue 8 holds
+/// it at 15,000, no regression from the figure issue 3 closed with).
+const TARGET_LIFTED_PER_SEC: f64 = 15_000.0;
 /// Seconds to write the state file of 1M items (issue 3).
 const TARGET_BIG_PLAN_SECS: f64 = 60.0;
 /// Peak RSS of the 1M-item plan, in MB (issue 3).
