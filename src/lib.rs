@@ -2,7 +2,7 @@
 //! `docs/ARCHITECTURE.md` walks the design; this is the map of the modules, in pipeline order.
 //!
 //! - Plan: [`manifest`] reads and validates the YAML manifest and its CSV sources into entries
-//!   (the domain nouns, identifiers and lookups, are in [`model`]); [`stage`] holds them in a
+//!   (the domain nouns, identifiers and lookups, are in [`model`]); [`scratch`] holds them in a
 //!   scratch SQLite file; [`resolve`] reads every distinct lookup through the [`segment`]
 //!   client, inside the in-flight [`window`], paced by [`pace`] and retried by [`retry`];
 //!   [`plan`], a pure function, turns each profile's entries into items with actions;
@@ -36,8 +36,8 @@ pub mod render;
 pub mod report;
 pub mod resolve;
 pub mod retry;
+pub mod scratch;
 pub mod segment;
-pub mod stage;
 pub mod state;
 pub mod sync;
 pub mod text;

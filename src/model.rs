@@ -1,4 +1,4 @@
-//! The domain nouns every stage shares: an [`Identifier`] (`type` + `id`, exact bytes) and a
+//! The domain nouns every pipeline step shares: an [`Identifier`] (`type` + `id`, exact bytes) and a
 //! profile [`Lookup`]. Parsing of the `TYPE:VALUE` notation lives here so the manifest, the plan,
 //! the renderer and the state file agree on it. This module does no I/O and knows nothing of HTTP.
 

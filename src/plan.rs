@@ -137,7 +137,7 @@ fn find(ids: &[Identifier], wanted: &Identifier) -> Match {
     }
 }
 
-/// The item of an entry whose lookup found no profile. `seq` is set later, when the stage
+/// The item of an entry whose lookup found no profile. `seq` is set later, when the scratch file
 /// numbers the drafts in manifest order.
 pub fn plan_unresolved(entry: &Entry) -> Item {
     let mut item = Item {

@@ -11,7 +11,7 @@ use crate::cli::{OutputFormat, PlanArgs, ValidateArgs};
 use crate::exit::Exit;
 use crate::manifest::{self, Manifest};
 use crate::render::{self, Format, PlanView, Redaction};
-use crate::stage::Stage;
+use crate::scratch::Scratch;
 use crate::state::lock::{FileLock, Holder};
 use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
 pub use crate::text::rate_text;
@@ -104,7 +104,7 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
 /// full (the pause between chunks is one request's latency).
 pub const RESOLVE_CHUNK: usize = 50_000;
 
-/// `idprune plan MANIFEST`: stage, resolve, plan, seal, print. Ctrl-C drops the work in
+/// `idprune plan MANIFEST`: load into the scratch file, resolve, plan, seal, print. Ctrl-C drops the work in
 /// progress (the scratch and half-written files go with it) and exits 130.
 pub async fn plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     let mut interrupt = super::interrupts()?;
@@ -175,7 +175,7 @@ pub(super) struct Fresh {
     pub deletes: u64,
 }
 
-/// Stages the manifest, resolves it and seals the plan into `state_path`; prints progress
+/// Loads the manifest into the scratch file, resolves it and seals the plan into `state_path`; prints progress
 /// and warnings on stderr, not the plan. `plan` and `apply MANIFEST` share it.
 pub(super) async fn seal_fresh(
     args: &PlanArgs,
@@ -237,9 +237,9 @@ pub(super) async fn seal_inputs(
     // start on the old file meanwhile, and none is running on it now.
     let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
     guard_existing(&state_path, args.force)?;
-    let mut stage = Stage::create(&state_path)?;
-    stage.set_refresh(args.refresh);
-    let manifest = manifest::load_into(&args.manifest, &mut stage)?;
+    let mut scratch = Scratch::create(&state_path)?;
+    scratch.set_refresh(args.refresh);
+    let manifest = manifest::load_into(&args.manifest, &mut scratch)?;
     for w in &manifest.warnings {
         ui.warn(render::clean(&warning_text(w, args.redact_warnings)));
     }
@@ -247,7 +247,7 @@ pub(super) async fn seal_inputs(
     let pace = args.api.pace;
     let api = Arc::new(args.api.client(&base, &manifest.space)?);
 
-    let total = stage.lookup_count()?;
+    let total = scratch.lookup_count()?;
     ui.note(format!(
         "Resolving {} at {} ...",
         render_count(total, "profile lookup", "profile lookups"),
@@ -258,7 +258,7 @@ pub(super) async fn seal_inputs(
     let mut after = None;
     let mut window = crate::window::Window::new(pace.concurrency as usize);
     loop {
-        let chunk = stage.lookups(after.as_ref(), RESOLVE_CHUNK)?;
+        let chunk = scratch.lookups(after.as_ref(), RESOLVE_CHUNK)?;
         let Some(last) = chunk.last().cloned() else {
             break;
         };
@@ -281,7 +281,7 @@ pub(super) async fn seal_inputs(
                 );
             }
         };
-        stage.record(&resolved)?;
+        scratch.record(&resolved)?;
         done += n;
         after = Some(last);
     }
@@ -294,11 +294,11 @@ pub(super) async fn seal_inputs(
         &sources(&manifest, &state_path)?,
     )
     .with_context(writing)?;
-    let planned = stage.seal(&mut sealer).with_context(writing)?;
+    let planned = scratch.seal(&mut sealer).with_context(writing)?;
     let digest = sealer
         .finish()
         .with_context(|| format!("writing state file `{}`", state_path.display()))?;
-    drop(stage);
+    drop(scratch);
     Ok(Fresh {
         digest,
         deletes: planned.deletes,

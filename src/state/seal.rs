@@ -326,8 +326,9 @@ impl Drop for Sealer {
 }
 
 /// Removes what a killed `plan` left beside `state`: `<state>.tmp-<pid>` and
-/// `<state>.stage-<pid>` files (and their SQLite side files) whose process no longer runs.
-/// They hold identifiers, so they must not linger. Returns how many were removed.
+/// `<state>.stage-<pid>` files (the latter `crate::scratch`'s) and their SQLite side files
+/// whose process no longer runs. They hold identifiers, so they must not linger. Returns how
+/// many were removed.
 pub fn remove_leftovers(state: &Path) -> usize {
     let Some(name) = state.file_name().and_then(|n| n.to_str()) else {
         return 0;

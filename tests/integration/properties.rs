@@ -14,7 +14,7 @@
 //!   finished is ever sent again (the emulator records every delete request it answers).
 //!
 //! The last two drive the real binary against the real emulator, so they run the planning
-//! path `idprune plan` runs (manifest → stage → sealer), not a model of it.
+//! path `idprune plan` runs (manifest → scratch file → sealer), not a model of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;

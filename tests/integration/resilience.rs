@@ -299,10 +299,13 @@ fn ctrl_c_during_plan_leaves_no_scratch_file() {
     let mut plan = test
         .idprune(["plan", "m.yaml", "--concurrency", "1", "--rate", "0"])
         .spawn();
-    // The scratch stage exists while the plan resolves.
+    // The scratch file (`<state>.stage-<pid>`) exists while the plan resolves.
     let start = std::time::Instant::now();
     while files_starting_with(&test, "m.state.db.stage-").is_empty() {
-        assert!(start.elapsed() < crate::harness::PATIENCE, "no stage file");
+        assert!(
+            start.elapsed() < crate::harness::PATIENCE,
+            "no scratch file"
+        );
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     let pid = libc::pid_t::try_from(plan.id()).expect("pid fits pid_t");

@@ -1,7 +1,7 @@
-//! The staging area of `plan`: a scratch SQLite file beside the state file that holds the
+//! `plan`'s scratch file: a SQLite file beside the state file that holds the
 //! manifest's entries and the resolved profiles, so a manifest of millions of rows is planned
 //! with bounded memory. The steps, each streaming:
-//! 1. the manifest loader hands every entry to [`Stage`] (an [`EntrySink`]); a unique index
+//! 1. the manifest loader hands every entry to [`Scratch`] (an [`EntrySink`]); a unique index
 //!    collapses duplicates;
 //! 2. the distinct lookups are read back in chunks for the resolver, and each chunk's answers
 //!    are recorded;
@@ -10,8 +10,8 @@
 //!    heap, not a tree keyed by position: profile order would make every insert a random one);
 //! 4. drafts are read back sorted into manifest order, numbered, and handed to the [`Sealer`].
 //!
-//! The scratch file holds personal data: it is created `0600` and deleted when the stage is
-//! dropped, whether planning succeeded or not.
+//! The scratch file holds personal data: it is created `0600` and deleted when the [`Scratch`]
+//! is dropped, whether planning succeeded or not.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -24,8 +24,8 @@ use crate::model::{Identifier, Lookup};
 use crate::plan::{self, Action, Item, Resolution};
 use crate::state::Sealer;
 
-/// The stage's page cache, KiB (counted in `plan`'s peak memory).
-const STAGE_CACHE_KIB: i64 = 32 * 1024;
+/// The scratch file's page cache, KiB (counted in `plan`'s peak memory).
+const SCRATCH_CACHE_KIB: i64 = 32 * 1024;
 
 const SCHEMA: &str = "
 CREATE TABLE files (id INTEGER PRIMARY KEY, path TEXT NOT NULL);
@@ -75,7 +75,7 @@ const NEEDS_READ: &str =
     "NOT (explicit = 1 AND ltype = 'user_id' AND kind NOT IN ('user_id', 'group_id'))";
 
 /// The scratch database of one `plan` run.
-pub struct Stage {
+pub struct Scratch {
     conn: Connection,
     path: PathBuf,
     files: Vec<PathBuf>,
@@ -85,8 +85,9 @@ pub struct Stage {
     refresh: bool,
 }
 
-impl Stage {
-    /// Creates the scratch file beside `state` (`<state>.stage-<pid>`).
+impl Scratch {
+    /// Creates the scratch file beside `state` (`<state>.stage-<pid>`; the
+    /// on-disk suffix predates the module's name and is kept so old leftovers are still swept).
     pub fn create(state: &Path) -> anyhow::Result<Self> {
         let mut name = state
             .file_name()
@@ -100,7 +101,7 @@ impl Stage {
         conn.pragma_update(None, "synchronous", "OFF")?;
         // Grouping a million entries by profile sorts and joins far more than SQLite's default
         // 2 MB page cache holds; this bounded cache keeps those passes off the disk.
-        conn.pragma_update(None, "cache_size", -STAGE_CACHE_KIB)?;
+        conn.pragma_update(None, "cache_size", -SCRATCH_CACHE_KIB)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch("BEGIN")?;
         Ok(Self {
@@ -364,7 +365,7 @@ fn store(conn: &Connection, sealer: &mut Sealer, part: &plan::ProfilePlan) -> an
     Ok(())
 }
 
-impl EntrySink for Stage {
+impl EntrySink for Scratch {
     fn add(&mut self, entry: Entry) -> Result<Added, String> {
         match self.insert(&entry) {
             Ok(None) => Ok(Added::New),
@@ -378,244 +379,12 @@ impl EntrySink for Stage {
     }
 }
 
-impl Drop for Stage {
+impl Drop for Scratch {
     fn drop(&mut self) {
         let _ = self.conn.execute_batch("ROLLBACK");
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
-/// The planner's rules, exercised through the path `plan` runs: entries into a [`Stage`],
-/// answers recorded, drafts sealed by a [`Sealer`], items read back from the state file.
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{Meta, State};
-
-    fn entry(lookup: Option<&str>, ident: &str) -> Entry {
-        Entry {
-            lookup: lookup.map(|l| Lookup::parse(l).expect("lookup")),
-            identifier: Identifier::parse(ident).expect("identifier"),
-            origin: Location {
-                file: "m.yaml".into(),
-                line: 1,
-                column: 1,
-            },
-        }
-    }
-
-    fn ids(list: &[&str]) -> Resolution {
-        Resolution::Found(
-            list.iter()
-                .map(|s| Identifier::parse(s).expect("id"))
-                .collect(),
-        )
-    }
-
-    fn world() -> BTreeMap<Lookup, Resolution> {
-        let mut m = BTreeMap::new();
-        let p1 = ids(&[
-            "user_id:u1",
-            "user_id:u2",
-            "email:Bad@x.com",
-            "anonymous_id:a1",
-        ]);
-        m.insert(Lookup::parse("user_id:u1").expect("l"), p1.clone());
-        m.insert(Lookup::parse("user_id:u2").expect("l"), p1);
-        m.insert(
-            Lookup::parse("anonymous_id:anon").expect("l"),
-            ids(&["anonymous_id:anon", "email:z@x.com"]),
-        );
-        m.insert(
-            Lookup::parse("user_id:g").expect("l"),
-            ids(&["user_id:g", "group_id:acme"]),
-        );
-        m
-    }
-
-    fn meta() -> Meta {
-        Meta {
-            format_version: crate::state::FORMAT_VERSION,
-            digest: String::new(),
-            space: "spa".into(),
-            region: "us".into(),
-            api_origin: "http://127.0.0.1:1".into(),
-            manifest_path: "m.yaml".into(),
-            manifest_sha256: "00".into(),
-            reason: "test".into(),
-            created_at: 0,
-            ttl_secs: 60,
-        }
-    }
-
-    /// What `plan` seals for `entries` against `world` (lookups it lacks find no profile):
-    /// the digest, `(action, user_id, identifier)` per item, the warnings, and how many
-    /// entries the stage collapsed as exact duplicates.
-    struct Sealed {
-        digest: String,
-        items: Vec<(Action, Option<String>, String)>,
-        warnings: Vec<String>,
-        duplicates: usize,
-    }
-
-    fn seal(entries: &[Entry], world: &BTreeMap<Lookup, Resolution>) -> Sealed {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("t.state.db");
-        let mut stage = Stage::create(&path).expect("stage");
-        let mut duplicates = 0;
-        for e in entries {
-            match stage.add(e.clone()).expect("staging") {
-                Added::New => {}
-                Added::Duplicate { .. } => duplicates += 1,
-            }
-        }
-        // Two lookups per chunk, so the chunked read-back is exercised too.
-        let mut after = None;
-        loop {
-            let chunk = stage.lookups(after.as_ref(), 2).expect("lookups");
-            let Some(last) = chunk.last().cloned() else {
-                break;
-            };
-            let answers = chunk
-                .into_iter()
-                .map(|l| {
-                    let r = world.get(&l).cloned().unwrap_or(Resolution::NotFound);
-                    (l, r)
-                })
-                .collect();
-            stage.record(&answers).expect("recording");
-            after = Some(last);
-        }
-        let mut sealer = Sealer::begin(&path, meta(), &[]).expect("begin");
-        let planned = stage.seal(&mut sealer).expect("sealing");
-        let digest = sealer.finish().expect("finish");
-        let state = State::open(&path).expect("open");
-        let mut items = Vec::new();
-        state
-            .for_each_item(|i| {
-                items.push((i.item.action, i.item.user_id, i.item.identifier.to_string()));
-                Ok(())
-            })
-            .expect("items");
-        assert_eq!(planned.items, items.len() as u64);
-        Sealed {
-            digest,
-            items,
-            warnings: state.warnings().expect("warnings"),
-            duplicates,
-        }
-    }
-
-    fn delete(uid: &str, ident: &str) -> (Action, Option<String>, String) {
-        (Action::Delete, Some(uid.into()), ident.into())
-    }
-
-    fn not_sent(action: Action, ident: &str) -> (Action, Option<String>, String) {
-        (action, None, ident.into())
-    }
-
-    #[test]
-    fn classifies_every_kind_of_entry() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "email:bad@x.com"), // email case match
-            entry(Some("user_id:u1"), "anonymous_id:A1"), // other-type case: absent
-            entry(Some("user_id:u1"), "email:other@x.com"), // absent
-            entry(Some("user_id:missing"), "email:a@x.com"), // unresolved
-            entry(None, "email:nobody@x.com"),            // identifier-only, nowhere: absent
-            entry(Some("anonymous_id:anon"), "email:z@x.com"), // no user_id: blocked
-            entry(Some("user_id:g"), "group_id:acme"),    // group_id: blocked
-            entry(Some("user_id:u2"), "email:Bad@x.com"), // same profile+identifier: collapsed
-            entry(Some("user_id:missing"), "email:a@x.com"), // exact duplicate: collapsed
-        ];
-        let sealed = seal(&entries, &world());
-        assert_eq!(
-            sealed.items,
-            vec![
-                delete("u1", "email:Bad@x.com"),
-                not_sent(Action::Absent, "anonymous_id:A1"),
-                not_sent(Action::Absent, "email:other@x.com"),
-                not_sent(Action::Unresolved, "email:a@x.com"),
-                not_sent(Action::Absent, "email:nobody@x.com"),
-                not_sent(Action::Blocked, "email:z@x.com"),
-                not_sent(Action::Blocked, "group_id:acme"),
-            ]
-        );
-        assert_eq!(sealed.warnings.len(), 1, "{:?}", sealed.warnings);
-        assert_eq!(sealed.duplicates, 1);
-    }
-
-    #[test]
-    fn last_user_id_is_blocked_and_address_skips_deleted_ones() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "user_id:u1"),
-            entry(Some("user_id:u1"), "user_id:u2"),
-        ];
-        assert_eq!(
-            seal(&entries, &world()).items,
-            vec![
-                delete("u2", "user_id:u1"),
-                not_sent(Action::Blocked, "user_id:u2"),
-            ]
-        );
-        // Deleting one user_id of two: addressed by the other one.
-        assert_eq!(
-            seal(&entries[..1], &world()).items,
-            vec![delete("u2", "user_id:u1")]
-        );
-    }
-
-    #[test]
-    fn the_digest_is_reproducible_and_follows_every_item_field() {
-        let entries = vec![
-            entry(Some("user_id:u1"), "email:Bad@x.com"),
-            entry(None, "email:nobody@x.com"),
-        ];
-        let base = seal(&entries, &world());
-        assert_eq!(seal(&entries, &world()).digest, base.digest, "same inputs");
-
-        // Another order: another `seq` for each item.
-        let swapped: Vec<Entry> = entries.iter().rev().cloned().collect();
-        // Another identifier.
-        let mut other_id = entries.clone();
-        other_id[1] = entry(None, "email:someone@x.com");
-        // Another action: the profile no longer carries the email.
-        let mut gone = world();
-        gone.insert(
-            Lookup::parse("user_id:u1").expect("l"),
-            ids(&["user_id:u1", "user_id:u2"]),
-        );
-        // Another user_id: the profile lists u2 first, so the delete is addressed by u2.
-        let mut readdressed = world();
-        readdressed.insert(
-            Lookup::parse("user_id:u1").expect("l"),
-            ids(&["user_id:u2", "user_id:u1", "email:Bad@x.com"]),
-        );
-        let cases = [
-            ("order", seal(&swapped, &world())),
-            ("identifier", seal(&other_id, &world())),
-            ("action", seal(&entries, &gone)),
-            ("user_id", seal(&entries, &readdressed)),
-        ];
-        for (what, changed) in &cases {
-            assert_ne!(changed.items, base.items, "{what}: the items differ");
-            assert_ne!(
-                changed.digest, base.digest,
-                "{what}: the digest must change"
-            );
-        }
-        // A profile change that leaves the items alone leaves the digest alone.
-        let mut grown = world();
-        grown.insert(
-            Lookup::parse("user_id:u1").expect("l"),
-            ids(&[
-                "user_id:u1",
-                "user_id:u2",
-                "email:Bad@x.com",
-                "email:new@x.com",
-            ]),
-        );
-        let same = seal(&entries, &grown);
-        assert_eq!(same.items, base.items);
-        assert_eq!(same.digest, base.digest);
-    }
-}
+mod tests;
