@@ -115,8 +115,8 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
-/// What a sending task reports back.
-struct Report {
+/// What a sending task sends back about the item it sent.
+struct Sent {
     outcome: Outcome,
     stop: Option<Stop>,
     /// The duration of each request it sent.
@@ -174,7 +174,7 @@ pub async fn execute<A: ProfileApi>(
             .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
         paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     });
-    let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Sent>();
     let mut queue: VecDeque<Work> = VecDeque::new();
     let mut after = 0u64;
     let mut exhausted = false;
@@ -311,12 +311,12 @@ pub fn unsent(work: &Work) -> Outcome {
 }
 
 /// Sends one item's delete, retrying transient faults, and decides its journal outcome.
-async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
+async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Sent {
     let mut latencies = Vec::new();
     let mut throttled = 0;
     let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
     let said_yes = matches!(outcome.last_status, Some(200 | 404));
-    Report {
+    Sent {
         outcome,
         stop,
         latencies,

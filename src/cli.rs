@@ -405,8 +405,8 @@ pub struct ReportArgs {
     #[arg(long, default_value = "profiles_sync")]
     pub schema: String,
     /// The warehouse's SQL dialect (string and identifier quoting differ).
-    #[arg(long, value_enum, default_value_t = crate::report::Dialect::Postgres, requires = "sql")]
-    pub dialect: crate::report::Dialect,
+    #[arg(long, value_enum, default_value_t = crate::warehouse::Dialect::Postgres, requires = "sql")]
+    pub dialect: crate::warehouse::Dialect,
     /// Write the removed identifiers to this CSV and print a query that loads and joins it
     /// (for more than 1,000 identifiers; a million is fine).
     #[arg(

@@ -12,7 +12,8 @@
 //!   sealed plan committed beside the manifest; [`text`] holds the escaping and number helpers.
 //! - Apply: [`apply`] executes exactly the sealed deletions and journals each one in the same
 //!   state file.
-//! - After: [`report`] writes the downstream lists and warehouse queries, [`guard`] scans Event
+//! - After: [`downstream`] writes the lists of removed identifiers and [`warehouse`] the
+//!   warehouse queries over them (both behind `idprune report`); [`guard`] scans Event
 //!   Archive exports for events that would re-add a removed identifier.
 //! - Around them: [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds
 //!   the exit codes; [`sync`] the one lock helper; [`emulator`] is a stand-in for Segment used
@@ -22,6 +23,7 @@ pub mod apply;
 pub mod cli;
 pub mod commands;
 pub mod digest;
+pub mod downstream;
 pub mod emulator;
 pub mod exit;
 pub mod guard;
@@ -33,7 +35,6 @@ pub mod pace;
 pub mod plan;
 pub mod receipt;
 pub mod render;
-pub mod report;
 pub mod resolve;
 pub mod retry;
 pub mod scratch;
@@ -41,4 +42,5 @@ pub mod segment;
 pub mod state;
 pub mod sync;
 pub mod text;
+pub mod warehouse;
 pub mod window;

@@ -90,7 +90,8 @@ fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::
 /// `idprune report STATE --downstream | --sql [--dialect D] [--csv FILE]`, and
 /// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
 pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
-    use crate::report::{self, Removed};
+    use crate::downstream;
+    use crate::warehouse::{self, Removed};
     if args.sql {
         let schema_ok = !args.schema.is_empty()
             && args
@@ -114,7 +115,7 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
                 render::clean(pattern)
             );
         };
-        report::discover_sql(args.dialect, &args.schema, kind, like, &mut out)?;
+        warehouse::discover_sql(args.dialect, &args.schema, kind, like, &mut out)?;
         out.flush()?;
         return Ok(Exit::Success);
     }
@@ -138,11 +139,11 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
                         format!("creating `{}` (it must not exist yet)", csv_path.display())
                     })?;
                 let mut w = std::io::BufWriter::new(file);
-                let n = report::removed_csv(items, &mut w)?;
+                let n = warehouse::removed_csv(items, &mut w)?;
                 w.flush()
                     .with_context(|| format!("writing `{}`", csv_path.display()))?;
                 let name = csv_path.display().to_string();
-                report::profiles_sync_sql(
+                warehouse::profiles_sync_sql(
                     &Removed::Csv(&name),
                     args.dialect,
                     &args.schema,
@@ -155,8 +156,8 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
                 );
             }
             None => {
-                let rows = report::inline_rows(items)?;
-                report::profiles_sync_sql(
+                let rows = warehouse::inline_rows(items)?;
+                warehouse::profiles_sync_sql(
                     &Removed::Inline(rows),
                     args.dialect,
                     &args.schema,
@@ -166,8 +167,8 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
         }
     } else {
         match args.format {
-            ReportFormat::Csv => report::downstream_csv(items, &mut out)?,
-            ReportFormat::Json => report::downstream_json(items, &mut out)?,
+            ReportFormat::Csv => downstream::downstream_csv(items, &mut out)?,
+            ReportFormat::Json => downstream::downstream_json(items, &mut out)?,
         }
     }
     out.flush()?;

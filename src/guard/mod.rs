@@ -28,7 +28,7 @@ use matcher::{Line, Targets};
 
 /// How many malformed lines a scan names (all are counted).
 pub const MAX_NAMED_MALFORMED: usize = 1000;
-/// How many matching events a file report gives as samples.
+/// How many matching events a file's scan keeps as samples.
 pub const SAMPLES_PER_FILE: usize = 5;
 /// The version of [`write_json`]'s output (minor: additive, major: breaking).
 pub const FORMAT_VERSION: &str = "1.0";
@@ -60,7 +60,7 @@ pub struct Malformed {
 
 /// What the scan found in one file.
 #[derive(Clone, Debug, Default)]
-pub struct FileReport {
+pub struct FileScan {
     /// The file.
     pub path: PathBuf,
     /// True when it is gzip.
@@ -89,7 +89,7 @@ pub struct FileReport {
 #[derive(Debug, Default)]
 pub struct Scan {
     /// Per file, in scan order.
-    pub files: Vec<FileReport>,
+    pub files: Vec<FileScan>,
     /// Files under a directory that were skipped (not archive files).
     pub skipped_files: u64,
     /// The first [`MAX_NAMED_MALFORMED`] malformed lines.
@@ -122,7 +122,7 @@ impl Scan {
         self.files.iter().map(|f| f.bytes).sum()
     }
     /// Files that could not be read to their end.
-    pub fn unreadable(&self) -> impl Iterator<Item = &FileReport> {
+    pub fn unreadable(&self) -> impl Iterator<Item = &FileScan> {
         self.files.iter().filter(|f| f.error.is_some())
     }
     /// Matching events by type over all files.
@@ -212,7 +212,7 @@ pub fn scan(
     let mut bytes_before = 0u64;
     let mut last_progress = Instant::now();
     for (i, file) in found.files.iter().enumerate() {
-        let report = scan_file(
+        let scanned = scan_file(
             targets,
             file,
             write_filtered,
@@ -230,8 +230,8 @@ pub fn scan(
                 }
             },
         )?;
-        bytes_before += report.bytes;
-        scan.files.push(report);
+        bytes_before += scanned.bytes;
+        scan.files.push(scanned);
     }
     for (kind, _) in hit {
         *scan.identifiers_by_type.entry(kind).or_insert(0) += 1;
@@ -250,19 +250,19 @@ fn scan_file(
     malformed: &mut Vec<Malformed>,
     hit: &mut std::collections::HashSet<(String, String)>,
     tick: &mut dyn FnMut(u64),
-) -> anyhow::Result<FileReport> {
-    let mut report = FileReport {
+) -> anyhow::Result<FileScan> {
+    let mut scanned = FileScan {
         path: file.path.clone(),
-        ..FileReport::default()
+        ..FileScan::default()
     };
     let mut reader = match Reader::open(&file.path) {
         Ok(r) => r,
         Err(e) => {
-            report.error = Some(format!("{e:#}"));
-            return Ok(report);
+            scanned.error = Some(format!("{e:#}"));
+            return Ok(scanned);
         }
     };
-    report.gzip = reader.gzip;
+    scanned.gzip = reader.gzip;
     let mut copy = match write_filtered {
         Some(dir) => Some(Copy::create(dir, &file.relative, reader.gzip)?),
         None => None,
@@ -279,27 +279,27 @@ fn scan_file(
             Ok(Some(read)) => read,
             Ok(None) => break,
             Err(e) => {
-                report.error = Some(format!("after line {}: {e:#}", report.lines));
+                scanned.error = Some(format!("after line {}: {e:#}", scanned.lines));
                 break;
             }
         };
-        report.lines += 1;
-        if report.lines.is_multiple_of(PROGRESS_LINES) {
-            tick(report.bytes);
+        scanned.lines += 1;
+        if scanned.lines.is_multiple_of(PROGRESS_LINES) {
+            tick(scanned.bytes);
         }
         let line = match read {
             archive::Line::Whole => {
-                report.bytes += buf.len() as u64;
+                scanned.bytes += buf.len() as u64;
                 targets.classify(strip_line_end(&buf))
             }
             // Already written to the copy as it streamed by; never held in memory whole.
             archive::Line::Oversize(bytes) => {
-                report.bytes += bytes;
-                report.malformed += 1;
+                scanned.bytes += bytes;
+                scanned.malformed += 1;
                 if malformed.len() < MAX_NAMED_MALFORMED {
                     malformed.push(Malformed {
                         file: file.path.clone(),
-                        line: report.lines,
+                        line: scanned.lines,
                         error: format!(
                             "a line of {bytes} bytes, over the {MAX_LINE_BYTES}-byte limit (Segment accepts calls of at most 32 KB); not parsed"
                         ),
@@ -311,15 +311,15 @@ fn scan_file(
         let keep = match line {
             Line::Blank => true,
             Line::Clean => {
-                report.events += 1;
+                scanned.events += 1;
                 true
             }
             Line::Malformed(error) => {
-                report.malformed += 1;
+                scanned.malformed += 1;
                 if malformed.len() < MAX_NAMED_MALFORMED {
                     malformed.push(Malformed {
                         file: file.path.clone(),
-                        line: report.lines,
+                        line: scanned.lines,
                         error,
                     });
                 }
@@ -329,18 +329,18 @@ fn scan_file(
                 message_id,
                 references,
             } => {
-                report.events += 1;
-                report.matched += 1;
-                if report.samples.len() < SAMPLES_PER_FILE {
-                    report.samples.push(Sample {
-                        line: report.lines,
+                scanned.events += 1;
+                scanned.matched += 1;
+                if scanned.samples.len() < SAMPLES_PER_FILE {
+                    scanned.samples.push(Sample {
+                        line: scanned.lines,
                         message_id,
                     });
                 }
                 let mut kinds: Vec<&str> = references.iter().map(|r| r.kind.as_str()).collect();
                 kinds.dedup();
                 for kind in kinds {
-                    *report.by_type.entry(kind.to_owned()).or_insert(0) += 1;
+                    *scanned.by_type.entry(kind.to_owned()).or_insert(0) += 1;
                 }
                 for r in references {
                     hit.insert((r.kind, r.value));
@@ -353,13 +353,13 @@ fn scan_file(
         }
     }
     if let Some(copy) = copy {
-        if report.error.is_some() {
+        if scanned.error.is_some() {
             copy.abandon();
         } else {
-            report.copy = Some(copy.finish()?);
+            scanned.copy = Some(copy.finish()?);
         }
     }
-    Ok(report)
+    Ok(scanned)
 }
 
 fn strip_line_end(line: &[u8]) -> &[u8] {

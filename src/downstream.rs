@@ -1,0 +1,107 @@
+//! The downstream lists: the identifiers the API confirmed removed, for the clean-up Segment
+//! leaves to its users (see `docs/ARCHITECTURE.md`), written into any `impl Write` as CSV or
+//! JSON by `idprune report`. The [`Items`] stream and the [`removed`] filter are shared with
+//! [`crate::warehouse`], which writes the warehouse queries over the same items. Values are
+//! shown: these lists are for the operator doing the clean-up, not for a pull request.
+
+use std::io::Write;
+
+use serde_json::json;
+
+use crate::state::{ItemState, StoredItem};
+
+/// A stream of items: a writer calls it once with a sink that takes each item in turn
+/// (`State::for_each_item_in` in the command layer, a vector in tests).
+pub trait Items:
+    FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Result<()>
+{
+}
+impl<F: FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Result<()>> Items
+    for F
+{
+}
+
+/// Items the lists and queries name: those the API confirmed gone (`done`, `already_absent`).
+pub fn removed(item: &StoredItem) -> bool {
+    matches!(item.state, ItemState::Done | ItemState::AlreadyAbsent)
+}
+
+/// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
+pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
+    let mut w = csv::Writer::from_writer(out);
+    w.write_record(["seq", "user_id", "type", "id", "state"])?;
+    items(&mut |s| {
+        if removed(&s) {
+            w.write_record([
+                s.item.seq.to_string().as_str(),
+                s.item.user_id.as_deref().unwrap_or(""),
+                &s.item.identifier.kind,
+                &s.item.identifier.id,
+                s.state.as_str(),
+            ])?;
+        }
+        Ok(())
+    })?;
+    w.flush()?;
+    Ok(())
+}
+
+/// Writes one JSON object `{"removed": [{seq, user_id, type, id, state}, ...]}`, a row a line.
+pub fn downstream_json(items: impl Items, mut out: impl Write) -> anyhow::Result<()> {
+    write!(out, "{{\"removed\": [")?;
+    let mut first = true;
+    items(&mut |s| {
+        if removed(&s) {
+            let row = json!({"seq": s.item.seq, "user_id": s.item.user_id, "type": s.item.identifier.kind,
+                             "id": s.item.identifier.id, "state": s.state.as_str()});
+            write!(out, "{}\n  {row}", if first { "" } else { "," })?;
+            first = false;
+        }
+        Ok(())
+    })?;
+    writeln!(out, "{}]}}", if first { "" } else { "\n" })?;
+    Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::model::Identifier;
+    use crate::plan::{Action, Item};
+
+    /// A stored item of `email:ID` on `user_id:u1`, in `state`.
+    pub(crate) fn item(seq: u64, id: &str, state: ItemState) -> StoredItem {
+        StoredItem {
+            item: Item {
+                seq,
+                lookup: "user_id:u1".into(),
+                profile: Some("user_id:u1".into()),
+                user_id: Some("u1".into()),
+                identifier: Identifier::new("email", id),
+                action: Action::Delete,
+                note: None,
+                origin: "m.yaml:1:1".into(),
+            },
+            state,
+            attempts: 1,
+            failure: None,
+            last_error: None,
+            last_status: Some(200),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn csv_lists_removed_only() {
+        let items = vec![
+            item(1, "a,b@x.com", ItemState::Done),
+            item(2, "c@x.com", ItemState::Pending),
+        ];
+        let mut out = Vec::new();
+        downstream_csv(|f| items.into_iter().try_for_each(f), &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "seq,user_id,type,id,state\n1,u1,email,\"a,b@x.com\",done\n"
+        );
+    }
+}
