@@ -73,8 +73,8 @@ pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     match args.format {
-        GuardFormat::Text => guard::write_text(&scan, &mut out)?,
-        GuardFormat::Json => guard::write_json(&scan, &mut out)?,
+        GuardFormat::Text => crate::render::guard_text(&scan, &mut out)?,
+        GuardFormat::Json => crate::render::guard_json(&scan, &mut out)?,
     }
     out.flush()?;
     let unreadable: Vec<String> = scan

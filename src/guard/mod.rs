@@ -5,8 +5,8 @@
 //! [`matcher`] decides which events reference which target; [`archive`] finds, reads and
 //! writes the files; [`scan`] streams every file line by line (memory stays bounded by the
 //! longest line, a few samples per file and at most [`MAX_NAMED_MALFORMED`] named malformed
-//! lines, whatever the archive's size) and returns a [`Scan`]; [`write_text`] and
-//! [`write_json`] render it. Malformed lines (not a JSON object) are never fatal: they are
+//! lines, whatever the archive's size) and returns a [`Scan`]; `crate::render`'s
+//! `guard_text` and `guard_json` draw it. Malformed lines (not a JSON object) are never fatal: they are
 //! counted, named as `file:line`, and kept unchanged in the filtered copy, which the report
 //! says. A file that cannot be read to its end (a truncated gzip) is reported, and its
 //! filtered copy is not written. Nothing here touches the network or the state file.
@@ -15,14 +15,11 @@ pub mod archive;
 pub mod matcher;
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use serde_json::json;
 
-use crate::render::{clean, thousands};
 use archive::{ArchiveFile, Copy, Found, Reader};
 use matcher::{Line, Targets};
 
@@ -30,7 +27,7 @@ use matcher::{Line, Targets};
 pub const MAX_NAMED_MALFORMED: usize = 1000;
 /// How many matching events a file's scan keeps as samples.
 pub const SAMPLES_PER_FILE: usize = 5;
-/// The version of [`write_json`]'s output (minor: additive, major: breaking).
+/// The version of the JSON view's output (`crate::render::guard_json`) (minor: additive, major: breaking).
 pub const FORMAT_VERSION: &str = "1.0";
 /// The longest line parsed, in bytes; a longer one is malformed, streamed to the copy
 /// unparsed, and never held in memory whole. Segment accepts calls of at most 32 KB.
@@ -367,183 +364,6 @@ fn strip_line_end(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
 
-fn sample_text(s: &Sample) -> String {
-    match &s.message_id {
-        Some(id) => format!("messageId {}", clean(id)),
-        None => format!("line {} (no messageId)", s.line),
-    }
-}
-
-/// Writes the report for people. Identifier values are never printed: only types, counts,
-/// files and `messageId`s.
-pub fn write_text(scan: &Scan, mut out: impl Write) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "Scanned {} files ({:.1} MB of JSON lines, {} events) for {} removed identifiers in {:.1} s ({:.0} MB/s).",
-        thousands(scan.files.len() as u64),
-        scan.bytes() as f64 / 1e6,
-        thousands(scan.events()),
-        thousands(scan.targets as u64),
-        scan.elapsed.as_secs_f64(),
-        scan.mb_per_sec()
-    )?;
-    if scan.skipped_files > 0 {
-        writeln!(
-            out,
-            "Skipped {} files that are not .gz, .jsonl, .ndjson or .json.",
-            thousands(scan.skipped_files)
-        )?;
-    }
-    let matched = scan.matched();
-    if matched == 0 {
-        writeln!(
-            out,
-            "No event references a removed identifier: replaying these files does not re-add one."
-        )?;
-    } else {
-        let identifiers: u64 = scan.identifiers_by_type.values().sum();
-        writeln!(
-            out,
-            "Found {} events referencing {} removed identifiers; replaying them would re-add those identifiers.",
-            thousands(matched),
-            thousands(identifiers)
-        )?;
-        writeln!(out, "By identifier type (events, distinct identifiers):")?;
-        for (kind, n) in scan.by_type() {
-            writeln!(
-                out,
-                "  {}: {} events, {} identifiers",
-                clean(&kind),
-                thousands(n),
-                thousands(scan.identifiers_by_type.get(&kind).copied().unwrap_or(0))
-            )?;
-        }
-        writeln!(out, "By file:")?;
-        for f in scan.files.iter().filter(|f| f.matched > 0) {
-            let samples: Vec<String> = f.samples.iter().map(sample_text).collect();
-            writeln!(
-                out,
-                "  {}: {} of {} events ({}{})",
-                clean(&f.path.display().to_string()),
-                thousands(f.matched),
-                thousands(f.events),
-                samples.join(", "),
-                if f.matched > f.samples.len() as u64 {
-                    ", …"
-                } else {
-                    ""
-                }
-            )?;
-        }
-    }
-    let malformed = scan.malformed_total();
-    if malformed > 0 {
-        let kept = if scan.filtered_dir.is_some() {
-            "kept unchanged in the filtered copy"
-        } else {
-            "not events; a filtered copy keeps them unchanged"
-        };
-        writeln!(
-            out,
-            "Malformed lines: {} ({kept}; check them by hand before a replay):",
-            thousands(malformed)
-        )?;
-        for m in &scan.malformed {
-            writeln!(
-                out,
-                "  {}:{}: {}",
-                clean(&m.file.display().to_string()),
-                m.line,
-                clean(&m.error)
-            )?;
-        }
-        if malformed > scan.malformed.len() as u64 {
-            writeln!(
-                out,
-                "  … and {} more",
-                thousands(malformed - scan.malformed.len() as u64)
-            )?;
-        }
-    }
-    for f in scan.unreadable() {
-        writeln!(
-            out,
-            "Unreadable: {}: {}{}",
-            clean(&f.path.display().to_string()),
-            clean(f.error.as_deref().unwrap_or("")),
-            if scan.filtered_dir.is_some() {
-                " (no filtered copy written)"
-            } else {
-                ""
-            }
-        )?;
-    }
-    if let Some(dir) = &scan.filtered_dir {
-        let copies = scan.files.iter().filter(|f| f.copy.is_some()).count();
-        writeln!(
-            out,
-            "Filtered copies: {} files under `{}`, without the {} matching events{}; replay those instead.",
-            thousands(copies as u64),
-            clean(&dir.display().to_string()),
-            thousands(matched),
-            if malformed > 0 {
-                format!(", with the {} malformed lines kept", thousands(malformed))
-            } else {
-                String::new()
-            }
-        )?;
-    } else if matched > 0 {
-        writeln!(
-            out,
-            "Run again with --write-filtered DIR for copies without these events, and fix the source that sent them."
-        )?;
-    }
-    Ok(())
-}
-
-/// Writes the report as one JSON object (no identifier values).
-pub fn write_json(scan: &Scan, mut out: impl Write) -> anyhow::Result<()> {
-    let files: Vec<_> = scan
-        .files
-        .iter()
-        .map(|f| {
-            json!({
-                "path": f.path.display().to_string(),
-                "gzip": f.gzip,
-                "lines": f.lines,
-                "events": f.events,
-                "matched": f.matched,
-                "malformed": f.malformed,
-                "bytes": f.bytes,
-                "by_type": f.by_type,
-                "samples": f.samples.iter().map(|s| json!({"line": s.line, "message_id": s.message_id})).collect::<Vec<_>>(),
-                "error": f.error,
-                "copy": f.copy.as_ref().map(|p| p.display().to_string()),
-            })
-        })
-        .collect();
-    let value = json!({
-        "format_version": FORMAT_VERSION,
-        "targets": scan.targets,
-        "files_scanned": scan.files.len(),
-        "files_skipped": scan.skipped_files,
-        "bytes": scan.bytes(),
-        "events": scan.events(),
-        "matched": scan.matched(),
-        "by_type": scan.by_type(),
-        "identifiers_by_type": scan.identifiers_by_type,
-        "malformed_total": scan.malformed_total(),
-        "malformed": scan.malformed.iter().map(|m| json!({"file": m.file.display().to_string(), "line": m.line, "error": m.error})).collect::<Vec<_>>(),
-        "unreadable": scan.unreadable().count(),
-        "filtered_dir": scan.filtered_dir.as_ref().map(|p| p.display().to_string()),
-        "elapsed_secs": scan.elapsed.as_secs_f64(),
-        "files": files,
-    });
-    serde_json::to_writer_pretty(&mut out, &value)?;
-    writeln!(out)?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -580,14 +400,6 @@ mod tests {
         assert_eq!(scan.identifiers_by_type.values().sum::<u64>(), 2);
         // The output directory may not sit inside the input.
         assert!(check_output(&found, std::slice::from_ref(&input), &input.join("x")).is_err());
-        let mut text = Vec::new();
-        write_text(&scan, &mut text).expect("text");
-        let text = String::from_utf8(text).expect("utf8");
-        assert!(text.contains("a.jsonl:3:"), "{text}");
-        assert!(
-            !text.contains("bad@x.com"),
-            "values are never printed: {text}"
-        );
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! Rendering for people and programs: the plan (per-profile identifier diffs and the summary
+//! line), its progress, and the status view, as text or JSON, into any `impl Write`; the
+//! markdown view for pull requests is [`crate::markdown`], built on these helpers. Two rules
+//! hold everywhere:
+//! - every value from outside (identifiers, lookups, Segment's messages) passes through
+//!   [`clean`], so control characters and ANSI escapes never reach a terminal raw;
+//! - with redaction on, identifier values (lookups and `user_id`s included) are replaced by
+//!   [`REDACTED`] (markdown: a masked preview and a keyed fingerprint, [`crate::mask`]);
+//!   types, counts, actions, notes and the digest stay visible.
+//!
+//! This file holds what the views share (the summary and progress lines, a profile's diff);
+//! `plan.rs` draws the plan, `status.rs` the status, `guard.rs` the guard's findings, and the
+//! JSON forms share one writer (`json.rs`). `docs/ARCHITECTURE.md` places the layer.
+
+use std::collections::BTreeMap;
+
+use similar::{Algorithm, DiffOp, capture_diff_slices};
+
+use crate::model::Identifier;
+use crate::plan::{Action, Profile};
+use crate::state::{Counts, ItemState, Meta, State};
+pub use crate::text::{REDACTED, Redaction, clean, thousands, timestamp};
+
+mod guard;
+mod json;
+mod plan;
+mod status;
+
+pub use guard::{guard_json, guard_text};
+pub use plan::{plan_json, plan_text};
+pub use status::{StatusView, latency_text, status_json, status_text};
+
+/// Output formats of `show` and `plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// For a person at a terminal: shows values unless `--redact`.
+    Text,
+    /// For a pull-request comment or job summary: redacted unless `--reveal`.
+    Markdown,
+    /// For programs: redacted unless `--reveal`.
+    Json,
+}
+
+/// A plan view: the sealed facts and counts in memory, the items streamed from the state file
+/// as they are written out, so a plan of millions of items renders in bounded memory.
+pub struct PlanView<'a> {
+    /// Sealed facts.
+    pub meta: Meta,
+    /// Counts by action and state.
+    pub counts: Counts,
+    /// Plan warnings.
+    pub warnings: Vec<String>,
+    /// Where the items are read from.
+    pub state: &'a State,
+}
+
+impl<'a> PlanView<'a> {
+    /// Reads the view's facts from a state file.
+    pub fn new(state: &'a State) -> anyhow::Result<Self> {
+        Ok(Self {
+            meta: state.meta()?,
+            counts: state.counts()?,
+            warnings: state.warnings()?,
+            state,
+        })
+    }
+}
+
+/// When a plan stops being appliable: its creation time plus its TTL (Unix seconds).
+pub fn expires_at(meta: &Meta) -> i64 {
+    meta.created_at
+        .saturating_add(i64::try_from(meta.ttl_secs).unwrap_or(i64::MAX))
+}
+
+/// The summary sentence: `Plan: 1,204 to delete from 1,180 profiles, 14 already absent, ...`.
+pub fn summary_line(counts: &Counts) -> String {
+    let profiles = counts.delete_profiles;
+    format!(
+        "Plan: {} to delete from {} profile{}, {} already absent, {} blocked, {} unresolved.",
+        thousands(counts.action(Action::Delete)),
+        thousands(profiles),
+        if profiles == 1 { "" } else { "s" },
+        thousands(counts.action(Action::Absent)),
+        thousands(counts.action(Action::Blocked)),
+        thousands(counts.action(Action::Unresolved)),
+    )
+}
+
+/// The reminder of what Segment's deletion does not reach (Segment's support answer and its docs).
+pub const SCOPE_REMINDER: &[&str] = &[
+    "Segment removes identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
+    "Downstream destinations (Braze, Amplitude, Engage Audiences, Journeys, ...) and the Event Archive keep them: `idprune report STATE --downstream` lists what to clean there.",
+    "Profiles Sync: add the `__operation` column to `external_id_mapping_updates` before applying; removed identifiers arrive as `REMOVED` rows.",
+    "Replaying Event Archive data that references a removed identifier adds it back.",
+];
+
+/// One line of a profile's diff.
+pub(crate) struct DiffLine<'a> {
+    /// `-` for a removal, ` ` for a kept identifier.
+    pub sign: char,
+    /// The identifier.
+    pub ident: &'a Identifier,
+    /// The item that removes it.
+    pub seq: Option<u64>,
+}
+
+/// A profile's identifier set before → after, as diff lines (`-` for removals).
+pub(crate) fn profile_diff<'a>(
+    profile: &'a Profile,
+    deleting: &BTreeMap<&'a Identifier, u64>,
+) -> Vec<DiffLine<'a>> {
+    let after: Vec<&Identifier> = profile
+        .before
+        .iter()
+        .filter(|i| !deleting.contains_key(i))
+        .collect();
+    let before: Vec<&Identifier> = profile.before.iter().collect();
+    let mut lines = Vec::new();
+    for op in capture_diff_slices(Algorithm::Myers, &before, &after) {
+        match op {
+            DiffOp::Equal { old_index, len, .. } => {
+                lines.extend(before[old_index..old_index + len].iter().map(|i| DiffLine {
+                    sign: ' ',
+                    ident: i,
+                    seq: None,
+                }))
+            }
+            DiffOp::Delete {
+                old_index, old_len, ..
+            }
+            | DiffOp::Replace {
+                old_index, old_len, ..
+            } => lines.extend(
+                before[old_index..old_index + old_len]
+                    .iter()
+                    .map(|i| DiffLine {
+                        sign: '-',
+                        ident: i,
+                        seq: deleting.get(i).copied(),
+                    }),
+            ),
+            DiffOp::Insert { .. } => {}
+        }
+    }
+    lines
+}
+
+/// Progress counts: `done 3, already absent 1, failed 0, pending 6`.
+pub fn progress_line(counts: &Counts) -> String {
+    format!(
+        "Progress: {} done, {} already absent, {} failed, {} pending, {} in flight.",
+        thousands(counts.state(ItemState::Done)),
+        thousands(counts.state(ItemState::AlreadyAbsent)),
+        thousands(counts.state(ItemState::Failed)),
+        thousands(counts.state(ItemState::Pending)),
+        thousands(counts.state(ItemState::InFlight)),
+    )
+}
+
+/// True once any item has left `pending`.
+pub(crate) fn started(counts: &Counts) -> bool {
+    [
+        ItemState::Done,
+        ItemState::AlreadyAbsent,
+        ItemState::Failed,
+        ItemState::InFlight,
+    ]
+    .iter()
+    .any(|s| counts.state(*s) > 0)
+}

@@ -1,0 +1,165 @@
+//! The status view of `idprune status`: sealed facts, progress, the lock, the apply runs and
+//! recent errors, as text or JSON.
+
+use std::io::{self, Write};
+
+use serde_json::{Value, json};
+
+use super::json::{head_json, json_with_items};
+use super::{clean, expires_at, progress_line, summary_line, thousands, timestamp};
+use crate::state::{Counts, Meta, Run, RunFigures, State, lock::Holder};
+use crate::text::Redaction;
+
+/// Everything `status` shows.
+pub struct StatusView<'a> {
+    /// Sealed facts.
+    pub meta: Meta,
+    /// Counts.
+    pub counts: Counts,
+    /// The lock holder, if any.
+    pub lock: Option<Holder>,
+    /// Recent errors: `(seq, error)`.
+    pub last_errors: Vec<(u64, String)>,
+    /// Apply runs, oldest first.
+    pub runs: Vec<Run>,
+    /// Where the JSON view reads its items from.
+    pub state: &'a State,
+}
+
+/// Writes the status as text.
+pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()> {
+    writeln!(
+        out,
+        "space {} · digest {}",
+        clean(&view.meta.space),
+        view.meta.digest
+    )?;
+    writeln!(
+        out,
+        "API {} · Expires: {}",
+        view.meta.api_origin,
+        timestamp(expires_at(&view.meta))
+    )?;
+    writeln!(out, "{}", summary_line(&view.counts))?;
+    writeln!(out, "{}", progress_line(&view.counts))?;
+    let holder_alive = view.lock.as_ref().is_some_and(|h| !h.is_stale());
+    match &view.lock {
+        Some(h) if h.is_stale() => writeln!(
+            out,
+            "Locked by {h}, which no longer runs: the next apply takes the lock over (or run `idprune unlock STATE {}`).",
+            h.lock_id
+        )?,
+        Some(h) => writeln!(out, "Locked by {h}.")?,
+        None => writeln!(out, "Not locked.")?,
+    }
+    for run in &view.runs {
+        let open = match (&run.outcome, holder_alive) {
+            (Some(_), _) => None,
+            (None, true) => Some("running"),
+            (None, false) => Some("died (its record is closed by the next apply)"),
+        };
+        let after = run
+            .totals_after
+            .map(|[d, a, f]| {
+                format!(
+                    "; after it: {} done, {} already absent, {} failed",
+                    thousands(d),
+                    thousands(a),
+                    thousands(f)
+                )
+            })
+            .unwrap_or_default();
+        let who = format!(
+            "Run {} by {} on {} at {}",
+            run.id,
+            clean(&run.user),
+            clean(&run.host),
+            timestamp(run.started_at)
+        );
+        if run.outcome.as_deref() == Some("died") || open.is_some() {
+            writeln!(
+                out,
+                "{who}: {}, requests not recorded{after}.",
+                open.or(run.outcome.as_deref()).unwrap_or("died"),
+            )?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{who}: {}, {} request{} ({} throttled), {:.1} requests/s{}{after}.",
+            run.outcome.as_deref().unwrap_or("running or died"),
+            thousands(run.figures.requests),
+            if run.figures.requests == 1 { "" } else { "s" },
+            thousands(run.figures.throttled),
+            run.figures.rate,
+            latency_text(&run.figures)
+        )?;
+    }
+    if !view.last_errors.is_empty() {
+        writeln!(out, "Last errors:")?;
+        for (seq, e) in &view.last_errors {
+            writeln!(out, "  #{seq}: {}", clean(e))?;
+        }
+    }
+    Ok(())
+}
+
+/// `, latency p50 51 ms, p99 80 ms` when measured.
+pub fn latency_text(f: &RunFigures) -> String {
+    match (f.latency_p50_ms, f.latency_p99_ms) {
+        (Some(p50), Some(p99)) => format!(", latency p50 {p50:.0} ms, p99 {p99:.0} ms"),
+        _ => String::new(),
+    }
+}
+
+/// Writes the status as one JSON object (items redacted unless `r` says otherwise).
+pub fn status_json(
+    view: &StatusView<'_>,
+    r: Redaction,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let mut map = head_json(&view.meta, &view.counts, r);
+    map.insert(
+        "lock".into(),
+        view.lock.as_ref().map_or(Value::Null, |h| {
+            json!({"lock_id": h.lock_id, "pid": h.pid, "host": h.host, "user": h.user, "started_at": timestamp(h.started_at), "holder_dead": h.is_stale()})
+        }),
+    );
+    map.insert(
+        "runs".into(),
+        view.runs
+            .iter()
+            .map(|run| {
+                json!({"id": run.id, "started_at": timestamp(run.started_at),
+                       "finished_at": run.finished_at.map(timestamp), "user": run.user, "host": run.host,
+                       "outcome": run.outcome, "requests": run.figures.requests,
+                       "throttled": run.figures.throttled, "rate": run.figures.rate,
+                       "latency_p50_ms": run.figures.latency_p50_ms,
+                       "latency_p99_ms": run.figures.latency_p99_ms})
+            })
+            .collect(),
+    );
+    map.insert(
+        "last_errors".into(),
+        view.last_errors
+            .iter()
+            .map(|(seq, e)| json!({"seq": seq, "error": e}))
+            .collect(),
+    );
+    // The verification history (`verify`): counts and times only, no values.
+    map.insert(
+        "verifications".into(),
+        view.state
+            .verifications()?
+            .iter()
+            .map(|v| {
+                json!({"id": v.id, "started_at": timestamp(v.started_at),
+                       "finished_at": timestamp(v.finished_at), "polls": v.polls,
+                       "checked": v.checked, "gone": v.gone, "still_present": v.still_present,
+                       "reintroduced": v.reintroduced, "not_found": v.not_found,
+                       "outcome": v.outcome()})
+            })
+            .collect(),
+    );
+    json_with_items(map, view.state, r, serde_json::Map::new(), out)
+}
