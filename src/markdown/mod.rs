@@ -12,8 +12,10 @@
 //!   mention someone or form a link. Raw HTML lines hold only our own words and numbers.
 //! - The whole view stays under [`BUDGET`] bytes (GitHub's comment limit is 65,536
 //!   characters) whatever the plan's size, and says what it left out and where the full plan is.
+//!
+//! `escape.rs` holds the escaping, `breakdown.rs` the counts read from the state file; this
+//! file lays the view out within the budget. `docs/ARCHITECTURE.md` places the view.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::io::Write;
 
@@ -21,10 +23,17 @@ use crate::mask::Masker;
 use crate::plan::Action;
 use crate::receipt::Unresolved;
 use crate::render::{
-    PlanView, SCOPE_REMINDER, clean, profile_diff, progress_line, started, summary_line, thousands,
+    PlanView, SCOPE_REMINDER, profile_diff, progress_line, started, summary_line, thousands,
     timestamp,
 };
-use crate::state::{ItemFilter, State};
+use crate::state::ItemFilter;
+
+mod breakdown;
+mod escape;
+
+use breakdown::breakdown;
+use escape::code;
+pub use escape::{code_span, escape};
 
 /// GitHub's limit on a comment, in characters.
 pub const GITHUB_LIMIT: usize = 65_536;
@@ -34,65 +43,8 @@ pub const BUDGET: usize = 60_000;
 const TAIL_RESERVE: usize = 6_000;
 /// Rows of each counts table and groups of change shapes shown at most.
 const TABLE_ROWS: usize = 20;
-/// Change shapes tracked at most; further distinct shapes count as "other".
-const MAX_SHAPES: usize = 10_000;
 /// The longest reason shown, in characters.
 const REASON_CHARS: usize = 1_000;
-
-/// The zero-width joiner put after `@`, inside `://`, after `www` and after `#`, so that no
-/// value forms a mention, an autolink or an issue reference.
-const BREAK: char = '\u{200D}';
-
-/// Escapes text for GitHub-flavoured markdown: control characters as Rust escapes, `<`, `>`,
-/// `&` and `"` as HTML entities, every other ASCII punctuation character backslash-escaped,
-/// and the starts of mentions (`@`), autolinks (`://`, `www.`) and issue references (`#1`)
-/// broken with a zero-width joiner.
-pub fn escape(value: &str) -> String {
-    let value = clean(value);
-    let mut out = String::with_capacity(value.len() + 8);
-    let chars: Vec<char> = value.chars().collect();
-    for (i, &c) in chars.iter().enumerate() {
-        match c {
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '&' => out.push_str("&amp;"),
-            '"' => out.push_str("&quot;"),
-            '@' => {
-                out.push_str("&#64;");
-                out.push(BREAK);
-            }
-            ':' if chars.get(i + 1) == Some(&'/') => {
-                out.push_str("\\:");
-                out.push(BREAK);
-            }
-            '#' => {
-                out.push_str("\\#");
-                out.push(BREAK);
-            }
-            '.' if i >= 3
-                && chars[i - 3..i]
-                    .iter()
-                    .collect::<String>()
-                    .eq_ignore_ascii_case("www") =>
-            {
-                out.push(BREAK);
-                out.push_str("\\.");
-            }
-            c if c.is_ascii_punctuation() => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// A value inside a fenced code block: control characters escaped; GitHub renders nothing
-/// else there, and our lines never start with a fence.
-fn code(value: &str) -> String {
-    clean(value)
-}
 
 /// A bounded document: appends stop at the budget.
 struct Doc {
@@ -135,135 +87,16 @@ fn stop_at_budget(walked: anyhow::Result<()>) -> anyhow::Result<()> {
         other => other,
     }
 }
-
-/// Counts per identifier type and action, per source file, and change shapes.
-struct Breakdown {
-    by_type: BTreeMap<String, BTreeMap<String, u64>>,
-    by_source: BTreeMap<String, (u64, u64)>,
-    shapes: BTreeMap<String, u64>,
-    other_shapes: u64,
-}
-
-/// The file of an origin `file:line:column`.
-fn origin_file(origin: &str) -> &str {
-    let mut parts = origin.rsplitn(3, ':');
-    let (col, line, file) = (parts.next(), parts.next(), parts.next());
-    match (col, line, file) {
-        (Some(c), Some(l), Some(f))
-            if c.bytes().all(|b| b.is_ascii_digit()) && l.bytes().all(|b| b.is_ascii_digit()) =>
-        {
-            f
-        }
-        _ => origin,
+/// Notes how many rows of a table of `rows` were left out beyond [`TABLE_ROWS`].
+fn more_rows(s: &mut String, rows: usize, what: &str) -> std::fmt::Result {
+    if rows > TABLE_ROWS {
+        writeln!(
+            s,
+            "\n… and {} more {what}.",
+            thousands((rows - TABLE_ROWS) as u64)
+        )?;
     }
-}
-
-fn number_word(n: u64) -> String {
-    match n {
-        1 => "one".into(),
-        2 => "two".into(),
-        3 => "three".into(),
-        n => thousands(n),
-    }
-}
-
-/// `one email at @import.invalid and two anonymous_ids` (escaped).
-fn shape_text(parts: &BTreeMap<(String, Option<String>), u64>) -> String {
-    parts
-        .iter()
-        .map(|((kind, at), n)| {
-            let kind = format!("{}{}", escape(kind), if *n == 1 { "" } else { "s" });
-            match at {
-                Some(at) => format!("{} {kind} at {}", number_word(*n), escape(at)),
-                None => format!("{} {kind}", number_word(*n)),
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" and ")
-}
-
-fn breakdown(state: &State, m: &Masker) -> anyhow::Result<Breakdown> {
-    let conn = state.conn();
-    let mut b = Breakdown {
-        by_type: BTreeMap::new(),
-        by_source: BTreeMap::new(),
-        shapes: BTreeMap::new(),
-        other_shapes: 0,
-    };
-    let mut stmt = conn.prepare("SELECT id_type, action, count(*) FROM items GROUP BY 1, 2")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        b.by_type
-            .entry(row.get(0)?)
-            .or_default()
-            .insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
-    }
-    let mut stmt = conn.prepare("SELECT origin, action = 'delete' FROM items")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let origin: String = row.get(0)?;
-        let delete: bool = row.get(1)?;
-        let e = b
-            .by_source
-            .entry(origin_file(&origin).to_owned())
-            .or_default();
-        e.0 += 1;
-        e.1 += u64::from(delete);
-    }
-    let mut stmt = conn.prepare(
-        "SELECT profile, id_type, id_value FROM items
-         WHERE action = 'delete' AND profile IS NOT NULL ORDER BY profile, seq",
-    )?;
-    let mut rows = stmt.query([])?;
-    let mut current: Option<String> = None;
-    let mut parts: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
-    let flush = |parts: &mut BTreeMap<(String, Option<String>), u64>, b: &mut Breakdown| {
-        if parts.is_empty() {
-            return;
-        }
-        let text = shape_text(parts);
-        parts.clear();
-        if let Some(n) = b.shapes.get_mut(&text) {
-            *n += 1;
-        } else if b.shapes.len() < MAX_SHAPES {
-            b.shapes.insert(text, 1);
-        } else {
-            b.other_shapes += 1;
-        }
-    };
-    while let Some(row) = rows.next()? {
-        let profile: String = row.get(0)?;
-        let ident =
-            crate::model::Identifier::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?);
-        if current.as_deref() != Some(profile.as_str()) {
-            flush(&mut parts, &mut b);
-            current = Some(profile);
-        }
-        *parts
-            .entry((ident.kind.clone(), m.shape(&ident)))
-            .or_default() += 1;
-    }
-    flush(&mut parts, &mut b);
-    Ok(b)
-}
-
-/// A code span that no content can close: the delimiter is longer than any run of backticks
-/// inside. GitHub renders nothing inside a code span (no HTML, mention or link).
-pub fn code_span(value: &str) -> String {
-    let value = clean(value);
-    let mut longest = 0;
-    let mut run = 0;
-    for c in value.chars() {
-        run = if c == '`' { run + 1 } else { 0 };
-        longest = longest.max(run);
-    }
-    let fence = "`".repeat(longest + 1);
-    let pad = if value.starts_with('`') || value.ends_with('`') || value.starts_with(' ') {
-        " "
-    } else {
-        ""
-    };
-    format!("{fence}{pad}{value}{pad}{fence}")
+    Ok(())
 }
 
 /// Writes the markdown view of `view`; `state_path` is where the full plan is (as shown to
@@ -331,13 +164,7 @@ pub fn plan(
         }
         s.push('\n');
     }
-    if b.by_type.len() > TABLE_ROWS {
-        writeln!(
-            s,
-            "\n… and {} more identifier types.",
-            thousands((b.by_type.len() - TABLE_ROWS) as u64)
-        )?;
-    }
+    more_rows(&mut s, b.by_type.len(), "identifier types")?;
     doc.fits(&s, TAIL_RESERVE);
 
     let mut s = String::from("\n| source file | items | to delete |\n|---|---:|---:|\n");
@@ -350,13 +177,7 @@ pub fn plan(
             thousands(*deletes)
         )?;
     }
-    if b.by_source.len() > TABLE_ROWS {
-        writeln!(
-            s,
-            "\n… and {} more source files.",
-            thousands((b.by_source.len() - TABLE_ROWS) as u64)
-        )?;
-    }
+    more_rows(&mut s, b.by_source.len(), "source files")?;
     doc.fits(&s, TAIL_RESERVE);
 
     if !b.shapes.is_empty() {
@@ -577,113 +398,4 @@ pub fn plan(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn escape_neutralises_markup() {
-        let e = escape("</details><img src=x> @octo https://x.io www.x.io [a](b) #12 *b*");
-        assert!(!e.contains('<') && !e.contains('>'), "{e}");
-        assert!(!e.contains("@o"), "{e}");
-        assert!(!e.contains("://"), "{e}");
-        assert!(!e.to_lowercase().contains("www."), "{e}");
-        assert!(e.contains("\\[a\\]\\(b\\)"), "{e}");
-        assert!(!e.contains("#1"), "{e}");
-        assert_eq!(escape("plain words"), "plain words");
-        assert_eq!(escape("a\nb"), "a\\\\nb");
-    }
-
-    #[test]
-    fn code_spans_cannot_be_closed() {
-        assert_eq!(code_span("x"), "`x`");
-        assert_eq!(code_span("a`b"), "``a`b``");
-        assert_eq!(code_span("`a"), "`` `a ``");
-    }
-
-    #[test]
-    fn a_large_plan_stays_under_the_limit_and_says_what_it_left_out() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let items: Vec<_> = (1..=3_000)
-            .map(|i| {
-                crate::state::testing::delete_item(
-                    i,
-                    &format!("u{i}"),
-                    &format!("p{i}@import.invalid"),
-                )
-            })
-            .collect();
-        let state = crate::state::testing::sealed(dir.path(), &items);
-        let view = PlanView::new(&state).expect("view");
-        let m = Masker::new(Some(crate::mask::RedactLevel::Preview), b"k".to_vec());
-        let mut out = Vec::new();
-        plan(&view, &m, "plans/t.state.db", &mut out).expect("render");
-        let text = String::from_utf8(out).expect("utf-8");
-        assert!(text.len() <= BUDGET, "{} bytes", text.len());
-        assert!(text.contains("**Left out to stay under"), "{text}");
-        assert!(
-            text.contains("`idprune show plans/t.state.db`"),
-            "where the full plan is"
-        );
-        assert!(
-            text.contains("3,000 profiles lose one email at &#64;\u{200D}import\\.invalid"),
-            "{text}"
-        );
-        assert_eq!(
-            text.matches("<details>").count(),
-            text.matches("</details>").count()
-        );
-        assert!(!text.contains("p1@import.invalid"));
-    }
-
-    fn gfm(markdown: &str) -> String {
-        let mut options = comrak::Options::default();
-        options.extension.table = true;
-        options.extension.autolink = true;
-        options.extension.strikethrough = true;
-        options.render.r#unsafe = true;
-        comrak::markdown_to_html(markdown, &options)
-    }
-
-    /// The elements in rendered HTML, by name.
-    fn elements(html: &str) -> Vec<String> {
-        html.match_indices('<')
-            .map(|(at, _)| {
-                html[at + 1..]
-                    .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '/' || *c == '!')
-                    .collect()
-            })
-            .collect()
-    }
-
-    proptest::proptest! {
-        /// Whatever the value, escaped text renders as one paragraph of text and a code span
-        /// as one code element: no other element, no link, nothing that closes a block.
-        #[test]
-        fn no_value_becomes_markup(
-            value in proptest::string::string_regex(
-                r#"([a-z0-9 ]|<|>|&|"|'|@|:|/|\.|#|\[|\]|\(|\)|!|\*|_|`|\||~|\\|=|-|\+|\n|www\.|https://|</details>|<img src=x>|&#64;|&lt;){1,40}"#
-            ).expect("regex")
-        ) {
-            let text = gfm(&format!("x {} x\n", escape(&value)));
-            let kinds = elements(&text);
-            proptest::prop_assert!(
-                kinds.iter().all(|k| k == "p" || k == "/p"),
-                "escape({:?}) rendered {}", value, text
-            );
-            let code = gfm(&format!("x {} x\n", code_span(&value)));
-            let kinds = elements(&code);
-            proptest::prop_assert!(
-                kinds.iter().all(|k| ["p", "/p", "code", "/code"].contains(&k.as_str())),
-                "code_span({:?}) rendered {}", value, code
-            );
-        }
-    }
-
-    #[test]
-    fn origins_name_their_file() {
-        assert_eq!(origin_file("plans/m.yaml:3:5"), "plans/m.yaml");
-        assert_eq!(origin_file("we:ird.csv:8:1"), "we:ird.csv");
-        assert_eq!(origin_file("odd"), "odd");
-    }
-}
+mod tests;
