@@ -1,0 +1,316 @@
+//! Each subcommand's own flags, in the order of the subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use super::OutputFormat;
+use crate::render::Format;
+
+/// `validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// The manifest (YAML).
+    pub manifest: PathBuf,
+    /// Output format (`json`: the problems and warnings as one object, exit code unchanged).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+/// `plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The manifest (YAML).
+    pub manifest: PathBuf,
+    /// The state file to write (default: the manifest's path with `.state.db`).
+    #[arg(short = 'o', long = "out", value_name = "STATE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when the plan has deletions, 0 when it has none.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// How to print the plan.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
+    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
+    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
+    pub redact: Option<crate::mask::RedactLevel>,
+    /// Show identifier values in markdown and JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+    /// Overwrite a state file that already holds an apply journal.
+    #[arg(long)]
+    pub force: bool,
+    /// How long the plan may be applied (`7d`, `36h`).
+    #[arg(long, default_value = "7d", value_parser = humantime::parse_duration)]
+    pub ttl: std::time::Duration,
+    /// `--refresh=false`: skip the reads an entry does not need (it names its profile by
+    /// `user_id` and removes another type); such items are planned `delete`, marked
+    /// unverified, and an absent identifier then ends `already_absent` at apply.
+    #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
+    pub refresh: bool,
+    /// Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit
+    /// in the pull request.
+    #[arg(long, conflicts_with = "check_receipt")]
+    pub receipt: bool,
+    /// Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json`
+    /// beside the manifest) no longer matches; exit 0 when it does.
+    #[arg(long, value_name = "FILE", num_args = 0..=1)]
+    pub check_receipt: Option<Option<PathBuf>>,
+    /// Accept a plan whose lookups mostly found no profile (without it: exit 1, since that
+    /// usually means a wrong space or region).
+    #[arg(long)]
+    pub allow_unresolved: bool,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
+    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
+    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
+    pub redact: Option<crate::mask::RedactLevel>,
+    /// Show identifier values in markdown and JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// `apply`.
+#[derive(Debug, Args, Clone)]
+pub struct ApplyArgs {
+    /// The state file written by `plan` — or the manifest, which is then planned afresh into
+    /// its default state file and applied only when the fresh digest is the approved one.
+    #[arg(value_name = "STATE|MANIFEST")]
+    pub state: PathBuf,
+    /// The approved digest (`sha256:<hex>`, bare hex, or a unique prefix of 12+ hex digits).
+    #[arg(long, value_name = "DIGEST")]
+    pub approve: Option<String>,
+    /// The committed receipt whose digest is approved (instead of `--approve`).
+    #[arg(long, value_name = "FILE", conflicts_with = "approve")]
+    pub receipt: Option<PathBuf>,
+    /// Apply without asking.
+    #[arg(long)]
+    pub yes: bool,
+    /// Also retry items that failed permanently (400, 404 not_found).
+    #[arg(long)]
+    pub retry_failed: bool,
+    /// How to print the final report (`json`: one object on stdout with `format_version`).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+    /// Re-run a finished journal's deletions as a new recorded run (after a space rebuild,
+    /// which does not replay deletions). Same seal and approval checks.
+    #[arg(long)]
+    pub reapply: bool,
+    /// Send the first N deletions one at a time and re-read each profile before the
+    /// fan-out; stop (exit 1) unless each target is gone and nothing else changed.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub canary: u64,
+    /// How long the canary re-reads a profile for Segment to propagate a delete.
+    #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = humantime::parse_duration)]
+    pub canary_wait: std::time::Duration,
+}
+
+/// Formats of `status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    /// For people.
+    Text,
+    /// For programs (items redacted unless `--reveal`).
+    Json,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// Formats of `verify`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum VerifyFormat {
+    /// For people.
+    Text,
+    /// One JSON object (values redacted unless `--reveal`).
+    Json,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// Hide identifier values.
+    #[arg(long)]
+    pub redact: bool,
+    /// Poll with back-off until every removed identifier is gone or this much time has passed
+    /// (`--wait` alone: 6m, beyond Segment's documented propagation of up to 5 minutes).
+    #[arg(long, value_name = "DURATION", num_args = 0..=1, default_missing_value = "6m",
+          value_parser = humantime::parse_duration)]
+    pub wait: Option<std::time::Duration>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
+    pub format: VerifyFormat,
+    /// Show identifier values in JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
+/// Formats of `report --downstream`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// `seq,user_id,type,id,state` rows.
+    Csv,
+    /// One JSON object.
+    Json,
+}
+
+/// `report`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
+pub struct ReportArgs {
+    /// The state file (not needed with `--sql --discover`).
+    #[arg(required_unless_present = "discover")]
+    pub state: Option<PathBuf>,
+    /// The removed identifiers, for clean-up in downstream destinations.
+    #[arg(long)]
+    pub downstream: bool,
+    /// A warehouse query checking that Profiles Sync received the REMOVED rows.
+    #[arg(long)]
+    pub sql: bool,
+    /// Output format of `--downstream`.
+    #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
+    pub format: ReportFormat,
+    /// The warehouse schema of Profiles Sync's tables (with `--sql`); `project.dataset` or
+    /// `database.schema` also work.
+    #[arg(long, default_value = "profiles_sync")]
+    pub schema: String,
+    /// The warehouse's SQL dialect (string and identifier quoting differ).
+    #[arg(long, value_enum, default_value_t = crate::warehouse::Dialect::Postgres, requires = "sql")]
+    pub dialect: crate::warehouse::Dialect,
+    /// Write the removed identifiers to this CSV and print a query that loads and joins it
+    /// (for more than 1,000 identifiers; a million is fine).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "sql",
+        conflicts_with = "discover"
+    )]
+    pub csv: Option<PathBuf>,
+    /// Instead: a query listing profiles that carry a TYPE identifier LIKE PATTERN
+    /// (`email:%@import.invalid`), to export as CSV for `idprune init --from-csv`.
+    #[arg(long, value_name = "TYPE:PATTERN", requires = "sql")]
+    pub discover: Option<String>,
+}
+
+/// `purge`.
+#[derive(Debug, Args)]
+pub struct PurgeArgs {
+    /// The state file of a finished run.
+    pub state: PathBuf,
+    /// Read the fingerprint key from this file instead of `IDPRUNE_FINGERPRINT_KEY`.
+    #[arg(long, value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `unlock`.
+#[derive(Debug, Args)]
+pub struct UnlockArgs {
+    /// The state file.
+    pub state: PathBuf,
+    /// The lock id shown by `status` or by the refused `apply`.
+    pub lock_id: String,
+}
+
+/// `demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Keep the demo's working directory (its manifest and state file) here instead of a
+    /// temporary one.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+}
+
+/// Formats of `guard`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum GuardFormat {
+    /// For people.
+    Text,
+    /// One JSON object (no identifier values).
+    Json,
+}
+
+/// `guard`.
+#[derive(Debug, Args)]
+pub struct GuardArgs {
+    /// The state file whose `delete` items are the identifiers to look for.
+    pub state: PathBuf,
+    /// Event Archive exports: gzipped or plain JSON-lines files, or directories walked
+    /// recursively (`segment-logs/<source-id>/<received-day>/...`).
+    #[arg(long, value_name = "PATH", required = true, num_args = 1..)]
+    pub archive: Vec<PathBuf>,
+    /// Write copies without the matching events here (same layout, same compression;
+    /// malformed lines are kept unchanged). Refuses to replace existing files.
+    #[arg(long, value_name = "DIR")]
+    pub write_filtered: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
+    pub format: GuardFormat,
+}
+
+/// Regions of `init`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum InitRegion {
+    /// `profiles.segment.com`.
+    Us,
+    /// `profiles.euw1.segment.com`.
+    Eu,
+}
+
+impl InitRegion {
+    /// The manifest spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Us => "us",
+            Self::Eu => "eu",
+        }
+    }
+}
+
+/// `init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// The CSV export (for example from `report --sql --discover`).
+    #[arg(long, value_name = "FILE")]
+    pub from_csv: PathBuf,
+    /// The column holding each row's profile lookup (`user_id`, `segment_id`, or any type).
+    #[arg(long, value_name = "COL")]
+    pub profile_column: String,
+    /// A column of identifiers to remove; its header is the identifier type. Repeatable.
+    #[arg(long, value_name = "COL", required = true)]
+    pub remove_column: Vec<String>,
+    /// The manifest to write (default: the CSV's path with `.yaml`). Must be in a directory
+    /// that holds the CSV.
+    #[arg(short = 'o', long = "out", value_name = "PATH")]
+    pub out: Option<PathBuf>,
+    /// The Unify space id (left as a placeholder for you to fill in when absent).
+    #[arg(long, value_name = "SPACE")]
+    pub space: Option<String>,
+    /// The space's region.
+    #[arg(long, value_enum, default_value_t = InitRegion::Us)]
+    pub region: InitRegion,
+    /// Replace an existing manifest.
+    #[arg(long)]
+    pub force: bool,
+}
