@@ -67,6 +67,16 @@ impl Doc {
         }
     }
 
+    /// Appends `text` like [`Doc::fits`], or ends the walk it is called from with
+    /// [`BudgetSpent`] (which [`stop_at_budget`] turns back into a normal end).
+    fn fits_or_stop(&mut self, text: &str, reserve: usize) -> anyhow::Result<()> {
+        if self.fits(text, reserve) {
+            Ok(())
+        } else {
+            Err(BudgetSpent.into())
+        }
+    }
+
     /// Appends `text`, cut at the budget (used for the closing lines only).
     fn push(&mut self, text: &str) {
         if text.len() <= self.room() {
@@ -292,12 +302,9 @@ pub fn plan(
                         let _ =
                             writeln!(block, "{}   {}{seq}", line.sign, code(&m.ident(line.ident)));
                     }
-                    if doc.fits(&block, TAIL_RESERVE + foot.len()) {
-                        shown += 1;
-                        Ok(())
-                    } else {
-                        Err(BudgetSpent.into())
-                    }
+                    doc.fits_or_stop(&block, TAIL_RESERVE + foot.len())?;
+                    shown += 1;
+                    Ok(())
                 });
             stop_at_budget(walked)?;
             doc.push(foot);
@@ -340,12 +347,9 @@ pub fn plan(
                         code(&m.ident(&s.item.identifier)),
                         code(&m.lookup(&s.item.lookup))
                     );
-                    if doc.fits(&line, TAIL_RESERVE / 2 + foot.len()) {
-                        shown += 1;
-                        Ok(())
-                    } else {
-                        Err(BudgetSpent.into())
-                    }
+                    doc.fits_or_stop(&line, TAIL_RESERVE / 2 + foot.len())?;
+                    shown += 1;
+                    Ok(())
                 });
             stop_at_budget(walked)?;
             doc.push(foot);

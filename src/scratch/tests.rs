@@ -2,7 +2,8 @@
 //! answers recorded, drafts sealed by a [`Sealer`], items read back from the state file.
 
 use super::*;
-use crate::state::{Meta, State};
+use crate::state::State;
+use crate::state::testing::meta;
 
 fn entry(lookup: Option<&str>, ident: &str) -> Entry {
     Entry {
@@ -43,21 +44,6 @@ fn world() -> BTreeMap<Lookup, Resolution> {
         ids(&["user_id:g", "group_id:acme"]),
     );
     m
-}
-
-fn meta() -> Meta {
-    Meta {
-        format_version: crate::state::FORMAT_VERSION,
-        digest: String::new(),
-        space: "spa".into(),
-        region: "us".into(),
-        api_origin: "http://127.0.0.1:1".into(),
-        manifest_path: "m.yaml".into(),
-        manifest_sha256: "00".into(),
-        reason: "test".into(),
-        created_at: 0,
-        ttl_secs: 60,
-    }
 }
 
 /// What `plan` seals for `entries` against `world` (lookups it lacks find no profile):

@@ -382,11 +382,11 @@ pub(crate) mod testing {
         }
     }
 
-    /// Seals `items` (and their profiles) into `dir/t.state.db` and opens it.
-    pub fn sealed(dir: &Path, items: &[Item]) -> State {
-        let path = dir.join("t.state.db");
-        let meta = Meta {
-            format_version: 1,
+    /// The sealed facts of a test plan: space `spa` in `us`, a loopback API, a 60 s TTL, and
+    /// no digest yet (the sealer computes it).
+    pub fn meta() -> Meta {
+        Meta {
+            format_version: super::FORMAT_VERSION,
             digest: String::new(),
             space: "spa".into(),
             region: "us".into(),
@@ -396,8 +396,13 @@ pub(crate) mod testing {
             reason: "test".into(),
             created_at: 0,
             ttl_secs: 60,
-        };
-        let mut sealer = Sealer::begin(&path, meta, &[]).expect("begin");
+        }
+    }
+
+    /// Seals `items` (and their profiles) into `dir/t.state.db` and opens it.
+    pub fn sealed(dir: &Path, items: &[Item]) -> State {
+        let path = dir.join("t.state.db");
+        let mut sealer = Sealer::begin(&path, meta(), &[]).expect("begin");
         for item in items {
             let before = vec![
                 Identifier::new("user_id", item.user_id.clone().unwrap_or_default()),

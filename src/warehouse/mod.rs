@@ -56,6 +56,23 @@ fn unicode_escape(c: char) -> String {
     }
 }
 
+/// Appends `value` as the body of a backslash-escaping string literal: `\`, newline, return,
+/// tab and other control characters backslash-escaped, and `'` written as `quote` (`\'` or
+/// `''`, by dialect).
+fn push_backslash_escaped(out: &mut String, value: &str, quote: &str) {
+    for c in value.chars() {
+        match c {
+            '\'' => out.push_str(quote),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => out.push_str(&unicode_escape(c)),
+            c => out.push(c),
+        }
+    }
+}
+
 /// A string literal of `dialect` that reads back as exactly `value`. Non-ASCII characters
 /// are written as themselves (every dialect reads UTF-8 SQL); control characters are escaped
 /// where the dialect has an escape for them.
@@ -64,17 +81,7 @@ pub fn string_literal(dialect: Dialect, value: &str) -> String {
     match dialect {
         Dialect::Snowflake | Dialect::Bigquery | Dialect::Databricks => {
             out.push('\'');
-            for c in value.chars() {
-                match c {
-                    '\'' => out.push_str("\\'"),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if c.is_control() => out.push_str(&unicode_escape(c)),
-                    c => out.push(c),
-                }
-            }
+            push_backslash_escaped(&mut out, value, "\\'");
             out.push('\'');
         }
         Dialect::Redshift => {
@@ -95,17 +102,8 @@ pub fn string_literal(dialect: Dialect, value: &str) -> String {
             } else {
                 out.push('\'');
             }
-            for c in value.chars() {
-                match c {
-                    '\'' => out.push_str("''"),
-                    '\\' => out.push_str("\\\\"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\t' => out.push_str("\\t"),
-                    c if c.is_control() => out.push_str(&unicode_escape(c)),
-                    c => out.push(c),
-                }
-            }
+            // Without the `E` prefix there is no backslash or control character to escape.
+            push_backslash_escaped(&mut out, value, "''");
             out.push('\'');
         }
     }
