@@ -13,7 +13,7 @@ mod net;
 pub use args::{
     ApplyArgs, DemoArgs, GuardArgs, GuardFormat, InitArgs, InitRegion, PlanArgs, PurgeArgs,
     ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, ValidateArgs,
-    VerifyArgs, VerifyFormat,
+    ValueArgs, VerifyArgs, VerifyFormat,
 };
 pub use net::{ApiArgs, NetArgs, PaceArgs};
 

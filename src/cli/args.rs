@@ -17,6 +17,18 @@ pub struct ValidateArgs {
     pub format: OutputFormat,
 }
 
+/// `--redact` and `--reveal` of the views of `plan` and `show`.
+#[derive(Debug, Args, Clone, Copy, Default)]
+pub struct ValueArgs {
+    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
+    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
+    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
+    pub redact: Option<crate::mask::RedactLevel>,
+    /// Show identifier values in markdown and JSON output.
+    #[arg(long)]
+    pub reveal: bool,
+}
+
 /// `plan`.
 #[derive(Debug, Args)]
 pub struct PlanArgs {
@@ -31,13 +43,9 @@ pub struct PlanArgs {
     /// How to print the plan.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
-    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
-    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
-    pub redact: Option<crate::mask::RedactLevel>,
-    /// Show identifier values in markdown and JSON output.
-    #[arg(long)]
-    pub reveal: bool,
+    /// Whether identifier values show.
+    #[command(flatten)]
+    pub values: ValueArgs,
     /// Overwrite a state file that already holds an apply journal.
     #[arg(long)]
     pub force: bool,
@@ -71,13 +79,9 @@ pub struct ShowArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Hide identifier values in text output; in markdown, `--redact=full` hides even the
-    /// masked preview (an email's domain), leaving the type and a keyed fingerprint.
-    #[arg(long, conflicts_with = "reveal", value_enum, num_args = 0..=1, require_equals = true, default_missing_value = "preview", value_name = "LEVEL")]
-    pub redact: Option<crate::mask::RedactLevel>,
-    /// Show identifier values in markdown and JSON output.
-    #[arg(long)]
-    pub reveal: bool,
+    /// Whether identifier values show.
+    #[command(flatten)]
+    pub values: ValueArgs,
 }
 
 /// `apply`.

@@ -10,7 +10,8 @@ use secrecy::SecretString;
 
 use super::{Api, Pace, Ui, apply, plan, show};
 use crate::cli::{
-    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, VerifyArgs,
+    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, ValueArgs,
+    VerifyArgs,
 };
 use crate::emulator::{Config, Emulator, Seed};
 use crate::exit::Exit;
@@ -89,8 +90,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         out: None,
         detailed_exitcode: true,
         format: Format::Text,
-        redact: None,
-        reveal: false,
+        values: ValueArgs::default(),
         force: false,
         ttl: std::time::Duration::from_secs(7 * 24 * 3600),
         refresh: true,
@@ -112,8 +112,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         &ShowArgs {
             state: state.clone(),
             format: Format::Markdown,
-            redact: None,
-            reveal: false,
+            values: ValueArgs::default(),
         },
         ui,
     )?;

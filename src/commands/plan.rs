@@ -137,12 +137,16 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
-    let redact = default_redaction(args.format, args.redact.is_some(), args.reveal);
+    let redact = default_redaction(
+        args.format,
+        args.values.redact.is_some(),
+        args.values.reveal,
+    );
     let fresh = seal_fresh(args, &state_path, api, redact.0, ui).await?;
     let (digest, deletes) = (fresh.digest, fresh.deletes);
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
-        print_plan(&state, args.format, redact, args.redact, ui)?;
+        print_plan(&state, args.format, redact, args.values.redact, ui)?;
     }
     ui.note(format!(
         "Sealed plan {digest} into `{}`.",

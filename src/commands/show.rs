@@ -20,8 +20,12 @@ pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<Exit> {
     print_plan(
         &state,
         args.format,
-        default_redaction(args.format, args.redact.is_some(), args.reveal),
-        args.redact,
+        default_redaction(
+            args.format,
+            args.values.redact.is_some(),
+            args.values.reveal,
+        ),
+        args.values.redact,
         ui,
     )?;
     Ok(Exit::Success)
