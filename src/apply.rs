@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, watch};
 use crate::pace::Pacer;
 use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{DeleteOutcome, Fault, ProfileApi};
-use crate::state::{Failure, ItemState, Outcome, State, Work};
+use crate::state::{Failure, ItemState, Journal, Outcome, State, Work};
 use crate::sync::lock;
 use crate::window::Window;
 
@@ -246,7 +246,7 @@ pub async fn execute<A: ProfileApi>(
                         // The first reason wins: later tasks only echo it.
                         stop.get_or_insert(s);
                     }
-                    match report.outcome.state {
+                    match report.outcome.journal.state {
                         ItemState::Done => settled.done += 1,
                         ItemState::AlreadyAbsent => settled.already_absent += 1,
                         ItemState::Failed => settled.failed += 1,
@@ -297,16 +297,12 @@ pub async fn execute<A: ProfileApi>(
 pub fn unsent(work: &Work) -> Outcome {
     Outcome {
         seq: work.seq,
-        state: if work.may_have_landed {
+        journal: Journal::new(if work.may_have_landed {
             ItemState::InFlight
         } else {
             ItemState::Pending
-        },
+        }),
         attempts: 0,
-        failure: None,
-        last_error: None,
-        last_status: None,
-        request_id: None,
     }
 }
 
@@ -315,7 +311,7 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
     let mut latencies = Vec::new();
     let mut throttled = 0;
     let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
-    let said_yes = matches!(outcome.last_status, Some(200 | 404));
+    let said_yes = matches!(outcome.journal.last_status, Some(200 | 404));
     Report {
         outcome,
         stop,
@@ -339,7 +335,7 @@ async fn settle<A: ProfileApi>(
     loop {
         if shared.stopping() {
             if ambiguous {
-                outcome.state = ItemState::InFlight;
+                outcome.journal.state = ItemState::InFlight;
             }
             return (outcome, None);
         }
@@ -357,9 +353,9 @@ async fn settle<A: ProfileApi>(
         shared.requests.fetch_add(1, Ordering::Relaxed);
         latencies.push(reply.elapsed);
         outcome.attempts += 1;
-        outcome.last_status = reply.status;
+        outcome.journal.last_status = reply.status;
         if reply.request_id.is_some() {
-            outcome.request_id = reply.request_id;
+            outcome.journal.request_id = reply.request_id;
         }
         let fault = match reply.result {
             Ok(result) => {
@@ -369,19 +365,19 @@ async fn settle<A: ProfileApi>(
             }
             Err(fault) => fault,
         };
-        outcome.last_error = Some(fault.to_string());
+        outcome.journal.last_error = Some(fault.to_string());
         match fault {
             Fault::Permanent { .. } => {
-                outcome.state = ItemState::Failed;
-                outcome.failure = Some(Failure::Permanent);
+                outcome.journal.state = ItemState::Failed;
+                outcome.journal.failure = Some(Failure::Permanent);
                 return (outcome, None);
             }
             Fault::Space { .. } => {
                 // Refused before any change: the item goes back to where it was.
-                outcome.state = if ambiguous {
+                outcome.journal.state = if ambiguous {
                     ItemState::InFlight
                 } else {
-                    unsent(work).state
+                    unsent(work).journal.state
                 };
                 return (outcome, Some(Stop::Space(fault)));
             }
@@ -405,12 +401,12 @@ async fn settle<A: ProfileApi>(
                 match next {
                     Next::Retry(delay) => tokio::time::sleep(delay).await,
                     Next::GiveUp => {
-                        outcome.state = ItemState::Failed;
-                        outcome.failure = Some(Failure::Transient);
+                        outcome.journal.state = ItemState::Failed;
+                        outcome.journal.failure = Some(Failure::Transient);
                         return (outcome, None);
                     }
                     Next::BudgetSpent => {
-                        outcome.state = ItemState::InFlight;
+                        outcome.journal.state = ItemState::InFlight;
                         let why = format!("transient faults are sustained (last: {reason})");
                         return (outcome, Some(Stop::BudgetSpent(why)));
                     }
@@ -425,13 +421,13 @@ async fn settle<A: ProfileApi>(
 /// then means the deletion happened (`done`), not that it was never there. The executor and
 /// the canary share it, so both classify answers the same way.
 pub fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool) {
-    outcome.last_error = None;
-    (outcome.state, outcome.failure) = match result {
+    outcome.journal.last_error = None;
+    (outcome.journal.state, outcome.journal.failure) = match result {
         DeleteOutcome::Deleted => (ItemState::Done, None),
         DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
         DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
         DeleteOutcome::ProfileNotFound => {
-            outcome.last_error =
+            outcome.journal.last_error =
                 Some("404 not_found: the profile is gone or was merged; re-plan".into());
             (ItemState::Failed, Some(Failure::Permanent))
         }

@@ -26,7 +26,10 @@ impl<F: FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Resu
 
 /// Items a report lists: those the API confirmed gone (`done`, `already_absent`).
 pub fn removed(item: &StoredItem) -> bool {
-    matches!(item.state, ItemState::Done | ItemState::AlreadyAbsent)
+    matches!(
+        item.journal.state,
+        ItemState::Done | ItemState::AlreadyAbsent
+    )
 }
 
 /// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
@@ -40,7 +43,7 @@ pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> 
                 s.item.user_id.as_deref().unwrap_or(""),
                 &s.item.identifier.kind,
                 &s.item.identifier.id,
-                s.state.as_str(),
+                s.journal.state.as_str(),
             ])?;
         }
         Ok(())
@@ -56,7 +59,7 @@ pub fn downstream_json(items: impl Items, mut out: impl Write) -> anyhow::Result
     items(&mut |s| {
         if removed(&s) {
             let row = json!({"seq": s.item.seq, "user_id": s.item.user_id, "type": s.item.identifier.kind,
-                             "id": s.item.identifier.id, "state": s.state.as_str()});
+                             "id": s.item.identifier.id, "state": s.journal.state.as_str()});
             write!(out, "{}\n  {row}", if first { "" } else { "," })?;
             first = false;
         }
@@ -415,6 +418,7 @@ mod tests {
     use super::*;
     use crate::model::Identifier;
     use crate::plan::{Action, Item};
+    use crate::state::Journal;
 
     fn item(seq: u64, id: &str, state: ItemState) -> StoredItem {
         StoredItem {
@@ -428,12 +432,11 @@ mod tests {
                 note: None,
                 origin: "m.yaml:1:1".into(),
             },
-            state,
+            journal: Journal {
+                last_status: Some(200),
+                ..Journal::new(state)
+            },
             attempts: 1,
-            failure: None,
-            last_error: None,
-            last_status: Some(200),
-            request_id: None,
         }
     }
 

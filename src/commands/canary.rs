@@ -67,15 +67,19 @@ pub async fn run(
             ));
             return Ok(report);
         }
-        match outcome.state {
+        match outcome.journal.state {
             ItemState::Done => report.done += 1,
             ItemState::AlreadyAbsent => report.already_absent += 1,
             _ => {
                 report.stop = Some(format!(
                     "canary item #{} ended {}: {}",
                     work.seq,
-                    outcome.state,
-                    outcome.last_error.as_deref().unwrap_or("no error recorded")
+                    outcome.journal.state,
+                    outcome
+                        .journal
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("no error recorded")
                 ));
                 return Ok(report);
             }
@@ -100,9 +104,9 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
         let reply = api.delete(&work.user_id, &work.identifier).await;
         *requests += 1;
         outcome.attempts += 1;
-        outcome.last_status = reply.status;
+        outcome.journal.last_status = reply.status;
         if reply.request_id.is_some() {
-            outcome.request_id = reply.request_id;
+            outcome.journal.request_id = reply.request_id;
         }
         let fault = match reply.result {
             Ok(result) => {
@@ -111,18 +115,18 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
             }
             Err(fault) => fault,
         };
-        outcome.last_error = Some(fault.to_string());
+        outcome.journal.last_error = Some(fault.to_string());
         match fault {
             Fault::Permanent { .. } => {
-                outcome.state = ItemState::Failed;
-                outcome.failure = Some(Failure::Permanent);
+                outcome.journal.state = ItemState::Failed;
+                outcome.journal.failure = Some(Failure::Permanent);
                 return (outcome, None);
             }
             Fault::Space { .. } => {
-                outcome.state = if ambiguous {
+                outcome.journal.state = if ambiguous {
                     ItemState::InFlight
                 } else {
-                    crate::apply::unsent(work).state
+                    crate::apply::unsent(work).journal.state
                 };
                 return (outcome, Some(fault));
             }
@@ -145,8 +149,8 @@ async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option
                     // One item at a time never spends a run's budget before its own attempts
                     // run out; either way the canary gives this item up.
                     Next::GiveUp | Next::BudgetSpent => {
-                        outcome.state = ItemState::Failed;
-                        outcome.failure = Some(Failure::Transient);
+                        outcome.journal.state = ItemState::Failed;
+                        outcome.journal.failure = Some(Failure::Transient);
                         return (outcome, None);
                     }
                 }
