@@ -126,9 +126,8 @@ struct Report {
     said_yes: bool,
 }
 
-/// Shared between the dispatcher and the sending tasks.
-struct Shared<A> {
-    api: A,
+/// Shared between the dispatcher and the sending tasks (the API aside).
+struct Shared {
     stopping: AtomicBool,
     requests: AtomicU64,
     budget: Mutex<RetryBudget>,
@@ -137,7 +136,20 @@ struct Shared<A> {
     paced: bool,
 }
 
-impl<A> Shared<A> {
+impl Shared {
+    /// A fresh run's: not stopping, no request sent, a full retry budget.
+    fn new(profile_rate: u32, paced: bool) -> Self {
+        Self {
+            stopping: AtomicBool::new(false),
+            requests: AtomicU64::new(0),
+            budget: Mutex::new(RetryBudget::default()),
+            // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
+            profiles: NonZeroU32::new(profile_rate)
+                .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
+            paced,
+        }
+    }
+
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -164,16 +176,11 @@ pub async fn execute<A: ProfileApi>(
 ) -> anyhow::Result<ApplyReport> {
     let started = Instant::now();
     let total = state.count_work(options.retry_failed)?;
-    let shared = Arc::new(Shared {
-        api,
-        stopping: AtomicBool::new(false),
-        requests: AtomicU64::new(0),
-        budget: Mutex::new(RetryBudget::default()),
-        // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
-        profiles: std::num::NonZeroU32::new(options.profile_rate)
-            .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
-        paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
-    });
+    let api = Arc::new(api);
+    let shared = Arc::new(Shared::new(
+        options.profile_rate,
+        options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
+    ));
     let (tx, mut rx) = mpsc::unbounded_channel::<Report>();
     let mut queue: VecDeque<Work> = VecDeque::new();
     let mut after = 0u64;
@@ -212,10 +219,10 @@ pub async fn execute<A: ProfileApi>(
             .flatten()
         {
             outstanding += 1;
-            let shared = shared.clone();
+            let (api, shared) = (api.clone(), shared.clone());
             let tx = tx.clone();
             tokio::spawn(async move {
-                let report = send(&shared, work).await;
+                let report = send(&*api, &shared, work).await;
                 // The receiver lives until every outstanding report arrived.
                 let _ = tx.send(report);
             });
@@ -292,9 +299,20 @@ pub async fn execute<A: ProfileApi>(
     Ok(report)
 }
 
+/// Sends one item's delete on its own, outside a run (`apply --canary`): the executor's retry
+/// loop and outcome table, with a retry budget of its own, no per-profile limit, and retries
+/// backed off rather than handed to a pacer. The caller journals around it as the executor
+/// does (`in_flight` before, the outcome after). The outcome's `attempts` are the requests it
+/// sent. A stop is only ever [`Stop::Space`]: nothing interrupts it, and one item's attempts
+/// run out long before a fresh budget does.
+pub async fn send_one<A: ProfileApi>(api: &A, work: &Work) -> (Outcome, Option<Stop>) {
+    let shared = Shared::new(0, false);
+    settle(api, &shared, work, &mut Vec::new(), &mut 0).await
+}
+
 /// The outcome of an item whose request was not sent in this run: it stays where it was
 /// (`in_flight` when an earlier request may have landed, else `pending`).
-pub fn unsent(work: &Work) -> Outcome {
+fn unsent(work: &Work) -> Outcome {
     Outcome {
         seq: work.seq,
         journal: Journal::new(if work.may_have_landed {
@@ -307,10 +325,10 @@ pub fn unsent(work: &Work) -> Outcome {
 }
 
 /// Sends one item's delete, retrying transient faults, and decides its journal outcome.
-async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
+async fn send<A: ProfileApi>(api: &A, shared: &Shared, work: Work) -> Report {
     let mut latencies = Vec::new();
     let mut throttled = 0;
-    let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
+    let (outcome, stop) = settle(api, shared, &work, &mut latencies, &mut throttled).await;
     let said_yes = matches!(outcome.journal.last_status, Some(200 | 404));
     Report {
         outcome,
@@ -323,7 +341,8 @@ async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Report {
 
 /// The retry loop of one item: its journal outcome, and a reason to stop the run if any.
 async fn settle<A: ProfileApi>(
-    shared: &Shared<A>,
+    api: &A,
+    shared: &Shared,
     work: &Work,
     latencies: &mut Vec<Duration>,
     throttled: &mut u32,
@@ -349,7 +368,7 @@ async fn settle<A: ProfileApi>(
             };
             limiter.until_key_ready(key).await;
         }
-        let reply = shared.api.delete(&work.user_id, &work.identifier).await;
+        let reply = api.delete(&work.user_id, &work.identifier).await;
         shared.requests.fetch_add(1, Ordering::Relaxed);
         latencies.push(reply.elapsed);
         outcome.attempts += 1;
@@ -418,9 +437,8 @@ async fn settle<A: ProfileApi>(
 
 /// Journals an answered delete (docs/ARCHITECTURE.md, *The journal*): `ambiguous` is true when
 /// an earlier request for the item may have landed unacknowledged, so `404 eid_not_found`
-/// then means the deletion happened (`done`), not that it was never there. The executor and
-/// the canary share it, so both classify answers the same way.
-pub fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool) {
+/// then means the deletion happened (`done`), not that it was never there.
+fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool) {
     outcome.journal.last_error = None;
     (outcome.journal.state, outcome.journal.failure) = match result {
         DeleteOutcome::Deleted => (ItemState::Done, None),
@@ -512,6 +530,31 @@ mod tests {
         let counts = state.counts().expect("counts");
         assert_eq!(counts.state(ItemState::Done), 1, "{counts:?}");
         assert_eq!(counts.state(ItemState::AlreadyAbsent), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn send_one_retries_a_lost_acknowledgement_and_counts_its_requests() {
+        let work = Work {
+            seq: 7,
+            user_id: "u1".into(),
+            identifier: Identifier::new("email", "a@x.com"),
+            profile: String::new(),
+            may_have_landed: false,
+        };
+        let api = LostAcks {
+            lost: 2,
+            calls: AtomicU32::new(0),
+            present: Mutex::new(true),
+        };
+        let (outcome, stop) = send_one(&api, &work).await;
+        assert_eq!(stop, None);
+        assert_eq!(outcome.seq, 7);
+        assert_eq!(
+            outcome.attempts, 3,
+            "two lost acknowledgements, then an answer"
+        );
+        // The first request removed it; the `404 eid_not_found` after a lost ack means done.
+        assert_eq!(outcome.journal, Journal::new(ItemState::Done));
     }
 
     /// Shares one fake between runs.
