@@ -31,8 +31,11 @@ pub struct Phase {
     pub emulator_cpu_secs: f64,
     /// Plan only: when the manifest was staged (the `Resolving` line), since the start.
     pub staged_secs: Option<f64>,
-    /// Plan only: when the state file was sealed (the first byte of the printed plan).
+    /// Plan only: when the sealed state file was renamed into place (it appeared at its path).
     pub sealed_secs: Option<f64>,
+    /// Plan only: when the plan's first byte was printed (after reopening and checking the
+    /// file it sealed).
+    pub printing_secs: Option<f64>,
     pub peak_rss_kib: u64,
     pub seen: Counters,
     /// The phase as the server's limiter saw it.
@@ -330,9 +333,10 @@ pub fn print_figures(run: &Run, f: &Figures) {
         None => println!("emulator CPU plan: {:.2} s", plan.emulator_cpu_secs),
     }
     println!(
-        "plan timeline: manifest staged {}, state sealed {}, plan printed {:.2} s",
+        "plan timeline: manifest staged {}, state file in place {}, printing from {}, plan printed {:.2} s",
         seconds(plan.staged_secs),
         seconds(plan.sealed_secs),
+        seconds(plan.printing_secs),
         plan.wall_secs
     );
 }
@@ -378,11 +382,12 @@ pub fn judge_lifted(f: &Figures, verdicts: &mut Vec<Verdict>) {
 
 pub fn judge_big(run: &Run, f: &Figures, verdicts: &mut Vec<Verdict>) {
     let label = format!("{} plan items", thousands(run.items));
-    // The state file is complete when idprune starts printing the plan.
+    // The state file is written when it is renamed into place.
     let written = f.plan.sealed_secs.unwrap_or(f.plan.wall_secs);
     verdicts.push(Verdict {
         target: format!(
-            "{label}: state written in {written:.1} s ≤ {TARGET_BIG_PLAN_SECS:.0} s (plan printed at {:.1} s)",
+            "{label}: state written in {written:.1} s ≤ {TARGET_BIG_PLAN_SECS:.0} s (printing from {}, printed at {:.1} s)",
+            seconds(f.plan.printing_secs),
             f.plan.wall_secs
         ),
         pass: written <= TARGET_BIG_PLAN_SECS,
@@ -480,6 +485,9 @@ pub fn median_figures(all: &[Figures]) -> Figures {
             sealed_secs: phases[0]
                 .sealed_secs
                 .map(|_| m(&|p| p.sealed_secs.unwrap_or(f64::NAN))),
+            printing_secs: phases[0]
+                .printing_secs
+                .map(|_| m(&|p| p.printing_secs.unwrap_or(f64::NAN))),
             peak_rss_kib: m(&|p| p.peak_rss_kib as f64) as u64,
             server: ServerSide {
                 accepted: m(&|p| p.server.accepted as f64) as u64,

@@ -3,19 +3,22 @@
 
 use super::*;
 
-/// The launcher (`bench __launch DEADLINE_MS STDOUT STDERR PROGRAM ARGS...`): spawns PROGRAM
-/// with its output in the two files, reaps it with `wait4` and prints
-/// `EXIT_CODE PEAK_RSS_KIB WALL_NANOS CPU_NANOS FIRST_STDOUT_NANOS` (-1: no output), with each
-/// stderr line stamped with its time (see [`copy_stamping_lines`]).
+/// The launcher (`bench __launch DEADLINE_MS STDOUT STDERR WATCH PROGRAM ARGS...`): spawns
+/// PROGRAM with its output in the two files, reaps it with `wait4` and prints
+/// `EXIT_CODE PEAK_RSS_KIB WALL_NANOS CPU_NANOS FIRST_STDOUT_NANOS WATCH_NANOS` (-1: no output;
+/// no file), with each stderr line stamped with its time (see [`copy_stamping_lines`]).
+/// WATCH is a path (or `-`) whose appearance is timed: `plan` renames its sealed state file into
+/// a fresh directory, so that is the moment the state file was written.
 ///
 /// Why a separate small process: Linux folds the memory high-water mark of the process image
 /// that `exec` replaces into the new program's `ru_maxrss`. Spawned straight from the bench,
 /// whose in-process emulator holds every seeded profile, idprune's peak RSS would read as the
 /// bench's; spawned from this fresh process it carries at most the launcher's few MB.
 pub fn launch(args: &[OsString]) -> anyhow::Result<()> {
-    let [deadline_ms, stdout, stderr, program, rest @ ..] = args else {
-        bail!("usage: bench {LAUNCHER_ARG} DEADLINE_MS STDOUT STDERR PROGRAM [ARGS...]");
+    let [deadline_ms, stdout, stderr, watch, program, rest @ ..] = args else {
+        bail!("usage: bench {LAUNCHER_ARG} DEADLINE_MS STDOUT STDERR WATCH PROGRAM [ARGS...]");
     };
+    let watch = (watch != "-").then(|| Path::new(watch));
     let deadline = Duration::from_millis(
         deadline_ms
             .to_str()
@@ -37,7 +40,7 @@ pub fn launch(args: &[OsString]) -> anyhow::Result<()> {
     let out_copy = std::thread::spawn(move || copy_noting_first_byte(out_pipe, out_file, start));
     let err_copy = std::thread::spawn(move || copy_stamping_lines(err_pipe, err_file, start));
     let pid = libc::pid_t::try_from(child.id()).context("child pid out of range")?;
-    let (code, peak_rss_kib, cpu) = reap(pid, start, deadline)?;
+    let (code, peak_rss_kib, cpu, appeared) = reap(pid, start, deadline, watch)?;
     let wall = start.elapsed();
     let first_out = out_copy
         .join()
@@ -47,11 +50,13 @@ pub fn launch(args: &[OsString]) -> anyhow::Result<()> {
         .join()
         .map_err(|_| anyhow::anyhow!("the stderr copier panicked"))?
         .context("copying the child's stderr")?;
+    let nanos = |d: Option<Duration>| d.map_or(-1, |d| i128::try_from(d.as_nanos()).unwrap_or(-1));
     println!(
-        "{code} {peak_rss_kib} {} {} {}",
+        "{code} {peak_rss_kib} {} {} {} {}",
         wall.as_nanos(),
         cpu.as_nanos(),
-        first_out.map_or(-1, |d| i128::try_from(d.as_nanos()).unwrap_or(-1))
+        nanos(first_out),
+        nanos(appeared)
     );
     Ok(())
 }
@@ -124,14 +129,20 @@ pub fn timeval(t: libc::timeval) -> Duration {
 }
 
 /// Waits for `pid` with `wait4`, polling so a deadline can kill it; returns the exit code
-/// (128 + signal when killed by one), the peak RSS in KiB and the CPU time (user + system).
+/// (128 + signal when killed by one), the peak RSS in KiB, the CPU time (user + system), and
+/// when `watch` first existed (to within one poll).
 pub fn reap(
     pid: libc::pid_t,
     start: Instant,
     deadline: Duration,
-) -> anyhow::Result<(i32, u64, Duration)> {
+    watch: Option<&Path>,
+) -> anyhow::Result<(i32, u64, Duration, Option<Duration>)> {
     let mut killed = false;
+    let mut appeared = None;
     loop {
+        if appeared.is_none() && watch.is_some_and(Path::exists) {
+            appeared = Some(start.elapsed());
+        }
         let mut status: libc::c_int = 0;
         // SAFETY: an all-zero `rusage` is a valid value of this plain C struct.
         let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
@@ -150,7 +161,7 @@ pub fn reap(
             }
             let rss = u64::try_from(usage.ru_maxrss).unwrap_or(0);
             let cpu = timeval(usage.ru_utime) + timeval(usage.ru_stime);
-            return Ok((code, rss, cpu));
+            return Ok((code, rss, cpu, appeared));
         }
         if got == -1 {
             return Err(std::io::Error::last_os_error()).context("wait4 on the child");

@@ -19,9 +19,11 @@
 //! lifted, and the speed-up over the naive loop (sequential delete POSTs with `reqwest`). To
 //! tell who limits a lifted run, it also prints the CPU time of idprune (from `wait4`) and of
 //! this process, which is mostly the emulator (from `getrusage`): they share the same cores.
-//! The launcher stamps each stderr line of the child with its time and notes its first stdout
-//! byte, which gives plan's timeline: manifest staged (the `Resolving` line), state sealed (the
-//! printed plan starts), plan printed (exit).
+//! The launcher stamps each stderr line of the child with its time, notes its first stdout
+//! byte and polls for the plan's state file, which gives plan's timeline: manifest staged (the
+//! `Resolving` line), state file in place (the sealed file appears at its path: `plan` renames
+//! it there complete), printing from (the plan's first byte, once idprune reopened and checked
+//! the file), plan printed (exit).
 //! With `--repeat K` every figure is the median of K runs.
 //!
 //! Server-side figures (issue 8): the emulator records when its space limiter accepted and

@@ -10,6 +10,8 @@ pub struct Child {
     pub cpu: Duration,
     /// When the child's first stdout byte came, since its start.
     pub first_stdout: Option<Duration>,
+    /// When the watched path (a plan's state file) first existed, since the child's start.
+    pub appeared: Option<Duration>,
     pub peak_rss_kib: u64,
     pub code: i32,
     pub stdout: PathBuf,
@@ -85,7 +87,14 @@ impl Bench {
             plan_args.push("--refresh=false".to_owned());
         }
         let arrivals_before = self.arrivals(&client, base)?;
-        let plan = self.child(dir, "plan", &plan_args, base, run.deadline(run.items))?;
+        let plan = self.child_watching(
+            dir,
+            "plan",
+            &plan_args,
+            base,
+            run.deadline(run.items),
+            state,
+        )?;
         expect_code(&plan, &[0])?;
         let cpu_after_plan = own_cpu()?;
         let after_plan = self.counters(&client, base)?;
@@ -185,7 +194,20 @@ impl Bench {
         base: &str,
         deadline: Duration,
     ) -> anyhow::Result<Child> {
-        self.child_with_token(dir, name, args, base, deadline, TOKEN)
+        self.launch(dir, name, args, base, deadline, TOKEN, None)
+    }
+
+    /// [`Bench::child`] timing when `watch` (the plan's state file) appears.
+    pub fn child_watching(
+        &self,
+        dir: &Path,
+        name: &str,
+        args: &[String],
+        base: &str,
+        deadline: Duration,
+        watch: &Path,
+    ) -> anyhow::Result<Child> {
+        self.launch(dir, name, args, base, deadline, TOKEN, Some(watch))
     }
 
     /// [`Bench::child`] sending `token`.
@@ -198,6 +220,21 @@ impl Bench {
         deadline: Duration,
         token: &str,
     ) -> anyhow::Result<Child> {
+        self.launch(dir, name, args, base, deadline, token, None)
+    }
+
+    /// Runs the binary with `args` through the launcher (see [`launch`]).
+    #[allow(clippy::too_many_arguments)]
+    fn launch(
+        &self,
+        dir: &Path,
+        name: &str,
+        args: &[String],
+        base: &str,
+        deadline: Duration,
+        token: &str,
+        watch: Option<&Path>,
+    ) -> anyhow::Result<Child> {
         let stdout = dir.join(format!("{name}.stdout"));
         let stderr = dir.join(format!("{name}.stderr"));
         let launcher = std::env::current_exe().context("locating the bench executable")?;
@@ -206,6 +243,7 @@ impl Bench {
             .arg(deadline.as_millis().to_string())
             .arg(&stdout)
             .arg(&stderr)
+            .arg(watch.map_or_else(|| OsString::from("-"), |w| w.as_os_str().to_owned()))
             .arg(&self.bin)
             .args(args)
             .env("SEGMENT_ACCESS_TOKEN", token)
@@ -222,24 +260,25 @@ impl Bench {
         }
         let report = String::from_utf8_lossy(&output.stdout);
         let fields: Vec<&str> = report.split_whitespace().collect();
-        let [code, rss, nanos, cpu, first_out] = fields.as_slice() else {
+        let [code, rss, nanos, cpu, first_out, appeared] = fields.as_slice() else {
             bail!(
-                "the launcher printed `{}`, not `CODE RSS WALL CPU FIRST_STDOUT`",
+                "the launcher printed `{}`, not `CODE RSS WALL CPU FIRST_STDOUT WATCHED`",
                 report.trim()
             );
+        };
+        let since_start = |field: &str, what: &str| -> anyhow::Result<Option<Duration>> {
+            let n = field
+                .parse::<i128>()
+                .with_context(|| format!("the launcher's {what} time"))?;
+            Ok(u64::try_from(n).ok().map(Duration::from_nanos))
         };
         Ok(Child {
             code: code.parse().context("the launcher's exit code")?,
             peak_rss_kib: rss.parse().context("the launcher's peak RSS")?,
             wall: Duration::from_nanos(nanos.parse().context("the launcher's wall time")?),
             cpu: Duration::from_nanos(cpu.parse().context("the launcher's CPU time")?),
-            first_stdout: u64::try_from(
-                first_out
-                    .parse::<i128>()
-                    .context("the launcher's first-output time")?,
-            )
-            .ok()
-            .map(Duration::from_nanos),
+            first_stdout: since_start(first_out, "first-output")?,
+            appeared: since_start(appeared, "state-file")?,
             stdout,
             stderr,
         })
@@ -447,7 +486,8 @@ pub fn path_arg(path: &Path) -> String {
 pub fn phase(child: &Child, seen: Counters, emulator_cpu: Duration) -> Phase {
     Phase {
         staged_secs: stamped(&child.stderr, "Resolving"),
-        sealed_secs: child.first_stdout.map(|d| d.as_secs_f64()),
+        sealed_secs: child.appeared.map(|d| d.as_secs_f64()),
+        printing_secs: child.first_stdout.map(|d| d.as_secs_f64()),
         emulator_cpu_secs: emulator_cpu.as_secs_f64(),
         wall_secs: child.wall.as_secs_f64(),
         cpu_secs: child.cpu.as_secs_f64(),

@@ -8,9 +8,9 @@
 //! test and still fail against Segment. It never binds anything but a loopback address.
 //!
 //! Layout: `seed` (the JSON starting data), `route` (raw path, own percent-decoder, lookups,
-//! query), `state` (profiles, index, Segment's decisions, limits, stats), `limiter` (the space
-//! limiter's three kinds), `bucket` (token buckets), `faults` (seeded fault injection), `reply`
-//! (the error envelope), `server` (axum).
+//! query), `space/` (the emulated space: profiles, index, Segment's decisions, limits, stats;
+//! one file a job), `limiter` (the space limiter's three kinds), `bucket` (token buckets),
+//! `faults` (seeded fault injection), `reply` (the error envelope), `server` (axum).
 
 mod bucket;
 mod faults;
@@ -19,7 +19,7 @@ mod reply;
 mod route;
 mod seed;
 mod server;
-mod state;
+mod space;
 
 use std::io::Write as _;
 use std::net::SocketAddr;
@@ -199,7 +199,7 @@ impl Emulator {
             .or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty()))
             .unwrap_or_else(|| DEFAULT_TOKEN.to_owned());
         let random_seed = config.random_seed.unwrap_or_else(clock_seed);
-        let options = state::Options {
+        let options = space::Options {
             propagation: Duration::from_millis(config.propagation_ms),
             not_activated: config.not_activated,
             space_rate: config.space_rate,
@@ -210,7 +210,7 @@ impl Emulator {
             lowercase_lookups: config.lowercase_lookups,
             unsupported_types: config.unsupported_types.clone(),
         };
-        let state = state::State::from_seed(seed, token, options, Instant::now())?;
+        let space = space::Space::from_seed(seed, token, options, Instant::now())?;
         let faults = faults::Faults::new(
             faults::FaultSettings {
                 latency: Duration::from_millis(config.latency_ms),
@@ -231,7 +231,7 @@ impl Emulator {
             .local_addr()
             .context("reading the emulator's bound address")?;
         let (stop, stopped) = watch::channel(false);
-        let shared = Arc::new(server::Shared::new(state, faults, stopped.clone()));
+        let shared = Arc::new(server::Shared::new(space, faults, stopped.clone()));
         let app = server::router(shared);
         let mut signal = stopped;
         let task = tokio::spawn(async move {

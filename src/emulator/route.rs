@@ -111,19 +111,12 @@ impl Route {
                 "profiles",
                 _,
                 "external_ids",
-            ] => Endpoint::ExternalIds,
-            [
-                "",
-                "v1",
-                "spaces",
-                _,
-                "collections",
-                _,
-                "profiles",
-                _,
-                "external_ids",
-                "delete",
-            ] => Endpoint::Delete,
+                rest @ ..,
+            ] => match rest {
+                [] => Endpoint::ExternalIds,
+                ["delete"] => Endpoint::Delete,
+                _ => return Err(RouteError::NotFound),
+            },
             _ => return Err(RouteError::NotFound),
         };
         let decode = |name: &'static str, raw: &str| {

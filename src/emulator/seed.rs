@@ -1,5 +1,5 @@
 //! The emulator's starting data: a JSON [`Seed`] of profiles and their identifiers, and its
-//! validation. It owns no running state; `state.rs` turns a checked seed into the live index.
+//! validation. It owns no running state; `space/` turns a checked seed into the live index.
 
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,15 +1,15 @@
 //! The HTTP side of the emulator: one axum fallback handler that reads the raw request target,
 //! applies the space limit on arrival, latency and faults, authentication, then hands the
-//! request to `State`; plus the unauthenticated `/__emulator/*` test endpoints. Every response
-//! carries a `Request-Id`. It never holds the state lock across an `.await`.
+//! request to the emulated [`Space`]; plus the unauthenticated `/__emulator/*` test endpoints. Every response
+//! carries a `Request-Id`. It never holds the space's lock across an `.await`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::body::{Body, to_bytes};
-use axum::extract::{Request, State as AxumState};
+use axum::body::{Body, Bytes, to_bytes};
+use axum::extract::{Request, State};
 use axum::http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -20,7 +20,7 @@ use tokio::sync::watch;
 use super::faults::{Faults, server_error};
 use super::reply::Reply;
 use super::route::{Endpoint, Route, RouteError};
-use super::state::{Attempt, DeleteTarget, State};
+use super::space::{Attempt, DeleteTarget, Space};
 
 /// The largest request body read; Segment's delete bodies are a few hundred bytes.
 const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -29,26 +29,26 @@ const REQUEST_ID: &str = "request-id";
 
 /// What every request handler shares.
 pub struct Shared {
-    state: Mutex<State>,
+    space: Mutex<Space>,
     faults: Faults,
     requests: AtomicU64,
     shutdown: watch::Receiver<bool>,
 }
 
 impl Shared {
-    /// Bundles the state, the fault injector and the shutdown signal.
-    pub fn new(state: State, faults: Faults, shutdown: watch::Receiver<bool>) -> Shared {
+    /// Bundles the space, the fault injector and the shutdown signal.
+    pub fn new(space: Space, faults: Faults, shutdown: watch::Receiver<bool>) -> Shared {
         Shared {
-            state: Mutex::new(state),
+            space: Mutex::new(space),
             faults,
             requests: AtomicU64::new(0),
             shutdown,
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    fn lock(&self) -> MutexGuard<'_, Space> {
         // A panic while holding the lock leaves plain data behind; keep serving it.
-        self.state
+        self.space
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
@@ -75,7 +75,7 @@ pub fn router(shared: Arc<Shared>) -> Router {
     Router::new().fallback(handle).with_state(shared)
 }
 
-async fn handle(AxumState(shared): AxumState<Arc<Shared>>, request: Request) -> Response {
+async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let n = shared.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let request_id = format!("req_{n:012}");
     let path = request.uri().path();
@@ -123,14 +123,14 @@ async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
     let route = Route::parse(request.uri().path());
     let endpoint = route.as_ref().ok().map(|r| r.endpoint);
     {
-        let mut state = shared.lock();
-        state.stats.requests += 1;
+        let mut space = shared.lock();
+        space.stats.requests += 1;
         match endpoint {
-            Some(Endpoint::ExternalIds) => state.stats.reads += 1,
-            Some(Endpoint::Delete) => state.stats.deletes += 1,
+            Some(Endpoint::ExternalIds) => space.stats.reads += 1,
+            Some(Endpoint::Delete) => space.stats.deletes += 1,
             None => {}
         }
-        if let Err(too_many) = state.admit(arrival) {
+        if let Err(too_many) = space.admit(arrival) {
             return too_many;
         }
     }
@@ -188,16 +188,8 @@ async fn delete(shared: &Shared, route: &Route, request: Request, request_id: &s
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let body = to_bytes(request.into_body(), MAX_BODY_BYTES).await;
-    let (target, mut reply) = match body {
-        Err(_) => (
-            DeleteTarget::read(route, b""),
-            Reply::error(
-                413,
-                "invalid_request_error",
-                "The request body is too large.",
-            ),
-        ),
+    let (target, mut reply) = match read_body(request).await {
+        Err(too_large) => (DeleteTarget::read(route, b""), too_large),
         Ok(body) => {
             let target = DeleteTarget::read(route, &body);
             let reply = if shared.faults.roll(shared.faults.fail_rate) {
@@ -227,6 +219,19 @@ async fn delete(shared: &Shared, route: &Route, request: Request, request_id: &s
     reply
 }
 
+/// Reads a request body of at most [`MAX_BODY_BYTES`]; `Err` is the 413 to send.
+async fn read_body(request: Request) -> Result<Bytes, Reply> {
+    to_bytes(request.into_body(), MAX_BODY_BYTES)
+        .await
+        .map_err(|_| {
+            Reply::error(
+                413,
+                "invalid_request_error",
+                "The request body is too large.",
+            )
+        })
+}
+
 fn maybe_malform(shared: &Shared, reply: &mut Reply) {
     if matches!(reply.status, 200 | 404) && shared.faults.roll(shared.faults.malformed_rate) {
         shared.count_fault();
@@ -243,24 +248,15 @@ async fn admin(shared: &Shared, request: Request) -> Reply {
     match (request.method(), request.uri().path()) {
         (&Method::GET, "/__emulator/profiles") => raw(shared.lock().profiles_json()),
         (&Method::GET, "/__emulator/stats") => raw(shared.lock().stats_json()),
-        (&Method::POST, "/__emulator/rebuild") => {
-            let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
-                return Reply::error(
-                    413,
-                    "invalid_request_error",
-                    "The request body is too large.",
-                );
-            };
-            shared.lock().rebuild(&body)
-        }
+        (&Method::POST, "/__emulator/rebuild") => match read_body(request).await {
+            Ok(body) => shared.lock().rebuild(&body),
+            Err(too_large) => too_large,
+        },
         (&Method::GET, "/__emulator/arrivals") => raw(shared.lock().arrivals_json()),
         (&Method::POST, "/__emulator/token") => {
-            let Ok(body) = to_bytes(request.into_body(), MAX_BODY_BYTES).await else {
-                return Reply::error(
-                    413,
-                    "invalid_request_error",
-                    "The request body is too large.",
-                );
+            let body = match read_body(request).await {
+                Ok(body) => body,
+                Err(too_large) => return too_large,
             };
             #[derive(serde::Deserialize)]
             struct NewToken {

@@ -133,6 +133,30 @@ fn delete_body(kind: &str, id: &str) -> String {
     json!({"delete_external_ids": [{"type": kind, "id": id}]}).to_string()
 }
 
+/// `GET target` with the accepted token.
+async fn authed_get(addr: SocketAddr, target: &str) -> Http {
+    send(addr, "GET", target, Some(TOKEN), None).await
+}
+
+/// `POST target` with the accepted token and a body deleting the identifier `kind:id`.
+async fn authed_delete(addr: SocketAddr, target: &str, kind: &str, id: &str) -> Http {
+    send(
+        addr,
+        "POST",
+        target,
+        Some(TOKEN),
+        Some(&delete_body(kind, id)),
+    )
+    .await
+}
+
+/// The parsed body of `GET /__emulator/stats`.
+async fn admin_stats(addr: SocketAddr) -> Value {
+    send(addr, "GET", "/__emulator/stats", None, None)
+        .await
+        .json()
+}
+
 #[derive(Parser)]
 struct Cli {
     #[command(flatten)]
@@ -194,14 +218,7 @@ async fn paginates_with_opaque_cursors_and_request_ids() {
         format!("http://127.0.0.1:{}", emu.addr().port())
     );
     let addr = emu.addr();
-    let first = send(
-        addr,
-        "GET",
-        &format!("{}/user_id:big/external_ids", base()),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let first = authed_get(addr, &format!("{}/user_id:big/external_ids", base())).await;
     assert_eq!(first.status, 200, "{}", first.body);
     let v = first.json();
     assert_eq!(v["data"].as_array().map(Vec::len), Some(25));
@@ -214,14 +231,7 @@ async fn paginates_with_opaque_cursors_and_request_ids() {
     let url = v["cursor"]["url"].as_str().expect("url").to_owned();
     assert_eq!(url, format!("{}/use_big/external_ids", base()));
     let next = v["cursor"]["next"].as_str().expect("next").to_owned();
-    let second = send(
-        addr,
-        "GET",
-        &format!("{url}?limit=25&next={next}"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let second = authed_get(addr, &format!("{url}?limit=25&next={next}")).await;
     let v = second.json();
     let ids: Vec<&str> = v["data"]
         .as_array()
@@ -236,7 +246,7 @@ async fn paginates_with_opaque_cursors_and_request_ids() {
     let r2 = second.header("request-id").expect("Request-Id on 200");
     assert!(r1.starts_with("req_") && r1 != r2);
 
-    let bad = send(addr, "GET", &format!("{url}?limit=26"), Some(TOKEN), None).await;
+    let bad = authed_get(addr, &format!("{url}?limit=26")).await;
     assert_eq!(
         (bad.status, bad.code().as_deref()),
         (400, Some("validation_error"))
@@ -245,14 +255,7 @@ async fn paginates_with_opaque_cursors_and_request_ids() {
         bad.header("request-id").is_some(),
         "Request-Id on errors too"
     );
-    let bad = send(
-        addr,
-        "GET",
-        &format!("{url}?next=map_bogus"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let bad = authed_get(addr, &format!("{url}?next=map_bogus")).await;
     assert_eq!(
         (bad.status, bad.code().as_deref()),
         (400, Some("validation_error"))
@@ -280,7 +283,7 @@ async fn decodes_the_raw_path_like_segment() {
         ("email:%C3", 400),
     ];
     for (lookup, status) in cases {
-        let r = send(addr, "GET", &get(lookup), Some(TOKEN), None).await;
+        let r = authed_get(addr, &get(lookup)).await;
         assert_eq!(r.status, *status, "{lookup}: {}", r.body);
         if *status == 404 {
             assert_eq!(
@@ -293,14 +296,7 @@ async fn decodes_the_raw_path_like_segment() {
         }
     }
     // A raw `/` in the value breaks the route.
-    let r = send(
-        addr,
-        "GET",
-        &get("user_id:u 1/2").replace(' ', "%20"),
-        Some(TOKEN),
-        None,
-    )
-    .await;
+    let r = authed_get(addr, &get("user_id:u 1/2").replace(' ', "%20")).await;
     assert_eq!(r.status, 404);
     emu.shutdown().await;
 }
@@ -331,21 +327,14 @@ async fn authenticates_and_checks_the_space() {
         json!({"error": {"code": "unauthorized", "message": "The specified token is invalid."}})
     );
     let other = "/v1/spaces/spa_other/collections/users/profiles/user_id:second/external_ids";
-    let r = send(addr, "GET", other, Some(TOKEN), None).await;
+    let r = authed_get(addr, other).await;
     assert_eq!((r.status, r.code().as_deref()), (404, Some("not_found")));
-    let r = send(
-        addr,
-        "POST",
-        &format!("{other}/delete"),
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(addr, &format!("{other}/delete"), "email", "a@x.com").await;
     assert_eq!(
         r.json(),
         json!({"error": {"code": "source_id_not_found", "message": "No source attached to space_id `spa_other`."}})
     );
-    let r = send(addr, "GET", &del, Some(TOKEN), None).await;
+    let r = authed_get(addr, &del).await;
     assert_eq!(r.status, 405);
     emu.shutdown().await;
 }
@@ -355,14 +344,7 @@ async fn deletes_and_reports_through_the_admin_endpoints() {
     let emu = start(Config::default()).await;
     let addr = emu.addr();
     let del = |lookup: &str| format!("{}/{lookup}/external_ids/delete", base());
-    let r = send(
-        addr,
-        "POST",
-        &del("user_id:u%201%2F2"),
-        Some(TOKEN),
-        Some(&delete_body("phone", "+15550123")),
-    )
-    .await;
+    let r = authed_delete(addr, &del("user_id:u%201%2F2"), "phone", "+15550123").await;
     assert_eq!(
         (r.status, r.json()),
         (
@@ -371,35 +353,14 @@ async fn deletes_and_reports_through_the_admin_endpoints() {
         )
     );
     assert!(r.header("request-id").is_some());
-    let r = send(
-        addr,
-        "POST",
-        &del("user_id:u%201%2F2"),
-        Some(TOKEN),
-        Some(&delete_body("phone", "+15550123")),
-    )
-    .await;
+    let r = authed_delete(addr, &del("user_id:u%201%2F2"), "phone", "+15550123").await;
     assert_eq!(
         (r.status, r.code().as_deref()),
         (404, Some("eid_not_found"))
     );
-    let r = send(
-        addr,
-        "POST",
-        &del("user_id:u+1%2F2"),
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(addr, &del("user_id:u+1%2F2"), "email", "a@x.com").await;
     assert_eq!(r.status, 200, "`+` decodes to the space in `u 1/2`");
-    let r = send(
-        addr,
-        "POST",
-        &del("use_p"),
-        Some(TOKEN),
-        Some(&delete_body("email", "100%")),
-    )
-    .await;
+    let r = authed_delete(addr, &del("use_p"), "email", "100%").await;
     assert_eq!((r.status, r.code().as_deref()), (400, Some("bad_request")));
 
     let r = send(addr, "GET", "/__emulator/profiles", None, None).await;
@@ -410,9 +371,7 @@ async fn deletes_and_reports_through_the_admin_endpoints() {
     );
     assert_eq!(r.json()["space"], json!(SPACE));
 
-    let stats = send(addr, "GET", "/__emulator/stats", None, None)
-        .await
-        .json();
+    let stats = admin_stats(addr).await;
     assert_eq!(stats["requests"], json!(4));
     assert_eq!(stats["deletes"], json!(4));
     assert_eq!(stats["reads"], json!(0));
@@ -441,10 +400,7 @@ async fn deletes_and_reports_through_the_admin_endpoints() {
     .await;
     assert_eq!(r.status, 200);
     let read = format!("{}/use_p/external_ids", base());
-    assert_eq!(
-        send(addr, "GET", &read, Some(TOKEN), None).await.status,
-        401
-    );
+    assert_eq!(authed_get(addr, &read).await.status, 401);
     assert_eq!(
         send(addr, "GET", &read, Some("fresh"), None).await.status,
         200
@@ -464,7 +420,7 @@ async fn answers_429_over_the_space_rate() {
     let mut statuses = Vec::new();
     let mut limited = None;
     for _ in 0..20 {
-        let r = send(addr, "GET", &read, Some(TOKEN), None).await;
+        let r = authed_get(addr, &read).await;
         statuses.push(r.status);
         if r.status == 429 {
             limited = Some(r);
@@ -480,9 +436,7 @@ async fn answers_429_over_the_space_rate() {
         None,
         "Segment documents no Retry-After"
     );
-    let stats = send(addr, "GET", "/__emulator/stats", None, None)
-        .await
-        .json();
+    let stats = admin_stats(addr).await;
     assert_eq!(stats["rate_limited"], json!(20 - ok));
     emu.shutdown().await;
 }
@@ -499,34 +453,18 @@ async fn injected_faults() {
     })
     .await;
     let addr = emu.addr();
-    let r = send(
-        addr,
-        "POST",
-        &del,
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(addr, &del, "email", "a@x.com").await;
     assert_eq!(
         (r.status, r.code().as_deref()),
         (500, Some("internal_error"))
     );
-    let r = send(
-        addr,
-        "POST",
-        &del,
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(addr, &del, "email", "a@x.com").await;
     assert_eq!(
         r.code().as_deref(),
         Some("eid_not_found"),
         "the lost-ack delete was applied"
     );
-    let stats = send(addr, "GET", "/__emulator/stats", None, None)
-        .await
-        .json();
+    let stats = admin_stats(addr).await;
     assert_eq!(stats["deleted"].as_array().map(Vec::len), Some(1));
     assert_eq!(stats["faults"], json!(1));
     emu.shutdown().await;
@@ -537,21 +475,12 @@ async fn injected_faults() {
         ..Config::default()
     })
     .await;
-    let r = send(emu.addr(), "GET", &read, Some(TOKEN), None).await;
+    let r = authed_get(emu.addr(), &read).await;
     assert!([500, 502, 503].contains(&r.status), "{}", r.status);
     assert_eq!(r.code().as_deref(), Some("internal_error"));
-    let r = send(
-        emu.addr(),
-        "POST",
-        &del,
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(emu.addr(), &del, "email", "a@x.com").await;
     assert!(r.status >= 500);
-    let stats = send(emu.addr(), "GET", "/__emulator/stats", None, None)
-        .await
-        .json();
+    let stats = admin_stats(emu.addr()).await;
     assert!(
         stats["deleted"].as_array().is_some_and(Vec::is_empty),
         "a failed delete applies nothing"
@@ -565,7 +494,7 @@ async fn injected_faults() {
         ..Config::default()
     })
     .await;
-    let r = send(emu.addr(), "GET", &read, Some(TOKEN), None).await;
+    let r = authed_get(emu.addr(), &read).await;
     assert_eq!(r.status, 200);
     assert!(
         serde_json::from_str::<Value>(&r.body).is_err(),
@@ -585,14 +514,7 @@ async fn injected_faults() {
         ..Config::default()
     })
     .await;
-    let r = send(
-        emu.addr(),
-        "POST",
-        &del,
-        Some(TOKEN),
-        Some(&delete_body("email", "a@x.com")),
-    )
-    .await;
+    let r = authed_delete(emu.addr(), &del, "email", "a@x.com").await;
     assert_eq!(
         r.json(),
         json!({"error": {"code": "forbidden", "message": "Deleted identifier not activated for space_id `spa_t`."}})
@@ -611,14 +533,12 @@ async fn shutdown_wakes_hanging_requests() {
     .await;
     let addr = emu.addr();
     let read = format!("{}/use_p/external_ids", base());
-    let pending = tokio::spawn(async move { send(addr, "GET", &read, Some(TOKEN), None).await });
+    let pending = tokio::spawn(async move { authed_get(addr, &read).await });
     // Wait until the request is inside the server (it is counted before it hangs), for at
     // most ten seconds: a server that never counts it fails the test instead of hanging it.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let stats = send(addr, "GET", "/__emulator/stats", None, None)
-            .await
-            .json();
+        let stats = admin_stats(addr).await;
         if stats["faults"] == json!(1) {
             break;
         }

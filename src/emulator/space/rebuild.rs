@@ -1,14 +1,15 @@
-//! Fidelity switches for the work after a deletion: a space rebuild (`POST
-//! /__emulator/rebuild`), which restores deleted identifiers the way rebuilding a space from
-//! its sources does (Segment: "deletions don't replay automatically"), and the check of
-//! lowercase-only lookups (Segment's Profile API: a lookup "in other casing won't return any
-//! profiles").
+//! A space rebuild (`POST /__emulator/rebuild`): deleted identifiers come back the way
+//! rebuilding a space from its sources brings them back (Segment: "deletions don't replay
+//! automatically"), all of them or only the ones named.
+
+use std::sync::Arc;
 
 use serde_json::json;
 
-use super::{Lookup, Reply, State};
+use super::Space;
+use crate::emulator::reply::Reply;
 
-impl State {
+impl Space {
     /// `POST /__emulator/rebuild`: with an empty body, or `{}`, every deleted identifier
     /// returns to the profile it was deleted from; with `{"identifiers": ["type:id", ...]}` only
     /// those do (a replay that re-adds a few). Answers `{"restored": N}`.
@@ -44,22 +45,11 @@ impl State {
                 {
                     entry.deleted_at = None;
                     self.ghosts.remove(&entry.key);
-                    self.by_identifier
-                        .insert(std::sync::Arc::clone(&entry.key), n as u32);
+                    self.by_identifier.insert(Arc::clone(&entry.key), n as u32);
                     restored += 1;
                 }
             }
         }
         Reply::json(200, &json!({ "restored": restored }))
-    }
-
-    /// True when lowercase-only lookups are on and `lookup` holds an upper-case character:
-    /// such a lookup finds no profile, whatever is stored.
-    pub(super) fn refuses_casing(&self, lookup: &Lookup) -> bool {
-        self.options.lowercase_lookups
-            && match lookup {
-                Lookup::External { id, .. } => id.chars().any(char::is_uppercase),
-                Lookup::SegmentId(_) => false,
-            }
     }
 }
