@@ -1,7 +1,8 @@
 //! The executor: sends the sealed plan's deletions and journals every step.
 //!
 //! It owns the dispatch loop (its in-flight window, with slow start, is [`crate::window`];
-//! per-item retries follow [`crate::retry::Attempts`]) and the stop decisions; it does not
+//! each item's send, retries and journal outcome are `apply/settle.rs`'s, whose retries follow
+//! [`crate::retry::Attempts`]) and the stop decisions; it does not
 //! verify the seal (the command layer does, before calling [`execute`]) and does not format
 //! output (it reports [`Progress`] through a callback).
 //!
@@ -13,21 +14,21 @@
 //! never lost.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use std::num::NonZeroU32;
-
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tokio::sync::{mpsc, watch};
 
 use crate::pace::Pacer;
-use crate::retry::{Attempts, Next, RetryBudget, Retryable};
-use crate::segment::{DeleteOutcome, Fault, ProfileApi};
-use crate::state::{Failure, ItemState, Outcome, State, Work};
-use crate::sync::lock;
+use crate::segment::{Fault, ProfileApi};
+use crate::state::{ItemState, Outcome, State, Work};
 use crate::window::Window;
+
+mod settle;
+
+pub use settle::send_one;
+use settle::{Sent, Shared, send, unsent};
 
 /// Items committed `in_flight` per batch: bounds how many may be re-sent after a crash,
 /// together with the concurrency.
@@ -115,34 +116,6 @@ pub struct Progress {
     pub elapsed: Duration,
 }
 
-/// What a sending task sends back about the item it sent.
-struct Sent {
-    outcome: Outcome,
-    stop: Option<Stop>,
-    /// The duration of each request it sent.
-    latencies: Vec<Duration>,
-    throttled: u32,
-    /// The last answer showed the service accepts us (a 200 or a 404 about the item).
-    said_yes: bool,
-}
-
-/// Shared between the dispatcher and the sending tasks.
-struct Shared<A> {
-    api: A,
-    stopping: AtomicBool,
-    requests: AtomicU64,
-    budget: Mutex<RetryBudget>,
-    profiles: Option<DefaultKeyedRateLimiter<String>>,
-    /// Requests go through an adaptive pacer (a rate is set).
-    paced: bool,
-}
-
-impl<A> Shared<A> {
-    fn stopping(&self) -> bool {
-        self.stopping.load(Ordering::SeqCst)
-    }
-}
-
 /// The median and 99th percentile of a set of durations.
 fn percentiles(mut samples: Vec<Duration>) -> (Option<Duration>, Option<Duration>) {
     if samples.is_empty() {
@@ -164,16 +137,11 @@ pub async fn execute<A: ProfileApi>(
 ) -> anyhow::Result<ApplyReport> {
     let started = Instant::now();
     let total = state.count_work(options.retry_failed)?;
-    let shared = Arc::new(Shared {
-        api,
-        stopping: AtomicBool::new(false),
-        requests: AtomicU64::new(0),
-        budget: Mutex::new(RetryBudget::default()),
-        // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
-        profiles: std::num::NonZeroU32::new(options.profile_rate)
-            .map(|r| RateLimiter::keyed(Quota::per_second(r).allow_burst(NonZeroU32::MIN))),
-        paced: options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
-    });
+    let api = Arc::new(api);
+    let shared = Arc::new(Shared::new(
+        options.profile_rate,
+        options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
+    ));
     let (tx, mut rx) = mpsc::unbounded_channel::<Sent>();
     let mut queue: VecDeque<Work> = VecDeque::new();
     let mut after = 0u64;
@@ -212,10 +180,10 @@ pub async fn execute<A: ProfileApi>(
             .flatten()
         {
             outstanding += 1;
-            let shared = shared.clone();
+            let (api, shared) = (api.clone(), shared.clone());
             let tx = tx.clone();
             tokio::spawn(async move {
-                let report = send(&shared, work).await;
+                let report = send(&*api, &shared, work).await;
                 // The receiver lives until every outstanding report arrived.
                 let _ = tx.send(report);
             });
@@ -246,7 +214,7 @@ pub async fn execute<A: ProfileApi>(
                         // The first reason wins: later tasks only echo it.
                         stop.get_or_insert(s);
                     }
-                    match report.outcome.state {
+                    match report.outcome.journal.state {
                         ItemState::Done => settled.done += 1,
                         ItemState::AlreadyAbsent => settled.already_absent += 1,
                         ItemState::Failed => settled.failed += 1,
@@ -292,160 +260,18 @@ pub async fn execute<A: ProfileApi>(
     Ok(report)
 }
 
-/// The outcome of an item whose request was not sent in this run: it stays where it was
-/// (`in_flight` when an earlier request may have landed, else `pending`).
-pub fn unsent(work: &Work) -> Outcome {
-    Outcome {
-        seq: work.seq,
-        state: if work.may_have_landed {
-            ItemState::InFlight
-        } else {
-            ItemState::Pending
-        },
-        attempts: 0,
-        failure: None,
-        last_error: None,
-        last_status: None,
-        request_id: None,
-    }
-}
-
-/// Sends one item's delete, retrying transient faults, and decides its journal outcome.
-async fn send<A: ProfileApi>(shared: &Shared<A>, work: Work) -> Sent {
-    let mut latencies = Vec::new();
-    let mut throttled = 0;
-    let (outcome, stop) = settle(shared, &work, &mut latencies, &mut throttled).await;
-    let said_yes = matches!(outcome.last_status, Some(200 | 404));
-    Sent {
-        outcome,
-        stop,
-        latencies,
-        throttled,
-        said_yes,
-    }
-}
-
-/// The retry loop of one item: its journal outcome, and a reason to stop the run if any.
-async fn settle<A: ProfileApi>(
-    shared: &Shared<A>,
-    work: &Work,
-    latencies: &mut Vec<Duration>,
-    throttled: &mut u32,
-) -> (Outcome, Option<Stop>) {
-    let mut outcome = unsent(work);
-    // True once a request may have reached the server and been applied without us knowing.
-    let mut ambiguous = work.may_have_landed;
-    let mut attempts = Attempts::default();
-    loop {
-        if shared.stopping() {
-            if ambiguous {
-                outcome.state = ItemState::InFlight;
-            }
-            return (outcome, None);
-        }
-        if let Some(limiter) = &shared.profiles {
-            // An item planned without a read (`--refresh=false`) has no profile key; its
-            // user_id names the profile as well.
-            let key = if work.profile.is_empty() {
-                &work.user_id
-            } else {
-                &work.profile
-            };
-            limiter.until_key_ready(key).await;
-        }
-        let reply = shared.api.delete(&work.user_id, &work.identifier).await;
-        shared.requests.fetch_add(1, Ordering::Relaxed);
-        latencies.push(reply.elapsed);
-        outcome.attempts += 1;
-        outcome.last_status = reply.status;
-        if reply.request_id.is_some() {
-            outcome.request_id = reply.request_id;
-        }
-        let fault = match reply.result {
-            Ok(result) => {
-                lock(&shared.budget).refund();
-                journal_answer(&mut outcome, result, ambiguous);
-                return (outcome, None);
-            }
-            Err(fault) => fault,
-        };
-        outcome.last_error = Some(fault.to_string());
-        match fault {
-            Fault::Permanent { .. } => {
-                outcome.state = ItemState::Failed;
-                outcome.failure = Some(Failure::Permanent);
-                return (outcome, None);
-            }
-            Fault::Space { .. } => {
-                // Refused before any change: the item goes back to where it was.
-                outcome.state = if ambiguous {
-                    ItemState::InFlight
-                } else {
-                    unsent(work).state
-                };
-                return (outcome, Some(Stop::Space(fault)));
-            }
-            Fault::Retryable {
-                throttled: was_throttled,
-                retry_after,
-                ref reason,
-            } => {
-                if was_throttled {
-                    *throttled += 1;
-                } else {
-                    // A timeout or a 5xx may hide a delete the server applied.
-                    ambiguous = true;
-                }
-                let fault = Retryable {
-                    throttled: was_throttled,
-                    retry_after,
-                    paced: shared.paced,
-                };
-                let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
-                match next {
-                    Next::Retry(delay) => tokio::time::sleep(delay).await,
-                    Next::GiveUp => {
-                        outcome.state = ItemState::Failed;
-                        outcome.failure = Some(Failure::Transient);
-                        return (outcome, None);
-                    }
-                    Next::BudgetSpent => {
-                        outcome.state = ItemState::InFlight;
-                        let why = format!("transient faults are sustained (last: {reason})");
-                        return (outcome, Some(Stop::BudgetSpent(why)));
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Journals an answered delete (docs/ARCHITECTURE.md, *The journal*): `ambiguous` is true when
-/// an earlier request for the item may have landed unacknowledged, so `404 eid_not_found`
-/// then means the deletion happened (`done`), not that it was never there. The executor and
-/// the canary share it, so both classify answers the same way.
-pub fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool) {
-    outcome.last_error = None;
-    (outcome.state, outcome.failure) = match result {
-        DeleteOutcome::Deleted => (ItemState::Done, None),
-        DeleteOutcome::IdentifierNotFound if ambiguous => (ItemState::Done, None),
-        DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
-        DeleteOutcome::ProfileNotFound => {
-            outcome.last_error =
-                Some("404 not_found: the profile is gone or was merged; re-plan".into());
-            (ItemState::Failed, Some(Failure::Permanent))
-        }
-    };
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
     use std::sync::atomic::AtomicU32;
 
     use super::*;
     use crate::model::{Identifier, Lookup};
+    use crate::segment::DeleteOutcome;
     use crate::segment::{ReadPage, Reply};
+    use crate::state::Journal;
     use crate::state::testing::{delete_item, sealed};
+    use crate::sync::lock;
 
     /// A server that applies every delete but loses the first `lost` acknowledgements (500).
     struct LostAcks {
@@ -516,6 +342,31 @@ mod tests {
         let counts = state.counts().expect("counts");
         assert_eq!(counts.state(ItemState::Done), 1, "{counts:?}");
         assert_eq!(counts.state(ItemState::AlreadyAbsent), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn send_one_retries_a_lost_acknowledgement_and_counts_its_requests() {
+        let work = Work {
+            seq: 7,
+            user_id: "u1".into(),
+            identifier: Identifier::new("email", "a@x.com"),
+            profile: String::new(),
+            may_have_landed: false,
+        };
+        let api = LostAcks {
+            lost: 2,
+            calls: AtomicU32::new(0),
+            present: Mutex::new(true),
+        };
+        let (outcome, stop) = send_one(&api, &work).await;
+        assert_eq!(stop, None);
+        assert_eq!(outcome.seq, 7);
+        assert_eq!(
+            outcome.attempts, 3,
+            "two lost acknowledgements, then an answer"
+        );
+        // The first request removed it; the `404 eid_not_found` after a lost ack means done.
+        assert_eq!(outcome.journal, Journal::new(ItemState::Done));
     }
 
     /// Shares one fake between runs.

@@ -23,7 +23,10 @@ impl<F: FnOnce(&mut dyn FnMut(StoredItem) -> anyhow::Result<()>) -> anyhow::Resu
 
 /// Items the lists and queries name: those the API confirmed gone (`done`, `already_absent`).
 pub fn removed(item: &StoredItem) -> bool {
-    matches!(item.state, ItemState::Done | ItemState::AlreadyAbsent)
+    matches!(
+        item.journal.state,
+        ItemState::Done | ItemState::AlreadyAbsent
+    )
 }
 
 /// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
@@ -37,7 +40,7 @@ pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> 
                 s.item.user_id.as_deref().unwrap_or(""),
                 &s.item.identifier.kind,
                 &s.item.identifier.id,
-                s.state.as_str(),
+                s.journal.state.as_str(),
             ])?;
         }
         Ok(())
@@ -53,7 +56,7 @@ pub fn downstream_json(items: impl Items, mut out: impl Write) -> anyhow::Result
     items(&mut |s| {
         if removed(&s) {
             let row = json!({"seq": s.item.seq, "user_id": s.item.user_id, "type": s.item.identifier.kind,
-                             "id": s.item.identifier.id, "state": s.state.as_str()});
+                             "id": s.item.identifier.id, "state": s.journal.state.as_str()});
             write!(out, "{}\n  {row}", if first { "" } else { "," })?;
             first = false;
         }
@@ -68,6 +71,7 @@ pub(crate) mod tests {
     use super::*;
     use crate::model::Identifier;
     use crate::plan::{Action, Item};
+    use crate::state::Journal;
 
     /// A stored item of `email:ID` on `user_id:u1`, in `state`.
     pub(crate) fn item(seq: u64, id: &str, state: ItemState) -> StoredItem {
@@ -82,12 +86,11 @@ pub(crate) mod tests {
                 note: None,
                 origin: "m.yaml:1:1".into(),
             },
-            state,
+            journal: Journal {
+                last_status: Some(200),
+                ..Journal::new(state)
+            },
             attempts: 1,
-            failure: None,
-            last_error: None,
-            last_status: Some(200),
-            request_id: None,
         }
     }
 

@@ -1,163 +1,24 @@
-//! `apply`: verify the seal, take the lock, run the executor, report.
+//! `apply`: verify the seal (`apply/preflight.rs`), take the lock, run the executor, report.
 
-use std::io::{BufRead as _, IsTerminal as _};
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
 use tokio::sync::watch;
 
 use super::plan::render_count;
-use super::{Api, Refused, Ui, sniff, state_dir};
+use super::{Api, Refused, Ui, sniff};
 use crate::apply::{ApplyOptions, ApplyReport, PROFILE_RATE, Progress, Stop, execute};
 use crate::cli::{ApplyArgs, OutputFormat};
-use crate::digest;
 use crate::exit::Exit;
 use crate::render::{self, thousands};
 use crate::state::lock::Acquired;
-use crate::state::{ItemState, RunFigures, State, now_unix};
+use crate::state::{ItemState, RunFigures, State};
 
 use super::progress::ProgressOut;
 
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
-    let mut sha = Sha256::new();
-    std::io::copy(&mut file, &mut sha).with_context(|| format!("reading `{}`", path.display()))?;
-    Ok(hex::encode(sha.finalize()))
-}
+mod preflight;
 
-/// Every check that must pass before a single request: seal, inputs, target, age, approval.
-fn check_seal(
-    state: &State,
-    args: &ApplyArgs,
-    api_origin: &str,
-    ui: &Ui,
-) -> anyhow::Result<String> {
-    let meta = state.meta()?;
-    let path = state.path().display().to_string();
-    if state.purged_at()?.is_some() {
-        return Err(Refused(format!(
-            "state file `{path}` was purged after its run; there is nothing left to apply"
-        ))
-        .into());
-    }
-    let recomputed = state.recompute_digest()?;
-    if recomputed != meta.digest {
-        return Err(Refused(format!(
-            "state file `{path}` was changed after it was sealed (its items hash to {recomputed}, the seal says {}); plan again",
-            meta.digest
-        ))
-        .into());
-    }
-    let dir = state_dir(state.path());
-    let manifest = dir.join(&meta.manifest_path);
-    if manifest.exists() {
-        if sha256_file(&manifest)? != meta.manifest_sha256 {
-            return Err(Refused(format!(
-                "manifest `{}` changed since the plan was made; run `idprune plan` again and get the new plan approved",
-                manifest.display()
-            ))
-            .into());
-        }
-    } else {
-        ui.warn(format!(
-            "manifest `{}` is not there; relying on the plan digest alone",
-            manifest.display()
-        ));
-    }
-    for source in state.sources()?.iter().filter(|s| s.pinned) {
-        let file = dir.join(&source.path);
-        if !file.exists() {
-            ui.warn(format!(
-                "pinned source `{}` is not there; relying on the plan digest alone",
-                file.display()
-            ));
-        } else if sha256_file(&file)? != source.sha256 {
-            return Err(Refused(format!(
-                "pinned source `{}` changed since the plan was made; run `idprune plan` again",
-                file.display()
-            ))
-            .into());
-        }
-    }
-    if api_origin != meta.api_origin {
-        return Err(Refused(format!(
-            "the plan was resolved against {} but this apply would send to {api_origin}; use the same --api-url / IDPRUNE_API_URL, or plan again",
-            meta.api_origin
-        ))
-        .into());
-    }
-    let age = now_unix().saturating_sub(meta.created_at).max(0) as u64;
-    if age > meta.ttl_secs {
-        return Err(Refused(format!(
-            "the plan is {} old, past its TTL of {}; profiles may have changed: plan again",
-            humantime::format_duration(Duration::from_secs(age)),
-            humantime::format_duration(Duration::from_secs(meta.ttl_secs))
-        ))
-        .into());
-    }
-    match (&args.approve, args.yes) {
-        (Some(approval), _) if digest::approves(approval, &meta.digest) => {}
-        (Some(approval), _)
-            if digest::normalize_approval(approval)
-                .is_some_and(|hex| hex.len() < digest::MIN_APPROVAL_PREFIX) =>
-        {
-            return Err(Refused(format!(
-                "`--approve {}` is too short to name a plan: use at least {} hex digits of the digest (`--approve {}`)",
-                render::clean(approval),
-                digest::MIN_APPROVAL_PREFIX,
-                &meta.digest[..digest::MIN_APPROVAL_PREFIX + "sha256:".len()]
-            ))
-            .into());
-        }
-        (Some(approval), _) => {
-            return Err(Refused(format!(
-                "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {path}`)",
-                render::clean(approval),
-                meta.digest
-            ))
-            .into());
-        }
-        (None, true) => {}
-        (None, false) => confirm(state, &meta.digest, args.reapply, ui)?,
-    }
-    Ok(meta.digest)
-}
-
-/// Asks on a terminal; refuses without one.
-fn confirm(state: &State, digest: &str, reapply: bool, ui: &Ui) -> anyhow::Result<()> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Refused(format!(
-            "not approved: pass --approve {digest} (or --yes) to apply `{}` without a terminal",
-            state.path().display()
-        ))
-        .into());
-    }
-    ui.prompt(format!(
-        "{} {} to space {} (plan {digest})? Type `yes` to go on: ",
-        if reapply { "Re-apply" } else { "Apply" },
-        render_count(
-            if reapply {
-                let counts = state.counts()?;
-                counts.state(ItemState::Done) + counts.state(ItemState::AlreadyAbsent)
-            } else {
-                state.count_work(false)?
-            },
-            "deletion",
-            "deletions"
-        ),
-        render::clean(&state.meta()?.space)
-    ));
-    let mut answer = String::new();
-    stdin.lock().read_line(&mut answer)?;
-    if answer.trim() != "yes" {
-        return Err(Refused("not approved at the prompt; nothing was sent".into()).into());
-    }
-    Ok(())
-}
+use preflight::check_seal;
 
 /// `idprune apply STATE`, or `idprune apply MANIFEST` (see [`super::review`]): the file is
 /// sniffed, not named by its extension.

@@ -7,8 +7,9 @@
 //! item — stops the run before the fan-out, saying what was seen (exit 1). It guards a first
 //! run against a service that behaves differently from its documentation.
 //!
-//! Sequential by design, so it has its own small retry loop (the executor's outcome table:
-//! 200 `done`; 404 `eid_not_found` `already_absent`, or `done` after an earlier ambiguous
+//! Sequential by design: each item goes through the executor's one-item path
+//! ([`crate::apply::send_one`]), so it is retried and journaled exactly as a fan-out would
+//! (200 `done`; 404 `eid_not_found` `already_absent`, or `done` after an earlier ambiguous
 //! attempt; 404 `not_found` and 400 `failed` permanently; space-level faults stop; 429, 5xx
 //! and timeouts are retried with the shared back-off policy).
 
@@ -16,11 +17,11 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::apply::Stop;
 use crate::model::{Identifier, Lookup, USER_ID};
 use crate::plan::Resolution;
-use crate::retry::{Attempts, Next, RetryBudget, Retryable};
-use crate::segment::{Client, Fault, ProfileApi as _};
-use crate::state::{Failure, ItemState, Outcome, State, Work};
+use crate::segment::Client;
+use crate::state::{ItemState, State, Work};
 
 /// The first pause between two re-reads of a canary profile; it doubles up to
 /// [`MAX_REREAD_DELAY`].
@@ -59,23 +60,33 @@ pub async fn run(
         };
         after = work.seq;
         state.mark_in_flight(&[work.seq])?;
-        let (outcome, space) = send(api, &work, &mut report.requests).await;
+        let (outcome, stop) = crate::apply::send_one(api, &work).await;
+        report.requests += u64::from(outcome.attempts);
         state.record(std::slice::from_ref(&outcome))?;
-        if let Some(fault) = space {
-            report.stop = Some(format!(
-                "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command"
-            ));
+        if let Some(stop) = stop {
+            report.stop = Some(match stop {
+                Stop::Space(fault) => format!(
+                    "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command"
+                ),
+                // `send_one` stops for the space only; named anyway rather than dropped.
+                Stop::BudgetSpent(why) => format!("canary item #{}: {why}", work.seq),
+                Stop::Interrupted => format!("canary item #{}: interrupted", work.seq),
+            });
             return Ok(report);
         }
-        match outcome.state {
+        match outcome.journal.state {
             ItemState::Done => report.done += 1,
             ItemState::AlreadyAbsent => report.already_absent += 1,
             _ => {
                 report.stop = Some(format!(
                     "canary item #{} ended {}: {}",
                     work.seq,
-                    outcome.state,
-                    outcome.last_error.as_deref().unwrap_or("no error recorded")
+                    outcome.journal.state,
+                    outcome
+                        .journal
+                        .last_error
+                        .as_deref()
+                        .unwrap_or("no error recorded")
                 ));
                 return Ok(report);
             }
@@ -87,72 +98,6 @@ pub async fn run(
         report.verified += 1;
     }
     Ok(report)
-}
-
-/// One item's delete with the executor's outcome table; a space-level fault is returned
-/// beside the outcome (the item then goes back to where it was).
-async fn send(api: &Client, work: &Work, requests: &mut u64) -> (Outcome, Option<Fault>) {
-    let mut outcome = crate::apply::unsent(work);
-    let mut ambiguous = work.may_have_landed;
-    // The executor's retry machine, with a budget of its own: the canary sends one at a time.
-    let (mut attempts, mut budget) = (Attempts::default(), RetryBudget::default());
-    loop {
-        let reply = api.delete(&work.user_id, &work.identifier).await;
-        *requests += 1;
-        outcome.attempts += 1;
-        outcome.last_status = reply.status;
-        if reply.request_id.is_some() {
-            outcome.request_id = reply.request_id;
-        }
-        let fault = match reply.result {
-            Ok(result) => {
-                crate::apply::journal_answer(&mut outcome, result, ambiguous);
-                return (outcome, None);
-            }
-            Err(fault) => fault,
-        };
-        outcome.last_error = Some(fault.to_string());
-        match fault {
-            Fault::Permanent { .. } => {
-                outcome.state = ItemState::Failed;
-                outcome.failure = Some(Failure::Permanent);
-                return (outcome, None);
-            }
-            Fault::Space { .. } => {
-                outcome.state = if ambiguous {
-                    ItemState::InFlight
-                } else {
-                    crate::apply::unsent(work).state
-                };
-                return (outcome, Some(fault));
-            }
-            Fault::Retryable {
-                throttled: was_throttled,
-                retry_after,
-                ..
-            } => {
-                if !was_throttled {
-                    // A timeout or a 5xx may hide a delete the server applied.
-                    ambiguous = true;
-                }
-                let fault = Retryable {
-                    throttled: was_throttled,
-                    retry_after,
-                    paced: false,
-                };
-                match attempts.on_fault(fault, &mut budget, rand::random()) {
-                    Next::Retry(delay) => tokio::time::sleep(delay).await,
-                    // One item at a time never spends a run's budget before its own attempts
-                    // run out; either way the canary gives this item up.
-                    Next::GiveUp | Next::BudgetSpent => {
-                        outcome.state = ItemState::Failed;
-                        outcome.failure = Some(Failure::Transient);
-                        return (outcome, None);
-                    }
-                }
-            }
-        }
-    }
 }
 
 /// Re-reads the item's profile until it looks as the plan expects or `wait` passes; the

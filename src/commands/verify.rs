@@ -51,7 +51,8 @@ pub async fn verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exi
     // user_id → the identifiers removed from that profile.
     let mut profiles: BTreeMap<String, Vec<Check>> = BTreeMap::new();
     state.for_each_item(|s| {
-        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) = (s.state, &s.item.user_id)
+        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) =
+            (s.journal.state, &s.item.user_id)
         {
             profiles.entry(uid.clone()).or_default().push(Check {
                 seq: s.item.seq,

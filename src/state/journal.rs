@@ -88,15 +88,13 @@ impl Failure {
     }
 }
 
-/// An item with its journal columns.
+/// An item's journal columns beside its attempt count: where it is in its life and what its
+/// last request was answered. [`StoredItem`] (as stored) and [`Outcome`] (as about to be
+/// recorded) both carry one; each keeps its own `attempts`, since the two count differently.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredItem {
-    /// The planned item.
-    pub item: Item,
+pub struct Journal {
     /// Journal state.
     pub state: ItemState,
-    /// Requests sent for it.
-    pub attempts: u32,
     /// For failed items: transient or permanent.
     pub failure: Option<Failure>,
     /// The last error, for people.
@@ -107,23 +105,42 @@ pub struct StoredItem {
     pub request_id: Option<String>,
 }
 
+impl Journal {
+    /// An item in `state` with nothing recorded beside it: no failure, error, status or
+    /// request id.
+    pub fn new(state: ItemState) -> Self {
+        Self {
+            state,
+            failure: None,
+            last_error: None,
+            last_status: None,
+            request_id: None,
+        }
+    }
+}
+
+/// An item with its journal columns.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredItem {
+    /// The planned item.
+    pub item: Item,
+    /// Where it is and what its last request was answered.
+    pub journal: Journal,
+    /// Requests sent for it over all runs so far (the stored count; `apply --reapply` resets
+    /// it to 0).
+    pub attempts: u32,
+}
+
 /// The outcome of one request (or of a decision not to send), to be journaled.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Outcome {
     /// The item.
     pub seq: u64,
-    /// Its new state.
-    pub state: ItemState,
-    /// Requests sent for it in this run (added to the stored count).
+    /// Its new state and what its last request was answered. [`State::record`] keeps the
+    /// stored error, status and request id where these are `None`.
+    pub journal: Journal,
+    /// Requests sent for it in this run only ([`State::record`] adds them to the stored count).
     pub attempts: u32,
-    /// For failed items.
-    pub failure: Option<Failure>,
-    /// The last error, if any.
-    pub last_error: Option<String>,
-    /// The last HTTP status.
-    pub last_status: Option<u16>,
-    /// The last `Request-Id`.
-    pub request_id: Option<String>,
 }
 
 /// A delete the executor has to send.
@@ -172,17 +189,19 @@ pub(super) fn read_item(row: &rusqlite::Row<'_>) -> rusqlite::Result<StoredItem>
             note: row.get(7)?,
             origin: row.get(8)?,
         },
-        state: state.parse().map_err(|e| bad(9, e))?,
-        attempts: row.get::<_, i64>(10)? as u32,
-        failure: match failure.as_deref() {
-            None => None,
-            Some("transient") => Some(Failure::Transient),
-            Some("permanent") => Some(Failure::Permanent),
-            Some(other) => return Err(bad(11, format!("unknown failure kind `{other}`"))),
+        journal: Journal {
+            state: state.parse().map_err(|e| bad(9, e))?,
+            failure: match failure.as_deref() {
+                None => None,
+                Some("transient") => Some(Failure::Transient),
+                Some("permanent") => Some(Failure::Permanent),
+                Some(other) => return Err(bad(11, format!("unknown failure kind `{other}`"))),
+            },
+            last_error: row.get(12)?,
+            last_status: row.get::<_, Option<i64>>(13)?.map(|s| s as u16),
+            request_id: row.get(14)?,
         },
-        last_error: row.get(12)?,
-        last_status: row.get::<_, Option<i64>>(13)?.map(|s| s as u16),
-        request_id: row.get(14)?,
+        attempts: row.get::<_, i64>(10)? as u32,
     })
 }
 
@@ -250,14 +269,15 @@ impl State {
             )?;
             let now = now_unix();
             for o in outcomes {
+                let j = &o.journal;
                 stmt.execute(params![
                     o.seq as i64,
-                    o.state.as_str(),
+                    j.state.as_str(),
                     o.attempts as i64,
-                    o.failure.map(Failure::as_str),
-                    o.last_error,
-                    o.last_status.map(i64::from),
-                    o.request_id,
+                    j.failure.map(Failure::as_str),
+                    j.last_error,
+                    j.last_status.map(i64::from),
+                    j.request_id,
                     now
                 ])?;
             }

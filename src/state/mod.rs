@@ -28,7 +28,7 @@ pub mod verify;
 mod views;
 
 pub use check::{MAX_UNIX, Refusal};
-pub use journal::{Failure, ItemState, Outcome, StoredItem, Work};
+pub use journal::{Failure, ItemState, Journal, Outcome, StoredItem, Work};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
 pub use runs::{DeadRun, Run, RunFigures};
 pub use seal::{Sealer, create_private, remove_leftovers, replace_file};

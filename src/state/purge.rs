@@ -155,8 +155,8 @@ impl State {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::state::Outcome;
     use crate::state::testing::{delete_item, sealed};
+    use crate::state::{Journal, Outcome};
 
     #[test]
     fn purge_refuses_open_work_then_leaves_no_value_on_disk() {
@@ -169,12 +169,12 @@ mod tests {
         state
             .record(&[Outcome {
                 seq: 1,
-                state: ItemState::Done,
+                journal: Journal {
+                    last_status: Some(200),
+                    request_id: Some("req_1".into()),
+                    ..Journal::new(ItemState::Done)
+                },
                 attempts: 1,
-                failure: None,
-                last_error: None,
-                last_status: Some(200),
-                request_id: Some("req_1".into()),
             }])
             .expect("record");
         state

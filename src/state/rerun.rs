@@ -94,7 +94,7 @@ impl State {
 mod tests {
     use super::*;
     use crate::state::testing::{delete_item, sealed};
-    use crate::state::{ItemState, Outcome};
+    use crate::state::{ItemState, Journal, Outcome};
 
     #[test]
     fn reset_keeps_history_and_expected_after_follows_the_journal() {
@@ -115,21 +115,20 @@ mod tests {
             .record(&[
                 Outcome {
                     seq: 1,
-                    state: ItemState::Done,
+                    journal: Journal {
+                        last_status: Some(200),
+                        request_id: Some("r1".into()),
+                        ..Journal::new(ItemState::Done)
+                    },
                     attempts: 1,
-                    failure: None,
-                    last_error: None,
-                    last_status: Some(200),
-                    request_id: Some("r1".into()),
                 },
                 Outcome {
                     seq: 2,
-                    state: ItemState::AlreadyAbsent,
+                    journal: Journal {
+                        last_status: Some(404),
+                        ..Journal::new(ItemState::AlreadyAbsent)
+                    },
                     attempts: 1,
-                    failure: None,
-                    last_error: None,
-                    last_status: Some(404),
-                    request_id: None,
                 },
             ])
             .expect("record");

@@ -24,7 +24,8 @@
 //! - `faults`: every injected fault at once, 429 storms, a token revoked mid-run.
 //! - `input_errors`: bad manifests and CSVs, usage errors, `--help`.
 //! - `render`: snapshots of the human views; redaction.
-//! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take.
+//! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take
+//!   or on a space refusal.
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
 //! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.

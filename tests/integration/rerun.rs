@@ -1,6 +1,6 @@
 //! `apply --reapply` after a space rebuild deletes again, as a new recorded run under the same
 //! seal and approval rules; `apply --canary N` stops before the fan-out when a delete did not
-//! do what the API said, or the profile changed beyond it.
+//! do what the API said, the profile changed beyond it, or Segment refused the space.
 
 use crate::harness::{Test, seed, seed_profiles, without};
 
@@ -163,4 +163,29 @@ fn canary_passes_on_a_faithful_service_and_notices_other_changes() {
         .stderr_has("Canary passed: 2 deletions");
     assert_eq!(test.item_states("m.state.db").get("done"), Some(&3));
     assert_eq!(test.emu().stats().deleted.len(), 3);
+}
+
+#[test]
+fn canary_stops_at_a_space_refusal_without_failing_the_item() {
+    let test = Test::with_emulator(&the_seed(), &["--not-activated"]);
+    test.write("m.yaml", MANIFEST);
+    test.plan("m.yaml", "m.state.db");
+    let out = test
+        .idprune(["apply", "m.state.db", "--yes", "--canary", "2"])
+        .run()
+        .code(1)
+        .stderr_has("the canary stopped the run before the fan-out: Segment refused the space");
+    assert!(out.stderr.contains("403"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("0 deletions were verified"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        test.emu().stats().deletes,
+        1,
+        "one canary delete, then stop"
+    );
+    let states = test.item_states("m.state.db");
+    assert_eq!(states.get("pending"), Some(&3), "none failed: {states:?}");
 }
