@@ -43,45 +43,42 @@ fn ok(yaml: &str) -> Manifest {
     }
 }
 
-/// The problems as `line:column: message` (file name dropped).
-fn problems(result: Result<Manifest, ManifestError>) -> Vec<String> {
+/// The problems of a manifest that must not load, each as `show` makes it.
+fn diagnostics(
+    result: Result<Manifest, ManifestError>,
+    show: impl Fn(&crate::manifest::Diagnostic) -> String,
+) -> Vec<String> {
     match result {
         Ok(m) => panic!(
             "expected problems, got a manifest with {} entries",
             m.entries.len()
         ),
-        Err(ManifestError::Invalid(d)) => d
-            .iter()
-            .map(|d| format!("{}:{}: {}", d.location.line, d.location.column, d.message))
-            .collect(),
+        Err(ManifestError::Invalid(d)) => d.iter().map(show).collect(),
         Err(e) => panic!("expected Invalid, got {e}"),
     }
 }
 
+/// The problems as `line:column: message` (file name dropped).
+fn problems(result: Result<Manifest, ManifestError>) -> Vec<String> {
+    diagnostics(result, |d| {
+        format!("{}:{}: {}", d.location.line, d.location.column, d.message)
+    })
+}
+
 /// The problems as `file:line:column: message`, the file by its name alone.
 fn located_problems(result: Result<Manifest, ManifestError>) -> Vec<String> {
-    match result {
-        Ok(m) => panic!(
-            "expected problems, got a manifest with {} entries",
-            m.entries.len()
-        ),
-        Err(ManifestError::Invalid(d)) => d
-            .iter()
-            .map(|d| {
-                let file = d
-                    .location
-                    .file
-                    .file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default();
-                format!(
-                    "{file}:{}:{}: {}",
-                    d.location.line, d.location.column, d.message
-                )
-            })
-            .collect(),
-        Err(e) => panic!("expected Invalid, got {e}"),
-    }
+    diagnostics(result, |d| {
+        let file = d
+            .location
+            .file
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        format!(
+            "{file}:{}:{}: {}",
+            d.location.line, d.location.column, d.message
+        )
+    })
 }
 
 fn bad(yaml: &str) -> Vec<String> {

@@ -188,10 +188,11 @@ impl World {
     }
 }
 
-#[test]
-fn holds_just_under_each_limiter_at_low_latency() {
+/// Against each limiter at `latency` (± `spread`): the rate from 2 s to 60 s holds at 97.5/s
+/// or more, with at most 0.5 % refused.
+fn holds_just_under_each_limiter(latency: Duration, spread: f64, seed: u64) {
     for kind in ALL {
-        let mut w = World::new(kind, 100, Duration::from_millis(50), 0.4, 7);
+        let mut w = World::new(kind, 100, latency, spread, seed);
         w.run(60.0);
         let rate = w.rate(2.0, 60.0);
         let refused = w.refused_share(0.0, 60.0);
@@ -210,24 +211,13 @@ fn holds_just_under_each_limiter_at_low_latency() {
 }
 
 #[test]
+fn holds_just_under_each_limiter_at_low_latency() {
+    holds_just_under_each_limiter(Duration::from_millis(50), 0.4, 7);
+}
+
+#[test]
 fn holds_just_under_each_limiter_at_high_latency() {
-    for kind in ALL {
-        let mut w = World::new(kind, 100, Duration::from_secs(1), 0.3, 11);
-        w.run(60.0);
-        let rate = w.rate(2.0, 60.0);
-        let refused = w.refused_share(0.0, 60.0);
-        eprintln!(
-            "{kind:?}: {rate:.2}/s, {:.2} % refused, W {:?}",
-            refused * 100.0,
-            w.control.remembered()
-        );
-        assert!(rate >= 97.5, "{kind:?}: {rate:.2}/s");
-        assert!(
-            refused <= 0.005,
-            "{kind:?}: {:.2} % refused",
-            refused * 100.0
-        );
-    }
+    holds_just_under_each_limiter(Duration::from_secs(1), 0.3, 11);
 }
 
 #[test]
