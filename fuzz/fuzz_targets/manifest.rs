@@ -1,11 +1,11 @@
 //! Fuzzes the path `idprune plan` runs on a manifest: arbitrary bytes written to a temporary
 //! file (beside a small fixed CSV, so `sources:` paths are exercised too) are loaded with
-//! `idprune::manifest::load_into` into a real `idprune::stage::Stage`, the scratch SQLite
+//! `idprune::manifest::load_into` into a real `idprune::scratch::Scratch`, the scratch SQLite
 //! file `plan` stages entries in. The loader must never panic, never hang and never return a
 //! diagnostic without a location; every failure is an `Err`. No problem and no warning may
 //! carry a raw control character (C0 but tab and newline, DEL, or C1 such as the 8-bit CSI
 //! 0x9b), since they reach the terminal; and an accepted manifest leaves at least one entry in
-//! the stage, with no more distinct lookups than entries.
+//! the scratch file, with no more distinct lookups than entries.
 #![no_main]
 
 use idprune::manifest::{Diagnostic, EntrySink as _, ManifestError};
@@ -34,16 +34,16 @@ fuzz_target!(|data: &[u8]| {
     .expect("writing the CSV");
     let path = dir.path().join("m.yaml");
     std::fs::write(&path, data).expect("writing the manifest");
-    let mut stage =
-        idprune::stage::Stage::create(&dir.path().join("m.state.db")).expect("creating a stage");
-    match idprune::manifest::load_into(&path, &mut stage) {
+    let mut scratch = idprune::scratch::Scratch::create(&dir.path().join("m.state.db"))
+        .expect("creating a scratch file");
+    match idprune::manifest::load_into(&path, &mut scratch) {
         Ok(m) => {
-            assert!(stage.count() > 0, "a manifest without entries is an error");
+            assert!(scratch.count() > 0, "a manifest without entries is an error");
             for w in &m.warnings {
                 check(w);
             }
-            let lookups = stage.lookup_count().expect("counting lookups");
-            assert!(lookups >= 1 && lookups <= stage.count(), "{lookups} lookups");
+            let lookups = scratch.lookup_count().expect("counting lookups");
+            assert!(lookups >= 1 && lookups <= scratch.count(), "{lookups} lookups");
         }
         Err(ManifestError::Invalid(problems)) => {
             assert!(!problems.is_empty(), "an Invalid error lists its problems");
