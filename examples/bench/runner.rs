@@ -286,7 +286,17 @@ impl Bench {
 
     /// The emulator's accepted and refused arrival times so far (µs since its start).
     pub fn arrivals(&self, client: &reqwest::Client, base: &str) -> anyhow::Result<Arrivals> {
-        let url = format!("{base}/__emulator/arrivals");
+        self.emulator_json(client, base, "arrivals")
+    }
+
+    /// The JSON of the emulator's admin endpoint `/__emulator/NAME`.
+    fn emulator_json<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &reqwest::Client,
+        base: &str,
+        name: &str,
+    ) -> anyhow::Result<T> {
+        let url = format!("{base}/__emulator/{name}");
         let body = self
             .runtime
             .block_on(async {
@@ -298,8 +308,8 @@ impl Bench {
                     .bytes()
                     .await
             })
-            .context("reading the emulator's arrivals")?;
-        serde_json::from_slice(&body).context("parsing the emulator's arrivals")
+            .with_context(|| format!("reading the emulator's {name}"))?;
+        serde_json::from_slice(&body).with_context(|| format!("parsing the emulator's {name}"))
     }
 
     /// What a wrong token costs a plan of `items` lookups (requests the server saw), and what
@@ -378,20 +388,7 @@ impl Bench {
     }
 
     pub fn counters(&self, client: &reqwest::Client, base: &str) -> anyhow::Result<Counters> {
-        let url = format!("{base}/__emulator/stats");
-        let body = self
-            .runtime
-            .block_on(async {
-                client
-                    .get(&url)
-                    .send()
-                    .await?
-                    .error_for_status()?
-                    .bytes()
-                    .await
-            })
-            .context("reading the emulator's stats")?;
-        let stats: Value = serde_json::from_slice(&body).context("parsing the emulator's stats")?;
+        let stats: Value = self.emulator_json(client, base, "stats")?;
         let count = |name: &str| {
             stats
                 .get(name)

@@ -56,31 +56,9 @@ fn a_permanent_failure_ends_failed_exits_3_and_is_retried_only_with_retry_failed
         "a permanent failure is not retried in the run"
     );
 
-    // A plain re-run sends nothing for it and still reports it.
-    test.idprune(["apply", "m.state.db", "--approve", &digest])
-        .run()
-        .code(3);
-    assert_eq!(
-        attempts(&test),
-        vec![404],
-        "a plain apply leaves permanent failures alone"
-    );
-
-    // `--retry-failed` sends it again (and it fails again: the profile is still gone).
-    test.idprune([
-        "apply",
-        "m.state.db",
-        "--approve",
-        &digest,
-        "--retry-failed",
-    ])
-    .run()
-    .code(3);
-    assert_eq!(
-        attempts(&test),
-        vec![404, 404],
-        "--retry-failed sends it once more"
-    );
+    // A plain re-run sends nothing for it and still reports it; `--retry-failed` sends it
+    // again (and it fails again: the profile is still gone).
+    retried_only_with_retry_failed(&test, &digest, 404, attempts);
     assert_eq!(
         test.item_states("m.state.db").get("failed").copied(),
         Some(1)
@@ -204,18 +182,32 @@ fn a_400_ends_failed_permanent_with_segments_code_and_is_retried_only_with_retry
             .collect::<Vec<_>>()
     };
     assert_eq!(sent(&test), vec![400], "a 400 is not retried in the run");
-    test.idprune(["apply", "m.state.db", "--approve", &digest])
+    retried_only_with_retry_failed(&test, &digest, 400, sent);
+}
+
+/// An item of `m.state.db` that failed for good, answered `status` once so far (`sent` lists
+/// what it was answered): a plain apply leaves it alone and exits 3; `--retry-failed` sends it
+/// once more, and it fails again.
+fn retried_only_with_retry_failed(
+    test: &Test,
+    digest: &str,
+    status: u16,
+    sent: impl Fn(&Test) -> Vec<u16>,
+) {
+    test.idprune(["apply", "m.state.db", "--approve", digest])
         .run()
         .code(3);
-    assert_eq!(sent(&test), vec![400], "a plain apply leaves it alone");
-    test.idprune([
-        "apply",
-        "m.state.db",
-        "--approve",
-        &digest,
-        "--retry-failed",
-    ])
-    .run()
-    .code(3);
-    assert_eq!(sent(&test), vec![400, 400], "--retry-failed sends it again");
+    assert_eq!(
+        sent(test),
+        vec![status],
+        "a plain apply leaves permanent failures alone"
+    );
+    test.idprune(["apply", "m.state.db", "--approve", digest, "--retry-failed"])
+        .run()
+        .code(3);
+    assert_eq!(
+        sent(test),
+        vec![status, status],
+        "--retry-failed sends it once more"
+    );
 }
