@@ -63,6 +63,9 @@ pub struct ServerSide {
     pub accepted: u64,
     pub refused: u64,
     pub span_secs: f64,
+    /// Seconds from the first accepted request to the second: the first request's round trip
+    /// while it went alone (slow start), when the phase had a limit.
+    pub alone_secs: f64,
     /// Seconds from the first accepted request after which every [`SETTLE_WINDOW_SECS`]
     /// window (stepped by 0.1 s, up to the last accepted request) held at least
     /// [`SETTLE_SHARE`] × the limit; `None` without a limit or a long enough phase.
@@ -84,6 +87,9 @@ impl ServerSide {
             };
         };
         let span_secs = (last - first) as f64 / 1e6;
+        let alone_secs = accepted
+            .get(1)
+            .map_or(0.0, |&second| (second - first) as f64 / 1e6);
         let settled_secs = (limit > 0 && span_secs > SETTLE_WINDOW_SECS).then(|| {
             let need = SETTLE_SHARE * f64::from(limit) * SETTLE_WINDOW_SECS;
             let window_us = (SETTLE_WINDOW_SECS * 1e6) as u64;
@@ -124,6 +130,7 @@ impl ServerSide {
             accepted: accepted.len() as u64,
             refused,
             span_secs,
+            alone_secs,
             settled_secs,
         }
     }
@@ -132,6 +139,17 @@ impl ServerSide {
     pub fn rate(&self) -> f64 {
         if self.span_secs > 0.0 {
             (self.accepted.saturating_sub(1)) as f64 / self.span_secs
+        } else {
+            0.0
+        }
+    }
+
+    /// Accepted requests per second from the second accepted one (the first sent after the
+    /// service's first answer) to the last: the rate without slow start's lone round trip.
+    pub fn rate_after_first_answer(&self) -> f64 {
+        let span = self.span_secs - self.alone_secs;
+        if span > 0.0 {
+            (self.accepted.saturating_sub(2)) as f64 / span
         } else {
             0.0
         }
@@ -166,11 +184,14 @@ pub fn judge_server_side(
         let s = p.server;
         let share_of_limit = s.rate() / limit;
         println!(
-            "{name} (server side): {share_of_limit:.3} of the limit ({:.1}/s over {:.1} s), 429 {:.2} %, held within 5 % after {}",
+            "{name} (server side): {share_of_limit:.3} of the limit ({:.1}/s over {:.1} s), 429 {:.2} %, held within 5 % after {}; \
+             {:.3} after the first answer (the first request alone took {:.2} s)",
             s.rate(),
             s.span_secs,
             s.refused_share() * 100.0,
-            seconds(s.settled_secs)
+            seconds(s.settled_secs),
+            s.rate_after_first_answer() / limit,
+            s.alone_secs,
         );
         verdicts.push(Verdict {
             target: format!(
@@ -493,6 +514,7 @@ pub fn median_figures(all: &[Figures]) -> Figures {
                 accepted: m(&|p| p.server.accepted as f64) as u64,
                 refused: m(&|p| p.server.refused as f64) as u64,
                 span_secs: m(&|p| p.server.span_secs),
+                alone_secs: m(&|p| p.server.alone_secs),
                 settled_secs: phases[0]
                     .server
                     .settled_secs

@@ -268,6 +268,44 @@ fn a_lower_limit_from_the_start_is_found_within_seconds() {
     }
 }
 
+/// What no pacer can beat: an even stream sent open loop (429s ignored) through a strict
+/// sliding window of 100/s, behind 20 ms of arrival jitter and a timer up to 1 ms late.
+/// Arrivals of any 1.02 s of sending can fall inside one second, so the most a stream holds
+/// without refusals is 100 / 1.02 = 98.04/s; faster, refusals grow quickly and each leaves a
+/// gap. Among send rates refused at most 0.5 % of the time (issue 8's 429 target), none gets
+/// more than about 98.1/s accepted: the ceiling `holds_just_under_each_limiter` is measured
+/// against, and why the sliding-window rate stops just under 0.98 of the limit.
+#[test]
+fn an_even_stream_through_a_jittered_sliding_window_stops_near_98() {
+    let mut best = (0.0, 0.0, 0.0);
+    for tenths in 970..=1000 {
+        let sent_rate = f64::from(tenths) / 10.0;
+        let t0 = Instant::now();
+        let mut limiter =
+            SpaceLimiter::new(LimiterKind::SlidingWindow, 100, t0, t0).expect("limited");
+        let mut rng = StdRng::seed_from_u64(11);
+        let mut arrivals: Vec<Instant> = (0..(sent_rate * 120.0) as u32)
+            .map(|i| {
+                let late = rng.random_range(0.0..0.001) + rng.random_range(0.0..0.02);
+                t0 + secs(f64::from(i) / sent_rate + late)
+            })
+            .collect();
+        arrivals.sort();
+        let accepted = arrivals.iter().filter(|&&a| limiter.try_admit(a)).count();
+        let rate = accepted as f64 / 120.0;
+        let refused = 1.0 - accepted as f64 / arrivals.len() as f64;
+        if refused <= 0.005 && rate > best.1 {
+            best = (sent_rate, rate, refused);
+        }
+    }
+    let (sent_rate, rate, refused) = best;
+    eprintln!(
+        "best within 0.5 % refused: {rate:.2}/s accepted, sent at {sent_rate:.1}/s, {:.2} % refused",
+        refused * 100.0
+    );
+    assert!((97.9..98.2).contains(&rate), "{rate:.2}/s");
+}
+
 #[test]
 fn slots_never_put_more_than_the_ceiling_in_any_second() {
     let t0 = Instant::now();
@@ -347,11 +385,20 @@ fn trajectory() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.05);
-    let mut w = World::new(kind, limit, secs(lat), 0.3, 1);
+    let seed: u64 = std::env::var("SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    let mut w = World::new(kind, limit, secs(lat), 0.3, seed);
     w.run(60.0);
     for s in 0..60 {
         let s = f64::from(s);
         let refused = World::count(&w.refused, w.at(s), w.at(s + 1.0));
         eprintln!("{s:>3} {:>6.1} {refused}", w.rate(s, s + 1.0));
     }
+    eprintln!(
+        "2-60 s: {:.2}/s, {:.2} % refused",
+        w.rate(2.0, 60.0),
+        w.refused_share(0.0, 60.0) * 100.0
+    );
 }
