@@ -1,18 +1,18 @@
 //! The manifest: what a person asked to remove, loaded from YAML (the format: the README's
 //! "Manifest v1") and validated into a [`Manifest`] — every entry with its origin
-//! (file:line:column), duplicates collapsed,
-//! CSV sources streamed and hashed. [`load`] reads files and nothing else: no network, no clock.
+//! (file:line:column), duplicates collapsed, CSV sources streamed and hashed. [`load`] reads
+//! files and nothing else: no network, no clock.
 //!
-//! Pipeline: bounded read (size, UTF-8, NUL) → [`shape`] check of the YAML event stream (every
-//! unknown key, wrong type, duplicate, null, tag, in one pass) → [`raw`] serde types with spans →
-//! validation that collects *every* problem → CSV sources ([`csv_source`]) → [`Manifest`]. Only a
+//! Pipeline: bounded read (size, UTF-8, NUL) → `shape` check of the YAML event stream (every
+//! unknown key, wrong type, duplicate, null, tag, in one pass) → `raw` serde types with spans →
+//! validation that collects *every* problem → CSV sources (`csv_source`) → [`Manifest`]. Only a
 //! YAML *syntax* error stops at that one error (nothing after it is reliable); everything else
 //! is reported together, in file order.
 //!
-//! One job per file: [`read`] (the bounded read), [`shape`] and [`raw`] (the YAML), [`validate`]
-//! (raw → [`Manifest`]; its `sources` items in `validate/source.rs`), [`check`] (one value's
-//! checks and warnings), [`csv_source`], [`sink`] ([`EntrySink`], [`VecSink`]), [`types`],
-//! [`region`] and [`diagnostic`]. This file holds [`load`] and [`load_into`] and re-exports the
+//! One job per file: `read` (the bounded read), `shape` and `raw` (the YAML), `validate`
+//! (raw → [`Manifest`]; its `sources` items in `validate/source.rs`), `check` (one value's
+//! checks and warnings), `csv_source`, `sink` ([`EntrySink`], [`VecSink`]), `types`,
+//! `region` and [`diagnostic`]. This file holds [`load`] and [`load_into`] and re-exports the
 //! public types, so callers write `crate::manifest::X`.
 //!
 //! Values keep their exact bytes: nothing is trimmed, lowercased or normalised. Upper-case lookup

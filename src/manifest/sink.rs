@@ -32,7 +32,7 @@ pub enum Added {
     },
 }
 
-/// The in-memory sink of [`load`], with an index for collapsing duplicates without a second
+/// The in-memory sink of [`load`](super::load), with an index for collapsing duplicates without a second
 /// copy of every key.
 #[derive(Default)]
 pub struct VecSink {

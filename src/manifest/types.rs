@@ -18,7 +18,7 @@ pub const MANIFEST_VERSION: u64 = 1;
 /// A validated manifest: what to remove, where it came from, and the bytes it was read from.
 #[derive(Clone, Debug)]
 pub struct Manifest {
-    /// The manifest path, as given to [`load`].
+    /// The manifest path, as given to [`load`](super::load).
     pub path: PathBuf,
     /// Lowercase hex sha256 of the manifest file's bytes.
     pub sha256: String,

@@ -186,7 +186,7 @@ fn hash_rows(
     ))
 }
 
-/// The file seal: `sha256:<hex>` over every row in [`SEALED`], each value tagged with its
+/// The file seal: `sha256:<hex>` over every row in `SEALED`, each value tagged with its
 /// type (`n`, `i`, `r`, `t`, `b`) and written as a netstring, each row opened by `R` and each
 /// table by `T` and its name. The encoding is prefix-free, so no edit of one value can pass for
 /// another.
@@ -254,7 +254,7 @@ fn journal_fault(row: &rusqlite::Row<'_>, fresh: bool) -> rusqlite::Result<Optio
 }
 
 /// Refuses a file whose rows no longer match the seal `plan` (or `purge`) stored, or whose
-/// journal no apply could have written ([`journal_fault`]). One pass over the items.
+/// journal no apply could have written (`journal_fault`). One pass over the items.
 pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let stored: Option<String> = rusqlite::OptionalExtension::optional(conn.query_row(
         "SELECT value FROM meta WHERE key = ?1",

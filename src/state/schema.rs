@@ -2,10 +2,10 @@
 //!
 //! `PRAGMA user_version` holds the schema version and `PRAGMA application_id` marks the file as
 //! idprune's. [`migrate`] creates the schema in a new file and refuses any other version. On
-//! every open, [`verify`] compares the file's `sqlite_schema` with what this build creates
-//! (built from the same constants in an in-memory database, so a table added here is covered
-//! at once): an extra trigger, view, index or table, or an altered statement, is refused, since
-//! SQL stored in the file runs inside idprune's own connection.
+//! every open, [`crate::state::check`] compares the file's `sqlite_schema` with what this build
+//! creates ([`differences`]; built from the same constants in an in-memory database, so a table
+//! added here is covered at once): an extra trigger, view, index or table, or an altered
+//! statement, is refused, since SQL stored in the file runs inside idprune's own connection.
 
 use std::collections::BTreeMap;
 
@@ -197,7 +197,7 @@ fn expected() -> rusqlite::Result<Objects> {
     objects(&conn)
 }
 
-/// Compares the file's schema with [`expected`]; returns what differs, for people (a trigger
+/// Compares the file's schema with `expected`; returns what differs, for people (a trigger
 /// `evil`, an altered table `items`), empty when the schema is exactly ours.
 pub fn differences(conn: &Connection) -> rusqlite::Result<Vec<String>> {
     let expected = expected()?;
