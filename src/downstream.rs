@@ -30,7 +30,7 @@ pub fn removed(item: &StoredItem) -> bool {
 }
 
 /// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
-pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
+pub fn write_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["seq", "user_id", "type", "id", "state"])?;
     items(&mut |s| {
@@ -50,7 +50,7 @@ pub fn downstream_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> 
 }
 
 /// Writes one JSON object `{"removed": [{seq, user_id, type, id, state}, ...]}`, a row a line.
-pub fn downstream_json(items: impl Items, mut out: impl Write) -> anyhow::Result<()> {
+pub fn write_json(items: impl Items, mut out: impl Write) -> anyhow::Result<()> {
     write!(out, "{{\"removed\": [")?;
     let mut first = true;
     items(&mut |s| {
@@ -101,7 +101,7 @@ pub(crate) mod tests {
             item(2, "c@x.com", ItemState::Pending),
         ];
         let mut out = Vec::new();
-        downstream_csv(|f| items.into_iter().try_for_each(f), &mut out).expect("write");
+        write_csv(|f| items.into_iter().try_for_each(f), &mut out).expect("write");
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "seq,user_id,type,id,state\n1,u1,email,\"a,b@x.com\",done\n"

@@ -18,6 +18,14 @@ use super::progress::ProgressOut;
 
 mod preflight;
 
+/// What a space-level refusal (401, 403, unknown source) says, for apply and its canary:
+/// nothing was marked failed, and the same command picks up once access is fixed.
+pub(super) fn space_refused(fault: impl std::fmt::Display, then: &str) -> String {
+    format!(
+        "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command{then}"
+    )
+}
+
 use preflight::check_seal;
 
 /// `idprune apply STATE`, or `idprune apply MANIFEST` (see [`super::review`]): the file is
@@ -372,9 +380,7 @@ fn finish(
             ui.note("Interrupted; the state is consistent. Run the same command to resume.");
             return Ok(Exit::Interrupted);
         }
-        Some(Stop::Space(fault)) => anyhow::bail!(
-            "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command to resume"
-        ),
+        Some(Stop::Space(fault)) => anyhow::bail!("{}", space_refused(fault, " to resume")),
         Some(Stop::BudgetSpent(why)) => anyhow::bail!(
             "stopped dispatching: {why}. Unsent items stay pending and in-flight ones are re-sent on resume: run the same command later"
         ),

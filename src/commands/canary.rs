@@ -65,9 +65,7 @@ pub async fn run(
         state.record(std::slice::from_ref(&outcome))?;
         if let Some(stop) = stop {
             report.stop = Some(match stop {
-                Stop::Space(fault) => format!(
-                    "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command"
-                ),
+                Stop::Space(fault) => super::apply::space_refused(fault, ""),
                 // `send_one` stops for the space only; named anyway rather than dropped.
                 Stop::BudgetSpent(why) => format!("canary item #{}: {why}", work.seq),
                 Stop::Interrupted => format!("canary item #{}: interrupted", work.seq),

@@ -171,8 +171,8 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
         }
     } else {
         match args.format {
-            ReportFormat::Csv => downstream::downstream_csv(items, &mut out)?,
-            ReportFormat::Json => downstream::downstream_json(items, &mut out)?,
+            ReportFormat::Csv => downstream::write_csv(items, &mut out)?,
+            ReportFormat::Json => downstream::write_json(items, &mut out)?,
         }
     }
     out.flush()?;
