@@ -29,7 +29,9 @@
 //! Server-side figures (issue 8): the emulator records when its space limiter accepted and
 //! refused each request (`/__emulator/arrivals`); per phase the bench prints the accepted rate
 //! first to last as the server saw it ÷ the available limit, the 429 share, and the seconds
-//! until the rate held within 5 % of the limit. `--limiter`, `--transit-jitter-ms` and
+//! until the rate held within 5 % of the limit; beside them, not judged, the same rate from the
+//! second accepted request (the first sent after the service's first answer), which leaves out
+//! the round trip slow start's first request spends alone. `--limiter`, `--transit-jitter-ms` and
 //! `--available-rate` shape the server; `--scenario limits` runs issue 8's cases. The program
 //! exits 1 when any printed verdict is FAIL.
 //!
