@@ -163,6 +163,7 @@ pub async fn execute<A: ProfileApi>(
             match batch.last() {
                 None => exhausted = true,
                 Some(last) => {
+                    shared.forget_idle_profiles();
                     after = last.seq;
                     let seqs: Vec<u64> = batch.iter().map(|w| w.seq).collect();
                     state.mark_in_flight(&seqs)?;
@@ -380,5 +381,27 @@ mod tests {
         async fn delete(&self, u: &str, i: &Identifier) -> Reply<DeleteOutcome> {
             self.0.delete(u, i).await
         }
+    }
+
+    /// The per-profile limiter keeps only the profiles still inside their limit: a run over a
+    /// million profiles does not hold a million entries.
+    #[test]
+    fn profiles_whose_limit_recovered_are_forgotten() {
+        let shared = Shared::new(PROFILE_RATE, false);
+        let limiter = shared.profiles.as_ref().expect("a per-profile limit");
+        for i in 0..1_000 {
+            assert!(limiter.check_key(&format!("p{i}")).is_ok());
+        }
+        assert_eq!(limiter.len(), 1_000);
+        // One request each at 100/s with no burst: each profile's limit recovers 10 ms later.
+        // The wait is the subject (a limit recovering with time), not synchronisation.
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(limiter.check_key(&"p7".to_owned()).is_ok());
+        shared.forget_idle_profiles();
+        assert_eq!(limiter.len(), 1, "only the profile used just now is kept");
+        assert!(
+            limiter.check_key(&"p7".to_owned()).is_err(),
+            "and its limit still holds"
+        );
     }
 }

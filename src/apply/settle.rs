@@ -61,6 +61,15 @@ impl Shared {
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+
+    /// Forgets the profiles whose per-profile limit has recovered: their state is the same as a
+    /// profile never seen. Without it the limiter keeps one entry per profile the run touched,
+    /// about 130 bytes each (130 MB over a 1,000,000-profile apply).
+    pub(super) fn forget_idle_profiles(&self) {
+        if let Some(limiter) = &self.profiles {
+            limiter.retain_recent();
+        }
+    }
 }
 
 /// Sends one item's delete on its own, outside a run (`apply --canary`): the executor's retry
