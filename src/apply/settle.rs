@@ -64,7 +64,7 @@ impl Shared {
 
     /// Forgets the profiles whose per-profile limit has recovered: their state is the same as a
     /// profile never seen. Without it the limiter keeps one entry per profile the run touched,
-    /// about 130 bytes each (130 MB over a 1,000,000-profile apply).
+    /// about 80 bytes each (a 1,000,000-item apply peaked at 149 MB with them, 66 MB without).
     pub(super) fn forget_idle_profiles(&self) {
         if let Some(limiter) = &self.profiles {
             limiter.retain_recent();
