@@ -16,16 +16,19 @@
 //!   warehouse queries over them (both behind `idprune report`); [`guard`] scans Event
 //!   Archive exports for events that would re-add a removed identifier.
 //! - Around them: [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds
-//!   the exit codes; [`sync`] the one lock helper; [`emulator`] is a stand-in for Segment used
+//!   the exit codes; [`ci`] reads the CI context a run records and [`git`] whether git tracks a
+//!   state file; [`sync`] the one lock helper; [`emulator`] is a stand-in for Segment used
 //!   by the demo, the tests and the benchmarks.
 
 pub mod apply;
+pub mod ci;
 pub mod cli;
 pub mod commands;
 pub mod digest;
 pub mod downstream;
 pub mod emulator;
 pub mod exit;
+pub mod git;
 pub mod guard;
 pub mod manifest;
 pub mod markdown;

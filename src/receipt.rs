@@ -5,9 +5,18 @@
 //! a `user_id`. `plan --check-receipt` compares a fresh plan with it; `apply MANIFEST --receipt`
 //! applies a fresh plan only when its digest is the receipt's.
 //!
-//! What must match for a receipt to name a fresh plan: the digest (which already covers the
-//! space, the API origin, the manifest's and the pinned sources' hashes and every item). The
-//! times naturally differ and are not compared.
+//! What must match for a receipt to name a fresh plan: every field it shows. The digest
+//! already covers the space, the API origin, the manifest's and the pinned sources' hashes and
+//! every item, so a genuine receipt whose digest matches matches everywhere; a receipt whose
+//! other fields (counts, region, manifest, sources) disagree with its own digest was edited,
+//! and is refused like a stale one — a reviewer reads those fields, not the digest.
+//!
+//! The times naturally differ between the receipt's plan and a fresh one. Expiry comes from
+//! the sealed plan, never from the receipt: a receipt's own times can only shorten its life.
+//! Its span (`expires_at − created_at`) may not exceed the TTL sealed in the plan it is checked
+//! against, and its `created_at` may not lie in the future, so an edited `expires_at` cannot
+//! keep a review alive; a state file that holds the approved plan expires by its own sealed
+//! creation time and TTL (apply's pre-flight checks that).
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -192,6 +201,10 @@ impl Unresolved {
     }
 }
 
+/// How far in the future a receipt's `created_at` may lie: clocks of the laptop that wrote
+/// it and of the runner that checks it differ a little.
+pub const CLOCK_SKEW_SECS: u64 = 300;
+
 /// The receipt path of a manifest: `plans/x.yaml` → `plans/x.receipt.json`.
 pub fn receipt_path(manifest: &Path) -> PathBuf {
     manifest.with_extension("receipt.json")
@@ -285,15 +298,31 @@ impl Receipt {
         }
     }
 
-    /// Why this receipt does not name the plan `fresh`, one reason a line; empty when it does.
+    /// Why this receipt does not name the plan `fresh` (a receipt made from a sealed plan,
+    /// [`Receipt::of`]), one reason a line; empty when it does. Every field a receipt shows is
+    /// compared; the times by [`Receipt::time_problems`].
     pub fn mismatches(&self, fresh: &Receipt) -> Vec<String> {
         let clean = crate::text::clean;
         let mut why = Vec::new();
+        if self.format_version != fresh.format_version {
+            why.push(format!(
+                "format: receipt {}, fresh plan {}",
+                clean(&self.format_version),
+                fresh.format_version
+            ));
+        }
         if self.space != fresh.space {
             why.push(format!(
                 "space: receipt `{}`, fresh plan `{}`",
                 clean(&self.space),
                 clean(&fresh.space)
+            ));
+        }
+        if self.region != fresh.region {
+            why.push(format!(
+                "region: receipt `{}`, fresh plan `{}`",
+                clean(&self.region),
+                clean(&fresh.region)
             ));
         }
         if self.api != fresh.api {
@@ -306,6 +335,13 @@ impl Receipt {
         if self.manifest.sha256 != fresh.manifest.sha256 {
             why.push("the manifest changed since the receipt was written".into());
         }
+        if self.manifest.path != fresh.manifest.path {
+            why.push(format!(
+                "manifest: receipt `{}`, fresh plan `{}`",
+                clean(&self.manifest.path),
+                clean(&fresh.manifest.path)
+            ));
+        }
         if self.pinned_sources != fresh.pinned_sources {
             why.push("a pinned CSV source changed since the receipt was written".into());
         }
@@ -314,6 +350,53 @@ impl Receipt {
                 "digest: receipt {}, fresh plan {}",
                 clean(&self.digest),
                 fresh.digest
+            ));
+        } else if self.counts != fresh.counts {
+            // The same digest means the same items, so the same counts: these were edited.
+            why.push(
+                "counts: the receipt's counts are not those of its own digest's plan (edited?); see the table"
+                    .into(),
+            );
+        }
+        why.extend(self.time_problems(fresh, std::time::SystemTime::now()));
+        why
+    }
+
+    /// Why this receipt's times cannot be those of a plan like `sealed` (a receipt made from a
+    /// sealed plan), at `now`: unreadable, created in the future (beyond
+    /// [`CLOCK_SKEW_SECS`]), or a span longer than the sealed plan's TTL — an `expires_at`
+    /// moved later by hand.
+    pub fn time_problems(&self, sealed: &Receipt, now: std::time::SystemTime) -> Vec<String> {
+        let clean = crate::text::clean;
+        let parse = |t: &str| humantime::parse_rfc3339(t).ok();
+        let (Some(created), Some(expires)) = (parse(&self.created_at), parse(&self.expires_at))
+        else {
+            return vec![format!(
+                "times: the receipt's created_at `{}` / expires_at `{}` are not RFC 3339 times",
+                clean(&self.created_at),
+                clean(&self.expires_at)
+            )];
+        };
+        let mut why = Vec::new();
+        if created > now + std::time::Duration::from_secs(CLOCK_SKEW_SECS) {
+            why.push(format!(
+                "times: the receipt was created at {}, in the future",
+                clean(&self.created_at)
+            ));
+        }
+        let span = |c: std::time::SystemTime, e: std::time::SystemTime| {
+            e.duration_since(c).unwrap_or_default()
+        };
+        let ttl = match (parse(&sealed.created_at), parse(&sealed.expires_at)) {
+            (Some(c), Some(e)) => span(c, e),
+            _ => std::time::Duration::ZERO,
+        };
+        if span(created, expires) > ttl {
+            why.push(format!(
+                "times: the receipt's expiry {} is more than the sealed plan's TTL ({}) after its creation {}; expiry comes from the sealed plan, so plan with the same --ttl",
+                clean(&self.expires_at),
+                humantime::format_duration(ttl),
+                clean(&self.created_at)
             ));
         }
         why
@@ -403,7 +486,29 @@ mod tests {
         let mut later = r.clone();
         later.created_at = "2026-01-02T00:00:00Z".into();
         later.expires_at = "2026-01-09T00:00:00Z".into();
-        assert!(r.mismatches(&later).is_empty(), "times do not matter");
+        assert!(
+            r.mismatches(&later).is_empty(),
+            "later times with the same span match"
+        );
+        let mut stretched = r.clone();
+        stretched.expires_at = "2999-01-01T00:00:00Z".into();
+        assert_eq!(stretched.mismatches(&later).len(), 1, "a stretched expiry");
+        let mut shortened = r.clone();
+        shortened.expires_at = "2026-01-02T00:00:00Z".into();
+        assert!(
+            shortened.mismatches(&later).is_empty(),
+            "a shorter life is fine"
+        );
+        let mut future = r.clone();
+        future.created_at = "2999-01-01T00:00:00Z".into();
+        future.expires_at = "2999-01-08T00:00:00Z".into();
+        assert_eq!(future.mismatches(&later).len(), 1, "created in the future");
+        let mut edited = r.clone();
+        edited.counts = counts(9, 0);
+        assert_eq!(edited.mismatches(&later).len(), 1, "counts of another plan");
+        let mut region = r.clone();
+        region.region = "eu".into();
+        assert_eq!(region.mismatches(&later).len(), 1, "another region");
         assert!(r.expired(), "2026-01-08 is past");
         let mut fresh = r.clone();
         fresh.expires_at = "2999-01-01T00:00:00Z".into();

@@ -17,6 +17,23 @@ pub fn is_deceptive(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// A word for a POSIX shell line a person may copy: bare when it holds only characters no
+/// shell treats specially, else in single quotes (a `'` inside as `'\''`). Control and
+/// invisible characters are escaped first ([`clean`]), so a newline cannot end the line.
+pub fn shell_quote(word: &str) -> String {
+    let word = clean(word);
+    let plain = !word.is_empty()
+        && word.chars().all(|c| {
+            c.is_ascii_alphanumeric()
+                || matches!(c, '/' | '.' | '_' | '-' | ':' | '@' | '%' | '+' | ',' | '=')
+        });
+    if plain {
+        word
+    } else {
+        format!("'{}'", word.replace('\'', "'\\''"))
+    }
+}
+
 /// Replaces control and invisible characters ([`is_deceptive`]) with Rust-style escapes
 /// (`\n`, `\u{1b}`, `\u{202e}`), so a value can never drive the terminal or reorder what a
 /// reviewer reads. Everything else, non-ASCII included, is kept.
@@ -106,6 +123,16 @@ impl Redaction {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(shell_quote("plans/x.state.db"), "plans/x.state.db");
+        assert_eq!(shell_quote("my plans/x.db"), "'my plans/x.db'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(shell_quote("a\nb"), "'a\\nb'");
+    }
+
     use super::*;
 
     #[test]

@@ -34,9 +34,16 @@ pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit>
     if !super::review::is_state_file(&args.state)? {
         return super::review::apply_manifest(args, api, ui).await;
     }
-    if let Some(receipt) = &args.receipt {
+    if let Some(path) = &args.receipt {
+        super::review::refuse_tracked(&args.state)?;
+        let receipt = crate::receipt::Receipt::read(path)?;
+        {
+            let state = State::open(&args.state)?;
+            let manifest = super::state_dir(&args.state).join(state.meta()?.manifest_path);
+            super::review::check_receipt(&receipt, path, &state, &manifest)?;
+        }
         let mut approved = args.clone();
-        approved.approve = Some(crate::receipt::Receipt::read(receipt)?.digest);
+        approved.approve = Some(receipt.digest);
         return apply_state(&approved, api, ui).await;
     }
     apply_state(args, api, ui).await
@@ -45,6 +52,7 @@ pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit>
 /// `idprune apply STATE`: the classic form.
 pub(super) async fn apply_state(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(&args.state, "apply")?;
+    super::review::refuse_tracked(&args.state)?;
     let mut state = State::open(&args.state)?;
     let meta = state.meta()?;
     let base = api.base_url(super::state_region(&meta)?)?;
@@ -148,6 +156,7 @@ async fn run_locked(
             &crate::state::lock::this_host(),
             digest,
             reason,
+            crate::ci::RunContext::detect().as_ref(),
         )
         .with_context(recording)?;
     state

@@ -137,6 +137,7 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
+    super::review::refuse_tracked(&state_path)?;
     let redact = default_redaction(
         args.format,
         args.values.redact.is_some(),

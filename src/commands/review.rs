@@ -27,28 +27,52 @@ const CHANGED_ITEMS_SHOWN: usize = 20;
 /// Warns when `state` sits in a git work tree and git would not ignore it: the state file
 /// holds the identifiers and must never be committed. Silent outside a work tree or without git.
 pub fn warn_if_committable(state: &Path) {
-    let dir = state_dir(state);
-    let Some(name) = state.file_name() else {
-        return;
-    };
-    let status = std::process::Command::new("git")
-        .arg("-C")
-        .arg(&dir)
-        .args(["check-ignore", "-q", "--"])
-        .arg(name)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .status();
-    // 0: ignored; 1: not ignored; 128: not a work tree (or another git error).
-    if let Ok(status) = status
-        && status.code() == Some(1)
-    {
+    if crate::git::would_commit(state) {
         eprintln!(
             "warning: state file `{}` is inside a git work tree and git would not ignore it; it holds personal data and must never be committed: add `*.state.db*` to a .gitignore (plans/.gitignore does this)",
             state.display()
         );
     }
+}
+
+/// Refuses (exit 4) a state file path that git tracks, before anything is read or sent: a
+/// committed state file holds personal data, and it cannot be trusted, since anyone who can
+/// open a pull request can write one (the merge job would resume a forged journal).
+pub fn refuse_tracked(state: &Path) -> anyhow::Result<()> {
+    if crate::git::tracked(state) {
+        return Err(Refused(format!(
+            "state file `{}` is tracked by git; a committed state file holds personal data and cannot be trusted (anyone with a pull request can write one): remove it from git (`git rm --cached {}`), add `*.state.db*` to a .gitignore, and keep state in a store (`--state s3://...`) or an untracked file",
+            state.display(),
+            crate::text::shell_quote(&state.display().to_string())
+        ))
+        .into());
+    }
+    Ok(())
+}
+
+/// Refuses (exit 4) a receipt that does not name the sealed plan in `state` field by field
+/// ([`Receipt::mismatches`]): a stale receipt, or one edited by hand. `manifest` is the
+/// plan's manifest, named in the receipt relative to the receipt's folder.
+pub fn check_receipt(
+    receipt: &Receipt,
+    path: &Path,
+    state: &State,
+    manifest: &Path,
+) -> anyhow::Result<()> {
+    let sealed = Receipt::of(state, &relative_to(manifest, &state_dir(path))?)?;
+    let why = receipt.mismatches(&sealed);
+    if !why.is_empty() {
+        return Err(Refused(format!(
+            "receipt `{}` no longer matches the plan of `{}`:\n  - {}\n{}the profiles or the inputs changed since the receipt was written, or the receipt was edited; run `idprune plan {} --receipt`, commit the new receipt and get it reviewed again",
+            path.display(),
+            manifest.display(),
+            why.join("\n  - "),
+            side_by_side("receipt", &receipt.counts, &sealed.counts),
+            manifest.display()
+        ))
+        .into());
+    }
+    Ok(())
 }
 
 /// What `plan` does after sealing and printing: the suspicious-plan check, then writing or
@@ -69,10 +93,9 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
         }
         eprintln!("!!! Accepted with --allow-unresolved.\n");
     }
-    let manifest_name = |receipt: &Path| relative_to(&args.manifest, &state_dir(receipt));
     if args.receipt {
         let path = receipt_path(&args.manifest);
-        let receipt = Receipt::of(state, &manifest_name(&path)?)?;
+        let receipt = Receipt::of(state, &relative_to(&args.manifest, &state_dir(&path))?)?;
         receipt.write(&path)?;
         eprintln!(
             "Wrote receipt `{}` (no identifier values): commit it with the manifest for review.",
@@ -83,23 +106,11 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
         let path = file.clone().unwrap_or_else(|| receipt_path(&args.manifest));
         let committed = Receipt::read(&path)?;
         refuse_expired(&committed, &path)?;
-        let fresh = Receipt::of(state, &manifest_name(&path)?)?;
-        let why = committed.mismatches(&fresh);
-        if !why.is_empty() {
-            return Err(Refused(format!(
-                "receipt `{}` no longer matches a fresh plan of `{}`:\n  - {}\n{}the profiles or the inputs changed since the receipt was written; run `idprune plan {} --receipt`, commit the new receipt and get it reviewed again",
-                path.display(),
-                args.manifest.display(),
-                why.join("\n  - "),
-                side_by_side("receipt", &committed.counts, &fresh.counts),
-                args.manifest.display()
-            ))
-            .into());
-        }
+        check_receipt(&committed, &path, state, &args.manifest)?;
         eprintln!(
             "Receipt `{}` matches the fresh plan {}.",
             path.display(),
-            fresh.digest
+            state.meta()?.digest
         );
     }
     Ok(None)
@@ -173,6 +184,7 @@ pub async fn apply_manifest(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Res
         }
     };
     let state_path = default_state_path(manifest);
+    refuse_tracked(&state_path)?;
     // A state file of the approved plan that was already applied (in part): resume it. A
     // fresh plan would differ by exactly the deletions already made.
     let mut at_hand: Option<State> = None;
@@ -180,6 +192,9 @@ pub async fn apply_manifest(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Res
         let existing = State::open(&state_path)?;
         let meta = existing.meta()?;
         if digest::approves(&approved, &meta.digest) {
+            if let Some((path, r)) = &receipt {
+                check_receipt(r, path, &existing, manifest)?;
+            }
             if existing.has_journal()? {
                 eprintln!(
                     "State file `{}` holds the approved plan {} and its journal: resuming it.",
@@ -227,6 +242,9 @@ pub async fn apply_manifest(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Res
         }
     })?;
     if digest::approves(&approved, &fresh.digest) {
+        if let Some((path, r)) = &receipt {
+            check_receipt(r, path, &State::open(&scratch.0)?, manifest)?;
+        }
         drop(at_hand);
         {
             // The same discipline as `plan`: no apply may run on the old file while it is

@@ -265,6 +265,23 @@ pub fn plan(
             s,
             "- Applied from this plan; `idprune status` shows the runs, `idprune verify` re-reads the profiles."
         )?;
+        // Who ran it: the last run's CI context, as a code span (no value in it can form a
+        // link, a mention or markup).
+        if let Some(run) = view.state.runs()?.last() {
+            let at = run
+                .context
+                .as_ref()
+                .map(|c| format!(" in {}", code_span(&c.summary())))
+                .unwrap_or_default();
+            writeln!(
+                s,
+                "- Last run: run {} by {} on {}{at}, {}",
+                run.id,
+                code_span(&run.user),
+                code_span(&run.host),
+                run.outcome.as_deref().map_or("running or died", |o| o)
+            )?;
+        }
     } else {
         writeln!(
             s,

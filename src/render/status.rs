@@ -70,10 +70,14 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
             })
             .unwrap_or_default();
         let who = format!(
-            "Run {} by {} on {} at {}",
+            "Run {} by {} on {}{} at {}",
             run.id,
             clean(&run.user),
             clean(&run.host),
+            run.context
+                .as_ref()
+                .map(|c| format!(" ({})", clean(&c.summary())))
+                .unwrap_or_default(),
             timestamp(run.started_at)
         );
         if run.outcome.as_deref() == Some("died") || open.is_some() {
@@ -132,6 +136,7 @@ pub fn status_json(
             .map(|run| {
                 json!({"id": run.id, "started_at": timestamp(run.started_at),
                        "finished_at": run.finished_at.map(timestamp), "user": run.user, "host": run.host,
+                       "context": run.context,
                        "outcome": run.outcome, "requests": run.figures.requests,
                        "throttled": run.figures.throttled, "rate": run.figures.rate,
                        "latency_p50_ms": run.figures.latency_p50_ms,

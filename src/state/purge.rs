@@ -164,7 +164,7 @@ mod tests {
         let mut state = sealed(dir.path(), &[delete_item(1, "secret-uid", "secret@x.com")]);
         let key = b"0123456789abcdef0123";
         assert!(state.purge(key).is_err(), "never applied");
-        let run = state.start_run("u", "h", "d", "r").expect("run");
+        let run = state.start_run("u", "h", "d", "r", None).expect("run");
         assert!(state.purge(key).is_err(), "an item is still pending");
         state
             .record(&[Outcome {

@@ -6,6 +6,7 @@ use rusqlite::{OptionalExtension as _, params};
 
 use super::journal::ItemState;
 use super::{State, check, now_unix};
+use crate::ci::RunContext;
 
 /// One recorded apply run.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,6 +21,8 @@ pub struct Run {
     pub user: String,
     /// Where.
     pub host: String,
+    /// The CI job (or `IDPRUNE_RUN_CONTEXT`) it ran in, when there was one.
+    pub context: Option<RunContext>,
     /// How it ended (`completed`, `failed_items`, `stopped`, `interrupted`).
     pub outcome: Option<String>,
     /// What it measured.
@@ -61,17 +64,26 @@ impl State {
             .query_row("SELECT count(*) > 0 FROM runs", [], |r| r.get(0))?)
     }
 
-    /// Records the start of an apply run; returns its id.
+    /// Records the start of an apply run, with the CI context it runs in; returns its id.
     pub fn start_run(
         &self,
         user: &str,
         host: &str,
         digest: &str,
         reason: &str,
+        context: Option<&RunContext>,
     ) -> anyhow::Result<i64> {
         self.conn.execute(
-            "INSERT INTO runs (started_at, user, host, digest, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
-            params![now_unix(), user, host, digest, reason],
+            "INSERT INTO runs (started_at, user, host, digest, reason, context)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                now_unix(),
+                user,
+                host,
+                digest,
+                reason,
+                context.map(RunContext::to_stored).unwrap_or_default()
+            ],
         )?;
         Ok(self.conn.last_insert_rowid())
     }
@@ -162,7 +174,7 @@ impl State {
         let mut stmt = self.conn.prepare(
             "SELECT id, started_at, finished_at, user, host, outcome, COALESCE(requests, 0),
                     COALESCE(rate, 0), COALESCE(throttled, 0), latency_p50_ms, latency_p99_ms,
-                    done, already_absent, failed
+                    done, already_absent, failed, context
              FROM runs ORDER BY id",
         )?;
         let mut rows = stmt.query([])?;
@@ -180,6 +192,7 @@ impl State {
                 },
                 user: r.get(3)?,
                 host: r.get(4)?,
+                context: RunContext::from_stored(&r.get::<_, String>(14)?),
                 outcome: r.get(5)?,
                 figures: RunFigures {
                     requests: check::number(path, &field("requests"), r.get(6)?)?,

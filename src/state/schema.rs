@@ -12,9 +12,10 @@ use std::collections::BTreeMap;
 use rusqlite::Connection;
 
 /// The schema version this build writes and reads. Version 2 added the lock holder's process
-/// start time, the file seal, and the verification and re-run histories; version 1 files are
-/// refused (plan again).
-pub const SCHEMA_VERSION: i64 = 2;
+/// start time, the file seal, and the verification and re-run histories; version 3 the CI
+/// context of each run (`runs.context`). Files of another version are refused (the check in
+/// `check.rs` says which idprune to use, or to plan again).
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// `PRAGMA application_id` of every idprune state file: `idPR` in ASCII.
 pub const APPLICATION_ID: i32 = 0x6964_5052;
@@ -92,7 +93,8 @@ CREATE TABLE runs (
     throttled      INTEGER,
     latency_p50_ms REAL,
     latency_p99_ms REAL,
-    started_rate   INTEGER          -- the --rate it was started with (0: unlimited)
+    started_rate   INTEGER,         -- the --rate it was started with (0: unlimited)
+    context        TEXT NOT NULL DEFAULT ''  -- where it ran (CI job, PR), JSON; see ci.rs
 ) STRICT;
 -- The runs table is an audit trail: rows are never deleted, and a finished row never changes.
 CREATE TRIGGER runs_no_delete BEFORE DELETE ON runs
@@ -161,9 +163,14 @@ pub fn migrate(conn: &Connection) -> anyhow::Result<()> {
             "the state file has schema version {version}, newer than this idprune understands ({SCHEMA_VERSION}); upgrade idprune"
         );
     }
-    if (1..SCHEMA_VERSION).contains(&version) {
+    if version == 1 {
         anyhow::bail!(
-            "the state file has schema version {version}, written by an older idprune that did not seal the whole file; run `idprune plan` again"
+            "the state file has schema version 1, written by an older idprune that did not seal the whole file; run `idprune plan` again"
+        );
+    }
+    if (2..SCHEMA_VERSION).contains(&version) {
+        anyhow::bail!(
+            "the state file has schema version {version}, written by an older idprune; finish its apply with that version, or run `idprune plan` again"
         );
     }
     if version == 0 {

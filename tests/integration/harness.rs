@@ -409,6 +409,9 @@ impl Test {
             .env_remove("SEGMENT_ACCESS_TOKEN")
             .env_remove("IDPRUNE_API_URL")
             .env_remove("IDPRUNE_EMULATOR_TOKEN")
+            // A run records its CI context: none unless a test sets one.
+            .env_remove("GITHUB_ACTIONS")
+            .env_remove("IDPRUNE_RUN_CONTEXT")
             .env("SEGMENT_ACCESS_TOKEN", TOKEN)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

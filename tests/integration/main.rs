@@ -37,6 +37,8 @@
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
+//! - `provenance`: a state file git tracks is refused; an edited receipt is refused; the CI
+//!   context of a run in `status` and the markdown.
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
 //!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
@@ -59,6 +61,7 @@ mod lifecycle;
 mod pacing;
 mod plan_apply;
 mod properties;
+mod provenance;
 mod refresh;
 mod refusals;
 mod render;
