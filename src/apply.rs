@@ -162,6 +162,16 @@ impl Latencies {
     }
 }
 
+/// Stops a run: no task starts another request, whether it is queued, waiting for the pacer
+/// (halted: it hands out no more slots) or waiting out a retry delay. Requests on the wire get
+/// the pacer's grace ([`crate::pace::HALT_GRACE`]).
+fn halt(shared: &Shared, options: &ApplyOptions) {
+    shared.stop();
+    if let Some(pacer) = &options.pacer {
+        pacer.halt();
+    }
+}
+
 /// Runs the plan's pending deletions to completion or to a stop. `cancel` flips to true on
 /// Ctrl-C: dispatch stops, requests already sent finish, everything is committed.
 pub async fn execute<A: ProfileApi>(
@@ -231,7 +241,7 @@ pub async fn execute<A: ProfileApi>(
             changed = cancel.changed(), if stop.is_none() => {
                 if changed.is_err() || *cancel.borrow() {
                     stop = Some(Stop::Interrupted);
-                    shared.stopping.store(true, Ordering::SeqCst);
+                    halt(&shared, options);
                 }
             }
             Some(report) = rx.recv() => {
@@ -247,7 +257,7 @@ pub async fn execute<A: ProfileApi>(
                         window.said_yes();
                     }
                     if let Some(s) = report.stop {
-                        shared.stopping.store(true, Ordering::SeqCst);
+                        halt(&shared, options);
                         // The first reason wins: later tasks only echo it.
                         stop.get_or_insert(s);
                     }

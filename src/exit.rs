@@ -1,8 +1,9 @@
 //! The one table of process exit codes, and the one mapping from an error to its code
 //! ([`for_error`]). `main` is the only place that exits, with one documented exception: the
-//! second Ctrl-C during `apply` (`commands/apply.rs`) ends the process at once with
-//! [`Exit::Interrupted`], because by then the person has asked not to wait for the requests in
-//! flight, and the journal is consistent at every commit (those items are re-sent on resume).
+//! second SIGINT or SIGTERM during `apply` (`commands/apply.rs`) ends the process at once with
+//! the first signal's code ([`Exit::Interrupted`] or [`Exit::Terminated`]), because by then
+//! the person (or the CI) has asked not to wait for the requests in flight, and the journal is
+//! consistent at every commit (those items are re-sent on resume).
 
 /// Every way a command can end, with its documented exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -17,8 +18,11 @@ pub enum Exit {
     ItemsFailed,
     /// `4`: refused: plan stale, tampered, digest not approved, or state locked.
     Refused,
-    /// `130`: interrupted; the state is resumable.
+    /// `130`: interrupted by SIGINT (Ctrl-C); the state is resumable.
     Interrupted,
+    /// `143`: stopped by SIGTERM (a cancelled CI job, `timeout`, Kubernetes, systemd); the
+    /// state is resumable.
+    Terminated,
 }
 
 impl Exit {
@@ -31,6 +35,7 @@ impl Exit {
             Self::ItemsFailed => 3,
             Self::Refused => 4,
             Self::Interrupted => 130,
+            Self::Terminated => 143,
         }
     }
 }

@@ -181,13 +181,24 @@ struct Answer {
     accepted: bool,
 }
 
+/// How long requests already on the wire may take to answer once the pacer is halted
+/// ([`Pacer::halt`]): a signal's grace, after which they are given up (their items stay
+/// `in_flight` and are re-sent on resume).
+pub const HALT_GRACE: Duration = Duration::from_secs(5);
+
 /// A shared request pacer. `rate == 0` means unlimited (a lifted limit, benchmarks).
+///
+/// It is also where a stop takes effect: once [`Pacer::halt`] is called (on SIGINT or
+/// SIGTERM), no request gets a slot, so none *starts*, whether it was queued, waiting for its
+/// slot, or about to retry.
 #[derive(Debug)]
 pub struct Pacer {
     control: Option<Mutex<RateControl>>,
     /// One request at a time waits for its slot; the rest queue in FIFO order.
     turnstile: tokio::sync::Mutex<()>,
     ceiling: u32,
+    /// `Some(when)` once halted.
+    halted: tokio::sync::watch::Sender<Option<Instant>>,
 }
 
 /// What [`Pacer::ready`] hands a request: when it was let through.
@@ -204,6 +215,41 @@ impl Pacer {
             control: (rate > 0).then(|| Mutex::new(RateControl::new(f64::from(rate)))),
             turnstile: tokio::sync::Mutex::new(()),
             ceiling: rate,
+            halted: tokio::sync::watch::Sender::new(None),
+        }
+    }
+
+    /// Stops handing out slots, for good: every request waiting for one, and every later
+    /// one, gets `None` from [`Pacer::ready`]. Idempotent.
+    pub fn halt(&self) {
+        self.halted.send_if_modified(|halted| {
+            let first = halted.is_none();
+            if first {
+                *halted = Some(Instant::now());
+            }
+            first
+        });
+    }
+
+    /// True once [`Pacer::halt`] was called.
+    pub fn is_halted(&self) -> bool {
+        self.halted.borrow().is_some()
+    }
+
+    /// Resolves once the pacer is halted (never while it runs).
+    pub async fn halted(&self) {
+        let mut rx = self.halted.subscribe();
+        // The sender lives as long as `self`, so the wait only ends on a halt.
+        let _ = rx.wait_for(Option::is_some).await.map(|_| ());
+    }
+
+    /// Resolves [`HALT_GRACE`] after the halt (never while the pacer runs): when a request
+    /// still on the wire is given up.
+    pub async fn grace_over(&self) {
+        self.halted().await;
+        let at = *self.halted.borrow();
+        if let Some(at) = at {
+            tokio::time::sleep_until((at + HALT_GRACE).into()).await;
         }
     }
 
@@ -217,17 +263,28 @@ impl Pacer {
         self.control.as_ref().map(|c| lock(c).rate(Instant::now()))
     }
 
-    /// Waits until one more request may be sent.
-    pub async fn ready(&self) -> Ticket {
+    /// Waits until one more request may be sent; `None` once the pacer is halted, before or
+    /// during the wait: that request must not be sent.
+    pub async fn ready(&self) -> Option<Ticket> {
+        if self.is_halted() {
+            return None;
+        }
         let Some(control) = &self.control else {
-            return Ticket {
+            return Some(Ticket {
                 sent_at: Instant::now(),
-            };
+            });
         };
-        let _turn = self.turnstile.lock().await;
-        let slot = lock(control).next_slot(Instant::now());
-        tokio::time::sleep_until(slot.into()).await;
-        Ticket { sent_at: slot }
+        let slot = async {
+            let _turn = self.turnstile.lock().await;
+            let slot = lock(control).next_slot(Instant::now());
+            tokio::time::sleep_until(slot.into()).await;
+            Ticket { sent_at: slot }
+        };
+        tokio::select! {
+            biased;
+            () = self.halted() => None,
+            ticket = slot => (!self.is_halted()).then_some(ticket),
+        }
     }
 
     /// The server accepted the request of `_ticket` (answered anything but 429).

@@ -100,6 +100,7 @@ async fn resolve_one<A: ProfileApi>(
                 .map(|r| format!(" (Request-Id {r})"))
                 .unwrap_or_default();
             match fault {
+                Fault::Stopped { .. } => bail!("stopped by a signal; nothing was written"),
                 Fault::Space { .. } => bail!(
                     "Segment refused the read: {fault}{request_id}; check the token and the space id"
                 ),

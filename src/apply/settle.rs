@@ -33,7 +33,9 @@ pub(super) struct Sent {
 /// Shared between the dispatcher and the sending tasks (the API aside).
 pub(super) struct Shared {
     /// Set once the run stops: tasks that have not sent yet give their item back.
-    pub(super) stopping: AtomicBool,
+    stopping: AtomicBool,
+    /// Wakes tasks waiting out a retry delay when the run stops.
+    stop_signal: tokio::sync::watch::Sender<bool>,
     /// Requests sent in the run.
     pub(super) requests: AtomicU64,
     /// The run's retry budget.
@@ -49,6 +51,7 @@ impl Shared {
     pub(super) fn new(profile_rate: u32, paced: bool) -> Self {
         Self {
             stopping: AtomicBool::new(false),
+            stop_signal: tokio::sync::watch::Sender::new(false),
             requests: AtomicU64::new(0),
             budget: Mutex::new(RetryBudget::default()),
             // Evenly spaced, no burst: a fresh profile must not take a second's quota at once.
@@ -60,6 +63,21 @@ impl Shared {
 
     fn stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Stops the run: no task sends again, and those waiting out a retry delay wake.
+    pub(super) fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
+        self.stop_signal.send_replace(true);
+    }
+
+    /// Sleeps `delay`, or less when the run stops meanwhile.
+    async fn sleep_unless_stopped(&self, delay: Duration) {
+        let mut stopped = self.stop_signal.subscribe();
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            _ = stopped.wait_for(|s| *s) => {}
+        }
     }
 
     /// Forgets the profiles whose per-profile limit has recovered: their state is the same as a
@@ -142,6 +160,21 @@ async fn settle<A: ProfileApi>(
             limiter.until_key_ready(key).await;
         }
         let reply = api.delete(&work.user_id, &work.identifier).await;
+        if let Err(Fault::Stopped { sent }) = reply.result {
+            // A signal halted the pacer: this request never started, or was given up on the
+            // wire after the grace (it may have landed: re-sent on resume).
+            let state = if ambiguous || sent {
+                ItemState::InFlight
+            } else {
+                unsent(work).journal.state
+            };
+            if sent {
+                shared.requests.fetch_add(1, Ordering::Relaxed);
+                outcome.attempts += 1;
+            }
+            outcome.journal.state = state;
+            return (outcome, None);
+        }
         shared.requests.fetch_add(1, Ordering::Relaxed);
         latencies.push(reply.elapsed);
         outcome.attempts += 1;
@@ -159,6 +192,7 @@ async fn settle<A: ProfileApi>(
         };
         outcome.journal.last_error = Some(fault.to_string());
         match fault {
+            Fault::Stopped { .. } => unreachable!("handled before the answer is journaled"),
             Fault::Permanent { .. } => {
                 outcome.journal.state = ItemState::Failed;
                 outcome.journal.failure = Some(Failure::Permanent);
@@ -191,7 +225,7 @@ async fn settle<A: ProfileApi>(
                 };
                 let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
                 match next {
-                    Next::Retry(delay) => tokio::time::sleep(delay).await,
+                    Next::Retry(delay) => shared.sleep_unless_stopped(delay).await,
                     Next::GiveUp => {
                         outcome.journal.state = ItemState::Failed;
                         outcome.journal.failure = Some(Failure::Transient);

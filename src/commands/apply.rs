@@ -169,6 +169,9 @@ async fn run_locked(
             render_count(reset, "deletion is", "deletions are")
         ));
     }
+    // From here on a signal stops the run: during the canary at once (its item stays
+    // `in_flight`, re-sent on resume), during the fan-out after the requests on the wire.
+    let mut signals = super::Signals::listen()?;
     let mut canary = super::canary::CanaryReport::default();
     if args.canary > 0 && state.count_work(args.retry_failed)? > 0 {
         ui.note(format!(
@@ -176,14 +179,24 @@ async fn run_locked(
             render_count(args.canary, "deletion", "deletions"),
             humantime::format_duration(args.canary_wait)
         ));
-        canary = super::canary::run(
-            state,
-            &api,
-            args.canary,
-            args.retry_failed,
-            args.canary_wait,
-        )
-        .await?;
+        canary = tokio::select! {
+            report = super::canary::run(
+                state,
+                &api,
+                args.canary,
+                args.retry_failed,
+                args.canary_wait,
+            ) => report?,
+            signal = signals.next() => {
+                api.pacer().halt();
+                state.finish_run(run, "interrupted", &RunFigures::default())?;
+                ui.note(format!(
+                    "\n{} during the canary: stopped; the state is consistent. Run the same command to resume.",
+                    signal.name()
+                ));
+                return Ok(signal.exit());
+            }
+        };
         if let Some(problem) = canary.stop.take() {
             let figures = RunFigures {
                 requests: canary.requests,
@@ -211,21 +224,26 @@ async fn run_locked(
         render::clean(reason)
     ));
     let (cancel_tx, cancel_rx) = watch::channel(false);
-    let mut interrupt = super::interrupts()?;
+    let received = std::sync::Arc::new(std::sync::OnceLock::new());
     let signal_ui = *ui;
+    let (pacer, first_signal) = (api.pacer().clone(), received.clone());
     let signals = tokio::spawn(async move {
-        if interrupt.recv().await.is_some() {
-            signal_ui.note(
-                "\nInterrupted: finishing the requests in flight, then stopping. Press Ctrl-C again to quit at once.",
-            );
-            let _ = cancel_tx.send(true);
-            if interrupt.recv().await.is_some() {
-                // The one exit outside `main` (documented in `exit.rs`): the journal is
-                // consistent at every commit; in-flight items are re-sent on resume.
-                signal_ui.note("Stopped at once; run the same command to resume.");
-                std::process::exit(i32::from(Exit::Interrupted.code()));
-            }
-        }
+        let first = signals.next().await;
+        let _ = first_signal.set(first);
+        // No request starts from here on: queued ones and those waiting for a slot are
+        // dropped before the pacer; those on the wire get the grace.
+        pacer.halt();
+        let _ = cancel_tx.send(true);
+        signal_ui.note(format!(
+            "\n{}: no new request starts; waiting up to {} s for the requests in flight, then stopping. Send the signal again to quit at once.",
+            first.name(),
+            crate::pace::HALT_GRACE.as_secs()
+        ));
+        signals.next().await;
+        // The one exit outside `main` (documented in `exit.rs`): the journal is consistent
+        // at every commit; in-flight items are re-sent on resume.
+        signal_ui.note("Stopped at once; run the same command to resume.");
+        std::process::exit(i32::from(first.exit().code()));
     });
     let options = ApplyOptions {
         concurrency: pace.concurrency as usize,
@@ -241,6 +259,7 @@ async fn run_locked(
     .await;
     progress.finish();
     signals.abort();
+    let signal = received.get().copied();
     let report = match report {
         Ok(mut r) => {
             r.requests += canary.requests;
@@ -256,7 +275,12 @@ async fn run_locked(
             )));
         }
     };
-    finish(state, run, &report, args, ui)
+    let exit = finish(state, run, &report, args, ui)?;
+    // Stopped by a signal: the exit code names which (130 or 143).
+    Ok(match (exit, signal) {
+        (Exit::Interrupted, Some(signal)) => signal.exit(),
+        (exit, _) => exit,
+    })
 }
 
 /// `apply` when every planned item is settled: no run is recorded, nothing is sent.
@@ -386,7 +410,7 @@ fn finish(
     let path = args.state.display();
     match &report.stop {
         Some(Stop::Interrupted) => {
-            ui.note("Interrupted; the state is consistent. Run the same command to resume.");
+            ui.note("Stopped; the state is consistent. Run the same command to resume.");
             return Ok(Exit::Interrupted);
         }
         Some(Stop::Space(fault)) => anyhow::bail!("{}", space_refused(fault, " to resume")),

@@ -117,12 +117,61 @@ pub fn state_dir(state: &Path) -> PathBuf {
     }
 }
 
-/// Listens for Ctrl-C (SIGINT) from now on: unlike `tokio::signal::ctrl_c`, which registers
-/// only when first polled, a signal that arrives before the first `recv` is not lost and does
-/// not kill the process.
-pub fn interrupts() -> anyhow::Result<tokio::signal::unix::Signal> {
-    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
-        .context("listening for Ctrl-C")
+/// A signal that stops a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C, or the first step of a cancelled GitHub Actions job.
+    Interrupt,
+    /// SIGTERM: what GitHub Actions sends a few seconds after a cancel's SIGINT, and what
+    /// `timeout`, Kubernetes and systemd send.
+    Terminate,
+}
+
+impl Signal {
+    /// How a command that this signal stopped exits: 130 or 143.
+    pub fn exit(self) -> Exit {
+        match self {
+            Self::Interrupt => Exit::Interrupted,
+            Self::Terminate => Exit::Terminated,
+        }
+    }
+
+    /// How people name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Interrupt => "Interrupted (SIGINT)",
+            Self::Terminate => "Terminated (SIGTERM)",
+        }
+    }
+}
+
+/// SIGINT and SIGTERM, listened for from creation on: unlike `tokio::signal::ctrl_c`, which
+/// registers only when first polled, a signal that arrives before the first `next` is not
+/// lost and does not kill the process.
+pub struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    /// Starts listening.
+    pub fn listen() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            interrupt: signal(SignalKind::interrupt()).context("listening for SIGINT")?,
+            terminate: signal(SignalKind::terminate()).context("listening for SIGTERM")?,
+        })
+    }
+
+    /// The next signal.
+    pub async fn next(&mut self) -> Signal {
+        tokio::select! {
+            Some(()) = self.interrupt.recv() => Signal::Interrupt,
+            Some(()) = self.terminate.recv() => Signal::Terminate,
+            // Both streams end only with the runtime: nothing more will arrive.
+            else => std::future::pending().await,
+        }
+    }
 }
 
 /// True when standard error is a terminal (progress bars) — plain lines otherwise.

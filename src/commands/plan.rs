@@ -104,15 +104,16 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
 /// full (the pause between chunks is one request's latency).
 pub const RESOLVE_CHUNK: usize = 50_000;
 
-/// `idprune plan MANIFEST`: load into the scratch file, resolve, plan, seal, print. Ctrl-C drops the work in
-/// progress (the scratch and half-written files go with it) and exits 130.
+/// `idprune plan MANIFEST`: load into the scratch file, resolve, plan, seal, print. SIGINT or
+/// SIGTERM drops the work in progress at once (no request starts after it; the scratch and
+/// half-written files go with it) and exits 130 or 143.
 pub async fn plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
-    let mut interrupt = super::interrupts()?;
+    let mut signals = super::Signals::listen()?;
     tokio::select! {
         exit = run_plan(args, api, ui) => exit,
-        _ = interrupt.recv() => {
-            ui.note("\nInterrupted: no state file was written.");
-            Ok(Exit::Interrupted)
+        signal = signals.next() => {
+            ui.note(format!("\n{}: no state file was written.", signal.name()));
+            Ok(signal.exit())
         }
     }
 }

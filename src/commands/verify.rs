@@ -34,8 +34,20 @@ struct Check {
     seen: Option<Seen>,
 }
 
-/// `idprune verify STATE [--wait DURATION]`.
+/// `idprune verify STATE [--wait DURATION]`. SIGINT or SIGTERM stops it at once (nothing is
+/// recorded: the verification is written when it ends) with 130 or 143.
 pub async fn verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
+    let mut signals = super::Signals::listen()?;
+    tokio::select! {
+        exit = run_verify(args, api, ui) => exit,
+        signal = signals.next() => {
+            ui.note(format!("\n{}: this verification was not recorded.", signal.name()));
+            Ok(signal.exit())
+        }
+    }
+}
+
+async fn run_verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(&args.state, "verify")?;
     let mut state = State::open(&args.state)?;
     if state.purged_at()?.is_some() {

@@ -100,7 +100,9 @@ impl Client {
         url: Url,
         body: Option<Vec<u8>>,
     ) -> (Result<Raw, Fault>, Duration) {
-        let ticket = self.pacer.ready().await;
+        let Some(ticket) = self.pacer.ready().await else {
+            return (Err(Fault::Stopped { sent: false }), Duration::ZERO);
+        };
         let started = Instant::now();
         let mut request = self
             .http
@@ -133,8 +135,12 @@ impl Client {
                 request_id,
                 body: body.to_vec(),
             })
-        }
-        .await;
+        };
+        // Once halted, a request on the wire has the grace to answer; then it is given up.
+        let result = tokio::select! {
+            result = result => result,
+            () = self.pacer.grace_over() => Err(Fault::Stopped { sent: true }),
+        };
         (result, started.elapsed())
     }
 }

@@ -34,6 +34,13 @@ pub enum Fault {
         /// True for 429 (the caller slows down), false for other transient faults.
         throttled: bool,
     },
+    /// The process is stopping (a signal halted the pacer): the request was not sent, or
+    /// (`sent`) it was on the wire and got no answer within the grace, so it may have landed.
+    #[error("{}", if *sent { "stopping: no answer within the grace" } else { "stopping: not sent" })]
+    Stopped {
+        /// True when the request had left: its outcome is unknown.
+        sent: bool,
+    },
     /// A fault of the whole space (401, 403, 404 `source_id_not_found`): stop the run.
     #[error("{status} {code}: {message}")]
     Space {

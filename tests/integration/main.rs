@@ -26,6 +26,8 @@
 //! - `render`: snapshots of the human views; redaction.
 //! - `rerun`: `apply --reapply` after a rebuild; `apply --canary` stops on a delete that did not take
 //!   or on a space refusal.
+//! - `signals`: SIGINT and SIGTERM start no request after the signal (judged by the emulator),
+//!   exit 130 and 143, resume to exactly the plan; SIGTERM stops plan and verify.
 //! - `secrets`: the token appears in no output and not in the state file.
 //! - `refresh`: `plan --refresh=false` reads only what an entry needs; unverified deletes.
 //! - `slow_start`: a wrong token or a space without the feature costs at most 2 requests.
@@ -70,6 +72,7 @@ mod rerun;
 mod resilience;
 mod review;
 mod secrets;
+mod signals;
 mod slow_start;
 mod tamper;
 mod verify;
