@@ -269,8 +269,11 @@ async fn run_locked(
         }
         Err(e) => {
             let _ = state.finish_run(run, "error", &RunFigures::default());
+            let full = crate::state::full_disk_note(&args.state)
+                .map(|note| format!(": {note}; free space, then"))
+                .unwrap_or_else(|| ";".to_owned());
             return Err(e.context(format!(
-                "applying `{}`; run the same command to resume",
+                "applying `{}`{full} run the same command to resume",
                 args.state.display()
             )));
         }

@@ -308,7 +308,12 @@ pub(super) async fn seal_inputs(
     }
     progress.finish();
 
-    let writing = || format!("writing state file `{}`", state_path.display());
+    let writing = || {
+        let full = state::full_disk_note(&state_path)
+            .map(|note| format!(": {note}; free space, then plan again"))
+            .unwrap_or_default();
+        format!("writing state file `{}`{full}", state_path.display())
+    };
     let mut sealer = Sealer::begin_locked(
         lock,
         meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
@@ -316,9 +321,7 @@ pub(super) async fn seal_inputs(
     )
     .with_context(writing)?;
     let planned = scratch.seal(&mut sealer).with_context(writing)?;
-    let digest = sealer
-        .finish()
-        .with_context(|| format!("writing state file `{}`", state_path.display()))?;
+    let digest = sealer.finish().with_context(writing)?;
     drop(scratch);
     Ok(Fresh {
         digest,

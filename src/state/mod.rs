@@ -52,6 +52,37 @@ pub const FORMAT_VERSION: u32 = 1;
 /// not part of the plan digest (it changes how values are shown, never what is applied).
 pub const FINGERPRINT_KEY_META: &str = "fingerprint_key";
 
+/// Below this many bytes free, the filesystem of a state file counts as full: SQLite then
+/// fails with errors that do not say so (`disk I/O error … xShmMap`).
+pub const LOW_SPACE_BYTES: u64 = 1 << 20;
+
+/// `the disk is full (`DIR` has N bytes free)` when the filesystem of `path`'s folder has
+/// less than [`LOW_SPACE_BYTES`] free, for an error message; `None` otherwise or when it cannot
+/// be told.
+pub fn full_disk_note(path: &Path) -> Option<String> {
+    use std::os::unix::ffi::OsStrExt as _;
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let c_dir = std::ffi::CString::new(dir.as_os_str().as_bytes()).ok()?;
+    // SAFETY: `statvfs` writes only into the zeroed struct we own; `c_dir` is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statvfs(c_dir.as_ptr(), &mut st) } != 0 {
+        return None;
+    }
+    // `fsblkcnt_t` and `f_frsize` are narrower than u64 on some targets (macOS).
+    #[allow(clippy::useless_conversion)]
+    let free = u64::from(st.f_bavail).saturating_mul(u64::from(st.f_frsize));
+    (free < LOW_SPACE_BYTES).then(|| {
+        format!(
+            "the disk is full (`{}` has {} bytes free)",
+            dir.display(),
+            free
+        )
+    })
+}
+
 /// Seconds since the Unix epoch.
 pub fn now_unix() -> i64 {
     SystemTime::now()

@@ -405,7 +405,12 @@ fn on_terminal(test: &Test, command: &str, no_color: Option<&str>) -> String {
         Some(v) => script.env("NO_COLOR", v),
         None => script.env_remove("NO_COLOR"),
     };
-    let out = script.output().expect("running script");
+    let out = crate::harness::output_bounded(
+        script
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        None,
+    );
     assert!(out.status.success(), "{command}: {out:?}");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
@@ -476,26 +481,32 @@ fn completions_parse_and_the_man_page_renders() {
     let out = test.idprune(["completions", "bash"]).run().ok();
     assert!(out.stdout.contains("_idprune"), "{}", out.stdout);
     test.write("idprune.bash", &out.stdout);
-    let check = std::process::Command::new("bash")
-        .arg("-n")
-        .arg(test.path("idprune.bash"))
-        .output()
-        .expect("running bash -n");
+    let check = crate::harness::output_bounded(
+        std::process::Command::new("bash")
+            .arg("-n")
+            .arg(test.path("idprune.bash"))
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        None,
+    );
     assert!(
         check.status.success(),
         "bash -n: {}",
         String::from_utf8_lossy(&check.stderr)
     );
     // And it completes: a subcommand, then a flag of that subcommand.
-    let complete = std::process::Command::new("bash")
+    let complete = crate::harness::output_bounded(
+        std::process::Command::new("bash")
         .arg("-c")
         .arg(
             "source \"$0\"; COMP_WORDS=(idprune sh); COMP_CWORD=1; _idprune idprune sh idprune; echo \"${COMPREPLY[*]}\"; \
              COMP_WORDS=(idprune apply --retry-f); COMP_CWORD=2; _idprune idprune --retry-f apply; echo \"${COMPREPLY[*]}\"",
         )
         .arg(test.path("idprune.bash"))
-        .output()
-        .expect("running bash");
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped()),
+        None,
+    );
     assert_eq!(
         String::from_utf8_lossy(&complete.stdout),
         "show\n--retry-failed\n",

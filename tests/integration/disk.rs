@@ -170,7 +170,7 @@ fn plan_onto_a_full_disk_fails_clearly_and_leaves_nothing() {
         .code(1);
     assert!(out.stderr.contains("error: "), "{}", out.stderr);
     assert!(
-        out.stderr.to_lowercase().contains("full") && out.stderr.contains("full/big.state.db"),
+        says_disk_full(&out.stderr) && out.stderr.contains("full/big.state.db"),
         "the error names the state file and says the disk is full\n{}",
         out.stderr
     );
@@ -215,7 +215,7 @@ fn an_apply_that_fills_the_disk_stops_cleanly_and_resumes_to_exactly_the_plan() 
         out.stderr
     );
     assert!(
-        out.stderr.contains("full/big.state.db") && out.stderr.to_lowercase().contains("full"),
+        out.stderr.contains("full/big.state.db") && says_disk_full(&out.stderr),
         "the error names the state file and the full disk\n{}",
         out.stderr
     );
@@ -266,4 +266,11 @@ fn an_apply_that_fills_the_disk_stops_cleanly_and_resumes_to_exactly_the_plan() 
     integrity_ok_at(&state);
     assert_eq!(test.emu().stats().deleted_set(), planned);
     let _ = journal_done;
+}
+
+/// True when `stderr` says the disk is full in words of its own, not through a path that
+/// happens to hold "full" (the tests' folder is `full/`).
+fn says_disk_full(stderr: &str) -> bool {
+    let text = stderr.to_lowercase().replace("full/", "");
+    text.contains("disk is full") || text.contains("no space left")
 }

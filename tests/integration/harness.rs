@@ -314,16 +314,19 @@ impl Deleted {
 }
 
 impl Stats {
-    /// The applied deletes as a set, checking that none was applied twice.
+    /// The applied deletes as a set. (The emulator records a delete only when it removed the
+    /// identifier, and a removed identifier cannot be removed again, so this list never holds
+    /// one twice: repeats show in [`Stats::resent`], which counts every request.)
     pub fn deleted_set(&self) -> BTreeSet<Deleted> {
-        let set: BTreeSet<Deleted> = self.deleted.iter().cloned().collect();
-        assert_eq!(
-            set.len(),
-            self.deleted.len(),
-            "an identifier was deleted twice: {:?}",
-            self.deleted
-        );
-        set
+        self.deleted.iter().cloned().collect()
+    }
+
+    /// The delete requests that named an identifier an earlier request had named: every
+    /// arrival counts, answered 200, 404 or anything else.
+    pub fn resent(&self) -> usize {
+        let distinct: BTreeSet<Deleted> =
+            self.delete_attempts.iter().map(Attempt::target).collect();
+        self.delete_attempts.len() - distinct.len()
     }
 }
 
@@ -446,12 +449,28 @@ impl Test {
         serde_json::from_str(&out.stdout).expect("show --format json prints JSON")
     }
 
-    /// Opens a state file with rusqlite.
+    /// Opens a state file read-only, to look at it: the file and its `-wal` stay exactly as
+    /// the last idprune left them. (A read-write connection replays the WAL into the file and
+    /// deletes the `-wal` when it closes, so after a `kill -9` the resumed idprune would meet
+    /// a file the test had repaired, not what the crash left.)
     pub fn db(&self, state: &str) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open_with_flags(
+            self.path(state),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .expect("opening the state file read-only");
+        db.busy_timeout(Duration::from_secs(5))
+            .expect("setting the busy timeout");
+        db
+    }
+
+    /// Opens a state file read-write, for the tests that edit it on purpose (tampering, a
+    /// planted lock row).
+    pub fn edit_db(&self, state: &str) -> rusqlite::Connection {
         rusqlite::Connection::open(self.path(state)).expect("opening the state file")
     }
 
-    /// Item counts by state, straight from the state file.
+    /// Item counts by state, straight from the state file (read-only).
     pub fn item_states(&self, state: &str) -> BTreeMap<String, u64> {
         let db = self.db(state);
         let mut stmt = db
@@ -571,23 +590,8 @@ impl Run {
 
     /// Runs to completion and captures the outcome.
     pub fn run(mut self) -> Output {
-        let out = match self.stdin {
-            None => self.command.output().expect("running idprune"),
-            Some(text) => {
-                let mut child = self
-                    .command
-                    .stdin(Stdio::piped())
-                    .spawn()
-                    .expect("spawning idprune");
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin is piped")
-                    .write_all(text.as_bytes())
-                    .expect("writing to idprune's stdin");
-                child.wait_with_output().expect("running idprune")
-            }
-        };
+        let stdin = self.stdin.take();
+        let out = output_bounded(&mut self.command, stdin.as_deref().map(str::as_bytes));
         Output {
             code: out.status.code(),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -607,7 +611,7 @@ impl Run {
             self.command.stderr(err);
         }
         self.command.stdout(writer);
-        let out = self.command.output().expect("running idprune");
+        let out = output_bounded(&mut self.command, None);
         Output {
             code: out.status.code(),
             stdout: String::new(),
@@ -635,7 +639,7 @@ impl Run {
         if let Some(dir) = c.get_current_dir() {
             bash.current_dir(dir);
         }
-        let out = bash.stdin(Stdio::null()).output().expect("running bash");
+        let out = output_bounded(bash.stdout(Stdio::piped()).stderr(Stdio::piped()), None);
         Output {
             code: out.status.code(),
             stdout: String::from_utf8(out.stdout).expect("stdout is UTF-8"),
@@ -734,6 +738,47 @@ impl Output {
 /// `test-skipped: TEST: REASON`, and `.ci/run` counts such a test as skipped, not passed.
 pub fn skipped(test: &str, reason: &str) {
     let _ = writeln!(std::io::stderr(), "test-skipped: {test}: {reason}");
+}
+
+/// Runs `command` to its end like `Command::output`, with `stdin` written to it (else no
+/// input), but within [`PATIENCE`]: a child that hangs is killed and fails the test instead
+/// of hanging the suite. Standard output and error are captured where the command pipes them
+/// (`Stdio::piped()`); otherwise they come back empty.
+pub fn output_bounded(command: &mut Command, stdin: Option<&[u8]>) -> std::process::Output {
+    command.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    let mut child = command
+        .spawn()
+        .unwrap_or_else(|e| panic!("running {:?}: {e}", command.get_program()));
+    if let Some(bytes) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(bytes)
+            .expect("writing to the child's stdin");
+    }
+    // Drained on threads, so a child that fills a pipe cannot block while we wait.
+    let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+    let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
+    let status = wait_bounded(&mut child);
+    std::process::Output {
+        status,
+        stdout: stdout.join().expect("reading stdout"),
+        stderr: stderr.join().expect("reading stderr"),
+    }
 }
 
 /// Waits for a child with a bound, killing it and failing the test when it takes too long.

@@ -142,3 +142,22 @@ fn help_and_version_exit_0() {
     let out = test.idprune(["apply", "--help"]).run().ok();
     assert!(out.stdout.contains("Example"), "{}", out.stdout);
 }
+
+#[test]
+fn a_token_flag_is_refused_with_a_manifest_that_would_plan() {
+    // The manifest plans fine without the flag, so only the flag can make this exit 1.
+    let test = crate::plan_apply::mixed_test();
+    let out = test
+        .idprune(["plan", "m.yaml", "--token", "s3cr3t-value"])
+        .run()
+        .code(1);
+    assert!(out.stderr.contains("--token"), "{}", out.stderr);
+    assert!(
+        !out.stderr.contains("s3cr3t-value") && !out.stdout.contains("s3cr3t-value"),
+        "the value is not echoed: {}",
+        out.stderr
+    );
+    assert!(!test.path("m.state.db").exists());
+    assert_eq!(test.emu().stats().requests, 0, "nothing was sent");
+    test.idprune(["plan", "m.yaml"]).run().ok();
+}

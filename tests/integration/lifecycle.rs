@@ -138,7 +138,7 @@ fn purge_replaces_values_and_then_apply_and_verify_refuse_the_file() {
 
 /// Writes a lock row as another run would have left it.
 fn lock(test: &Test, lock_id: &str, pid: u32, host: &str) {
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "INSERT INTO lock (id, lock_id, pid, host, user, started_at, proc_start) VALUES (1, ?1, ?2, ?3, 'someone', strftime('%s','now'), 0)",
             rusqlite::params![lock_id, pid, host],

@@ -361,19 +361,34 @@ fn integrity_ok(test: &Test, state: &str) -> bool {
     result == "ok"
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig { cases: cases(8), ..ProptestConfig::default() })]
-
-    #[test]
-    fn kill_anywhere_then_resume_ends_like_an_uninterrupted_run(
-        world in busy_world(),
+/// Kill anywhere, then resume: driven by proptest's runner directly (not the `proptest!`
+/// macro) so that, after every case has passed, the test can also check that its kills really
+/// landed mid-run — a run killed before it opened the state file, or after it finished, proves
+/// nothing about resuming.
+#[test]
+fn kill_anywhere_then_resume_ends_like_an_uninterrupted_run() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig {
+        cases: cases(8),
+        ..ProptestConfig::default()
+    });
+    // Kills, and kills that left the journal part-way: some item no longer pending, some
+    // deletion not yet settled.
+    let (kills_made, mid_run) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    let strategy = (
+        busy_world(),
         // Microseconds each run is given before it is killed: from before the state file is
         // opened to well into the run, so kills land inside commits and between a request and
         // its journal entry.
-        kills in prop::collection::vec(0..40_000u64, 1..5),
-        concurrency in 1..6usize,
-    ) {
-        let flags = [&UNLIMITED[..], &["--latency-ms", "2", "--latency-jitter", "100"]].concat();
+        prop::collection::vec(0..40_000u64, 1..5),
+        1..6usize,
+    );
+    let result = runner.run(&strategy, |(world, kills, concurrency)| {
+        let flags = [
+            &UNLIMITED[..],
+            &["--latency-ms", "2", "--latency-jitter", "100"],
+        ]
+        .concat();
         let straight = Test::with_emulator(&world.seed(), &flags);
         let crashy = Test::with_emulator(&world.seed(), &flags);
         let manifest = world.manifest();
@@ -384,7 +399,15 @@ proptest! {
         prop_assert_eq!(rows(&straight, "m.state.db"), rows(&crashy, "m.state.db"));
         let planned = crashy.planned_deletes("m.state.db");
         let concurrency = concurrency.to_string();
-        let apply = ["apply", "m.state.db", "--yes", "--rate", "0", "--concurrency", &concurrency];
+        let apply = [
+            "apply",
+            "m.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            &concurrency,
+        ];
 
         // The uninterrupted run: one request per planned delete.
         straight.idprune(apply).run().ok();
@@ -403,10 +426,28 @@ proptest! {
         for budget in &kills {
             let mut child = crashy.idprune(apply).spawn();
             if let Some(status) = kill_after(&mut child, Duration::from_micros(*budget)) {
-                prop_assert_eq!(status.code(), Some(0), "an apply that ended by itself succeeds");
+                prop_assert_eq!(
+                    status.code(),
+                    Some(0),
+                    "an apply that ended by itself succeeds"
+                );
                 break;
             }
-            prop_assert!(integrity_ok(&crashy, "m.state.db"), "the journal survives a kill");
+            prop_assert!(
+                integrity_ok(&crashy, "m.state.db"),
+                "the journal survives a kill"
+            );
+            kills_made.fetch_add(1, Ordering::Relaxed);
+            let at_kill = crashy.item_states("m.state.db");
+            let untouched = at_kill.get("pending").copied().unwrap_or(0);
+            let settled: u64 = ["done", "already_absent", "failed"]
+                .iter()
+                .map(|s| at_kill.get(*s).copied().unwrap_or(0))
+                .sum();
+            let deletes = planned.len() as u64;
+            if untouched < deletes && settled < deletes {
+                mid_run.fetch_add(1, Ordering::Relaxed);
+            }
             let stats = crashy.emu().stats();
             let done = crashy.items_where("m.state.db", "state = 'done'");
             let applied = stats.deleted_set();
@@ -422,13 +463,21 @@ proptest! {
 
         let states = crashy.item_states("m.state.db");
         for state in ["pending", "in_flight", "failed"] {
-            prop_assert!(!states.contains_key(state), "{} items left: {:?}", state, states);
+            prop_assert!(
+                !states.contains_key(state),
+                "{} items left: {:?}",
+                state,
+                states
+            );
         }
         prop_assert!(integrity_ok(&crashy, "m.state.db"));
         prop_assert_eq!(crashy.emu().profiles(), straight.emu().profiles());
         let stats = crashy.emu().stats();
-        // `deleted_set` fails on any identifier the server removed twice.
-        prop_assert_eq!(&stats.deleted_set(), &planned, "exactly the planned deletions");
+        prop_assert_eq!(
+            &stats.deleted_set(),
+            &planned,
+            "exactly the planned deletions"
+        );
         // Every request counts, not only successful ones: a delete the journal had recorded as
         // finished is never sent again, and nothing unplanned is ever sent.
         for (boundary, finished) in &finished_at_kill {
@@ -442,7 +491,11 @@ proptest! {
         }
         let mut per_target: BTreeMap<Deleted, usize> = BTreeMap::new();
         for attempt in &stats.delete_attempts {
-            prop_assert!(planned.contains(&attempt.target()), "unplanned: {:?}", attempt);
+            prop_assert!(
+                planned.contains(&attempt.target()),
+                "unplanned: {:?}",
+                attempt
+            );
             *per_target.entry(attempt.target()).or_default() += 1;
         }
         for (target, sends) in per_target {
@@ -454,5 +507,15 @@ proptest! {
                 kills.len()
             );
         }
+        Ok(())
+    });
+    if let Err(e) = result {
+        panic!("{e}");
     }
+    let (kills_made, mid_run) = (kills_made.into_inner(), mid_run.into_inner());
+    eprintln!("kill anywhere: {mid_run} of {kills_made} kills landed mid-run");
+    assert!(
+        mid_run * 4 >= kills_made && mid_run > 0,
+        "only {mid_run} of {kills_made} kills landed mid-run: the kill budgets miss the run"
+    );
 }

@@ -79,7 +79,7 @@ fn an_edited_unverified_mark_breaks_the_seal() {
         .run()
         .ok();
     let digest = test.digest("m.state.db");
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "UPDATE items SET note = NULL WHERE note LIKE 'unverified:%' AND seq = 1",
             [],

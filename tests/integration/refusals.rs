@@ -47,7 +47,7 @@ fn manifest_edited_after_plan() {
 fn state_row_edited_by_hand() {
     let (test, digest, requests) = planned();
     let changed = test
-        .db("m.state.db")
+        .edit_db("m.state.db")
         .execute(
             "UPDATE items SET id_value = 'other@x.com' WHERE seq = 1",
             [],
@@ -66,7 +66,7 @@ fn state_row_edited_by_hand() {
 #[test]
 fn action_flipped_by_hand() {
     let (test, _, requests) = planned();
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "UPDATE items SET action = 'delete', state = 'pending' WHERE action = 'blocked'",
             [],
@@ -179,7 +179,7 @@ fn state_locked_by_a_live_process() {
             .expect("spawning a process to hold the lock"),
     );
     let pid = holder.0.id();
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "INSERT INTO lock (id, lock_id, pid, host, user, started_at, proc_start) VALUES (1, 'feedc0de', ?1, ?2, 'someone', strftime('%s','now'), ?3)",
             rusqlite::params![pid, hostname(), proc_start(pid)],
@@ -327,7 +327,10 @@ fn an_edit_of_the_sealed_header_is_refused() {
     for (n, (what, sql, reasons)) in edits.iter().enumerate() {
         let name = format!("edit-{n}.state.db");
         std::fs::copy(test.path("m.state.db"), test.path(&name)).expect("copying the plan");
-        let changed = test.db(&name).execute(sql, []).expect("editing the header");
+        let changed = test
+            .edit_db(&name)
+            .execute(sql, [])
+            .expect("editing the header");
         assert_eq!(changed, 1, "{what}: one row edited");
         let out = test
             .idprune(["apply", &name, "--approve", &digest])

@@ -71,7 +71,7 @@ fn a_trigger_on_runs_that_rewrites_an_item_is_refused_before_any_request() {
     // The issue's first attack: apply's own INSERT INTO runs fires a trigger that points the
     // first delete at an identifier nobody approved, and a second one hides it afterwards.
     let (test, digest, requests) = planned();
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute_batch(
             "CREATE TRIGGER evil AFTER INSERT ON runs BEGIN
                  UPDATE items SET id_value = 'keep1@x.com' WHERE seq = 1;
@@ -116,7 +116,7 @@ fn every_foreign_schema_object_is_refused() {
     let pristine = std::fs::read(test.path("m.state.db")).expect("reading the plan");
     for sql in attacks {
         std::fs::write(test.path("m.state.db"), &pristine).expect("restoring the plan");
-        test.db("m.state.db")
+        test.edit_db("m.state.db")
             .execute_batch(sql)
             .expect("editing the schema");
         let out = apply_refused(&test, &digest, requests);
@@ -155,7 +155,7 @@ fn fields_outside_the_digest_are_sealed_too() {
     let pristine = std::fs::read(test.path("m.state.db")).expect("reading the plan");
     for sql in SEALED_FIELD_EDITS {
         std::fs::write(test.path("m.state.db"), &pristine).expect("restoring the plan");
-        let changed = test.db("m.state.db").execute(sql, []).expect(sql);
+        let changed = test.edit_db("m.state.db").execute(sql, []).expect(sql);
         assert_eq!(changed, 1, "{sql}");
         let out = apply_refused(&test, &digest, requests);
         assert!(
@@ -201,7 +201,7 @@ fn journal_states_no_apply_writes_are_refused() {
         ),
     ] {
         std::fs::write(test.path("m.state.db"), &pristine).expect("restoring the plan");
-        test.db("m.state.db").execute_batch(sql).expect(sql);
+        test.edit_db("m.state.db").execute_batch(sql).expect(sql);
         apply_refused(&test, &digest, requests).stderr_has(says);
     }
 }
@@ -210,7 +210,7 @@ fn journal_states_no_apply_writes_are_refused() {
 fn out_of_range_values_give_errors_naming_the_field_not_panics() {
     let (test, digest, requests) = planned();
     // The journal tables are not sealed (apply writes them), so their values are checked.
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "INSERT INTO lock (id, lock_id, pid, host, user, started_at, proc_start) VALUES (1, 'feedc0de', 4194000, 'elsewhere', 'x', 99999999999999, 0)",
             [],
@@ -231,7 +231,7 @@ fn out_of_range_values_give_errors_naming_the_field_not_panics() {
             out.stderr
         );
     }
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute_batch(
             "DELETE FROM lock;
              INSERT INTO runs (started_at, user, host, digest, reason) VALUES (99999999999999, 'u', 'h', 'd', 'r');",
@@ -277,7 +277,7 @@ fn odd_sealed_values_resealed_by_a_knowing_writer_give_errors_not_panics() {
     ] {
         std::fs::write(test.path("m.state.db"), &pristine).expect("restoring the plan");
         {
-            let db = test.db("m.state.db");
+            let db = test.edit_db("m.state.db");
             db.execute("UPDATE meta SET value = ?2 WHERE key = ?1", [key, value])
                 .expect("editing");
             let seal = idprune::state::check::file_seal(&db).expect("resealing");
@@ -361,7 +361,7 @@ fn a_lock_whose_pid_now_names_another_process_is_stale() {
     let pid = holder.0.id();
     // The pid is alive, but the lock recorded another start time: the idprune that took it
     // died and the pid was reused.
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "INSERT INTO lock (id, lock_id, pid, host, user, started_at, proc_start) VALUES (1, 'feedc0de', ?1, ?2, 'someone', strftime('%s','now'), ?3)",
             rusqlite::params![pid, hostname(), proc_start(pid) + 1],
@@ -383,7 +383,7 @@ fn a_lock_whose_pid_now_names_another_process_is_stale() {
             .contains("Not locked")
     );
     // And apply takes such a lock over as stale.
-    test.db("m.state.db")
+    test.edit_db("m.state.db")
         .execute(
             "INSERT INTO lock (id, lock_id, pid, host, user, started_at, proc_start) VALUES (1, 'feedc0de', ?1, ?2, 'someone', strftime('%s','now'), ?3)",
             rusqlite::params![pid, hostname(), proc_start(pid) + 1],
@@ -761,7 +761,7 @@ fn any_single_row_edit_is_refused_or_changes_nothing_sent() {
             }
             std::fs::write(test.path("m.state.db"), &pristine).expect("restoring the plan");
             let applies = {
-                let db = test.db("m.state.db");
+                let db = test.edit_db("m.state.db");
                 perform(&db, &edit)
             };
             if !applies {
