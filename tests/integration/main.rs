@@ -17,6 +17,9 @@
 //! - `resilience`: Ctrl-C, a concurrent apply, faults, lost acknowledgements, 429s, file modes.
 //! - `disk`: a read-only directory, a full disk: clear errors, no corruption, resumable.
 //! - `encoding`: awkward values in paths and bodies; CSV dialects.
+//! - `promises`: a space-level 404 stops the run; unlock refused under a live lock; other schema
+//!   versions refused; a killed plan's scratch removed; format_version; empty IDPRUNE_API_URL;
+//!   purge replaces every value; reads and deletes share one pacer.
 //! - `properties`: proptest: path round trip via the emulator, digest ⇔ items, crash-anywhere resume.
 //! - `refusals`: every exit-4 refusal sends nothing.
 //! - `auth`: wrong, revoked and forbidden tokens; resuming with a good one.
@@ -62,6 +65,7 @@ mod kills;
 mod lifecycle;
 mod pacing;
 mod plan_apply;
+mod promises;
 mod properties;
 mod provenance;
 mod refresh;
