@@ -10,7 +10,22 @@ use idprune::cli::Cli;
 use idprune::commands;
 use idprune::exit::{self, Exit};
 
+/// Turns core dumps off for this process (soft and hard `RLIMIT_CORE` of 0): a dump would
+/// hold the access token (read from the environment or a file) and the identifiers in memory,
+/// and is written wherever the system puts dumps. Best effort: a failure changes nothing else.
+fn no_core_dumps() {
+    let none = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: `setrlimit` reads the struct we pass and changes only this process's limit.
+    unsafe {
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+    }
+}
+
 fn main() -> ExitCode {
+    no_core_dumps();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

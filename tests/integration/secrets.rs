@@ -186,3 +186,48 @@ fn plain_http_to_a_host_that_is_not_loopback_is_refused_before_sending() {
     no_token(&out, TOKEN);
     assert_eq!(test.emu().stats().deletes, 0);
 }
+
+#[test]
+fn core_dumps_are_off_while_idprune_runs() {
+    // An apply whose requests take 2 s holds the token in memory meanwhile.
+    let mut test = crate::kills::fleet(4, &[]);
+    test.restart_emulator(&[
+        "--space-rate",
+        "0",
+        "--profile-rate",
+        "0",
+        "--latency-ms",
+        "2000",
+    ]);
+    // Whatever this machine's default, the child starts with dumps allowed up to the hard
+    // limit (it inherits ours), so only idprune itself can turn them off.
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: reading and setting this test process's own core limit.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_CORE, &mut limit), 0);
+        limit.rlim_cur = limit.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_CORE, &limit), 0);
+    }
+    let mut apply = test
+        .idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .spawn();
+    test.wait_for_items("big.state.db", "a request in flight", |c| {
+        c.get("in_flight").copied().unwrap_or(0) >= 1
+    });
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", apply.id()))
+        .expect("reading the child's limits");
+    let core = limits
+        .lines()
+        .find(|l| l.starts_with("Max core file size"))
+        .expect("a core limit line");
+    let fields: Vec<&str> = core.split_whitespace().collect();
+    assert_eq!(
+        fields[4..6],
+        ["0", "0"],
+        "soft and hard core limits: {core}"
+    );
+    crate::harness::wait_bounded(&mut apply);
+}
