@@ -293,10 +293,23 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         Some(path) => Seed::from_path(path)?,
         None => Seed::default(),
     };
+    // The token line only for the well-known demo token: a token from the seed or the
+    // environment is not printed.
+    let demo_token = seed.token.as_deref().is_none_or(str::is_empty)
+        && std::env::var(TOKEN_ENV).ok().is_none_or(|t| t.is_empty());
     let emulator = Emulator::start(config, seed).await?;
     eprintln!(
         "emulator: fault-injection random seed {0} (pass --random-seed {0} to replay)",
         emulator.random_seed()
+    );
+    eprintln!(
+        "emulator: point idprune here, in another shell:\n  export IDPRUNE_API_URL={}\n  export SEGMENT_ACCESS_TOKEN={}",
+        emulator.base_url(),
+        if demo_token {
+            DEFAULT_TOKEN
+        } else {
+            "<the token of the seed or of IDPRUNE_EMULATOR_TOKEN>"
+        }
     );
     {
         let mut out = std::io::stdout().lock();

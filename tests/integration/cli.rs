@@ -630,3 +630,34 @@ fn suspicious_identifiers_are_warned_about() {
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
     assert_eq!(v["warnings"].as_array().map(Vec::len), Some(3), "{v}");
 }
+
+#[test]
+fn the_emulator_prints_the_exports_to_use_it_but_no_token_of_its_own() {
+    let test = Test::offline();
+    for (token, shown) in [
+        (None, "demo-token"),
+        (Some("s3cret-emu-token"), "<the token"),
+    ] {
+        let log = test.path("emulator.log");
+        let mut run = test.idprune(["emulator", "--listen", "127.0.0.1:0"]);
+        if let Some(t) = token {
+            run = run.env("IDPRUNE_EMULATOR_TOKEN", t);
+        }
+        let mut emulator = run.spawn_logged(&log);
+        crate::harness::wait_for_text(&log, "export SEGMENT_ACCESS_TOKEN=");
+        // SAFETY: stopping our own child, which has not been reaped yet.
+        let pid = libc::pid_t::try_from(emulator.id()).expect("pid fits pid_t");
+        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        crate::harness::wait_bounded(&mut emulator);
+        let text = std::fs::read_to_string(&log).expect("reading the log");
+        assert!(
+            text.contains("export IDPRUNE_API_URL=http://127.0.0.1:"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("export SEGMENT_ACCESS_TOKEN={shown}")),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret-emu-token"), "{text}");
+    }
+}
