@@ -184,8 +184,8 @@ pub enum ReportFormat {
 #[derive(Debug, Args)]
 #[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
 pub struct ReportArgs {
-    /// The state file (not needed with `--sql --discover`).
-    #[arg(required_unless_present = "discover")]
+    /// The state file (not needed with `--sql --discover` or `--discover-csv`).
+    #[arg(required_unless_present_any = ["discover", "discover_csv"])]
     pub state: Option<PathBuf>,
     /// The removed identifiers, for clean-up in downstream destinations.
     #[arg(long)]
@@ -212,10 +212,20 @@ pub struct ReportArgs {
         conflicts_with = "discover"
     )]
     pub csv: Option<PathBuf>,
-    /// Instead: a query listing profiles that carry a TYPE identifier LIKE PATTERN
-    /// (`email:%@import.invalid`), to export as CSV for `idprune init --from-csv`.
+    /// Instead: queries listing the profiles that carry a TYPE identifier LIKE PATTERN
+    /// (`email:%@import.invalid`; repeatable, any matches), each with a user_id it keeps, to
+    /// export as CSV for `idprune init --from-csv`.
     #[arg(long, value_name = "TYPE:PATTERN", requires = "sql")]
-    pub discover: Option<String>,
+    pub discover: Vec<String>,
+    /// Instead: the same queries for the identifiers listed in this CSV (`id_type,id_value`
+    /// with a header), which the warehouse loads and joins.
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "sql",
+        conflicts_with_all = ["discover", "csv"]
+    )]
+    pub discover_csv: Option<PathBuf>,
 }
 
 /// `purge`.

@@ -110,21 +110,23 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
         }
     }
     let mut out = std::io::BufWriter::new(super::ui::stdout());
-    if let Some(pattern) = &args.discover {
-        let Some((kind, like)) = pattern.split_once(':').filter(|(k, l)| {
-            !l.is_empty() && crate::model::Identifier::parse(&format!("{k}:x")).is_ok()
-        }) else {
-            anyhow::bail!(
-                "--discover `{}` is not `TYPE:PATTERN`; for example --discover 'email:%@import.invalid' (SQL LIKE: `%` any run, `_` one character)",
-                render::clean(pattern)
-            );
-        };
-        warehouse::discover_sql(args.dialect, &args.schema, kind, like, &mut out)?;
+    if let Some(csv_path) = &args.discover_csv {
+        let name = csv_path.display().to_string();
+        let discover = warehouse::Discover::csv(csv_path, &name)?;
+        warehouse::discover_sql(args.dialect, &args.schema, &discover, &mut out)?;
+        out.flush()?;
+        return Ok(Exit::Success);
+    }
+    if !args.discover.is_empty() {
+        let discover = warehouse::Discover::patterns(&args.discover)?;
+        warehouse::discover_sql(args.dialect, &args.schema, &discover, &mut out)?;
         out.flush()?;
         return Ok(Exit::Success);
     }
     let Some(path) = &args.state else {
-        anyhow::bail!("report needs the state file (only `--sql --discover` works without one)");
+        anyhow::bail!(
+            "report needs the state file (only `--sql --discover` and `--sql --discover-csv` work without one)"
+        );
     };
     sniff::expect_state(path, "report")?;
     let state = State::open(path)?;
@@ -134,6 +136,7 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
     if args.sql {
         match &args.csv {
             Some(csv_path) => {
+                warehouse::check_printable_path("--csv", &csv_path.display().to_string())?;
                 let file = std::fs::OpenOptions::new()
                     .write(true)
                     .create_new(true)

@@ -28,6 +28,10 @@ pub enum Dialect {
     /// `'…'` with backslash escapes (adjacent literals concatenate, so `''` is not a quote);
     /// `` `…` `` identifiers.
     Databricks,
+    /// `'…'` with `'` doubled and nothing else escaped (a DuckDB string constant reads `\` and
+    /// control characters as themselves); `"…"` identifiers. For Profiles Sync tables exported
+    /// to Parquet or CSV files and queried on a laptop.
+    Duckdb,
 }
 
 impl Dialect {
@@ -39,6 +43,7 @@ impl Dialect {
             Self::Redshift => "redshift",
             Self::Postgres => "postgres",
             Self::Databricks => "databricks",
+            Self::Duckdb => "duckdb",
         }
     }
 }
@@ -106,6 +111,11 @@ pub fn string_literal(dialect: Dialect, value: &str) -> String {
             push_backslash_escaped(&mut out, value, "''");
             out.push('\'');
         }
+        Dialect::Duckdb => {
+            out.push('\'');
+            out.push_str(&value.replace('\'', "''"));
+            out.push('\'');
+        }
     }
     out
 }
@@ -123,7 +133,7 @@ pub fn identifier(dialect: Dialect, name: &str) -> String {
         return name.to_owned();
     }
     match dialect {
-        Dialect::Snowflake | Dialect::Redshift | Dialect::Postgres => {
+        Dialect::Snowflake | Dialect::Redshift | Dialect::Postgres | Dialect::Duckdb => {
             format!("\"{}\"", name.replace('"', "\"\""))
         }
         Dialect::Bigquery => format!("`{}`", name.replace('\\', "\\\\").replace('`', "\\`")),
@@ -203,7 +213,7 @@ fn inline_cte(dialect: Dialect, rows: &[(String, String)]) -> String {
             .join(",\n    ")
     };
     match dialect {
-        Dialect::Postgres => format!(
+        Dialect::Postgres | Dialect::Duckdb => format!(
             "WITH removed (id_type, id_value) AS (\n  VALUES\n    {}\n)",
             tuples()
         ),
@@ -234,36 +244,102 @@ fn inline_cte(dialect: Dialect, rows: &[(String, String)]) -> String {
     }
 }
 
-/// The statements that load `file` into a table and define `removed` over it.
-fn csv_cte(dialect: Dialect, schema: &str, file: &str) -> String {
+/// A path as one word of a POSIX shell line: bare when it holds only safe characters, else
+/// single-quoted (a `'` inside written `'\''`).
+pub fn shell_word(path: &str) -> String {
+    let safe = !path.is_empty()
+        && path
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-./=:@%+,".contains(&b));
+    if safe {
+        path.to_owned()
+    } else {
+        format!("'{}'", path.replace('\'', "'\\''"))
+    }
+}
+
+/// Refuses a `--csv` path that cannot be printed inside a SQL comment or a shell line: a
+/// control character (a newline would end the comment and run the rest as SQL).
+pub fn check_printable_path(flag: &str, path: &str) -> anyhow::Result<()> {
+    if path.chars().any(char::is_control) {
+        anyhow::bail!(
+            "{flag} `{}` holds a control character, which the printed SQL and shell lines cannot carry; rename the file",
+            path.escape_debug()
+        );
+    }
+    Ok(())
+}
+
+/// How a CSV of `id_type,id_value` (with a header) reaches the warehouse: the statements
+/// that load it (each ending in `;`, or a comment), and the relation it is read from.
+pub(crate) fn csv_load(
+    dialect: Dialect,
+    schema: &str,
+    file: &str,
+    table: &str,
+) -> (String, String) {
     let lit = |v: &str| string_literal(dialect, v);
-    let table = identifier(dialect, LOADED_TABLE);
+    let name = identifier(dialect, table);
     match dialect {
-        Dialect::Postgres => format!(
-            "-- Run in psql (\\copy reads the file on your machine).\nCREATE TEMP TABLE {table} (id_type text, id_value text);\n\\copy {table} (id_type, id_value) FROM {} WITH (FORMAT csv, HEADER true)\nWITH removed AS (SELECT id_type, id_value FROM {table})",
-            lit(file)
+        Dialect::Postgres => (
+            format!(
+                "-- Run in psql (\\copy reads the file on your machine).\nCREATE TEMP TABLE {name} (id_type text, id_value text);\n\\copy {name} (id_type, id_value) FROM {} WITH (FORMAT csv, HEADER true)\n",
+                lit(file)
+            ),
+            name,
         ),
-        Dialect::Redshift => format!(
-            "-- Upload the CSV to S3 first; replace the bucket path and the IAM role.\nCREATE TEMP TABLE {table} (id_type varchar(256), id_value varchar(1024));\nCOPY {table} (id_type, id_value) FROM {} IAM_ROLE {} CSV IGNOREHEADER 1;\nWITH removed AS (SELECT id_type, id_value FROM {table})",
-            lit(&format!("s3://YOUR-BUCKET/{file}")),
-            lit("arn:aws:iam::ACCOUNT:role/YOUR-ROLE")
+        Dialect::Redshift => (
+            format!(
+                "-- Upload the CSV to S3 first; replace the bucket path and the IAM role.\nCREATE TEMP TABLE {name} (id_type varchar(256), id_value varchar(1024));\nCOPY {name} (id_type, id_value) FROM {} IAM_ROLE {} CSV IGNOREHEADER 1;\n",
+                lit(&format!("s3://YOUR-BUCKET/{file}")),
+                lit("arn:aws:iam::ACCOUNT:role/YOUR-ROLE")
+            ),
+            name,
         ),
-        Dialect::Snowflake => format!(
-            "-- Run in SnowSQL (PUT uploads the file from your machine to the table's stage).\nCREATE TEMPORARY TABLE {table} (id_type STRING, id_value STRING);\nPUT {} @%{table};\nCOPY INTO {table} FROM @%{table} FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"');\nWITH removed AS (SELECT id_type, id_value FROM {table})",
-            lit(&format!("file://{file}"))
+        Dialect::Snowflake => (
+            format!(
+                "-- Run in SnowSQL (PUT uploads the file from your machine to the table's stage).\nCREATE TEMPORARY TABLE {name} (id_type STRING, id_value STRING);\nPUT {} @%{name};\nCOPY INTO {name} FROM @%{name} FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1 FIELD_OPTIONALLY_ENCLOSED_BY = '\"');\n",
+                lit(&format!("file://{file}"))
+            ),
+            name,
         ),
         Dialect::Bigquery => {
-            let dataset = schema.rsplit('.').next().unwrap_or(schema);
-            format!(
-                "-- Load the CSV first (a shell command):\n--   bq load --source_format=CSV --skip_leading_rows=1 --allow_quoted_newlines {dataset}.{LOADED_TABLE} {file} id_type:STRING,id_value:STRING\nWITH removed AS (SELECT id_type, id_value FROM {})",
-                qualified(dialect, schema, LOADED_TABLE)
+            // `bq` names a table `project:dataset.table`; the query reads `project.dataset.table`.
+            let parts: Vec<&str> = schema.split('.').filter(|p| !p.is_empty()).collect();
+            let target = match parts.as_slice() {
+                [project, dataset] => format!("{project}:{dataset}.{table}"),
+                _ => format!("{schema}.{table}"),
+            };
+            (
+                format!(
+                    "-- Load the CSV first (a shell command):\n--   bq load --source_format=CSV --skip_leading_rows=1 --allow_quoted_newlines {} {} id_type:STRING,id_value:STRING\n",
+                    shell_word(&target),
+                    shell_word(file)
+                ),
+                qualified(dialect, schema, table),
             )
         }
-        Dialect::Databricks => format!(
-            "-- Upload the CSV to a volume first; replace the path.\nWITH removed AS (\n  SELECT id_type, id_value FROM read_files({}, format => 'csv', header => true, schema => 'id_type STRING, id_value STRING')\n)",
-            lit(&format!("/Volumes/CATALOG/SCHEMA/VOLUME/{file}"))
+        Dialect::Databricks => (
+            "-- Upload the CSV to a volume first; replace the path.\n".to_owned(),
+            format!(
+                "read_files({}, format => 'csv', header => true, multiLine => true, schema => 'id_type STRING, id_value STRING')",
+                lit(&format!("/Volumes/CATALOG/SCHEMA/VOLUME/{file}"))
+            ),
+        ),
+        Dialect::Duckdb => (
+            String::new(),
+            format!(
+                "read_csv({}, header = true, quote = '\"', escape = '\"', columns = {{'id_type': 'VARCHAR', 'id_value': 'VARCHAR'}})",
+                lit(file)
+            ),
         ),
     }
+}
+
+/// The statements that load `file` into a table and define `removed` over it.
+fn csv_cte(dialect: Dialect, schema: &str, file: &str) -> String {
+    let (load, relation) = csv_load(dialect, schema, file, LOADED_TABLE);
+    format!("{load}WITH removed AS (SELECT id_type, id_value FROM {relation})")
 }
 
 /// Writes a warehouse query in `dialect` listing removed identifiers that have no `REMOVED`
@@ -308,49 +384,8 @@ pub fn profiles_sync_sql(
     Ok(())
 }
 
-/// Writes a Profiles Sync query listing the profiles that carry an identifier of type `kind`
-/// whose value is `LIKE pattern`, with the columns `segment_id,<kind>`: exported as CSV, it is
-/// the input of `idprune init --from-csv FILE --profile-column segment_id --remove-column
-/// <kind>`. Reads the `user_identifiers` view, which already leaves out removed identifiers.
-pub fn discover_sql(
-    dialect: Dialect,
-    schema: &str,
-    kind: &str,
-    pattern: &str,
-    mut out: impl Write,
-) -> anyhow::Result<()> {
-    writeln!(
-        out,
-        "-- idprune ({}): profiles carrying a `{kind}` LIKE the pattern. Export the result as CSV, then:",
-        dialect.as_str()
-    )?;
-    writeln!(
-        out,
-        "--   idprune init --from-csv FILE.csv --profile-column segment_id --remove-column {kind}"
-    )?;
-    writeln!(
-        out,
-        "-- Check the list by hand first: a pattern can match identifiers that are right."
-    )?;
-    writeln!(
-        out,
-        "SELECT DISTINCT canonical_segment_id AS segment_id, value AS {}",
-        identifier(dialect, kind)
-    )?;
-    writeln!(
-        out,
-        "FROM {}",
-        qualified(dialect, schema, "user_identifiers")
-    )?;
-    writeln!(
-        out,
-        "WHERE type = {} AND value LIKE {}",
-        string_literal(dialect, kind),
-        string_literal(dialect, pattern)
-    )?;
-    writeln!(out, "ORDER BY 1, 2;")?;
-    Ok(())
-}
+mod discover;
+pub use discover::{Discover, discover_sql};
 
 #[cfg(test)]
 mod tests;

@@ -11,6 +11,7 @@ fn read_back(dialect: Dialect, lit: &str) -> Option<String> {
     let (backslash, doubled, body) = match dialect {
         Dialect::Snowflake | Dialect::Redshift => (true, true, lit.strip_prefix('\'')?),
         Dialect::Bigquery | Dialect::Databricks => (true, false, lit.strip_prefix('\'')?),
+        Dialect::Duckdb => (false, true, lit.strip_prefix('\'')?),
         Dialect::Postgres => match lit.strip_prefix("E'") {
             Some(rest) => (true, true, rest),
             None => (false, true, lit.strip_prefix('\'')?),
@@ -68,6 +69,7 @@ fn every_dialect_round_trips_hostile_values() {
         Dialect::Redshift,
         Dialect::Postgres,
         Dialect::Databricks,
+        Dialect::Duckdb,
     ] {
         for value in HOSTILE {
             let lit = string_literal(dialect, value);
@@ -156,20 +158,64 @@ fn inline_refuses_more_than_the_limit_and_the_csv_takes_them() {
 }
 
 #[test]
-fn discover_quotes_the_pattern() {
-    let mut out = Vec::new();
-    discover_sql(
-        Dialect::Bigquery,
-        "proj-1.ps",
-        "email",
-        "%@o'x.invalid",
-        &mut out,
-    )
-    .expect("write");
-    let sql = String::from_utf8(out).expect("utf8");
-    assert!(sql.contains("FROM `proj-1`.ps.user_identifiers"), "{sql}");
-    assert!(sql.contains(r"value LIKE '%@o\'x.invalid'"), "{sql}");
-    assert!(sql.contains("--remove-column email"), "{sql}");
+fn discover_quotes_the_pattern_and_names_lower_case_columns() {
+    let sql = |dialect| {
+        let mut out = Vec::new();
+        let discover = Discover::Patterns(vec![
+            ("email".to_owned(), "%@o'x.invalid".to_owned()),
+            ("phone".to_owned(), "+1555%".to_owned()),
+        ]);
+        discover_sql(dialect, "proj-1.ps", &discover, &mut out).expect("write");
+        String::from_utf8(out).expect("utf8")
+    };
+    let bq = sql(Dialect::Bigquery);
+    assert!(bq.contains("FROM `proj-1`.ps.user_identifiers u"), "{bq}");
+    assert!(bq.contains(r"l.value LIKE '%@o\'x.invalid'"), "{bq}");
+    assert!(
+        bq.contains("--profile-column user_id --remove-column email --remove-column phone"),
+        "{bq}"
+    );
+    // Snowflake folds bare names to upper case: the output columns are quoted.
+    let sf = sql(Dialect::Snowflake);
+    assert!(
+        sf.contains(
+            r#"SELECT a.user_id AS "user_id", h.canonical_segment_id AS "canonical_segment_id""#
+        ),
+        "{sf}"
+    );
+    assert!(sf.contains(r#"THEN h.value END AS "email""#), "{sf}");
+    let duck = sql(Dialect::Duckdb);
+    assert!(duck.contains("l.value LIKE '%@o''x.invalid'"), "{duck}");
+}
+
+#[test]
+fn the_bigquery_load_line_targets_the_table_the_query_reads() {
+    let sql = |schema, file| {
+        let mut out = Vec::new();
+        profiles_sync_sql(&Removed::Csv(file), Dialect::Bigquery, schema, &mut out).expect("write");
+        String::from_utf8(out).expect("utf8")
+    };
+    let two = sql("my-proj.ps", "removed.csv");
+    assert!(
+        two.contains(" my-proj:ps.idprune_removed removed.csv "),
+        "{two}"
+    );
+    assert!(two.contains("FROM `my-proj`.ps.idprune_removed"), "{two}");
+    let one = sql("ps", "my file's.csv");
+    assert!(
+        one.contains(r" ps.idprune_removed 'my file'\''s.csv' "),
+        "{one}"
+    );
+}
+
+#[test]
+fn shell_words_are_quoted_unless_plain() {
+    assert_eq!(shell_word("out/removed-1.csv"), "out/removed-1.csv");
+    assert_eq!(shell_word("a b"), "'a b'");
+    assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
+    assert_eq!(shell_word("it's"), r"'it'\''s'");
+    assert_eq!(shell_word(""), "''");
+    assert!(check_printable_path("--csv", "a\nb.csv").is_err());
 }
 
 #[test]

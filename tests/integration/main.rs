@@ -80,3 +80,4 @@ mod signals;
 mod slow_start;
 mod tamper;
 mod verify;
+mod warehouse;

@@ -124,11 +124,46 @@ fn csv_form_and_discover() {
         .ok();
     assert!(
         out.stdout
-            .contains("WHERE type = 'email' AND value LIKE '%@import.invalid'"),
+            .contains("WHERE (l.type = 'email' AND l.value LIKE '%@import.invalid')"),
         "{}",
         out.stdout
     );
-    assert!(out.stdout.contains("AS segment_id"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains(
+            "SELECT a.user_id AS user_id, h.canonical_segment_id AS canonical_segment_id"
+        ),
+        "{}",
+        out.stdout
+    );
+    // --discover-csv reads the CSV's types; a wrong header is refused by name.
+    let test = Test::offline();
+    test.write(
+        "w.csv",
+        "ID_TYPE,id_value\nemail,a@x.com\nphone,+15550100\n",
+    );
+    let out = test
+        .idprune([
+            "report",
+            "--sql",
+            "--discover-csv",
+            "w.csv",
+            "--dialect",
+            "duckdb",
+        ])
+        .run()
+        .ok();
+    assert!(out.stdout.contains("read_csv('w.csv'"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("--remove-column email --remove-column phone"),
+        "{}",
+        out.stdout
+    );
+    test.write("bad.csv", "type,value\nemail,a@x.com\n");
+    test.idprune(["report", "--sql", "--discover-csv", "bad.csv"])
+        .run()
+        .code(1)
+        .stderr_has("the header `id_type,id_value`");
     Test::offline()
         .idprune(["report", "--sql", "--discover", "no-colon"])
         .run()

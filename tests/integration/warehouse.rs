@@ -1,0 +1,459 @@
+//! `report --sql --discover` on real engines: Profiles Sync tables shaped as Segment documents
+//! them (`external_id_mapping_updates` with `__operation`, `id_graph_updates` with a merge,
+//! `user_identifiers` built from both the way the `profiles-sync-dbt` models do, so it still
+//! lists a removed identifier) are built from the emulator's own profiles, the printed queries
+//! run on DuckDB (embedded, its Python wheel) and PostgreSQL (a throwaway cluster on
+//! 127.0.0.1), and their rows must be exactly what the emulator's profiles say, hostile values
+//! byte for byte. Snowflake, BigQuery, Databricks and Redshift output is parsed by `sqlglot`
+//! for its own dialect. The engines are driven by `tests/warehouse/engine.py`; a missing
+//! engine fails the test (`.ci/run` installs them).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+use crate::harness::{Test, seed};
+
+/// Values no quoting may bend: quotes, backslashes, a newline, `$$`, comment openers, bidi.
+const HOSTILE: &[&str] = &[
+    "o'brien\\x$$y--z/*c*/@import.invalid",
+    "new\nline@import.invalid",
+    "\u{202e}evil\u{2066}@import.invalid",
+    "\"dq\" `bt` ;@import.invalid",
+];
+
+/// `seed` profiles: (segment_id, identifiers). `use_2b` was merged into `use_2`; `use_5`'s
+/// `gone@import.invalid` was removed (the emulator no longer has it; the warehouse has a
+/// CREATED then a REMOVED row); `use_6`'s was removed and later added back.
+fn world() -> Vec<(&'static str, Vec<String>)> {
+    let s = |v: &[&str]| v.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+    vec![
+        (
+            "use_1",
+            s(&[
+                "user_id:u_1",
+                "email:bad1@import.invalid",
+                "email:keep@x.com",
+            ]),
+        ),
+        (
+            "use_2",
+            vec![
+                "user_id:u_2'\\$$--".to_owned(),
+                format!("email:{}", HOSTILE[0]),
+                format!("email:{}", HOSTILE[1]),
+                "email:merged@import.invalid".to_owned(),
+            ],
+        ),
+        (
+            "use_3",
+            vec![
+                "anonymous_id:a_3".to_owned(),
+                format!("email:{}", HOSTILE[2]),
+            ],
+        ),
+        (
+            "use_4",
+            vec![
+                "user_id:bad-4".to_owned(),
+                "user_id:good-4".to_owned(),
+                format!("email:{}", HOSTILE[3]),
+            ],
+        ),
+        ("use_5", s(&["user_id:u_5", "email:keep5@x.com"])),
+        ("use_6", s(&["user_id:u_6", "email:back@import.invalid"])),
+        ("use_7", s(&["user_id:bad-7", "email:seven@x.com"])),
+    ]
+}
+
+/// Identifiers that arrived on the merged-away `use_2b`.
+const FROM_MERGED: &[&str] = &["email:merged@import.invalid"];
+
+/// SQL `LIKE` with `%` only (the patterns here use nothing else).
+fn like(value: &str, pattern: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('%').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if parts.len() == 1 {
+        return value == pattern;
+    }
+    if !value.starts_with(first) || !value[first.len()..].ends_with(last) {
+        return false;
+    }
+    let mut rest = &value[first.len()..value.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+/// Splits `type:value`.
+fn split(id: &str) -> (&str, &str) {
+    id.split_once(':').expect("type:value")
+}
+
+/// The rows the three queries must return, from the emulator's profiles: the clean-up rows
+/// (`user_id`, `canonical_segment_id`, one cell per kind), the unaddressable rows, the counts.
+type Rows = Vec<Vec<Value>>;
+fn expected(
+    profiles: &BTreeMap<String, BTreeSet<String>>,
+    wanted: &dyn Fn(&str, &str) -> bool,
+    kinds: &[&str],
+) -> (Rows, Rows, Vec<i64>) {
+    let (mut cleanup, mut apart) = (Vec::new(), Vec::new());
+    let (mut addressable, mut unaddressable) = (BTreeSet::new(), BTreeSet::new());
+    for (sid, ids) in profiles {
+        let mut hits: Vec<(&str, &str)> = ids
+            .iter()
+            .map(|i| split(i))
+            .filter(|(k, v)| wanted(k, v))
+            .collect();
+        hits.sort();
+        let keeper = ids
+            .iter()
+            .map(|i| split(i))
+            .filter(|(k, v)| *k == "user_id" && !hits.contains(&(k, v)))
+            .map(|(_, v)| v)
+            .min();
+        for (k, v) in &hits {
+            let cells = kinds
+                .iter()
+                .map(|kind| if kind == k { json!(v) } else { Value::Null });
+            match keeper {
+                Some(u) => {
+                    addressable.insert(sid);
+                    cleanup.push([json!(u), json!(sid)].into_iter().chain(cells).collect());
+                }
+                None => {
+                    unaddressable.insert(sid);
+                    apart.push([json!(sid)].into_iter().chain(cells).collect());
+                }
+            }
+        }
+    }
+    let counts = vec![
+        addressable.len() as i64,
+        cleanup.len() as i64,
+        unaddressable.len() as i64,
+        apart.len() as i64,
+    ];
+    (cleanup, apart, counts)
+}
+
+/// The Profiles Sync tables for `profiles` (the emulator's), in the engine's column types.
+fn tables(profiles: &BTreeMap<String, BTreeSet<String>>) -> Value {
+    let mut updates = Vec::new();
+    let mut identifiers = Vec::new();
+    let mut seq = 0i64;
+    let mut row = |sid: &str, k: &str, v: &str, op: Option<&str>, updates: &mut Vec<Value>| {
+        seq += 1;
+        let at = format!("2026-12-01 10:{:02}:{:02}", seq / 60, seq % 60);
+        updates.push(json!([
+            format!("h{seq}"),
+            k,
+            v,
+            format!("id{seq}"),
+            at,
+            sid,
+            seq,
+            at,
+            at,
+            op
+        ]));
+        seq
+    };
+    for (n, (sid, ids)) in profiles.iter().enumerate() {
+        for id in ids {
+            let (k, v) = split(id);
+            let on = if FROM_MERGED.contains(&id.as_str()) {
+                "use_2b"
+            } else {
+                sid.as_str()
+            };
+            // Rows synced before the `__operation` column was added hold NULL.
+            let op = if n % 2 == 0 { None } else { Some("CREATED") };
+            let s = row(on, k, v, op, &mut updates);
+            identifiers.push(json!([
+                sid,
+                k,
+                v,
+                s,
+                "2026-12-01 10:00:00",
+                "2026-12-01 10:00:00",
+                "2026-12-01 10:00:00"
+            ]));
+        }
+    }
+    // Removed: CREATED, then REMOVED; the dbt-style view still lists it.
+    row(
+        "use_5",
+        "email",
+        "gone@import.invalid",
+        Some("CREATED"),
+        &mut updates,
+    );
+    let s = row(
+        "use_5",
+        "email",
+        "gone@import.invalid",
+        Some("REMOVED"),
+        &mut updates,
+    );
+    identifiers.push(json!([
+        "use_5",
+        "email",
+        "gone@import.invalid",
+        s,
+        "2026-12-01 10:00:00",
+        "2026-12-01 10:00:00",
+        "2026-12-01 10:00:00"
+    ]));
+    // Removed, then added back later: live (its CREATED row is the latest).
+    row(
+        "use_6",
+        "email",
+        "back@import.invalid",
+        Some("REMOVED"),
+        &mut updates,
+    );
+    row(
+        "use_6",
+        "email",
+        "back@import.invalid",
+        Some("CREATED"),
+        &mut updates,
+    );
+    json!({
+        "external_id_mapping_updates": {
+            "columns": [["external_id_hash", "text"], ["external_id_type", "text"], ["external_id_value", "text"], ["id", "text"], ["received_at", "timestamp"], ["segment_id", "text"], ["seq", "bigint"], ["timestamp", "timestamp"], ["uuid_ts", "timestamp"], ["__operation", "text"]],
+            "rows": updates,
+        },
+        "id_graph_updates": {
+            "columns": [["segment_id", "text"], ["canonical_segment_id", "text"], ["triggering_event_type", "text"], ["triggering_event_id", "text"], ["timestamp", "timestamp"]],
+            "rows": [["use_2b", "use_2", "identify", "evt_1", "2026-12-01 09:00:00"]],
+        },
+        "user_identifiers": {
+            "columns": [["canonical_segment_id", "text"], ["type", "text"], ["value", "text"], ["seq", "bigint"], ["received_at", "timestamp"], ["uuid_ts", "timestamp"], ["timestamp", "timestamp"]],
+            "rows": identifiers,
+        },
+    })
+}
+
+/// The newest `received_at` the tables hold (the last row written by [`tables`]).
+fn newest(tables: &Value) -> String {
+    let rows = tables["external_id_mapping_updates"]["rows"]
+        .as_array()
+        .expect("rows");
+    rows.iter()
+        .map(|r| r[4].as_str().expect("received_at").to_owned())
+        .max()
+        .expect("a row")
+}
+
+/// Runs a job through `tests/warehouse/engine.py`; its `results`.
+fn engine(job: &Value) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/warehouse/engine.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs (CI installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(job.to_string().as_bytes())
+        .expect("writing the job");
+    let out = child.wait_with_output().expect("engine.py");
+    assert!(
+        out.status.success(),
+        "engine.py ({}) failed: {}",
+        job["engine"],
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("engine.py answers JSON");
+    answer["results"].as_array().expect("results").clone()
+}
+
+/// The three numbered statements of `report --sql --discover`'s output, without comments.
+fn statements(sql: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for n in ["-- 1. ", "-- 2. ", "-- 3. "] {
+        let start = sql.find(n).unwrap_or_else(|| panic!("{n} in\n{sql}"));
+        let rest = &sql[start..];
+        let body: String = rest
+            .split_inclusive('\n')
+            .skip_while(|l| l.starts_with("--"))
+            .collect();
+        let end = body.find(";\n").expect("a statement ends with ;") + 1;
+        out.push(body[..end].to_owned());
+    }
+    out
+}
+
+fn discover_output(test: &Test, dialect: &str, args: &[&str]) -> String {
+    let mut all = vec!["report", "--sql", "--dialect", dialect, "--schema", "ps"];
+    all.extend_from_slice(args);
+    test.idprune(all).run().ok().stdout
+}
+
+/// Checks one engine's answers against the expectation.
+fn check(
+    engine_name: &str,
+    results: &[Value],
+    want: &(Rows, Rows, Vec<i64>),
+    newest: &str,
+    kinds: &[&str],
+) {
+    let mut columns = vec!["user_id", "canonical_segment_id"];
+    columns.extend_from_slice(kinds);
+    assert_eq!(
+        results[0]["columns"],
+        json!(columns),
+        "{engine_name}: clean-up columns"
+    );
+    assert_eq!(
+        results[0]["rows"],
+        json!(want.0),
+        "{engine_name}: clean-up rows"
+    );
+    assert_eq!(
+        results[1]["rows"],
+        json!(want.1),
+        "{engine_name}: unaddressable rows"
+    );
+    let counts = &results[2]["rows"][0];
+    let got: Vec<i64> = (0..4)
+        .map(|i| counts[i].as_i64().expect("a count"))
+        .collect();
+    assert_eq!(got, want.2, "{engine_name}: counts");
+    assert!(
+        counts[4]
+            .as_str()
+            .expect("newest received_at")
+            .starts_with(&newest.replace(' ', "T"))
+            || counts[4].as_str().expect("newest").starts_with(newest),
+        "{engine_name}: data as of {} (expected {newest})",
+        counts[4]
+    );
+}
+
+#[test]
+fn discovery_rows_match_the_emulator_on_duckdb_and_postgres() {
+    let world = world();
+    let refs: Vec<(&str, Vec<&str>)> = world
+        .iter()
+        .map(|(s, ids)| (*s, ids.iter().map(String::as_str).collect()))
+        .collect();
+    let pairs: Vec<(&str, &[&str])> = refs.iter().map(|(s, ids)| (*s, ids.as_slice())).collect();
+    let seed = seed(&pairs);
+    let test = Test::new(&seed);
+    let profiles = test.emu().profiles();
+    let tables = tables(&profiles);
+    let newest = newest(&tables);
+
+    // The pattern form: two types, one of them user_id (a profile keeps another one).
+    let patterns = ["email:%@import.invalid", "user_id:bad-%"];
+    let kinds = ["email", "user_id"];
+    let want = expected(
+        &profiles,
+        &|k, v| {
+            patterns.iter().any(|p| {
+                let (pk, pl) = p.split_once(':').expect("TYPE:PATTERN");
+                pk == k && like(v, pl)
+            })
+        },
+        &kinds,
+    );
+    assert!(
+        !want.0.is_empty() && !want.1.is_empty(),
+        "the world has both kinds"
+    );
+    let args: Vec<&str> = patterns.iter().flat_map(|p| ["--discover", *p]).collect();
+
+    // The CSV form: the hostile values and one that is not there.
+    let mut csv = csv::Writer::from_writer(Vec::new());
+    csv.write_record(["id_type", "id_value"]).expect("csv");
+    for v in HOSTILE
+        .iter()
+        .chain(&["nobody@import.invalid", "gone@import.invalid"])
+    {
+        csv.write_record(["email", v]).expect("csv");
+    }
+    let csv_path = test.path("wanted values.csv");
+    std::fs::write(&csv_path, csv.into_inner().expect("csv")).expect("writing the CSV");
+    let csv_name = csv_path.display().to_string();
+    let listed = |k: &str, v: &str| {
+        k == "email"
+            && (HOSTILE.contains(&v) || v == "nobody@import.invalid" || v == "gone@import.invalid")
+    };
+    let want_csv = expected(&profiles, &listed, &["email"]);
+    assert_eq!(
+        want_csv.0.len() + want_csv.1.len(),
+        HOSTILE.len(),
+        "every hostile value is on a profile; the removed one is not"
+    );
+
+    for dialect in ["duckdb", "postgres"] {
+        let sql = discover_output(&test, dialect, &args);
+        let results = engine(&json!({
+            "engine": dialect, "schema": "ps", "tables": tables, "statements": statements(&sql),
+        }));
+        check(dialect, &results, &want, &newest, &kinds);
+
+        let sql = discover_output(&test, dialect, &["--discover-csv", &csv_name]);
+        let loads = if dialect == "postgres" {
+            assert!(sql.contains("\\copy idprune_wanted"), "{sql}");
+            json!([{"table": "idprune_wanted", "csv": csv_name}])
+        } else {
+            json!([])
+        };
+        let results = engine(&json!({
+            "engine": dialect, "schema": "ps", "tables": tables, "loads": loads,
+            "statements": statements(&sql),
+        }));
+        check(
+            &format!("{dialect} --discover-csv"),
+            &results,
+            &want_csv,
+            &newest,
+            &["email"],
+        );
+    }
+}
+
+#[test]
+fn the_other_dialects_parse_in_sqlglot_with_hostile_patterns() {
+    let test = Test::offline();
+    let csv_path = test.write("v.csv", "id_type,id_value\nemail,a@x.com\n");
+    let csv_name = csv_path.display().to_string();
+    let hostile = format!("email:%{}%", HOSTILE.join(""));
+    for (ours, theirs) in [
+        ("snowflake", "snowflake"),
+        ("bigquery", "bigquery"),
+        ("databricks", "databricks"),
+        ("redshift", "redshift"),
+    ] {
+        for args in [
+            vec![
+                "--discover",
+                hostile.as_str(),
+                "--discover",
+                "user_id:bad-%",
+            ],
+            vec!["--discover-csv", csv_name.as_str()],
+        ] {
+            let sql = discover_output(&test, ours, &args);
+            let parsed = engine(&json!({
+                "engine": "sqlglot", "dialect": theirs, "statements": statements(&sql),
+            }));
+            assert_eq!(parsed, vec![json!(1), json!(1), json!(1)], "{ours}: {sql}");
+        }
+    }
+}
