@@ -164,7 +164,7 @@ pub fn side_by_side(
 }
 
 /// The share of profile lookups above which a plan is suspicious: more than half of them found
-/// no profile (a wrong space id, the EU space with the US host).
+/// no profile (an upper-case lookup type, a wrong space id, the EU space with the US host).
 pub const SUSPICIOUS_SHARE_PERCENT: u64 = 50;
 /// The fewest unresolved lookups that make a plan suspicious.
 pub const SUSPICIOUS_MIN: u64 = 1;
@@ -176,21 +176,52 @@ pub struct Unresolved {
     pub unresolved: u64,
     /// Distinct lookups in all.
     pub lookups: u64,
+    /// Of the unresolved, those whose lookup type has upper-case letters (Segment's types are
+    /// lowercase: an export's `SEGMENT_ID` header taken for the type).
+    pub upper_case_types: u64,
 }
 
 impl Unresolved {
     /// Counts the lookups of a state file.
     pub fn of(state: &State) -> anyhow::Result<Self> {
-        let (unresolved, lookups) = state.conn().query_row(
+        let (unresolved, lookups, upper_case_types) = state.conn().query_row(
             "SELECT count(DISTINCT CASE WHEN action = 'unresolved' THEN lookup END),
-                    count(DISTINCT lookup) FROM items",
+                    count(DISTINCT lookup),
+                    count(DISTINCT CASE WHEN action = 'unresolved'
+                        AND instr(lookup, ':') > 0
+                        AND substr(lookup, 1, instr(lookup, ':') - 1)
+                            <> lower(substr(lookup, 1, instr(lookup, ':') - 1))
+                        THEN lookup END)
+             FROM items",
             [],
-            |r| Ok((r.get::<_, i64>(0)? as u64, r.get::<_, i64>(1)? as u64)),
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
         )?;
         Ok(Self {
             unresolved,
             lookups,
+            upper_case_types,
         })
+    }
+
+    /// The likely cause, to print after "N of M profile lookups found no profile." (our own
+    /// text, no value in it, so the markdown view prints it unescaped): the
+    /// upper-case lookup types when there are some, else the space, the region or the age
+    /// of the data the manifest came from.
+    pub fn cause(&self) -> String {
+        if self.upper_case_types > 0 {
+            format!(
+                "{} of them have an upper-case lookup type, and Segment's types are lowercase (`segment_id`, not `SEGMENT_ID`): name the type in lower case in the manifest (CSV headers match in any case), then plan again.",
+                crate::render::thousands(self.upper_case_types)
+            )
+        } else {
+            "Check the space id and the region (the EU space with the US host: region, --api-url, IDPRUNE_API_URL), and how old the data the manifest came from is (a profile merged or deleted since an export is not found).".to_owned()
+        }
     }
 
     /// True when most lookups found no profile: more than [`SUSPICIOUS_SHARE_PERCENT`] % of
@@ -448,6 +479,7 @@ mod tests {
             Unresolved {
                 unresolved,
                 lookups,
+                upper_case_types: 0,
             }
             .suspicious()
         };

@@ -66,7 +66,7 @@ pub struct PlanArgs {
     #[arg(long, value_name = "FILE", num_args = 0..=1)]
     pub check_receipt: Option<Option<PathBuf>>,
     /// Accept a plan whose lookups mostly found no profile (without it: exit 1, since that
-    /// usually means a wrong space or region).
+    /// usually means an upper-case lookup type, a wrong space or region, or old data).
     #[arg(long)]
     pub allow_unresolved: bool,
 }

@@ -56,7 +56,21 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
     let mut wanted = vec![("--profile-column", &args.profile_column)];
     wanted.extend(args.remove_column.iter().map(|c| ("--remove-column", c)));
     for (flag, col) in &wanted {
-        if !header.iter().any(|h| h == *col) {
+        // The exact name, else the name in any case (one such column only), as `validate`
+        // matches it: Snowflake exports `USER_ID` for a `user_id` alias.
+        let exact = header.iter().any(|h| h == *col);
+        let folded = header
+            .iter()
+            .filter(|h| h.eq_ignore_ascii_case(col))
+            .count();
+        if !exact && folded > 1 {
+            bail!(
+                "{flag} `{}` matches {folded} columns of `{}` when case is ignored, and none exactly; name the column exactly as its header spells it",
+                clean(col),
+                csv_path.display()
+            );
+        }
+        if !exact && folded == 0 {
             bail!(
                 "{flag} `{}` is not a column of `{}` (its header: {}); name one of those",
                 clean(col),

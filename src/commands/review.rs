@@ -81,13 +81,14 @@ pub fn after_plan(args: &PlanArgs, state: &State) -> anyhow::Result<Option<Exit>
     let unresolved = Unresolved::of(state)?;
     if unresolved.suspicious() {
         eprintln!(
-            "\n!!! {} of {} profile lookups found no profile. That usually means a wrong space id, or the EU space with the US host (region, --api-url, IDPRUNE_API_URL).",
+            "\n!!! {} of {} profile lookups found no profile. {}",
             thousands(unresolved.unresolved),
-            thousands(unresolved.lookups)
+            thousands(unresolved.lookups),
+            unresolved.cause()
         );
         if !args.allow_unresolved {
             eprintln!(
-                "!!! Refusing to call this plan a success (exit 1): check the space and region, or pass --allow-unresolved if these lookups really have no profile.\n"
+                "!!! Refusing to call this plan a success (exit 1): fix that, or pass --allow-unresolved if these lookups really have no profile.\n"
             );
             return Ok(Some(Exit::Error));
         }

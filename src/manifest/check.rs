@@ -51,24 +51,27 @@ pub(super) fn lookup_case_remark(lookup: &Lookup, at: &Location) -> Option<Diagn
 }
 
 /// Warnings about an identifier that is valid but probably not what Segment holds: an
-/// upper-case type (Segment's types are lowercase), an upper-case email (when a separate
+/// upper-case type (Segment's types are lowercase; said for the `first_of_kind` entry only,
+/// so a CSV column does not repeat it on every row), an upper-case email (when a separate
 /// lookup is given; otherwise the lookup warning says it), whitespace at either end of the
 /// value. The value is kept exactly as written either way.
 pub(super) fn identifier_remarks(
     id: &Identifier,
     has_lookup: bool,
+    first_of_kind: bool,
     at: &Location,
 ) -> Vec<Diagnostic> {
     let mut remarks = Vec::new();
     let quoted = || shown(&format!("{}:{}", id.kind, id.id));
-    if id.kind.chars().any(char::is_uppercase) {
+    if first_of_kind && id.kind.chars().any(char::is_uppercase) {
         remarks.push(Diagnostic::new(
             at.clone(),
             format!(
-                "identifier type `{}` has upper-case letters; Segment's types are lowercase (`{}`), so `{}` probably matches nothing",
+                "identifier type `{}` has upper-case letters; Segment's types are lowercase (`{}`), so `{}` (and every other `{}` entry; said once) probably matches nothing",
                 shown(&id.kind),
                 shown(&id.kind.to_lowercase()),
-                quoted()
+                quoted(),
+                shown(&id.kind)
             ),
         ));
     }

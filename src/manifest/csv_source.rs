@@ -25,7 +25,8 @@ pub(super) struct SourceSpec {
     pub csv_at: Location,
     /// The column holding each row's profile lookup, if any.
     pub profile: Option<ProfileColumn>,
-    /// The columns whose cells are identifiers to remove; the header is the identifier type.
+    /// The columns whose cells are identifiers to remove; the name the manifest gives (the
+    /// header may differ in case) is the identifier type.
     pub remove_columns: Vec<NamedColumn>,
 }
 
@@ -241,7 +242,14 @@ fn find_columns(
         .collect();
     let mut ok = true;
     let mut find = |col: &NamedColumn, role: &str| -> Option<usize> {
-        let hits: Vec<usize> = (0..names.len()).filter(|&i| names[i] == col.name).collect();
+        // The exact name, else the name in any case: warehouses such as Snowflake export
+        // their column names upper-case (`USER_ID`), while the type is written lower-case.
+        let mut hits: Vec<usize> = (0..names.len()).filter(|&i| names[i] == col.name).collect();
+        if hits.is_empty() {
+            hits = (0..names.len())
+                .filter(|&i| names[i].eq_ignore_ascii_case(&col.name))
+                .collect();
+        }
         match hits.as_slice() {
             [i] => Some(*i),
             [] => {

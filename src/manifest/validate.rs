@@ -23,6 +23,8 @@ use crate::model::{GROUP_ID, Identifier, Lookup, ParseError};
 struct Collector<'s> {
     sink: &'s mut dyn EntrySink,
     failure: Option<String>,
+    /// The upper-case identifier types already warned about (once each, not once a row).
+    warned_kinds: std::collections::HashSet<String>,
 }
 
 impl Collector<'_> {
@@ -39,9 +41,12 @@ impl Collector<'_> {
                 &entry.origin,
             ));
         }
+        let first_of_kind = entry.identifier.kind.chars().any(char::is_uppercase)
+            && self.warned_kinds.insert(entry.identifier.kind.clone());
         remarks.extend(identifier_remarks(
             &entry.identifier,
             entry.lookup.is_some(),
+            first_of_kind,
             &entry.origin,
         ));
         if entry.identifier.kind == GROUP_ID {
@@ -195,6 +200,7 @@ impl<'a> Validator<'a> {
         let mut collector = Collector {
             sink,
             failure: None,
+            warned_kinds: std::collections::HashSet::new(),
         };
         for entry in raw.remove.iter().flatten() {
             self.entry(entry, &mut collector);

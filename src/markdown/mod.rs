@@ -135,9 +135,10 @@ pub fn plan(
     if unresolved.suspicious() {
         writeln!(
             s,
-            "> [!WARNING]\n> **{} of {} profile lookups found no profile.** A wrong space id, or the EU space with the US host? Check before approving.\n",
+            "> [!WARNING]\n> **{} of {} profile lookups found no profile.** {} Check before approving.\n",
             thousands(unresolved.unresolved),
-            thousands(unresolved.lookups)
+            thousands(unresolved.lookups),
+            unresolved.cause()
         )?;
     }
     writeln!(s, "**{}**\n", summary_line(counts))?;

@@ -42,6 +42,12 @@ impl<'a> Discover<'a> {
                     crate::render::clean(arg)
                 );
             };
+            if kind == "user_id" {
+                anyhow::bail!(
+                    "--discover `{}`: the clean-up's rows are addressed by their `user_id` column, so a `user_id` column to remove would be ambiguous in the export; list mistaken user_ids in a manifest's `remove:` entries instead (`profile: user_id:GOOD`, `identifier: user_id:BAD`)",
+                    crate::render::clean(arg)
+                );
+            }
             patterns.push((kind.to_owned(), like.to_owned()));
         }
         Ok(Discover::Patterns(patterns))
@@ -80,6 +86,13 @@ impl<'a> Discover<'a> {
                     shown(),
                     n + 2,
                     crate::render::clean(kind)
+                );
+            }
+            if kind == "user_id" {
+                anyhow::bail!(
+                    "`{}` line {}: the clean-up's rows are addressed by their `user_id` column, so a `user_id` to remove would be ambiguous in the export; list mistaken user_ids in a manifest's `remove:` entries instead",
+                    shown(),
+                    n + 2
                 );
             }
             if !kinds.iter().any(|k| k == kind) {

@@ -179,3 +179,87 @@ fn init_refuses_unknown_columns_csvs_outside_the_manifest_dir_and_empty_csvs() {
     .ok();
     assert!(test.path("plans/bad.yaml").exists());
 }
+
+/// A Snowflake export names its columns upper-case (`SEGMENT_ID`, `EMAIL`).
+const UPPER: &str = "SEGMENT_ID,EMAIL\nuse_1,bad1@import.invalid\nuse_2,bad2@import.invalid\n";
+
+/// Writes the manifest of `init` with the reason filled in.
+fn init_filled(test: &Test, profile: &str, remove: &str, out: &str) {
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/upper.csv",
+        "--profile-column",
+        profile,
+        "--remove-column",
+        remove,
+        "-o",
+        out,
+        "--space",
+        "spa_test",
+    ])
+    .run()
+    .ok();
+    let text = std::fs::read_to_string(test.path(out)).expect("manifest");
+    let reason = text
+        .lines()
+        .find(|l| l.starts_with("reason:"))
+        .expect("reason");
+    test.write(
+        out,
+        &text.replace(reason, "reason: \"upper-case export (OPS-7)\""),
+    );
+}
+
+#[test]
+fn upper_case_headers_match_the_lower_case_names_and_upper_case_types_are_named_as_the_cause() {
+    let test = Test::new(&seed(&[
+        ("use_1", &["user_id:u_1", "email:bad1@import.invalid"]),
+        ("use_2", &["user_id:u_2", "email:bad2@import.invalid"]),
+    ]));
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write("plans/upper.csv", UPPER);
+
+    // The lower-case names match the upper-case headers: no warning, both planned.
+    init_filled(&test, "segment_id", "email", "plans/lower.yaml");
+    let validated = test.idprune(["validate", "plans/lower.yaml"]).run().ok();
+    assert!(
+        !validated.all().to_lowercase().contains("warning"),
+        "{}",
+        validated.all()
+    );
+    test.idprune(["plan", "plans/lower.yaml"]).run().ok();
+    let show = test.show_json("plans/lower.state.db");
+    assert_eq!(show["summary"]["by_action"]["delete"], 2, "{show}");
+
+    // The upper-case names as types: the type warning once (not once a row), and the plan
+    // names the upper-case lookup type as the cause, not the space.
+    init_filled(&test, "SEGMENT_ID", "EMAIL", "plans/upper.yaml");
+    let validated = test.idprune(["validate", "plans/upper.yaml"]).run().ok();
+    assert_eq!(
+        validated.all().matches("identifier type `EMAIL`").count(),
+        1,
+        "{}",
+        validated.all()
+    );
+    let planned = test.idprune(["plan", "plans/upper.yaml"]).run().code(1);
+    assert!(
+        planned.stderr.contains("upper-case lookup type"),
+        "{}",
+        planned.stderr
+    );
+    assert!(
+        !planned.stderr.contains("wrong space"),
+        "{}",
+        planned.stderr
+    );
+    let md = test
+        .idprune(["show", "plans/upper.state.db", "--format", "markdown"])
+        .run()
+        .ok();
+    assert!(
+        md.stdout.contains("upper-case lookup type"),
+        "{}",
+        md.stdout
+    );
+}
