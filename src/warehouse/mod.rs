@@ -342,9 +342,10 @@ fn csv_cte(dialect: Dialect, schema: &str, file: &str) -> String {
     format!("{load}WITH removed AS (SELECT id_type, id_value FROM {relation})")
 }
 
-/// Writes a warehouse query in `dialect` listing removed identifiers that have no `REMOVED`
-/// row in Profiles Sync's `external_id_mapping_updates` yet (an empty result means all
-/// arrived). The identifiers come inline or from a CSV the warehouse loads.
+/// Writes a warehouse query in `dialect` listing removed identifiers whose latest row in
+/// Profiles Sync's `external_id_mapping_updates` is not (yet) a `REMOVED` one (an empty
+/// result means all arrived; an earlier removal undone by a replay does not count). The
+/// identifiers come inline or from a CSV the warehouse loads.
 pub fn profiles_sync_sql(
     removed: &Removed<'_>,
     dialect: Dialect,
@@ -358,7 +359,7 @@ pub fn profiles_sync_sql(
     )?;
     writeln!(
         out,
-        "-- Needs the `__operation` column on external_id_mapping_updates. Empty result: all arrived."
+        "-- Needs the `__operation` column on external_id_mapping_updates. Arrived: the identifier's latest row is REMOVED.\n-- Empty result: all arrived."
     )?;
     let cte = match removed {
         Removed::Inline(rows) if rows.is_empty() => {
@@ -368,19 +369,19 @@ pub fn profiles_sync_sql(
         Removed::Inline(rows) => inline_cte(dialect, rows),
         Removed::Csv(file) => csv_cte(dialect, schema, file),
     };
-    writeln!(out, "{cte}")?;
-    writeln!(out, "SELECT r.id_type, r.id_value\nFROM removed r")?;
+    // A REMOVED row counts when it is the identifier's latest row (by `timestamp`): an older
+    // one is from an earlier removal that a replay or a new event has since undone.
     writeln!(
         out,
-        "LEFT JOIN {} u",
-        qualified(dialect, schema, "external_id_mapping_updates")
-    )?;
-    writeln!(
-        out,
-        "  ON u.external_id_type = r.id_type AND u.external_id_value = r.id_value AND u.__operation = {}",
+        "{cte},\narrived AS (\n  SELECT u.external_id_type AS id_type, u.external_id_value AS id_value\n  FROM {} u\n  JOIN removed r ON u.external_id_type = r.id_type AND u.external_id_value = r.id_value\n  GROUP BY u.external_id_type, u.external_id_value\n  HAVING MAX(CASE WHEN u.__operation = {} THEN u.timestamp END) >= MAX(u.timestamp)\n)",
+        qualified(dialect, schema, "external_id_mapping_updates"),
         string_literal(dialect, "REMOVED")
     )?;
-    writeln!(out, "WHERE u.external_id_value IS NULL;")?;
+    writeln!(
+        out,
+        "SELECT r.id_type, r.id_value\nFROM removed r\nLEFT JOIN arrived a ON a.id_type = r.id_type AND a.id_value = r.id_value"
+    )?;
+    writeln!(out, "WHERE a.id_value IS NULL;")?;
     Ok(())
 }
 

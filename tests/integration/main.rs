@@ -39,6 +39,9 @@
 //! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
 //! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
+//! - `warehouse`: the discovery and check SQL run on DuckDB and PostgreSQL over Profiles Sync
+//!   tables built from the emulator's profiles (hostile values byte-exact); sqlglot parses the
+//!   other dialects; the exported rows plan and apply exactly.
 //! - `verify`: `--wait` outlasts a propagation delay; the history tells re-introduced from still present.
 //! - `tamper`: the whole state file is sealed: triggers, fields outside the digest, journal
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).

@@ -404,6 +404,7 @@ fn discovery_rows_match_the_emulator_on_duckdb_and_postgres() {
         "every hostile value is on a profile; the removed one is not"
     );
 
+    let mut removed = BTreeSet::new();
     for dialect in ["duckdb", "postgres"] {
         let sql = discover_output(&test, dialect, &args);
         let results = engine(&json!({
@@ -411,7 +412,7 @@ fn discovery_rows_match_the_emulator_on_duckdb_and_postgres() {
         }));
         check(dialect, &results, &want, &newest, &kinds);
         if dialect == "duckdb" {
-            plan_and_apply_the_export(&test, &results[0]);
+            removed = plan_and_apply_the_export(&test, &results[0]);
         }
 
         let sql = discover_output(&test, dialect, &["--discover-csv", &csv_name]);
@@ -432,6 +433,94 @@ fn discovery_rows_match_the_emulator_on_duckdb_and_postgres() {
             &newest,
             &["email"],
         );
+
+        removed_check_runs(&test, dialect, &tables, &removed);
+    }
+    // The same check for the other dialects, parsed by sqlglot (inline: the CSV forms
+    // start with each warehouse's own load command).
+    for dialect in ["snowflake", "bigquery", "databricks", "redshift"] {
+        let sql = test
+            .idprune(["report", "plans/m.state.db", "--sql", "--dialect", dialect])
+            .run()
+            .ok()
+            .stdout;
+        let start = sql.find("WITH removed").expect("the check's WITH");
+        let parsed = engine(&json!({
+            "engine": "sqlglot", "dialect": dialect, "statements": [&sql[start..]],
+        }));
+        assert_eq!(parsed, vec![json!(1)], "{dialect}: {sql}");
+    }
+}
+
+/// `report STATE --sql` (inline, and `--csv`) on the engine: before Profiles Sync has the
+/// REMOVED rows it lists every removed identifier, byte-exact; once it has them, nothing.
+fn removed_check_runs(test: &Test, dialect: &str, tables: &Value, removed: &BTreeSet<Deleted>) {
+    let listed: BTreeSet<(String, String)> = removed
+        .iter()
+        .map(|d| (d.kind.clone(), d.id.clone()))
+        .collect();
+    assert!(!listed.is_empty());
+    let mut synced = tables.clone();
+    let rows = synced["external_id_mapping_updates"]["rows"]
+        .as_array_mut()
+        .expect("rows");
+    for (n, (k, v)) in listed.iter().enumerate() {
+        let at = format!("2026-12-02 10:00:{n:02}");
+        rows.push(json!([
+            format!("r{n}"),
+            k,
+            v,
+            format!("r{n}"),
+            at,
+            "use_x",
+            10_000 + n,
+            at,
+            at,
+            "REMOVED"
+        ]));
+    }
+    let csv_name = test
+        .path(&format!("removed-{dialect}.csv"))
+        .display()
+        .to_string();
+    for form in ["inline", "csv"] {
+        let mut args = vec![
+            "report",
+            "plans/m.state.db",
+            "--sql",
+            "--dialect",
+            dialect,
+            "--schema",
+            "ps",
+        ];
+        if form == "csv" {
+            args.extend(["--csv", csv_name.as_str()]);
+        }
+        let sql = test.idprune(args).run().ok().stdout;
+        let start = sql.find("WITH removed").expect("the check's WITH");
+        let loads = if form == "csv" && dialect == "postgres" {
+            json!([{"table": "idprune_removed", "csv": csv_name}])
+        } else {
+            json!([])
+        };
+        for (tables, want) in [(tables, listed.clone()), (&synced, BTreeSet::new())] {
+            let results = engine(&json!({
+                "engine": dialect, "schema": "ps", "tables": tables, "loads": loads,
+                "statements": [&sql[start..]],
+            }));
+            let got: BTreeSet<(String, String)> = results[0]["rows"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| {
+                    (
+                        r[0].as_str().expect("type").to_owned(),
+                        r[1].as_str().expect("value").to_owned(),
+                    )
+                })
+                .collect();
+            assert_eq!(got, want, "{dialect} {form}: the removed-identifiers check");
+        }
     }
 }
 
@@ -439,7 +528,7 @@ fn discovery_rows_match_the_emulator_on_duckdb_and_postgres() {
 /// with the lower-case names, `validate` (no warning), `plan` and `apply`: the emulator
 /// deletes exactly the rows' identifiers, each addressed by the row's user_id. A value with
 /// a control character is left out of the export (idprune refuses it in any CSV).
-fn plan_and_apply_the_export(test: &Test, cleanup: &Value) {
+fn plan_and_apply_the_export(test: &Test, cleanup: &Value) -> BTreeSet<Deleted> {
     let mut csv = csv::Writer::from_writer(Vec::new());
     csv.write_record(["USER_ID", "CANONICAL_SEGMENT_ID", "EMAIL", "PHONE"])
         .expect("csv");
@@ -507,6 +596,7 @@ fn plan_and_apply_the_export(test: &Test, cleanup: &Value) {
         want,
         "the emulator deleted exactly the exported rows"
     );
+    want
 }
 
 #[test]
