@@ -14,7 +14,7 @@ use crate::model::Lookup;
 use crate::pace::Pacer;
 use crate::plan::Resolution;
 use crate::retry::{Attempts, Next, RetryBudget, Retryable};
-use crate::segment::{Fault, ProfileApi, ReadPage};
+use crate::segment::{Fault, MAX_IDS_PER_PROFILE, ProfileApi, ReadPage};
 use crate::sync::lock;
 use crate::window::Window;
 
@@ -72,7 +72,8 @@ pub async fn resolve_all<A: ProfileApi>(
     Ok(out)
 }
 
-/// Reads one profile's identifiers, all pages.
+/// Reads one profile's identifiers, all pages, at most [`MAX_PAGES`] pages and
+/// [`MAX_IDS_PER_PROFILE`] identifiers.
 /// Returns the resolution and the latency of each request sent.
 async fn resolve_one<A: ProfileApi>(
     api: &A,
@@ -119,7 +120,10 @@ async fn resolve_one<A: ProfileApi>(
                     };
                     let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
                     match next {
-                        Next::Retry(delay) => tokio::time::sleep(delay).await,
+                        Next::Retry(delay) => {
+                            crate::retry::say_waiting(delay);
+                            tokio::time::sleep(delay).await
+                        }
                         Next::BudgetSpent => bail!(
                             "transient faults are sustained (last: {reason}); nothing was written, try again later"
                         ),
@@ -139,6 +143,13 @@ async fn resolve_one<A: ProfileApi>(
                 ids: page_ids,
                 next,
             } => {
+                // Checked before the page joins the rest, so a profile never holds more
+                // than the cap (one page is already bounded by its body cap).
+                if ids.len() + page_ids.len() > MAX_IDS_PER_PROFILE {
+                    bail!(
+                        "Segment answered with more than {MAX_IDS_PER_PROFILE} identifiers for one profile (it keeps at most 1,000); nothing was written, check `IDPRUNE_API_URL` points at Segment"
+                    );
+                }
                 ids.extend(page_ids);
                 match next {
                     Some(n) => cursor = Some(n),

@@ -6,7 +6,8 @@
 //! back through the pacer, which is what slows down (waiting only for a `Retry-After`): an
 //! exponential backoff on top would park it, holding a place in the in-flight window while
 //! the pacer has nothing to send. Without a pacer (`--rate 0`) it backs off like any
-//! transient fault. Only transient faults draw on the budget.
+//! transient fault. Only transient faults, and `Retry-After` waits of [`LONG_RETRY_AFTER`] or
+//! more, draw on the budget; [`say_waiting`] (its one side effect) says so on stderr.
 
 use std::time::Duration;
 
@@ -20,6 +21,12 @@ pub const MAX_ATTEMPTS: u32 = 5;
 pub const MAX_THROTTLED_ATTEMPTS: u32 = 30;
 /// Tokens in a full retry budget.
 pub const BUDGET_CAPACITY: u32 = 500;
+/// A `Retry-After` at least this long is a wait, not a nudge: it draws on the run's budget like
+/// a transient fault, so a server that keeps answering "come back in a minute" stops the run
+/// instead of holding it for half an hour in silence.
+pub const LONG_RETRY_AFTER: Duration = Duration::from_secs(2);
+/// The most one request waits on `Retry-After` in all its attempts before it gives up.
+pub const MAX_RETRY_AFTER_WAIT: Duration = Duration::from_secs(120);
 /// Tokens one retry of a transient fault costs.
 pub const RETRY_COST: u32 = 5;
 /// Tokens a success gives back.
@@ -33,6 +40,18 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, unit: f64) -> Durati
     match retry_after {
         Some(floor) => jittered.max(floor),
         None => jittered,
+    }
+}
+
+/// Tells the person running idprune, on stderr, that it is waiting because the server asked it
+/// to ([`LONG_RETRY_AFTER`] or longer), so a long wait is never silent. The one side effect in
+/// this module; callers call it just before they sleep.
+pub fn say_waiting(delay: Duration) {
+    if delay >= LONG_RETRY_AFTER {
+        eprintln!(
+            "idprune: Segment asked to retry later (429 or 5xx with `Retry-After`); waiting {} s",
+            delay.as_secs()
+        );
     }
 }
 
@@ -63,6 +82,8 @@ pub struct Retryable {
 pub struct Attempts {
     transient: u32,
     throttled: u32,
+    /// `Retry-After` waited so far by this request.
+    waited: Duration,
 }
 
 impl Attempts {
@@ -76,9 +97,19 @@ impl Attempts {
             retry_after,
             paced,
         } = fault;
+        let long_wait = retry_after.filter(|w| *w >= LONG_RETRY_AFTER);
+        if let Some(wait) = long_wait {
+            self.waited = self.waited.saturating_add(wait);
+            if self.waited > MAX_RETRY_AFTER_WAIT {
+                return Next::GiveUp;
+            }
+            if !budget.withdraw() {
+                return Next::BudgetSpent;
+            }
+        }
         if throttled {
             self.throttled += 1;
-        } else {
+        } else if long_wait.is_none() {
             self.transient += 1;
             if !budget.withdraw() {
                 return Next::BudgetSpent;
@@ -201,6 +232,45 @@ mod tests {
             Attempts::default().on_fault(fault(true, None, true), &mut empty, 0.5),
             Next::Retry(_)
         ));
+    }
+
+    #[test]
+    fn long_retry_afters_draw_on_the_budget_and_end() {
+        let minute = Retryable {
+            throttled: true,
+            retry_after: Some(Duration::from_secs(60)),
+            paced: true,
+        };
+        // One request: two one-minute waits, then it gives up (not 30 of them).
+        let mut budget = RetryBudget::default();
+        let mut a = Attempts::default();
+        assert_eq!(
+            a.on_fault(minute, &mut budget, 0.5),
+            Next::Retry(Duration::from_secs(60))
+        );
+        assert_eq!(
+            a.on_fault(minute, &mut budget, 0.5),
+            Next::Retry(Duration::from_secs(60))
+        );
+        assert_eq!(a.on_fault(minute, &mut budget, 0.5), Next::GiveUp);
+        // Many requests: each long wait is paid for, so the run stops.
+        let mut budget = RetryBudget::default();
+        let paid = (0..1000)
+            .take_while(|_| {
+                Attempts::default().on_fault(minute, &mut budget, 0.5) != Next::BudgetSpent
+            })
+            .count();
+        assert_eq!(paid as u32, BUDGET_CAPACITY / RETRY_COST);
+        // A short Retry-After stays free, as before.
+        let mut empty = RetryBudget { tokens: 0 };
+        let short = Retryable {
+            retry_after: Some(Duration::from_secs(1)),
+            ..minute
+        };
+        assert_eq!(
+            Attempts::default().on_fault(short, &mut empty, 0.5),
+            Next::Retry(Duration::from_secs(1))
+        );
     }
 
     #[test]

@@ -225,7 +225,10 @@ async fn settle<A: ProfileApi>(
                 };
                 let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
                 match next {
-                    Next::Retry(delay) => shared.sleep_unless_stopped(delay).await,
+                    Next::Retry(delay) => {
+                        crate::retry::say_waiting(delay);
+                        shared.sleep_unless_stopped(delay).await
+                    }
                     Next::GiveUp => {
                         outcome.journal.state = ItemState::Failed;
                         outcome.journal.failure = Some(Failure::Transient);

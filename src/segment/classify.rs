@@ -68,8 +68,22 @@ fn malformed(status: u16) -> Fault {
     }
 }
 
+/// The most characters of a server's error code or message idprune repeats.
+const MAX_MESSAGE_CHARS: usize = 300;
+
+/// A value from the server made safe to print: controls and newlines escaped (a message must
+/// not close a fence in a job summary or drive a terminal) and cut to [`MAX_MESSAGE_CHARS`].
+fn outside(value: &str) -> String {
+    let mut cut: String = value.chars().take(MAX_MESSAGE_CHARS).collect();
+    if cut.len() < value.len() {
+        cut.push('…');
+    }
+    crate::text::clean(&cut)
+}
+
 fn refusal(status: u16, body: &[u8]) -> Fault {
     let (code, message) = error_code(body).unwrap_or_else(|| ("unknown".into(), String::new()));
+    let (code, message) = (outside(&code), outside(&message));
     if matches!(status, 401 | 403) || code == "source_id_not_found" {
         Fault::Space {
             status,
@@ -237,6 +251,26 @@ mod tests {
             read(401, &env("authentication_error"), None),
             Err(Fault::Space { .. })
         ));
+    }
+
+    #[test]
+    fn outside_messages_are_escaped_and_cut() {
+        let body =
+            br#"{"error":{"code":"bad\n~~~~","message":"line one\n~~~~\n# owned\u001b[2J"}}"#;
+        let Err(Fault::Permanent { code, message, .. }) = delete(400, body, None) else {
+            panic!("a 400 is a permanent refusal")
+        };
+        assert_eq!(code, "bad\\n~~~~");
+        assert_eq!(message, "line one\\n~~~~\\n# owned\\u{1b}[2J");
+        assert!(!message.contains('\n'));
+        let long = format!(
+            r#"{{"error":{{"code":"c","message":"{}"}}}}"#,
+            "x".repeat(10_000)
+        );
+        let Err(Fault::Permanent { message, .. }) = delete(400, long.as_bytes(), None) else {
+            panic!("a 400 is a permanent refusal")
+        };
+        assert_eq!(message.chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 
     #[test]

@@ -13,7 +13,8 @@ use reqwest::{Method, Url};
 use secrecy::{ExposeSecret as _, SecretString};
 
 use super::{
-    DeleteOutcome, EXTERNAL_IDS_PAGE_LIMIT, Fault, ProfileApi, ReadPage, Reply, classify, path,
+    DeleteOutcome, EXTERNAL_IDS_PAGE_LIMIT, Fault, MAX_DELETE_BODY, MAX_PAGE_BODY, ProfileApi,
+    ReadPage, Reply, classify, path,
 };
 use crate::model::{Identifier, Lookup};
 use crate::pace::Pacer;
@@ -93,12 +94,15 @@ impl Client {
     }
 
     /// Sends one paced request; returns the complete response, or a transient fault when none
-    /// arrived, with the time the exchange took (pacing excluded).
+    /// arrived, with the time the exchange took (pacing excluded). The body is streamed and
+    /// read to at most `cap` bytes: a longer one is a permanent fault, whatever its status, so
+    /// no server can make idprune hold more than `cap` bytes of one answer.
     async fn send(
         &self,
         method: Method,
         url: Url,
         body: Option<Vec<u8>>,
+        cap: usize,
     ) -> (Result<Raw, Fault>, Duration) {
         let Some(ticket) = self.pacer.ready().await else {
             return (Err(Fault::Stopped { sent: false }), Duration::ZERO);
@@ -128,12 +132,12 @@ impl Client {
                 .get(REQUEST_ID)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned);
-            let body = response.bytes().await.map_err(network_fault)?;
+            let body = read_capped(response, status, cap).await?;
             Ok(Raw {
                 status,
                 retry_after,
                 request_id,
-                body: body.to_vec(),
+                body,
             })
         };
         // Once halted, a request on the wire has the grace to answer; then it is given up.
@@ -151,6 +155,31 @@ struct Raw {
     retry_after: Option<Duration>,
     request_id: Option<String>,
     body: Vec<u8>,
+}
+
+/// Reads a response body chunk by chunk, refusing it (without reading further) as soon as it
+/// is announced or found to be longer than `cap` bytes.
+async fn read_capped(
+    mut response: reqwest::Response,
+    status: u16,
+    cap: usize,
+) -> Result<Vec<u8>, Fault> {
+    let too_large = || Fault::Permanent {
+        status,
+        code: "body_too_large".to_owned(),
+        message: format!("the answer's body is longer than {cap} bytes, the most idprune reads"),
+    };
+    if response.content_length().is_some_and(|n| n > cap as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(network_fault)? {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// `scheme://host[:port]` of a URL, without a trailing slash.
@@ -212,7 +241,10 @@ impl ProfileApi for Client {
             query.push_str(&path::encode(cursor));
         }
         let url = self.profile_url(&path::lookup_segment(lookup), "external_ids", Some(&query));
-        reply(self.send(Method::GET, url, None).await, classify::read)
+        reply(
+            self.send(Method::GET, url, None, MAX_PAGE_BODY).await,
+            classify::read,
+        )
     }
 
     async fn delete(&self, user_id: &str, identifier: &Identifier) -> Reply<DeleteOutcome> {
@@ -222,7 +254,8 @@ impl ProfileApi for Client {
         });
         let body = body.to_string().into_bytes();
         reply(
-            self.send(Method::POST, url, Some(body)).await,
+            self.send(Method::POST, url, Some(body), MAX_DELETE_BODY)
+                .await,
             classify::delete,
         )
     }

@@ -21,6 +21,19 @@ pub use client::{Client, ClientOptions};
 /// The largest page Segment serves from `external_ids` without throttling (segment-docs PR #3091).
 pub const EXTERNAL_IDS_PAGE_LIMIT: u32 = 25;
 
+/// The most bytes idprune reads of one `external_ids` page: a page of 25 identifiers, each at
+/// most a few hundred bytes, is a few kilobytes; 1 MiB leaves room for any honest page and
+/// bounds what a hostile or broken server costs.
+pub const MAX_PAGE_BODY: usize = 1 << 20;
+
+/// The most bytes idprune reads of the answer to one delete call (an empty object or an
+/// error envelope).
+pub const MAX_DELETE_BODY: usize = 64 << 10;
+
+/// The most identifiers idprune accepts for one profile: Segment documents at most 1,000
+/// identity mappings per profile; the margin allows for a few added while it is read.
+pub const MAX_IDS_PER_PROFILE: usize = 1_100;
+
 /// A request that did not end in an answer the caller can use, classified by what to do next.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum Fault {

@@ -37,6 +37,8 @@
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
 //! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
+//! - `hostile`: a small hostile server on loopback: endless bodies, endless identifiers, steering
+//!   messages; peak RSS of the child under a cap.
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
 //! - `report_sql`: `report --sql` per dialect, the `--csv` form, `--discover`.
 //! - `warehouse`: the discovery and check SQL run on DuckDB and PostgreSQL over Profiles Sync
@@ -62,6 +64,7 @@ mod failures;
 mod faults;
 mod guard;
 mod harness;
+mod hostile;
 mod init;
 mod input_errors;
 mod kills;

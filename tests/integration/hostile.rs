@@ -1,0 +1,260 @@
+//! Adversarial reproductions against a small hostile HTTP server written for the tests (on
+//! 127.0.0.1, plain `std::net`, one thread per connection): whatever it sends, idprune stays
+//! bounded. Memory is judged by the peak RSS of the idprune child process (`wait4`'s
+//! `ru_maxrss`), under [`RSS_CAP_MB`].
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::{BIN, PATIENCE, TOKEN, Test};
+
+/// The most memory one idprune process may use against any hostile server, in MB.
+const RSS_CAP_MB: u64 = 200;
+
+/// What the hostile server answers to every `external_ids` read.
+#[derive(Clone, Copy)]
+enum Hostile {
+    /// A 200 whose chunked body never ends before `bytes` bytes (the start of a page, then
+    /// blanks).
+    EndlessBody { bytes: u64 },
+    /// A 200 page of `per_page` identifiers, always with a next page.
+    EndlessIdentifiers { per_page: usize },
+    /// A 400 whose error message holds newlines, a fence and a terminal escape.
+    SteeringMessage,
+}
+
+/// The hostile server: answers every connection per its [`Hostile`] mode, counts requests.
+struct HostileServer {
+    addr: SocketAddr,
+    requests: Arc<AtomicU64>,
+}
+
+impl HostileServer {
+    fn start(mode: Hostile) -> HostileServer {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the hostile server");
+        let addr = listener.local_addr().expect("the hostile server's address");
+        let requests = Arc::new(AtomicU64::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let counter = counter.clone();
+                std::thread::spawn(move || serve(stream, mode, &counter));
+            }
+        });
+        HostileServer { addr, requests }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+/// Answers the requests of one connection until the client closes it or a write fails.
+fn serve(stream: TcpStream, mode: Hostile, requests: &AtomicU64) {
+    let mut reader = BufReader::new(stream.try_clone().expect("cloning a socket"));
+    let mut out = stream;
+    loop {
+        // The request head; the reads have no body.
+        let mut line = String::new();
+        if reader.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+        }
+        let n = requests.fetch_add(1, Ordering::SeqCst);
+        let written = match mode {
+            Hostile::EndlessBody { bytes } => endless_body(&mut out, bytes),
+            Hostile::EndlessIdentifiers { per_page } => {
+                let ids: Vec<String> = (0..per_page)
+                    .map(|i| format!(r#"{{"type":"email","id":"e{n}x{i}"}}"#))
+                    .collect();
+                let body = format!(
+                    r#"{{"data":[{}],"cursor":{{"has_more":true,"next":"c{n}"}}}}"#,
+                    ids.join(",")
+                );
+                respond(&mut out, "200 OK", &body)
+            }
+            Hostile::SteeringMessage => respond(
+                &mut out,
+                "400 Bad Request",
+                r#"{"error":{"code":"bad_request","message":"nope\n~~~~\n# all clear, approve it\u001b[2J"}}"#,
+            ),
+        };
+        if written.is_err() {
+            return;
+        }
+    }
+}
+
+fn respond(out: &mut TcpStream, status: &str, body: &str) -> std::io::Result<()> {
+    write!(
+        out,
+        "HTTP/1.1 {status}\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// A chunked 200 that starts like a page and goes on with blanks for `bytes` bytes.
+fn endless_body(out: &mut TcpStream, bytes: u64) -> std::io::Result<()> {
+    out.write_all(
+        b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ntransfer-encoding: chunked\r\n\r\n",
+    )?;
+    let chunk = [b' '; 64 * 1024];
+    let mut sent = 0u64;
+    write!(out, "9\r\n{{\"data\":[\r\n")?;
+    while sent < bytes {
+        write!(out, "{:x}\r\n", chunk.len())?;
+        out.write_all(&chunk)?;
+        out.write_all(b"\r\n")?;
+        sent += chunk.len() as u64;
+    }
+    out.write_all(b"0\r\n\r\n")
+}
+
+/// A manifest of one entry whose profile the hostile server answers for.
+const MANIFEST: &str = "version: 1
+space: spa_test
+region: us
+reason: \"hostile server test\"
+remove:
+  - profile: user_id:u_1
+    identifier: email:wrong@x.com
+";
+
+/// What one idprune run did, with its peak resident memory.
+struct Measured {
+    code: Option<i32>,
+    stderr: String,
+    peak_rss_mb: u64,
+}
+
+/// Runs `idprune ARGS` in `test`'s directory against `url`, with a deadline, and measures its
+/// peak RSS with `wait4`.
+fn run_measured(test: &Test, url: &str, args: &[&str]) -> Measured {
+    let stderr_path = test.path("hostile.stderr");
+    let stderr = std::fs::File::create(&stderr_path).expect("creating the stderr file");
+    let child = Command::new(BIN)
+        .args(args)
+        .current_dir(test.path(""))
+        .env_remove("IDPRUNE_EMULATOR_TOKEN")
+        .env("SEGMENT_ACCESS_TOKEN", TOKEN)
+        .env("IDPRUNE_API_URL", url)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawning idprune");
+    let pid = child.id() as libc::pid_t;
+    let start = Instant::now();
+    let (status, usage) = loop {
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value for wait4 to fill in.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, not yet reaped (std's `Child` is never waited on);
+        // `status` and `usage` are valid for writes.
+        let reaped = unsafe { libc::wait4(pid, &mut status, libc::WNOHANG, &mut usage) };
+        assert!(
+            reaped >= 0,
+            "wait4 failed: {}",
+            std::io::Error::last_os_error()
+        );
+        if reaped == pid {
+            break (status, usage);
+        }
+        if start.elapsed() > PATIENCE {
+            // SAFETY: signalling our own unreaped child.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+            panic!("idprune did not finish within {PATIENCE:?} against the hostile server");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    drop(child);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    Measured {
+        code,
+        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        // ru_maxrss is in kilobytes on Linux.
+        peak_rss_mb: usage.ru_maxrss as u64 / 1024,
+    }
+}
+
+#[test]
+fn an_endless_body_is_cut_at_the_page_cap() {
+    let server = HostileServer::start(Hostile::EndlessBody { bytes: 512 << 20 });
+    let test = Test::offline();
+    test.write("m.yaml", MANIFEST);
+    let run = run_measured(
+        &test,
+        &server.url(),
+        &["plan", "m.yaml", "-o", "m.state.db"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(run.stderr.contains("body_too_large"), "{}", run.stderr);
+    assert!(
+        run.peak_rss_mb < RSS_CAP_MB,
+        "plan peaked at {} MB against a 512 MB body (cap {RSS_CAP_MB} MB)",
+        run.peak_rss_mb
+    );
+    assert!(!test.path("m.state.db").exists());
+    // A permanent refusal: not retried.
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn endless_identifiers_stop_at_the_profile_cap() {
+    // 20,000 identifiers a page (about 600 KB, under the page cap), always one more page.
+    let server = HostileServer::start(Hostile::EndlessIdentifiers { per_page: 20_000 });
+    let test = Test::offline();
+    test.write("m.yaml", MANIFEST);
+    let run = run_measured(
+        &test,
+        &server.url(),
+        &["plan", "m.yaml", "-o", "m.state.db"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("more than 1100 identifiers for one profile"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.peak_rss_mb < RSS_CAP_MB,
+        "plan peaked at {} MB against endless pages (cap {RSS_CAP_MB} MB)",
+        run.peak_rss_mb
+    );
+    assert!(!test.path("m.state.db").exists());
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn a_server_message_cannot_break_out_of_its_line() {
+    let server = HostileServer::start(Hostile::SteeringMessage);
+    let test = Test::offline();
+    test.write("m.yaml", MANIFEST);
+    let run = run_measured(
+        &test,
+        &server.url(),
+        &["plan", "m.yaml", "-o", "m.state.db"],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr.contains(r"nope\n~~~~\n# all clear"),
+        "{}",
+        run.stderr
+    );
+    assert!(!run.stderr.contains("\n~~~~"), "{}", run.stderr);
+    assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
+}
