@@ -17,10 +17,11 @@
 //!   Archive exports for events that would re-add a removed identifier.
 //! - Around them: [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds
 //!   the exit codes; [`ci`] reads the CI context a run records and [`git`] whether git tracks a
-//!   state file; [`sync`] the one lock helper; [`emulator`] is a stand-in for Segment used
+//!   state file; [`sync`] the one lock helper; [`bounded`] the one bounded read of a file named from outside; [`emulator`] is a stand-in for Segment used
 //!   by the demo, the tests and the benchmarks.
 
 pub mod apply;
+pub mod bounded;
 pub mod ci;
 pub mod cli;
 pub mod commands;

@@ -29,6 +29,10 @@ use crate::plan::Action;
 use crate::state::State;
 use crate::text::{thousands, timestamp};
 
+/// The largest receipt read: one is a few hundred bytes; a bigger file (or a symlink to
+/// `/dev/zero`) is refused without being read.
+pub const MAX_RECEIPT_BYTES: u64 = 1 << 20;
+
 /// The receipt format: major.minor (minor = additive, major = breaking).
 pub const RECEIPT_FORMAT_VERSION: &str = "1.0";
 
@@ -297,12 +301,8 @@ impl Receipt {
 
     /// Reads a receipt; refuses one of a newer major format.
     pub fn read(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path).with_context(|| {
-            format!(
-                "reading receipt `{}`; write one with `idprune plan MANIFEST --receipt`",
-                path.display()
-            )
-        })?;
+        let text = crate::bounded::read_regular_text(path, "receipt", MAX_RECEIPT_BYTES)
+            .context("write a receipt with `idprune plan MANIFEST --receipt`")?;
         let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
             format!(
                 "receipt `{}` is not an idprune receipt; write it again with `idprune plan MANIFEST --receipt`",

@@ -20,6 +20,10 @@ use crate::manifest::Region;
 use crate::pace::Pacer;
 use crate::segment::{Client, ClientOptions};
 
+/// The most bytes of a token file or of a token on standard input: Segment's tokens are
+/// far shorter; a bigger file is a wrong path, never sent.
+pub const MAX_TOKEN_BYTES: u64 = 4096;
+
 /// Requests per second and in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Pace {
@@ -130,17 +134,24 @@ impl Api {
         Ok(url)
     }
 
-    /// Reads the access token from its source.
+    /// Reads the access token from its source (a file: one line, at most [`MAX_TOKEN_BYTES`]).
     pub fn token(&self) -> anyhow::Result<SecretString> {
         let raw = match &self.token {
             TokenSource::Given(token) => return Ok(token.clone()),
-            TokenSource::File(path) => std::fs::read_to_string(path)
-                .with_context(|| format!("reading token file `{}`", path.display()))?,
+            TokenSource::File(path) => {
+                crate::bounded::read_secret_line(path, "token file", MAX_TOKEN_BYTES)?
+            }
             TokenSource::Stdin => {
                 let mut s = String::new();
                 std::io::stdin()
+                    .take(MAX_TOKEN_BYTES + 1)
                     .read_to_string(&mut s)
                     .context("reading the token from standard input")?;
+                if s.len() as u64 > MAX_TOKEN_BYTES {
+                    bail!(
+                        "the token on standard input is over {MAX_TOKEN_BYTES} bytes; pipe the token alone"
+                    );
+                }
                 s
             }
             TokenSource::Env => std::env::var(TOKEN_ENV).unwrap_or_default(),

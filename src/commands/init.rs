@@ -124,8 +124,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         );
     }
     let mut sha = Sha256::new();
-    let mut file = std::fs::File::open(csv_path)
-        .with_context(|| format!("reading CSV `{}`", csv_path.display()))?;
+    let mut file = crate::bounded::open_regular(csv_path, "CSV")?;
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = file

@@ -133,8 +133,7 @@ fn refuse_expired(receipt: &Receipt, path: &Path) -> anyhow::Result<()> {
 /// True when `path` starts with the SQLite header (a state file), false for anything else
 /// (a manifest).
 pub fn is_state_file(path: &Path) -> anyhow::Result<bool> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("opening `{}`", path.display()))?;
+    let mut file = crate::bounded::open_regular(path, "file")?;
     let mut head = [0u8; 16];
     let mut read = 0;
     while read < head.len() {

@@ -197,8 +197,7 @@ impl Mode0600 for std::fs::OpenOptions {
 pub fn purge(args: &PurgeArgs, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(&args.state, "purge")?;
     let key = match &args.key_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading key file `{}`", path.display()))?,
+        Some(path) => crate::bounded::read_secret_line(path, "key file", 4096)?,
         None => std::env::var(super::FINGERPRINT_KEY_ENV).unwrap_or_default(),
     };
     let key = key.trim();

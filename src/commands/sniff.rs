@@ -26,8 +26,10 @@ pub enum Kind {
 /// Reads at most 512 bytes of `path` and classifies them.
 pub fn kind(path: &Path) -> Kind {
     let mut head = Vec::with_capacity(512);
-    let read = std::fs::File::open(path).and_then(|f| f.take(512).read_to_end(&mut head));
-    if read.is_err() {
+    let Ok(file) = crate::bounded::open_regular(path, "file") else {
+        return Kind::Other;
+    };
+    if file.take(512).read_to_end(&mut head).is_err() {
         return Kind::Other;
     }
     classify(&head)
@@ -61,7 +63,9 @@ fn looks_like_manifest(path: &Path) -> bool {
         return true;
     }
     let mut head = String::new();
-    let _ = std::fs::File::open(path).and_then(|f| f.take(512).read_to_string(&mut head));
+    if let Ok(file) = crate::bounded::open_regular(path, "file") {
+        let _ = file.take(512).read_to_string(&mut head);
+    }
     head.lines()
         .any(|l| l.starts_with("version:") || l.starts_with("space:"))
 }

@@ -5,7 +5,6 @@
 //! means — the validated [`SourceSpec`] built by [`super`] says which columns to read and how.
 
 use std::collections::VecDeque;
-use std::fs::File;
 use std::io::{self, Read};
 use std::path::PathBuf;
 
@@ -129,12 +128,17 @@ pub(super) fn read(
     warnings: &mut Capped,
 ) -> SourceRead {
     let mut out = SourceRead::default();
-    let file = match File::open(&spec.path) {
+    let file = match crate::bounded::open_regular(&spec.path, "CSV source") {
         Ok(f) => f,
         Err(e) => {
+            let why = e
+                .chain()
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             problems.push(Diagnostic::new(
                 spec.csv_at.clone(),
-                format!("cannot open CSV source `{}`: {e}", shown_path(&spec.path)),
+                format!("cannot open CSV source `{}`: {why}", shown_path(&spec.path)),
             ));
             return out;
         }

@@ -28,8 +28,23 @@ pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ManifestError> {
             ),
         )])
     };
-    let file = std::fs::File::open(path).map_err(io_err)?;
-    let size = file.metadata().map_err(io_err)?.len();
+    // Opened without blocking, so a FIFO is refused instead of waited on.
+    let file = {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(path)
+            .map_err(io_err)?
+    };
+    let metadata = file.metadata().map_err(io_err)?;
+    if !metadata.is_file() {
+        return Err(ManifestError::Invalid(vec![Diagnostic::new(
+            Location::new(path, 1, 1),
+            "the manifest is not a regular file (a folder, a pipe or a device); give the path of a YAML file",
+        )]));
+    }
+    let size = metadata.len();
     if size > MAX_MANIFEST_BYTES {
         return Err(too_big(size));
     }

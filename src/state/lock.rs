@@ -125,11 +125,54 @@ pub fn lock_path(state: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The state file's one true name: symbolic links in it (the file's or its folders') resolved,
+/// so every name that reaches one file locks one sidecar. With [`refuse_hard_links`] the lock
+/// is then keyed by the file (device and inode), not by the name it was reached through. For
+/// a file not created yet, its folder is resolved.
+pub fn true_path(state: &Path) -> anyhow::Result<PathBuf> {
+    match std::fs::canonicalize(state) {
+        Ok(path) => Ok(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let name = state
+                .file_name()
+                .with_context(|| format!("state file `{}` has no file name", state.display()))?;
+            let folder = match state.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            let folder = std::fs::canonicalize(folder)
+                .with_context(|| format!("opening the folder `{}`", folder.display()))?;
+            Ok(folder.join(name))
+        }
+        Err(e) => Err(e).with_context(|| format!("opening state file `{}`", state.display())),
+    }
+}
+
+/// Refuses a state file reached through more than one hard link: its lock sidecar is named
+/// after one name, so two names could let two applies run on one file at once (each reading
+/// the journal through its own connection), sending every deletion twice.
+pub fn refuse_hard_links(state: &Path, metadata: &std::fs::Metadata) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt as _;
+    if metadata.nlink() > 1 {
+        return Err(Refusal(format!(
+            "state file `{}` has {} hard links; idprune locks a state file by its one name, so another name could run a second apply on it at once; remove the other links (`find / -xdev -samefile {}`) or copy the file",
+            state.display(),
+            metadata.nlink(),
+            state.display()
+        ))
+        .into());
+    }
+    Ok(())
+}
+
 /// An exclusive `flock` on `<state>.lock`, released when dropped or when the process dies.
 #[derive(Debug)]
 pub struct FileLock {
     file: File,
+    /// The state file, by the name the caller gave.
     state: PathBuf,
+    /// The sidecar, beside the state file's true name ([`true_path`]).
+    sidecar: PathBuf,
 }
 
 impl FileLock {
@@ -137,7 +180,16 @@ impl FileLock {
     /// far as known). Never waits.
     pub fn take(state: &Path, holder: &Holder) -> anyhow::Result<Result<FileLock, String>> {
         use std::os::unix::fs::MetadataExt as _;
-        let path = lock_path(state);
+        if let Ok(metadata) = std::fs::metadata(state) {
+            if !metadata.is_file() {
+                bail!(
+                    "`{}` is not a regular file, so not an idprune state file; check the path",
+                    state.display()
+                );
+            }
+            refuse_hard_links(state, &metadata)?;
+        }
+        let path = lock_path(&true_path(state)?);
         // The holder removes the file when it lets go, so a process that opened it just before
         // may lock a file no longer at the path: it then looks again. At most a few rounds.
         for _ in 0..100 {
@@ -149,7 +201,17 @@ impl FileLock {
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&path)
-                .with_context(|| format!("opening the lock file `{}`", path.display()))?;
+                .map_err(|e| {
+                    if e.raw_os_error() == Some(libc::ELOOP) {
+                        anyhow::anyhow!(
+                            "the lock file `{}` is a symbolic link, which idprune does not follow; remove it",
+                            path.display()
+                        )
+                    } else {
+                        anyhow::Error::new(e)
+                            .context(format!("opening the lock file `{}`", path.display()))
+                    }
+                })?;
             // SAFETY: the descriptor is open for the life of `file`.
             let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
             if rc != 0 {
@@ -177,6 +239,7 @@ impl FileLock {
             return Ok(Ok(FileLock {
                 file,
                 state: state.to_owned(),
+                sidecar: path,
             }));
         }
         bail!(
@@ -208,7 +271,7 @@ impl Drop for FileLock {
         // Removed while still locked: a process that opened it meanwhile notices the file is
         // no longer at the path and looks again. A killed holder leaves the file behind,
         // unlocked, and the next taker reuses it.
-        let _ = std::fs::remove_file(lock_path(&self.state));
+        let _ = std::fs::remove_file(&self.sidecar);
         let _ = self.file.set_len(0);
     }
 }

@@ -214,6 +214,7 @@ impl State {
                 path.display()
             );
         }
+        lock::refuse_hard_links(path, &metadata)?;
         let mode = metadata.permissions().mode() & 0o777;
         if mode & 0o077 != 0 {
             bail!(

@@ -258,3 +258,145 @@ fn a_server_message_cannot_break_out_of_its_line() {
     assert!(!run.stderr.contains("\n~~~~"), "{}", run.stderr);
     assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
 }
+
+/// Items in the lock tests' plans: enough for an apply at 20/s to hold its lock a while.
+const LOCK_ITEMS: usize = 40;
+
+#[test]
+fn a_state_file_with_a_second_hard_link_is_refused_before_any_request() {
+    let test = crate::kills::fleet(LOCK_ITEMS, &[]);
+    std::fs::hard_link(test.path("big.state.db"), test.path("twin.state.db"))
+        .expect("linking the state file");
+    for name in ["big.state.db", "twin.state.db"] {
+        test.idprune(["apply", name, "--yes", "--rate", "0"])
+            .run()
+            .code(4)
+            .stderr_has("has 2 hard links");
+    }
+    assert_eq!(test.emu().stats().deletes, 0);
+    // Re-planning over one of the names is refused too: its lock would not cover the other.
+    test.idprune([
+        "plan",
+        "big.yaml",
+        "-o",
+        "twin.state.db",
+        "--force",
+        "--rate",
+        "0",
+    ])
+    .run()
+    .code(4)
+    .stderr_has("has 2 hard links");
+    // With the second name gone, the file applies.
+    std::fs::remove_file(test.path("twin.state.db")).expect("unlinking the twin");
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok();
+    assert_eq!(test.emu().stats().deletes, LOCK_ITEMS as u64);
+}
+
+#[test]
+fn an_apply_through_a_symlinked_name_meets_the_first_apply_s_lock() {
+    let test = crate::kills::fleet(LOCK_ITEMS, &[]);
+    std::os::unix::fs::symlink("big.state.db", test.path("alias.state.db"))
+        .expect("linking the state file");
+    let mut first = test
+        .idprune(["apply", "big.state.db", "--yes", "--rate", "20"])
+        .spawn();
+    test.wait_for_items("big.state.db", "the first apply to start", |c| {
+        c.get("done").copied().unwrap_or(0) >= 1
+    });
+    let out = test
+        .idprune(["apply", "alias.state.db", "--yes", "--rate", "0"])
+        .run()
+        .code(4);
+    assert!(
+        out.stderr.contains(&format!("pid {}", first.id())),
+        "the refusal names the holder\n{}",
+        out.stderr
+    );
+    let status = crate::harness::wait_bounded(&mut first);
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    // Every deletion was sent once: the second name sent nothing.
+    assert_eq!(test.emu().stats().deletes, LOCK_ITEMS as u64);
+}
+
+#[test]
+fn a_fifo_at_the_state_path_is_refused_without_hanging() {
+    let test = crate::kills::fleet(2, &[]);
+    let fifo = test.path("pipe.state.db");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    for args in [
+        vec!["apply", "pipe.state.db", "--yes"],
+        vec!["show", "pipe.state.db"],
+        vec!["status", "pipe.state.db"],
+    ] {
+        test.idprune(args)
+            .run()
+            .code(1)
+            .stderr_has("is not a regular file");
+    }
+    test.idprune([
+        "plan",
+        "big.yaml",
+        "-o",
+        "pipe.state.db",
+        "--force",
+        "--rate",
+        "0",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("is not a regular file");
+}
+
+#[test]
+fn files_named_from_outside_are_read_bounded_and_regular() {
+    let test = crate::kills::fleet(2, &[]);
+    // A receipt committed as a symlink to /dev/zero: refused at once, not read forever.
+    std::os::unix::fs::symlink("/dev/zero", test.path("zero.receipt.json")).expect("symlink");
+    let run = run_measured(
+        &test,
+        &test.emu().url(),
+        &[
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--receipt",
+            "zero.receipt.json",
+        ],
+    );
+    assert_eq!(run.code, Some(1), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("receipt `zero.receipt.json` is not a regular file (a device)"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.peak_rss_mb < RSS_CAP_MB, "{} MB", run.peak_rss_mb);
+    // A token file of several lines (a wrong path) is never sent whole as the token.
+    test.write(
+        "shadow",
+        "root:$6$salt$hash:19000:0:99999:7:::\nuser:x:1:1\n",
+    );
+    let before = test.emu().stats().requests;
+    let out = test
+        .idprune(["apply", "big.state.db", "--yes", "--token-file", "shadow"])
+        .run()
+        .code(1)
+        .stderr_has("token file `shadow` holds more than one line");
+    assert!(!out.all().contains("root:"), "{}", out.all());
+    assert_eq!(test.emu().stats().requests, before, "nothing was sent");
+    // A FIFO as a CSV source: a located error, no hang.
+    std::fs::remove_file(test.path("bad.csv")).expect("removing the CSV");
+    let c = std::ffi::CString::new(test.path("bad.csv").as_os_str().as_encoded_bytes())
+        .expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    test.idprune(["validate", "big.yaml"])
+        .run()
+        .code(1)
+        .stderr_has("is not a regular file (a named pipe)");
+}

@@ -19,8 +19,7 @@ use crate::state::{ItemState, State, now_unix};
 
 /// The hex sha256 of a file's bytes.
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file =
-        std::fs::File::open(path).with_context(|| format!("reading `{}`", path.display()))?;
+    let mut file = crate::bounded::open_regular(path, "file")?;
     let mut sha = Sha256::new();
     std::io::copy(&mut file, &mut sha).with_context(|| format!("reading `{}`", path.display()))?;
     Ok(hex::encode(sha.finalize()))
