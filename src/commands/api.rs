@@ -134,7 +134,7 @@ impl Api {
         Ok(url)
     }
 
-    /// Reads the access token from its source (a file: one line, at most [`MAX_TOKEN_BYTES`]).
+    /// Reads the access token from its source (a file: one line, at most 4 KiB).
     pub fn token(&self) -> anyhow::Result<SecretString> {
         let raw = match &self.token {
             TokenSource::Given(token) => return Ok(token.clone()),
