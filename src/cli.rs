@@ -12,8 +12,8 @@ mod net;
 
 pub use args::{
     ApplyArgs, DemoArgs, GuardArgs, GuardFormat, InitArgs, InitRegion, PlanArgs, PurgeArgs,
-    ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs, ValidateArgs,
-    ValueArgs, VerifyArgs, VerifyFormat,
+    ReportArgs, ReportFormat, ResultRows, ShowArgs, StatusArgs, StatusFormat, UnlockArgs,
+    ValidateArgs, ValueArgs, VerifyArgs, VerifyFormat,
 };
 pub use net::{ApiArgs, NetArgs, PaceArgs};
 
@@ -122,7 +122,7 @@ pub enum Command {
     },
     /// What Segment leaves to you: removed identifiers for downstream tools, or a warehouse check.
     #[command(
-        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync --dialect snowflake\n  idprune report plans/x.state.db --sql --dialect bigquery --schema my-project.profiles_sync --csv removed.csv\n  idprune report --sql --discover 'email:%@import.invalid' --dialect snowflake"
+        after_help = "Examples:\n  idprune report plans/x.state.db --downstream --format csv > removed.csv\n  idprune report plans/x.state.db --results --only failed > failed.csv\n  idprune report plans/x.state.db --sql --schema profiles_sync --dialect snowflake\n  idprune report plans/x.state.db --sql --dialect bigquery --schema my-project.profiles_sync --csv removed.csv\n  idprune report --sql --discover 'email:%@import.invalid' --dialect snowflake"
     )]
     Report(ReportArgs),
     /// Replace the identifier values of a finished run with keyed fingerprints (audit trail kept).

@@ -2,12 +2,15 @@
 //! leaves to its users (see `docs/ARCHITECTURE.md`), written into any `impl Write` as CSV or
 //! JSON by `idprune report`. The [`Items`] stream and the [`removed`] filter are shared with
 //! [`crate::warehouse`], which writes the warehouse queries over the same items. Values are
-//! shown: these lists are for the operator doing the clean-up, not for a pull request.
+//! shown: these lists are for the operator doing the clean-up, not for a pull request. CSV
+//! cells starting with `=`, `+`, `-`, `@`, a tab or a carriage return get a leading `'` so a
+//! spreadsheet shows them rather than running them (OWASP, *CSV Injection*).
 
 use std::io::Write;
 
 use serde_json::json;
 
+use crate::results::formula_safe;
 use crate::state::{ItemState, StoredItem};
 
 /// A stream of items: a writer calls it once with a sink that takes each item in turn
@@ -29,7 +32,8 @@ pub fn removed(item: &StoredItem) -> bool {
     )
 }
 
-/// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted.
+/// Writes `seq,user_id,type,id,state` rows with a header, CSV-quoted; a cell a spreadsheet
+/// would run as a formula gets a leading `'` ([`crate::results::formula_safe`]).
 pub fn write_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
     let mut w = csv::Writer::from_writer(out);
     w.write_record(["seq", "user_id", "type", "id", "state"])?;
@@ -37,9 +41,9 @@ pub fn write_csv(items: impl Items, out: impl Write) -> anyhow::Result<()> {
         if removed(&s) {
             w.write_record([
                 s.item.seq.to_string().as_str(),
-                s.item.user_id.as_deref().unwrap_or(""),
-                &s.item.identifier.kind,
-                &s.item.identifier.id,
+                &formula_safe(s.item.user_id.as_deref().unwrap_or("")),
+                &formula_safe(&s.item.identifier.kind),
+                &formula_safe(&s.item.identifier.id),
                 s.journal.state.as_str(),
             ])?;
         }
@@ -105,6 +109,18 @@ pub(crate) mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "seq,user_id,type,id,state\n1,u1,email,\"a,b@x.com\",done\n"
+        );
+    }
+
+    #[test]
+    fn csv_neutralises_formula_cells() {
+        let mut it = item(1, "=cmd|' /C calc'!A0", ItemState::Done);
+        it.item.user_id = Some("@u1".into());
+        let mut out = Vec::new();
+        write_csv(|f| std::iter::once(it).try_for_each(f), &mut out).expect("write");
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "seq,user_id,type,id,state\n1,'@u1,email,'=cmd|' /C calc'!A0,done\n"
         );
     }
 }

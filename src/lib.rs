@@ -40,6 +40,7 @@ pub mod plan;
 pub mod receipt;
 pub mod render;
 pub mod resolve;
+pub mod results;
 pub mod retry;
 pub mod scratch;
 pub mod segment;

@@ -171,18 +171,25 @@ pub struct VerifyArgs {
     pub reveal: bool,
 }
 
-/// Formats of `report --downstream`.
+/// Formats of `report --downstream` and `report --results`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum ReportFormat {
-    /// `seq,user_id,type,id,state` rows.
+    /// Rows with a header (`--downstream`: `seq,user_id,type,id,state`).
     Csv,
     /// One JSON object.
     Json,
 }
 
+/// Which rows `report --results` lists.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ResultRows {
+    /// Items whose deletion failed.
+    Failed,
+}
+
 /// `report`.
 #[derive(Debug, Args)]
-#[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql"])))]
+#[command(group(clap::ArgGroup::new("kind").required(true).args(["downstream", "sql", "results"])))]
 pub struct ReportArgs {
     /// The state file (not needed with `--sql --discover` or `--discover-csv`).
     #[arg(required_unless_present_any = ["discover", "discover_csv"])]
@@ -193,7 +200,17 @@ pub struct ReportArgs {
     /// A warehouse query checking that Profiles Sync received the REMOVED rows.
     #[arg(long)]
     pub sql: bool,
-    /// Output format of `--downstream`.
+    /// One row per item: seq, type, value (masked unless --reveal), action, state, attempts,
+    /// HTTP status, Segment's error code and message, request id, last attempt time, origin.
+    #[arg(long)]
+    pub results: bool,
+    /// With `--results`: only these rows (`failed`).
+    #[arg(long, value_enum, value_name = "ROWS", requires = "results")]
+    pub only: Option<ResultRows>,
+    /// With `--results`: show identifier values instead of masked previews.
+    #[arg(long, requires = "results")]
+    pub reveal: bool,
+    /// Output format of `--downstream` and `--results`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Csv)]
     pub format: ReportFormat,
     /// The warehouse schema of Profiles Sync's tables (with `--sql`); `project.dataset` or

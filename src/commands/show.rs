@@ -91,7 +91,7 @@ fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::
     Ok(())
 }
 
-/// `idprune report STATE --downstream | --sql [--dialect D] [--csv FILE]`, and
+/// `idprune report STATE --downstream | --results | --sql [--dialect D] [--csv FILE]`, and
 /// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
 pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
     use crate::downstream;
@@ -172,6 +172,17 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
                 )?;
             }
         }
+    } else if args.results {
+        let level = (!args.reveal).then_some(crate::mask::RedactLevel::Preview);
+        let masker = crate::mask::Masker::for_state(&state, level)?;
+        let only_failed = args.only == Some(crate::cli::ResultRows::Failed);
+        let rows = |f: &mut dyn FnMut(crate::results::Row) -> anyhow::Result<()>| {
+            state.for_each_result(only_failed, |r| f(crate::results::Row::new(&r, &masker)))
+        };
+        match args.format {
+            ReportFormat::Csv => crate::results::write_csv(rows, &mut out)?,
+            ReportFormat::Json => crate::results::write_json(rows, &mut out)?,
+        };
     } else {
         match args.format {
             ReportFormat::Csv => downstream::write_csv(items, &mut out)?,

@@ -172,6 +172,7 @@ fn a_400_ends_failed_permanent_with_segments_code_and_is_retried_only_with_retry
         )
         .expect("the failed item's error");
     assert!(error.contains("unsupported_eid_type"), "{error}");
+    failed_rows_name_the_type_code_and_request(&test);
     let sent = |t: &Test| {
         t.emu()
             .stats()
@@ -183,6 +184,68 @@ fn a_400_ends_failed_permanent_with_segments_code_and_is_retried_only_with_retry
     };
     assert_eq!(sent(&test), vec![400], "a 400 is not retried in the run");
     retried_only_with_retry_failed(&test, &digest, 400, sent);
+}
+
+/// `report --results --only failed` lists the refused `phone` item alone, with its type, a
+/// masked value, Segment's status, code and request id; `--reveal` shows the value, and the
+/// JSON rows agree.
+fn failed_rows_name_the_type_code_and_request(test: &Test) {
+    let out = test
+        .idprune(["report", "m.state.db", "--results", "--only", "failed"])
+        .run()
+        .ok();
+    assert!(
+        out.stdout.starts_with(
+            "seq,type,value,action,state,attempts,http_status,error_code,error_message,request_id,last_attempt_at,origin\n"
+        ),
+        "{}",
+        out.stdout
+    );
+    let rows: Vec<Vec<String>> = csv::Reader::from_reader(out.stdout.as_bytes())
+        .records()
+        .map(|r| r.expect("a CSV row").iter().map(str::to_owned).collect())
+        .collect();
+    assert_eq!(rows.len(), 1, "{}", out.stdout);
+    let row = &rows[0];
+    assert_eq!(row[1], "phone");
+    assert!(
+        !row[2].contains("15550001"),
+        "masked by default: {}",
+        row[2]
+    );
+    assert_eq!(&row[3..7], ["delete", "failed", "1", "400"]);
+    assert_eq!(row[7], "unsupported_eid_type");
+    assert!(!row[8].is_empty() && !row[9].is_empty(), "{row:?}");
+    assert!(row[10].ends_with('Z'), "an RFC 3339 time: {}", row[10]);
+
+    let out = test
+        .idprune([
+            "report",
+            "m.state.db",
+            "--results",
+            "--only",
+            "failed",
+            "--reveal",
+        ])
+        .run()
+        .ok();
+    assert!(
+        out.stdout.contains(",phone,'+15550001,"),
+        "revealed and formula-safe: {}",
+        out.stdout
+    );
+
+    let out = test
+        .idprune(["report", "m.state.db", "--results", "--format", "json"])
+        .run()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let all = json["results"].as_array().expect("a `results` array");
+    assert_eq!(all.len(), 3, "every item without --only");
+    let failed: Vec<_> = all.iter().filter(|r| r["state"] == "failed").collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0]["error_code"], "unsupported_eid_type");
+    assert_eq!(failed[0]["http_status"], 400);
 }
 
 /// An item of `m.state.db` that failed for good, answered `status` once so far (`sent` lists
