@@ -37,6 +37,7 @@ pub mod mask;
 pub mod model;
 pub mod pace;
 pub mod plan;
+pub mod policy;
 pub mod receipt;
 pub mod render;
 pub mod resolve;
