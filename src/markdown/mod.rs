@@ -142,6 +142,7 @@ pub fn plan(
         )?;
     }
     writeln!(s, "**{}**\n", summary_line(counts))?;
+    writeln!(s, "{}\n", crate::render::Estimate::of(counts).line())?;
     if applied {
         writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
     }

@@ -28,6 +28,11 @@ fn summary_json(counts: &Counts) -> Value {
         "by_action": by_name(Action::ALL, Action::as_str, |a| counts.action(a)),
         "by_state": by_name(ItemState::ALL, ItemState::as_str, |s| counts.state(s)),
         "delete_profiles": counts.delete_profiles,
+        "estimate": {
+            "requests": super::Estimate::of(counts).requests,
+            "seconds_at_space_limit": super::Estimate::of(counts).seconds,
+            "space_limit_per_second": super::SPACE_LIMIT_PER_SECOND,
+        },
     })
 }
 

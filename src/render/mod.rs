@@ -86,6 +86,41 @@ pub fn summary_line(counts: &Counts) -> String {
     )
 }
 
+/// Segment's documented deletion limit of a space, requests a second: what an apply's
+/// duration is estimated at (the per-profile limit is the same 100/s, so never the tighter).
+pub const SPACE_LIMIT_PER_SECOND: u64 = 100;
+
+/// What an apply of the plan will cost: one request per `delete` item (retries aside) and the
+/// time those take at [`SPACE_LIMIT_PER_SECOND`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Estimate {
+    /// Delete requests apply will send: one per `delete` item.
+    pub requests: u64,
+    /// Whole seconds they take at the space limit, rounded up.
+    pub seconds: u64,
+}
+
+impl Estimate {
+    /// The estimate of the plan with `counts`: one request per `delete` item.
+    pub fn of(counts: &Counts) -> Self {
+        let requests = counts.action(Action::Delete);
+        Self {
+            requests,
+            seconds: requests.div_ceil(SPACE_LIMIT_PER_SECOND),
+        }
+    }
+
+    /// `Estimate: 470 delete requests, about 5s at the space limit of 100 requests/s.`
+    pub fn line(&self) -> String {
+        format!(
+            "Estimate: {} delete request{}, about {} at the space limit of {SPACE_LIMIT_PER_SECOND} requests/s.",
+            thousands(self.requests),
+            if self.requests == 1 { "" } else { "s" },
+            humantime::format_duration(std::time::Duration::from_secs(self.seconds))
+        )
+    }
+}
+
 /// The reminder of what Segment's deletion does not reach (Segment's support answer and its docs).
 pub const SCOPE_REMINDER: &[&str] = &[
     "Segment removes identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
@@ -167,4 +202,41 @@ pub(crate) fn started(counts: &Counts) -> bool {
     ]
     .iter()
     .any(|s| counts.state(*s) > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(deletes: u64) -> Counts {
+        Counts {
+            by_action: [(Action::Delete, deletes), (Action::Blocked, 3)].into(),
+            by_state: BTreeMap::new(),
+            delete_profiles: deletes,
+        }
+    }
+
+    #[test]
+    fn the_estimate_is_one_request_per_delete_at_the_space_limit_rounded_up() {
+        assert_eq!(
+            Estimate::of(&counts(470)),
+            Estimate {
+                requests: 470,
+                seconds: 5
+            }
+        );
+        assert_eq!(
+            Estimate::of(&counts(470)).line(),
+            "Estimate: 470 delete requests, about 5s at the space limit of 100 requests/s."
+        );
+        assert_eq!(
+            Estimate::of(&counts(1_000_000)).line(),
+            "Estimate: 1,000,000 delete requests, about 2h 46m 40s at the space limit of 100 requests/s."
+        );
+        assert_eq!(
+            Estimate::of(&counts(1)).line(),
+            "Estimate: 1 delete request, about 1s at the space limit of 100 requests/s."
+        );
+        assert_eq!(Estimate::of(&counts(0)).seconds, 0);
+    }
 }

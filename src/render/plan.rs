@@ -7,7 +7,8 @@ use serde_json::json;
 
 use super::json::{head_json, json_with_items};
 use super::{
-    PlanView, clean, expires_at, profile_diff, progress_line, started, summary_line, timestamp,
+    Estimate, PlanView, clean, expires_at, profile_diff, progress_line, started, summary_line,
+    timestamp,
 };
 use crate::model::Identifier;
 use crate::state::{ItemFilter, StoredItem};
@@ -137,6 +138,7 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
         writeln!(out, "warning: {}", clean(w))?;
     }
     writeln!(out, "\n{}", summary_line(&view.counts))?;
+    writeln!(out, "{}", Estimate::of(&view.counts).line())?;
     if started(&view.counts) {
         writeln!(out, "{}", progress_line(&view.counts))?;
     }

@@ -41,6 +41,7 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         timestamp(expires_at(&view.meta))
     )?;
     writeln!(out, "{}", summary_line(&view.counts))?;
+    writeln!(out, "{}", super::Estimate::of(&view.counts).line())?;
     writeln!(out, "{}", progress_line(&view.counts))?;
     let holder_alive = view.lock.as_ref().is_some_and(|h| !h.is_stale());
     match &view.lock {
@@ -90,12 +91,13 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         }
         writeln!(
             out,
-            "{who}: {}, {} request{} ({} throttled), {:.1} requests/s{}{after}.",
+            "{who}: {}, {} request{} ({} throttled), {:.1} requests/s (estimated at {}/s){}{after}.",
             run.outcome.as_deref().unwrap_or("running or died"),
             thousands(run.figures.requests),
             if run.figures.requests == 1 { "" } else { "s" },
             thousands(run.figures.throttled),
             run.figures.rate,
+            super::SPACE_LIMIT_PER_SECOND,
             latency_text(&run.figures)
         )?;
     }

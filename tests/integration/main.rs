@@ -49,6 +49,7 @@
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 //! - `provenance`: a state file git tracks is refused; an edited receipt is refused; the CI
 //!   context of a run in `status` and the markdown.
+//! - `schema`: `show --format json` validated against the published `docs/schema/show.schema.json`.
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
 //!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
@@ -81,6 +82,7 @@ mod report_sql;
 mod rerun;
 mod resilience;
 mod review;
+mod schema;
 mod secrets;
 mod signals;
 mod slow_start;
