@@ -130,6 +130,14 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
     };
     sniff::expect_state(path, "report")?;
     let state = State::open(path)?;
+    if let Some(at) = state.purged_at()? {
+        eprintln!(
+            "note: `{}` was purged at {}: its identifier values are keyed fingerprints (`{}...`), not the identifiers; use the lists made before the purge for clean-up elsewhere.",
+            path.display(),
+            render::timestamp(at),
+            crate::state::FINGERPRINT_PREFIX
+        );
+    }
     let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
         state.for_each_item_in(ItemFilter::All, u64::MAX, f)
     };

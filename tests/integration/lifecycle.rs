@@ -129,6 +129,13 @@ fn purge_replaces_values_and_then_apply_and_verify_refuse_the_file() {
         .code(1)
         .stderr_has("purged");
     assert_eq!(test.emu().stats().requests, requests, "nothing was sent");
+    // `report` says the values it lists are fingerprints now, not identifiers.
+    let out = test
+        .idprune(["report", "m.state.db", "--downstream"])
+        .run()
+        .ok()
+        .stderr_has("keyed fingerprints");
+    assert!(out.stdout.contains(",hmac:"), "{}", out.stdout);
     // The audit trail stays: the items and their outcomes.
     assert_eq!(
         test.item_states("m.state.db").get("done").copied(),
