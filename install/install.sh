@@ -77,7 +77,7 @@ if [ -z "$expected" ]; then
   if awk -v v="$version" '!/^#/ && $1 == v { found = 1 } END { exit !found }' "$table"; then
     die "release \`$version\` has no archive for \`$target\` ($os/$arch) in \`$table\`; run \`cargo install idprune --locked --version $version\`"
   fi
-  known=$(awk '!/^#/ && NF { print $1 }' "$table" | sort -u -V | paste -sd, - | sed 's/,/, /g')
+  known=$(awk '!/^#/ && NF { print $1 }' "$table" | sort -u | paste -sd, - | sed 's/,/, /g')
   die "unknown version \`$version\`: this Action's checksum table lists ${known:-no release yet}; pin an Action ref whose install/checksums.tsv lists it"
 fi
 [[ "$expected" =~ ^[0-9a-f]{64}$ ]] || die "checksum table \`$table\` has a malformed sha256 for \`$version\` \`$target\`; fix the row"
