@@ -733,7 +733,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__report)
-            opts="-q -h --downstream --sql --format --schema --dialect --csv --discover --quiet --color --help"
+            opts="-q -h --downstream --sql --format --schema --dialect --csv --discover --discover-csv --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -748,7 +748,7 @@ _idprune() {
                     return 0
                     ;;
                 --dialect)
-                    COMPREPLY=($(compgen -W "snowflake bigquery redshift postgres databricks" -- "${cur}"))
+                    COMPREPLY=($(compgen -W "snowflake bigquery redshift postgres databricks duckdb" -- "${cur}"))
                     return 0
                     ;;
                 --csv)
@@ -756,6 +756,10 @@ _idprune() {
                     return 0
                     ;;
                 --discover)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --discover-csv)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

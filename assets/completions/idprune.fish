@@ -74,7 +74,7 @@ complete -c idprune -n "__fish_idprune_using_subcommand plan" -l detailed-exitco
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l reveal -d 'Show identifier values in markdown and JSON output'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l force -d 'Overwrite a state file that already holds an apply journal'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l receipt -d 'Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit in the pull request'
-complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-unresolved -d 'Accept a plan whose lookups mostly found no profile (without it: exit 1, since that usually means a wrong space or region)'
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-unresolved -d 'Accept a plan whose lookups mostly found no profile (without it: exit 1, since that usually means an upper-case lookup type, a wrong space or region, or old data)'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l token-stdin -d 'Read the access token from standard input'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l insecure -d 'Allow a plain-http API URL that is not on loopback'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
@@ -141,9 +141,11 @@ complete -c idprune -n "__fish_idprune_using_subcommand report" -l dialect -d 'T
 bigquery\t'`\'…\'` with backslash escapes (`\'\'` is not a quote there); `` `…` `` identifiers'
 redshift\t'`\'…\'` with `\'` doubled and `\\` doubled (Redshift reads backslash escapes in literals, as its `QUOTE_LITERAL` shows); `"…"` identifiers'
 postgres\t'`\'…\'` with `\'` doubled (`standard_conforming_strings`, on by default); a value holding `\\` or a control character becomes an `E\'…\'` string, which reads the same whatever that setting is; `"…"` identifiers'
-databricks\t'`\'…\'` with backslash escapes (adjacent literals concatenate, so `\'\'` is not a quote); `` `…` `` identifiers'"
+databricks\t'`\'…\'` with backslash escapes (adjacent literals concatenate, so `\'\'` is not a quote); `` `…` `` identifiers'
+duckdb\t'`\'…\'` with `\'` doubled and nothing else escaped (a DuckDB string constant reads `\\` and control characters as themselves); `"…"` identifiers. For Profiles Sync tables exported to Parquet or CSV files and queried on a laptop'"
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l csv -d 'Write the removed identifiers to this CSV and print a query that loads and joins it (for more than 1,000 identifiers; a million is fine)' -r -F
-complete -c idprune -n "__fish_idprune_using_subcommand report" -l discover -d 'Instead: a query listing profiles that carry a TYPE identifier LIKE PATTERN (`email:%@import.invalid`), to export as CSV for `idprune init --from-csv`' -r
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l discover -d 'Instead: queries listing the profiles that carry a TYPE identifier LIKE PATTERN (`email:%@import.invalid`; repeatable, any matches), each with a user_id it keeps, to export as CSV for `idprune init --from-csv`' -r
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l discover-csv -d 'Instead: the same queries for the identifiers listed in this CSV (`id_type,id_value` with a header), which the warehouse loads and joins' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
