@@ -143,7 +143,8 @@ Register-ArgumentCompleter -Native -CommandName 'idprune' -ScriptBlock {
             break
         }
         'idprune;report' {
-            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of `--downstream`')
+            [CompletionResult]::new('--only', '--only', [CompletionResultType]::ParameterName, 'With `--results`: only these rows (`failed`)')
+            [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format of `--downstream` and `--results`')
             [CompletionResult]::new('--schema', '--schema', [CompletionResultType]::ParameterName, 'The warehouse schema of Profiles Sync''s tables (with `--sql`); `project.dataset` or `database.schema` also work')
             [CompletionResult]::new('--dialect', '--dialect', [CompletionResultType]::ParameterName, 'The warehouse''s SQL dialect (string and identifier quoting differ)')
             [CompletionResult]::new('--csv', '--csv', [CompletionResultType]::ParameterName, 'Write the removed identifiers to this CSV and print a query that loads and joins it (for more than 1,000 identifiers; a million is fine)')
@@ -152,6 +153,8 @@ Register-ArgumentCompleter -Native -CommandName 'idprune' -ScriptBlock {
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)')
             [CompletionResult]::new('--downstream', '--downstream', [CompletionResultType]::ParameterName, 'The removed identifiers, for clean-up in downstream destinations')
             [CompletionResult]::new('--sql', '--sql', [CompletionResultType]::ParameterName, 'A warehouse query checking that Profiles Sync received the REMOVED rows')
+            [CompletionResult]::new('--results', '--results', [CompletionResultType]::ParameterName, 'One row per item: seq, type, value (masked unless --reveal), action, state, attempts, HTTP status, Segment''s error code and message, request id, last attempt time, origin')
+            [CompletionResult]::new('--reveal', '--reveal', [CompletionResultType]::ParameterName, 'With `--results`: show identifier values instead of masked previews')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)')
             [CompletionResult]::new('-h', '-h', [CompletionResultType]::ParameterName, 'Print help (see more with ''--help'')')

@@ -733,12 +733,16 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__report)
-            opts="-q -h --downstream --sql --format --schema --dialect --csv --discover --discover-csv --quiet --color --help"
+            opts="-q -h --downstream --sql --results --only --reveal --format --schema --dialect --csv --discover --discover-csv --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --only)
+                    COMPREPLY=($(compgen -W "failed" -- "${cur}"))
+                    return 0
+                    ;;
                 --format)
                     COMPREPLY=($(compgen -W "csv json" -- "${cur}"))
                     return 0

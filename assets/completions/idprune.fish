@@ -134,7 +134,8 @@ complete -c idprune -n "__fish_idprune_using_subcommand verify" -l token-stdin -
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l insecure -d 'Allow a plain-http API URL that is not on loopback'
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c idprune -n "__fish_idprune_using_subcommand report" -l format -d 'Output format of `--downstream`' -r -f -a "csv\t'`seq,user_id,type,id,state` rows'
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l only -d 'With `--results`: only these rows (`failed`)' -r -f -a "failed\t'Items whose deletion failed'"
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l format -d 'Output format of `--downstream` and `--results`' -r -f -a "csv\t'Rows with a header (`--downstream`: `seq,user_id,type,id,state`)'
 json\t'One JSON object'"
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l schema -d 'The warehouse schema of Profiles Sync\'s tables (with `--sql`); `project.dataset` or `database.schema` also work' -r
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l dialect -d 'The warehouse\'s SQL dialect (string and identifier quoting differ)' -r -f -a "snowflake\t'`\'…\'` with `\\` and `\'` escaped by a backslash (backslash escapes are on by default in single-quoted string constants); `"…"` identifiers'
@@ -151,6 +152,8 @@ always\t'Always colour'
 never\t'Never colour'"
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l downstream -d 'The removed identifiers, for clean-up in downstream destinations'
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l sql -d 'A warehouse query checking that Profiles Sync received the REMOVED rows'
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l results -d 'One row per item: seq, type, value (masked unless --reveal), action, state, attempts, HTTP status, Segment\'s error code and message, request id, last attempt time, origin'
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l reveal -d 'With `--results`: show identifier values instead of masked previews'
 complete -c idprune -n "__fish_idprune_using_subcommand report" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
 complete -c idprune -n "__fish_idprune_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idprune -n "__fish_idprune_using_subcommand purge" -l key-file -d 'Read the fingerprint key from this file instead of `IDPRUNE_FINGERPRINT_KEY`' -r -F
