@@ -38,8 +38,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
     // Columns: every one named must be in the header, each a valid identifier type.
     let mut reader = csv::ReaderBuilder::new()
         .flexible(true)
-        .from_path(csv_path)
-        .with_context(|| format!("reading CSV `{}`", csv_path.display()))?;
+        .from_reader(crate::bounded::open_regular(csv_path, "CSV")?);
     let header: Vec<String> = reader
         .headers()
         .with_context(|| format!("reading the header of `{}`", csv_path.display()))?
@@ -173,6 +172,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
             .join(", "),
     );
     let mut options = std::fs::OpenOptions::new();
+    // Never through a symbolic link at `-o`, even with --force: it would overwrite its target.
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NOFOLLOW);
     options.write(true);
     if args.force {
         options.create(true).truncate(true);
@@ -180,7 +181,12 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         options.create_new(true);
     }
     let mut file = options.open(&out).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::AlreadyExists {
+        if e.raw_os_error() == Some(libc::ELOOP) {
+            anyhow::anyhow!(
+                "`{}` is a symbolic link; idprune does not write through one, choose another -o path",
+                out.display()
+            )
+        } else if e.kind() == std::io::ErrorKind::AlreadyExists {
             anyhow::anyhow!(
                 "`{}` already exists; choose another -o path, or pass --force to replace it",
                 out.display()

@@ -5,8 +5,9 @@
 //! Segment's S3/GCS/Azure destinations write `segment-logs/<source-id>/<received-day>/<file>.gz`,
 //! each file gzipped, newline-separated JSON; several gzip members in one file are read in
 //! turn. A directory is walked recursively in name order; its files ending `.gz`, `.jsonl`,
-//! `.ndjson` or `.json` are scanned, others are counted as skipped. Symbolic links to
-//! directories are not followed (no loops); a path named on the command line is always scanned.
+//! `.ndjson` or `.json` are scanned, others are counted as skipped. Symbolic links inside a
+//! tree are not followed (counted as skipped); a path named on the command line is always
+//! scanned. Copies are created with `O_NOFOLLOW | O_EXCL`, into a folder that was empty.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -73,9 +74,13 @@ fn walk(root: &Path, dir: &Path, found: &mut Found) -> anyhow::Result<()> {
         let kind = entry
             .file_type()
             .with_context(|| format!("reading `{}`", path.display()))?;
+        // Symbolic links inside a tree are not followed (a planted link could point anywhere);
+        // they are counted as skipped. A path named on the command line is always scanned.
         let is_dir = kind.is_dir();
-        let is_file = kind.is_file() || (kind.is_symlink() && path.is_file());
-        if is_dir {
+        let is_file = kind.is_file();
+        if kind.is_symlink() {
+            found.skipped += 1;
+        } else if is_dir {
             walk(root, &path, found)?;
         } else if is_file {
             let name = entry.file_name();
@@ -265,7 +270,22 @@ impl Copy {
             .unwrap_or_default();
         name.push(".idprune-partial");
         let temp = path.with_file_name(name);
-        let file = File::create(&temp).with_context(|| format!("creating `{}`", temp.display()))?;
+        // Never through a link planted at the name, never over an existing file.
+        let file = {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&temp)
+                .with_context(|| {
+                    format!(
+                        "creating `{}` (it must not exist already; give an empty --write-filtered folder)",
+                        temp.display()
+                    )
+                })?
+        };
         let buf = BufWriter::with_capacity(READ_BUFFER, file);
         let out: Box<dyn FinishWrite> = if gzip {
             Box::new(GzEncoder::new(buf, Compression::default()))

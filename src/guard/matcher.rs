@@ -23,6 +23,14 @@ use aho_corasick::AhoCorasick;
 use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::Value;
 
+/// The field named for a reference found in a line too deep to parse.
+pub const TOO_DEEP_FIELD: &str = "(an event nested too deep to parse)";
+
+/// True when serde_json gave up because of its nesting limit (128 levels), not a syntax error.
+fn is_too_deep(error: &serde_json::Error) -> bool {
+    error.to_string().starts_with("recursion limit exceeded")
+}
+
 /// The identifier types whose event fields are fixed top-level fields, not trait keys.
 const TOP_LEVEL_TYPES: [&str; 2] = ["user_id", "anonymous_id"];
 
@@ -139,6 +147,7 @@ impl Targets {
         let event: Value = match serde_json::from_slice(line) {
             Ok(v @ Value::Object(_)) => v,
             Ok(_) => return Line::Malformed("not a JSON object".into()),
+            Err(e) if is_too_deep(&e) => return self.too_deep(line, e),
             Err(e) => return Line::Malformed(e.to_string()),
         };
         let references = self.references(&event);
@@ -150,6 +159,34 @@ impl Targets {
                 .get("messageId")
                 .and_then(Value::as_str)
                 .map(str::to_owned),
+            references,
+        }
+    }
+
+    /// A line nested too deep to parse (serde_json stops at 128 levels): it may still be a
+    /// valid event Segment accepts, so when it holds a target's bytes (ASCII case-insensitive)
+    /// it counts as a reference, found in a field idprune could not name, and stays out of the
+    /// filtered copy. Without any target's bytes it is malformed, as before.
+    fn too_deep(&self, line: &[u8], error: serde_json::Error) -> Line {
+        let lower = line.to_ascii_lowercase();
+        let mut references: Vec<Reference> = self
+            .values
+            .iter()
+            .flat_map(|(kind, values)| values.iter().map(move |v| (kind, v)))
+            .filter(|(_, value)| memchr::memmem::find(&lower, value.as_bytes()).is_some())
+            .map(|(kind, value)| Reference {
+                kind: kind.clone(),
+                value: value.clone(),
+                field: TOO_DEEP_FIELD.to_owned(),
+            })
+            .collect();
+        if references.is_empty() {
+            return Line::Malformed(error.to_string());
+        }
+        references.sort();
+        references.dedup();
+        Line::Hit {
+            message_id: None,
             references,
         }
     }

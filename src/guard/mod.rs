@@ -159,6 +159,29 @@ pub struct Progress {
 /// Checks that the filtered copies can go to `dir`: no two files map to one copy, and `dir`
 /// is not inside a scanned directory (the copy would be scanned, or overwrite its input).
 pub fn check_output(found: &Found, roots: &[PathBuf], dir: &Path) -> anyhow::Result<()> {
+    // The folder must be guard's alone: a symlinked one writes elsewhere, and a non-empty one
+    // may hold planted links that a copy would follow.
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.file_type().is_symlink() => bail!(
+            "--write-filtered `{}` is a symbolic link; give a real folder, so the copies go only where told",
+            dir.display()
+        ),
+        Ok(m) if m.is_dir() => {
+            let mut entries = std::fs::read_dir(dir)
+                .with_context(|| format!("listing --write-filtered `{}`", dir.display()))?;
+            if entries.next().is_some() {
+                bail!(
+                    "--write-filtered `{}` is not empty; give a new or empty folder",
+                    dir.display()
+                );
+            }
+        }
+        Ok(_) => bail!(
+            "--write-filtered `{}` is not a folder; give a new or empty folder",
+            dir.display()
+        ),
+        Err(_) => {}
+    }
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating --write-filtered directory `{}`", dir.display()))?;
     let out = dir

@@ -224,7 +224,7 @@ fn guard_finds_exactly_the_referencing_events_and_the_copy_holds_the_rest() {
     );
     assert!(again.stdout.contains("events.jsonl:3:"), "{}", again.stdout);
 
-    // Writing over an existing copy is refused; nothing is half-written.
+    // Writing into a folder that already holds copies is refused; nothing is half-written.
     test.idprune([
         "guard",
         "m.state.db",
@@ -235,7 +235,7 @@ fn guard_finds_exactly_the_referencing_events_and_the_copy_holds_the_rest() {
     ])
     .run()
     .code(1)
-    .stderr_has("already exists");
+    .stderr_has("is not empty");
     // A copy inside the scanned directory is refused.
     test.idprune([
         "guard",
@@ -293,4 +293,95 @@ fn guard_text_report_and_a_truncated_gzip() {
     test.idprune(["guard", "m.state.db", "--archive", "quiet.jsonl"])
         .run()
         .ok();
+}
+
+/// `guard --write-filtered DIR` with `args` appended, JSON out.
+fn guard_into(test: &Test, dir: &str) -> crate::harness::Output {
+    test.idprune([
+        "guard",
+        "m.state.db",
+        "--archive",
+        "export",
+        "--write-filtered",
+        dir,
+        "--format",
+        "json",
+    ])
+    .run()
+}
+
+#[test]
+fn guard_writes_only_into_a_real_empty_folder() {
+    let test = guarded_test();
+    std::fs::create_dir(test.path("outside")).expect("mkdir");
+    // A symlinked output folder would write elsewhere.
+    std::os::unix::fs::symlink("outside", test.path("linked")).expect("symlink");
+    guard_into(&test, "linked")
+        .code(1)
+        .stderr_has("--write-filtered `linked` is a symbolic link");
+    // A folder with a planted link in it would be written through.
+    std::fs::create_dir(test.path("planted")).expect("mkdir");
+    std::os::unix::fs::symlink("../outside", test.path("planted/segment-logs")).expect("symlink");
+    guard_into(&test, "planted")
+        .code(1)
+        .stderr_has("--write-filtered `planted` is not empty");
+    assert_eq!(
+        std::fs::read_dir(test.path("outside")).expect("ls").count(),
+        0,
+        "nothing was written outside the folder"
+    );
+    // A new folder works as before.
+    guard_into(&test, "fresh").code(2);
+}
+
+#[test]
+fn guard_does_not_follow_symlinks_inside_the_archive() {
+    let test = guarded_test();
+    test.write("elsewhere.jsonl", &lines(&HITS[..1]));
+    std::os::unix::fs::symlink(
+        "../../../../elsewhere.jsonl",
+        test.path("export/segment-logs/src_web/1764547200000/z.jsonl"),
+    )
+    .expect("symlink");
+    let out = guard_into(&test, "filtered").code(2);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("guard JSON");
+    assert_eq!(report["files_scanned"], 2, "{report:#}");
+    assert_eq!(report["files_skipped"], 2, "{report:#}");
+    assert_eq!(report["matched"], HITS.len(), "{report:#}");
+}
+
+#[test]
+fn an_event_too_deep_to_parse_that_holds_a_removed_identifier_is_a_reference() {
+    let test = guarded_test();
+    // Valid JSON, 129 levels deep in one property: serde_json's parser stops at 128.
+    let deep = format!(
+        r#"{{"type":"identify","messageId":"deep","traits":{{"email":"wrong1@x.com"}},"properties":{{"p":{}1{}}}}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    let shallow_clean = format!(
+        r#"{{"type":"track","messageId":"deep-clean","properties":{{"p":{}1{}}}}}"#,
+        "[".repeat(129),
+        "]".repeat(129)
+    );
+    std::fs::write(
+        test.path("export/segment-logs/src_web/1764547200000/deep.jsonl"),
+        format!("{deep}\n{shallow_clean}\n"),
+    )
+    .expect("write");
+    let out = guard_into(&test, "filtered").code(2);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("guard JSON");
+    assert_eq!(report["matched"], HITS.len() + 1, "{report:#}");
+    // Neither deep line is counted malformed: the one with a removed identifier is a match,
+    // and the other is checked by the parser that skips values (no nesting limit) and kept.
+    assert_eq!(report["malformed_total"], 2, "{report:#}");
+    let copy = std::fs::read_to_string(
+        test.path("filtered/segment-logs/src_web/1764547200000/deep.jsonl"),
+    )
+    .expect("the copy");
+    assert!(
+        !copy.contains("wrong1@x.com"),
+        "the deep event is not replayed"
+    );
+    assert!(copy.contains("deep-clean"));
 }

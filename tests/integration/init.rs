@@ -263,3 +263,43 @@ fn upper_case_headers_match_the_lower_case_names_and_upper_case_types_are_named_
         md.stdout
     );
 }
+
+#[test]
+fn init_force_does_not_write_through_a_symlink_and_refuses_a_fifo_csv() {
+    let test = Test::offline();
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write("plans/bad.csv", CSV);
+    test.write("victim.txt", "keep me\n");
+    std::os::unix::fs::symlink("../victim.txt", test.path("plans/link.yaml")).expect("symlink");
+    let init = |csv: &str, out: &str| {
+        test.idprune([
+            "init",
+            "--from-csv",
+            csv,
+            "--profile-column",
+            "segment_id",
+            "--remove-column",
+            "email",
+            "-o",
+            out,
+            "--force",
+        ])
+        .run()
+    };
+    init("plans/bad.csv", "plans/link.yaml")
+        .code(1)
+        .stderr_has("`plans/link.yaml` is a symbolic link");
+    assert_eq!(
+        test.read("victim.txt"),
+        "keep me\n",
+        "the link's target is untouched"
+    );
+    // A FIFO as the CSV is named and refused, not waited on.
+    let fifo = test.path("plans/pipe.csv");
+    let c = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0, "mkfifo");
+    init("plans/pipe.csv", "plans/p.yaml")
+        .code(1)
+        .stderr_has("is not a regular file (a named pipe)");
+}
