@@ -81,6 +81,16 @@ fn outside(value: &str) -> String {
     crate::text::clean(&cut)
 }
 
+/// A redirect: never followed (the token is not replayed to another place), and a fault of the
+/// whole run, since every request goes to the same origin.
+fn redirect(status: u16) -> Fault {
+    Fault::Space {
+        status,
+        code: "redirect".to_owned(),
+        message: "the API answered with a redirect, which idprune does not follow so the token is never sent elsewhere; check that `IDPRUNE_API_URL` (or --region) names Segment's API host".to_owned(),
+    }
+}
+
 fn refusal(status: u16, body: &[u8]) -> Fault {
     let (code, message) = error_code(body).unwrap_or_else(|| ("unknown".into(), String::new()));
     let (code, message) = (outside(&code), outside(&message));
@@ -114,6 +124,7 @@ pub fn delete(
             Some(_) => Err(refusal(status, body)),
             None => Err(malformed(status)),
         },
+        300..=399 => Err(redirect(status)),
         408 | 429 | 500..=599 => Err(transient(status, retry_after)),
         _ => Err(refusal(status, body)),
     }
@@ -163,6 +174,7 @@ pub fn read(status: u16, body: &[u8], retry_after: Option<Duration>) -> Result<R
             Some(_) => Err(refusal(status, body)),
             None => Err(malformed(status)),
         },
+        300..=399 => Err(redirect(status)),
         408 | 429 | 500..=599 => Err(transient(status, retry_after)),
         _ => Err(refusal(status, body)),
     }
@@ -213,6 +225,14 @@ mod tests {
                 retry_after: Some(_),
                 ..
             })
+        ));
+        assert!(matches!(
+            delete(302, b"", None),
+            Err(Fault::Space { status: 302, ref code, .. }) if code == "redirect"
+        ));
+        assert!(matches!(
+            read(301, b"<html>", None),
+            Err(Fault::Space { status: 301, ref code, .. }) if code == "redirect"
         ));
         assert!(matches!(
             delete(503, b"", None),

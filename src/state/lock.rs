@@ -360,6 +360,15 @@ impl State {
     /// `apply` holds it), then the lock row, replacing a stale one. Refuses when the file at
     /// the path is no longer the one this `State` opened (a `plan` replaced it meanwhile).
     pub fn acquire_lock(&mut self) -> anyhow::Result<Acquired> {
+        // SQLite opens a file it may not write read-only without a word, and would later say
+        // only "attempt to write a readonly database": say which file, and the fix, up front.
+        if self.conn.is_readonly(rusqlite::MAIN_DB).unwrap_or(false) {
+            bail!(
+                "state file `{}` is read-only for this user, and idprune journals into it; run `chmod u+w {}`, or run as its owner",
+                self.path.display(),
+                self.path.display()
+            );
+        }
         let mine = Holder::this_process();
         let file_lock = match FileLock::take(&self.path, &mine)? {
             Ok(lock) => lock,

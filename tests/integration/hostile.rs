@@ -182,6 +182,12 @@ fn run_measured(test: &Test, url: &str, args: &[&str]) -> Measured {
     };
     drop(child);
     let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    // The figure, for the record (`cargo test --test integration hostile:: -- --nocapture`).
+    eprintln!(
+        "idprune {}: peak RSS {} MB",
+        args.join(" "),
+        usage.ru_maxrss / 1024
+    );
     Measured {
         code,
         stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
@@ -399,4 +405,26 @@ fn files_named_from_outside_are_read_bounded_and_regular() {
         .run()
         .code(1)
         .stderr_has("is not a regular file (a named pipe)");
+}
+
+#[test]
+fn a_read_only_state_file_is_named_with_the_fix() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } == 0 {
+        crate::harness::skipped(
+            "a_read_only_state_file_is_named_with_the_fix",
+            "root writes a file whatever its mode",
+        );
+        return;
+    }
+    let test = crate::kills::fleet(2, &[]);
+    let state = test.path("big.state.db");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o400))
+        .expect("chmod");
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .code(1)
+        .stderr_has("state file `big.state.db` is read-only for this user")
+        .stderr_has("chmod u+w big.state.db");
+    assert_eq!(test.emu().stats().deletes, 0);
 }

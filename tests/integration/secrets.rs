@@ -145,6 +145,12 @@ fn a_redirect_is_not_followed_with_the_token() {
         .run()
         .code(1);
     no_token(&out, TOKEN);
+    // Said as a redirect, not as "302 unknown".
+    assert!(
+        out.stderr.contains("302 redirect") && out.stderr.contains("does not follow"),
+        "{}",
+        out.stderr
+    );
     assert!(!test.path("m.state.db").exists());
     let got: Vec<String> = requests.try_iter().collect();
     assert!(!got.is_empty(), "the redirecting server was asked");
