@@ -256,7 +256,7 @@ fn journal_answer(outcome: &mut Outcome, result: DeleteOutcome, ambiguous: bool)
         DeleteOutcome::IdentifierNotFound => (ItemState::AlreadyAbsent, None),
         DeleteOutcome::ProfileNotFound => {
             outcome.journal.last_error =
-                Some("404 not_found: the profile is gone or was merged; re-plan".into());
+                Some("404 not_found: no profile has this user_id any more (drift: merged or deleted since the data the plan came from); re-plan".into());
             (ItemState::Failed, Some(Failure::Permanent))
         }
     };

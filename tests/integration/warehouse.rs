@@ -623,3 +623,106 @@ fn the_other_dialects_parse_in_sqlglot_with_hostile_patterns() {
         }
     }
 }
+
+/// A deliberately stale warehouse: the export is taken from the world as it was, the space has
+/// moved on (one email now on another profile, one user_id gone, one email already removed).
+/// `plan --refresh=false` seals the rows unread; apply sends each delete naming both the row's
+/// user_id and the identifier, so a stale row never removes anything else: the moved email
+/// stays on its new profile (`already_absent`), the gone user_id fails with a note, and the
+/// space loses exactly the rows that still hold.
+#[test]
+fn a_stale_warehouse_row_never_removes_anything_else() {
+    let then = seed(&[
+        ("use_1", &["user_id:u_1", "email:moved@import.invalid"]),
+        ("use_2", &["user_id:u_2", "email:gone-user@import.invalid"]),
+        ("use_3", &["user_id:u_3", "email:already@import.invalid"]),
+        ("use_4", &["user_id:u_4", "email:still@import.invalid"]),
+    ]);
+    let now = seed(&[
+        ("use_1", &["user_id:u_1"]),
+        ("use_9", &["user_id:u_9", "email:moved@import.invalid"]),
+        ("use_3", &["user_id:u_3"]),
+        ("use_4", &["user_id:u_4", "email:still@import.invalid"]),
+    ]);
+    let test = Test::new(&now);
+    let tables = tables(&crate::harness::seed_profiles(&then));
+    let sql = discover_output(&test, "duckdb", &["--discover", "email:%@import.invalid"]);
+    let results = engine(&json!({
+        "engine": "duckdb", "schema": "ps", "tables": tables, "statements": statements(&sql),
+    }));
+    let mut csv = String::from("user_id,canonical_segment_id,email\n");
+    for row in results[0]["rows"].as_array().expect("rows") {
+        let cell = |i: usize| row[i].as_str().expect("cell").to_owned();
+        csv.push_str(&format!("{},{},{}\n", cell(0), cell(1), cell(2)));
+    }
+    assert_eq!(csv.lines().count(), 5, "{csv}");
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write("plans/stale.csv", &csv);
+    test.idprune([
+        "init",
+        "--from-csv",
+        "plans/stale.csv",
+        "--profile-column",
+        "user_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "plans/stale.yaml",
+        "--space",
+        "spa_test",
+    ])
+    .run()
+    .ok();
+    let text = std::fs::read_to_string(test.path("plans/stale.yaml")).expect("manifest");
+    let reason = text
+        .lines()
+        .find(|l| l.starts_with("reason:"))
+        .expect("reason");
+    test.write(
+        "plans/stale.yaml",
+        &text.replace(reason, "reason: \"stale warehouse\""),
+    );
+    let before = test.emu().profiles();
+    test.idprune(["plan", "plans/stale.yaml", "--refresh=false"])
+        .run()
+        .ok();
+    let stats = test.emu().stats();
+    assert_eq!(stats.requests, 0, "the plan read no profile");
+    // u_2 no longer exists: that item fails (exit 3), the rest settle.
+    test.idprune(["apply", "plans/stale.state.db", "--yes"])
+        .run()
+        .code(3);
+
+    let deleted = test.emu().stats().deleted_set();
+    assert_eq!(
+        deleted,
+        BTreeSet::from([Deleted::new("u_4", "email", "still@import.invalid")]),
+        "only the row that still holds is deleted"
+    );
+    let after = test.emu().profiles();
+    let mut expected = before.clone();
+    expected
+        .get_mut("use_4")
+        .expect("use_4")
+        .remove("email:still@import.invalid");
+    assert_eq!(
+        after, expected,
+        "nothing else changed: the moved email stays on use_9"
+    );
+    let states = test.item_states("plans/stale.state.db");
+    assert_eq!(states.get("done"), Some(&1), "{states:?}");
+    assert_eq!(states.get("already_absent"), Some(&2), "{states:?}");
+    assert_eq!(states.get("failed"), Some(&1), "{states:?}");
+    let note: String = test
+        .db("plans/stale.state.db")
+        .query_row(
+            "SELECT last_error FROM items WHERE state = 'failed'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the failed item's note");
+    assert!(
+        note.contains("404 not_found") && note.contains("drift"),
+        "{note}"
+    );
+}
