@@ -43,6 +43,7 @@ pub mod render;
 pub mod resolve;
 pub mod results;
 pub mod retry;
+pub mod sample;
 pub mod scratch;
 pub mod segment;
 pub mod state;

@@ -57,6 +57,17 @@ pub struct PlanArgs {
     /// unverified, and an absent identifier then ends `already_absent` at apply.
     #[arg(long, value_name = "BOOL", default_value_t = true, action = clap::ArgAction::Set)]
     pub refresh: bool,
+    /// With `--refresh=false`: after sealing the unverified deletes, read N of their
+    /// profiles, drawn at random, by `user_id` (never by the identifier), and seal the drift
+    /// found (profiles gone or lacking an identifier the plan deletes) into the plan.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub sample: u64,
+    /// The sampled drift above which plan exits 1 (unless `--allow-drift`).
+    #[arg(long, value_name = "PERCENT", default_value = "2%", value_parser = crate::sample::parse_percent)]
+    pub max_drift: f64,
+    /// Accept a sampled drift above `--max-drift` (sealed and shown as accepted).
+    #[arg(long)]
+    pub allow_drift: bool,
     /// Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit
     /// in the pull request.
     #[arg(long, conflicts_with = "check_receipt")]

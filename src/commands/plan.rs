@@ -139,13 +139,18 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
     super::review::refuse_tracked(&state_path)?;
+    if args.sample > 0 && args.refresh {
+        anyhow::bail!(
+            "--sample checks a plan that read no profile; add --refresh=false (a plan that reads every profile needs no sample)"
+        );
+    }
     let redact = default_redaction(
         args.format,
         args.values.redact.is_some(),
         args.values.reveal,
     );
     let fresh = seal_fresh(args, &state_path, api, redact.0, ui).await?;
-    let (digest, deletes) = (fresh.digest, fresh.deletes);
+    let (digest, deletes, sample) = (fresh.digest, fresh.deletes, fresh.sample);
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
         print_plan(&state, args.format, redact, args.values.redact, ui)?;
@@ -155,6 +160,13 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         state_path.display()
     ));
     super::review::warn_if_committable(&state_path);
+    if let Some(sample) = sample.filter(|s| s.over() && !s.allowed) {
+        eprintln!(
+            "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
+            sample.line()
+        );
+        return Ok(Exit::Error);
+    }
     if let Some(exit) = super::review::after_plan(args, &state)? {
         return Ok(exit);
     }
@@ -179,6 +191,8 @@ pub(super) struct Fresh {
     pub digest: String,
     /// How many `delete` items it holds.
     pub deletes: u64,
+    /// The sampled check's result, when `--sample` asked for one.
+    pub sample: Option<crate::sample::Sample>,
 }
 
 /// Loads the manifest into the scratch file, resolves it and seals the plan into `state_path`; prints progress
@@ -198,6 +212,11 @@ pub(super) async fn seal_fresh(
             api: api.clone(),
             redact_warnings,
             refresh: args.refresh,
+            sample: (args.sample > 0).then_some(SampleInputs {
+                size: args.sample,
+                max_drift_percent: args.max_drift,
+                allow: args.allow_drift,
+            }),
         },
         state_path,
         ui,
@@ -219,6 +238,18 @@ pub(super) struct PlanInputs {
     pub redact_warnings: bool,
     /// Read every lookup (false: `--refresh=false`, only those an entry needs).
     pub refresh: bool,
+    /// The sampled check of a `--refresh=false` plan (`--sample N`).
+    pub sample: Option<SampleInputs>,
+}
+
+/// `--sample N`, `--max-drift`, `--allow-drift`.
+pub(super) struct SampleInputs {
+    /// Profiles to read.
+    pub size: u64,
+    /// The threshold, in percent.
+    pub max_drift_percent: f64,
+    /// Accept a drift above it.
+    pub allow: bool,
 }
 
 /// [`seal_fresh`] from its inputs.
@@ -321,12 +352,66 @@ pub(super) async fn seal_inputs(
     )
     .with_context(writing)?;
     let planned = scratch.seal(&mut sealer).with_context(writing)?;
+    let sample = match &args.sample {
+        Some(inputs) => {
+            let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;
+            sealer
+                .meta_row(crate::sample::META_KEY, &serde_json::to_string(&sample)?)
+                .with_context(writing)?;
+            Some(sample)
+        }
+        None => None,
+    };
     let digest = sealer.finish().with_context(writing)?;
     drop(scratch);
     Ok(Fresh {
         digest,
         deletes: planned.deletes,
+        sample,
     })
+}
+
+/// Reads the sampled profiles by `user_id` (paced like every read, through the same window)
+/// and compares them with the items sealed for them (see [`crate::sample`]).
+async fn sampled_check(
+    sealer: &Sealer,
+    inputs: &SampleInputs,
+    api: Arc<crate::segment::Client>,
+    mut window: crate::window::Window,
+    ui: &Ui,
+) -> anyhow::Result<crate::sample::Sample> {
+    use crate::model::{Identifier, Lookup};
+    let sealed = sealer.sample_targets(inputs.size)?;
+    ui.note(format!(
+        "Sampled check: reading {} by user_id ...",
+        render_count(sealed.len() as u64, "profile", "profiles")
+    ));
+    let lookups: Vec<Lookup> = sealed
+        .keys()
+        .map(|u| Lookup::External(Identifier::new("user_id", u.clone())))
+        .collect();
+    let pacer = api.pacer().clone();
+    let read = crate::resolve::resolve_all(api, lookups, &mut window, Some(pacer), |_| {})
+        .await
+        .context("the sampled check's reads; no state file was written")?;
+    let read = read
+        .into_iter()
+        .filter_map(|(lookup, r)| match lookup {
+            Lookup::External(id) => Some((id.id, r)),
+            Lookup::SegmentId(_) => None,
+        })
+        .collect();
+    let (drifted, gone) = crate::sample::compare(&sealed, &read);
+    let mut sample = crate::sample::Sample {
+        asked: inputs.size,
+        read: sealed.len() as u64,
+        drifted,
+        gone,
+        max_drift_percent: inputs.max_drift_percent,
+        allowed: false,
+    };
+    sample.allowed = sample.over() && inputs.allow;
+    Ok(sample)
 }
 
 /// Refuses a TTL whose end could not be written and read back (past year 9999).

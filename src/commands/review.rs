@@ -226,6 +226,7 @@ pub async fn apply_manifest(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Res
         // A fresh plan reads every profile; one approved with --refresh=false has another
         // digest, and is refused like any other change.
         refresh: true,
+        sample: None,
     };
     eprintln!(
         "Planning `{}` afresh; it is applied only if its digest is the approved one.",

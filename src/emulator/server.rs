@@ -130,6 +130,15 @@ async fn api(shared: &Shared, request: Request, request_id: &str) -> Reply {
             Some(Endpoint::Delete) => space.stats.deletes += 1,
             None => {}
         }
+        // Which identifier types reached a request path (an email there lands in server
+        // logs): the lookup's type, `segment_id` for a bare profile id.
+        if let Ok(r) = &route {
+            let kind = match r.lookup.split_once(':') {
+                Some((kind, _)) => kind.to_owned(),
+                None => "segment_id".to_owned(),
+            };
+            *space.stats.path_types.entry(kind).or_default() += 1;
+        }
         if let Err(too_many) = space.admit(arrival) {
             return too_many;
         }

@@ -143,6 +143,15 @@ pub fn plan(
     }
     writeln!(s, "**{}**\n", summary_line(counts))?;
     writeln!(s, "{}\n", crate::render::Estimate::of(counts).line())?;
+    if let Some(sample) = &view.sample {
+        // Our own sentence of numbers: nothing from outside to escape.
+        let mark = if sample.over() {
+            "> [!WARNING]\n> "
+        } else {
+            ""
+        };
+        writeln!(s, "{mark}{}\n", sample.line())?;
+    }
     if applied {
         writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
     }

@@ -50,6 +50,8 @@ pub struct PlanView<'a> {
     pub counts: Counts,
     /// Plan warnings.
     pub warnings: Vec<String>,
+    /// The sealed sampled check (`plan --refresh=false --sample N`), if any.
+    pub sample: Option<crate::sample::Sample>,
     /// Where the items are read from.
     pub state: &'a State,
 }
@@ -61,6 +63,7 @@ impl<'a> PlanView<'a> {
             meta: state.meta()?,
             counts: state.counts()?,
             warnings: state.warnings()?,
+            sample: state.sample()?,
             state,
         })
     }

@@ -139,6 +139,9 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     }
     writeln!(out, "\n{}", summary_line(&view.counts))?;
     writeln!(out, "{}", Estimate::of(&view.counts).line())?;
+    if let Some(sample) = &view.sample {
+        writeln!(out, "{}", sample.line())?;
+    }
     if started(&view.counts) {
         writeln!(out, "{}", progress_line(&view.counts))?;
     }
@@ -149,5 +152,16 @@ pub fn plan_json(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     let head = head_json(&view.meta, &view.counts, r);
     let mut tail = serde_json::Map::new();
     tail.insert("warnings".into(), json!(view.warnings));
+    if let Some(sample) = &view.sample {
+        tail.insert(
+            "sample".into(),
+            json!({
+                "asked": sample.asked, "read": sample.read, "drifted": sample.drifted,
+                "gone": sample.gone, "rate_percent": sample.rate_percent(),
+                "upper95_percent": sample.upper_percent(),
+                "max_drift_percent": sample.max_drift_percent, "allowed": sample.allowed,
+            }),
+        );
+    }
     json_with_items(head, view.state, r, tail, out)
 }

@@ -348,7 +348,27 @@ impl State {
         Ok(hasher.finish())
     }
 
-    /// Plan warnings.
+    /// The sampled check sealed by `plan --refresh=false --sample N`, if there was one.
+    pub fn sample(&self) -> anyhow::Result<Option<crate::sample::Sample>> {
+        use rusqlite::OptionalExtension as _;
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [crate::sample::META_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        value
+            .map(|v| {
+                serde_json::from_str(&v).map_err(|e| {
+                    anyhow::anyhow!("the sealed sample in the state file is unreadable: {e}")
+                })
+            })
+            .transpose()
+    }
+
+    /// The plan's warnings, in order.
     pub fn warnings(&self) -> anyhow::Result<Vec<String>> {
         let mut stmt = self
             .conn

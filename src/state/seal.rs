@@ -244,6 +244,57 @@ impl Sealer {
         Ok(())
     }
 
+    /// Draws up to `n` distinct user_ids of the unverified deletes at random (SQLite's
+    /// `random()`), each with the identifiers the plan deletes from it: the sample of
+    /// `plan --refresh=false --sample N`.
+    pub fn sample_targets(
+        &self,
+        n: u64,
+    ) -> anyhow::Result<
+        std::collections::BTreeMap<String, std::collections::BTreeSet<crate::model::Identifier>>,
+    > {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT i.user_id, i.id_type, i.id_value FROM items i
+             JOIN (SELECT user_id FROM (SELECT DISTINCT user_id FROM items
+                     WHERE action = 'delete' AND note = ?1 AND user_id IS NOT NULL)
+                   ORDER BY random() LIMIT ?2) s ON s.user_id = i.user_id
+             WHERE i.action = 'delete'",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                crate::plan::UNVERIFIED_NOTE,
+                i64::try_from(n).unwrap_or(i64::MAX)
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                ))
+            },
+        )?;
+        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<_>> =
+            std::collections::BTreeMap::new();
+        for row in rows {
+            let (user_id, kind, id) = row?;
+            out.entry(user_id)
+                .or_default()
+                .insert(crate::model::Identifier::new(kind, id));
+        }
+        Ok(out)
+    }
+
+    /// Records one more sealed plan-level fact in `meta` (inside the file seal, outside the
+    /// digest), such as the sampled check's result.
+    pub fn meta_row(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
+        self.conn()?.execute(
+            "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+            params![key, value],
+        )?;
+        Ok(())
+    }
+
     /// Writes the meta with the digest, commits, and renames the file into place.
     pub fn finish(mut self) -> anyhow::Result<String> {
         let digest = self

@@ -226,6 +226,9 @@ pub struct Stats {
     /// Every delete request past authentication that the emulator answered, in order.
     #[serde(default)]
     pub delete_attempts: Vec<Attempt>,
+    /// Requests by the identifier type their path names the profile by.
+    #[serde(default)]
+    pub path_types: BTreeMap<String, u64>,
 }
 
 /// `/__emulator/arrivals`: microseconds since the emulator started, as its space limiter

@@ -726,3 +726,187 @@ fn a_stale_warehouse_row_never_removes_anything_else() {
         "{note}"
     );
 }
+
+/// Writes the manifest for a discovery export (`user_id,canonical_segment_id,email`), the
+/// reason filled in.
+fn manifest_for_export(test: &Test, rows: &Value, name: &str) {
+    let mut csv = String::from("user_id,canonical_segment_id,email\n");
+    for row in rows.as_array().expect("rows") {
+        let cell = |i: usize| row[i].as_str().expect("cell").to_owned();
+        csv.push_str(&format!("{},{},{}\n", cell(0), cell(1), cell(2)));
+    }
+    std::fs::create_dir_all(test.path("plans")).expect("mkdir");
+    test.write(&format!("plans/{name}.csv"), &csv);
+    let (csv_arg, out) = (format!("plans/{name}.csv"), format!("plans/{name}.yaml"));
+    test.idprune([
+        "init",
+        "--from-csv",
+        &csv_arg,
+        "--profile-column",
+        "user_id",
+        "--remove-column",
+        "email",
+        "-o",
+        &out,
+        "--space",
+        "spa_test",
+    ])
+    .run()
+    .ok();
+    let text = std::fs::read_to_string(test.path(&out)).expect("manifest");
+    let reason = text
+        .lines()
+        .find(|l| l.starts_with("reason:"))
+        .expect("reason");
+    test.write(&out, &text.replace(reason, "reason: \"sampled check\""));
+}
+
+/// `plan --refresh=false --sample N` on a warehouse made 10 % stale: the plan reads only the
+/// sampled profiles, by user_id (no email in any request path), seals the drift it found,
+/// exits 1 above `--max-drift`, and with `--allow-drift` the plan seals and shows it, and
+/// apply deletes nothing outside the plan.
+#[test]
+fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
+    let n = 100;
+    let profile = |i: usize, with_email: bool| {
+        let mut ids = vec![format!("user_id:u_{i:03}")];
+        if with_email {
+            ids.push(format!("email:bad{i:03}@import.invalid"));
+        }
+        json!({"segment_id": format!("use_{i:03}"), "identifiers": ids})
+    };
+    let then = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, true)).collect::<Vec<_>>()});
+    // Since the export, every tenth profile lost its email.
+    let now = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, i % 10 != 0)).collect::<Vec<_>>()});
+    let test = Test::new(&now);
+    let tables = tables(&crate::harness::seed_profiles(&then));
+    let sql = discover_output(&test, "duckdb", &["--discover", "email:%@import.invalid"]);
+    let results = engine(&json!({
+        "engine": "duckdb", "schema": "ps", "tables": tables, "statements": statements(&sql),
+    }));
+    manifest_for_export(&test, &results[0]["rows"], "stale");
+
+    // Every profile sampled: exactly the 10 stale ones drift, 10 % > 2 %: exit 1.
+    let refused = test
+        .idprune([
+            "plan",
+            "plans/stale.yaml",
+            "--refresh=false",
+            "--sample",
+            "100",
+        ])
+        .run()
+        .code(1);
+    assert!(
+        refused
+            .stderr
+            .contains("10 of 100 sampled profiles drifted (10.0 %"),
+        "{}",
+        refused.stderr
+    );
+    assert!(
+        refused.stderr.contains("--allow-drift"),
+        "{}",
+        refused.stderr
+    );
+    let stats = test.emu().stats();
+    assert_eq!(
+        stats.requests - stats.deletes,
+        100,
+        "only the sample is read"
+    );
+    assert_eq!(
+        stats.path_types,
+        BTreeMap::from([("user_id".to_owned(), 100)]),
+        "profiles are read by user_id, never by email"
+    );
+
+    // A sample of 30, accepted: sealed and shown in every view.
+    test.idprune([
+        "plan",
+        "plans/stale.yaml",
+        "--refresh=false",
+        "--sample",
+        "30",
+        "--allow-drift",
+        "--max-drift",
+        "0%",
+    ])
+    .run()
+    .ok();
+    let show = test.show_json("plans/stale.state.db");
+    assert_eq!(show["sample"]["read"], 30, "{show}");
+    assert_eq!(show["sample"]["asked"], 30, "{show}");
+    let drifted = show["sample"]["drifted"].as_u64().expect("drifted");
+    assert_eq!(show["sample"]["allowed"], drifted > 0, "{show}");
+    for format in ["text", "markdown"] {
+        let out = test
+            .idprune(["show", "plans/stale.state.db", "--format", format])
+            .run()
+            .ok();
+        assert!(
+            out.stdout.contains(&format!(
+                "Sampled check: {drifted} of 30 sampled profiles drifted"
+            )),
+            "{format}: {}",
+            out.stdout
+        );
+    }
+    // An edited sample breaks the file seal.
+    {
+        let db = rusqlite::Connection::open(test.path("plans/stale.state.db")).expect("open");
+        db.execute("UPDATE meta SET value = replace(value, '\"drifted\":', '\"drifted\":0') WHERE key = 'sample'", [])
+            .expect("edit");
+    }
+    test.idprune(["show", "plans/stale.state.db"]).run().code(4);
+    std::fs::remove_file(test.path("plans/stale.state.db")).expect("removing the edited file");
+    test.idprune([
+        "plan",
+        "plans/stale.yaml",
+        "--refresh=false",
+        "--sample",
+        "30",
+        "--allow-drift",
+        "--max-drift",
+        "0%",
+        "--force",
+    ])
+    .run()
+    .ok();
+
+    // Apply deletes only sealed pairs: the 90 that still hold; the stale 10 end absent.
+    test.idprune(["apply", "plans/stale.state.db", "--yes"])
+        .run()
+        .ok();
+    let want: BTreeSet<Deleted> = (0..n)
+        .filter(|i| i % 10 != 0)
+        .map(|i| {
+            Deleted::new(
+                &format!("u_{i:03}"),
+                "email",
+                &format!("bad{i:03}@import.invalid"),
+            )
+        })
+        .collect();
+    assert_eq!(test.emu().stats().deleted_set(), want);
+    let states = test.item_states("plans/stale.state.db");
+    assert_eq!(states.get("already_absent"), Some(&10), "{states:?}");
+    assert_eq!(
+        test.emu().stats().path_types.get("email"),
+        None,
+        "no email value in any request path, plan or apply"
+    );
+
+    // --sample needs --refresh=false.
+    test.idprune([
+        "plan",
+        "plans/stale.yaml",
+        "--sample",
+        "5",
+        "-o",
+        "plans/x.state.db",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("--refresh=false");
+}

@@ -85,6 +85,10 @@ pub struct Stats {
     pub deleted: Vec<Deleted>,
     /// Every delete request past authentication, in order.
     pub delete_attempts: Vec<Attempt>,
+    /// `/v1` requests by the identifier type their path names the profile by (`user_id`,
+    /// `email`, ...; `segment_id` for a profile id): how many values of a type went into a
+    /// URL.
+    pub path_types: std::collections::BTreeMap<String, u64>,
     /// When the space limiter accepted and refused requests (only while a space limit is
     /// on), served apart by `/__emulator/arrivals`.
     #[serde(skip)]
