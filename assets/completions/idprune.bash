@@ -649,7 +649,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__plan)
-            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --receipt --check-receipt --allow-unresolved --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -677,6 +677,14 @@ _idprune() {
                     ;;
                 --refresh)
                     COMPREPLY=($(compgen -W "true false" -- "${cur}"))
+                    return 0
+                    ;;
+                --sample)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-drift)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --check-receipt)

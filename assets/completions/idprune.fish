@@ -62,6 +62,8 @@ full\t'Only the type and a keyed fingerprint'"
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l ttl -d 'How long the plan may be applied (`7d`, `36h`)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l refresh -d '`--refresh=false`: skip the reads an entry does not need (it names its profile by `user_id` and removes another type); such items are planned `delete`, marked unverified, and an absent identifier then ends `already_absent` at apply' -r -f -a "true\t''
 false\t''"
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l sample -d 'With `--refresh=false`: after sealing the unverified deletes, read N of their profiles, drawn at random, by `user_id` (never by the identifier), and seal the drift found (profiles gone or lacking an identifier the plan deletes) into the plan' -r
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l max-drift -d 'The sampled drift above which plan exits 1 (unless `--allow-drift`)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l check-receipt -d 'Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json` beside the manifest) no longer matches; exit 0 when it does' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l rate -d 'Requests per second for the whole space, reads and deletes together (0: unlimited)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l concurrency -d 'Requests in flight at most. The window actually used is sized to the rate times the observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for latencies over about 1.5 s' -r
@@ -73,6 +75,7 @@ never\t'Never colour'"
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l detailed-exitcode -d 'Exit 2 when the plan has deletions, 0 when it has none'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l reveal -d 'Show identifier values in markdown and JSON output'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l force -d 'Overwrite a state file that already holds an apply journal'
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-drift -d 'Accept a sampled drift above `--max-drift` (sealed and shown as accepted)'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l receipt -d 'Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit in the pull request'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-unresolved -d 'Accept a plan whose lookups mostly found no profile (without it: exit 1, since that usually means an upper-case lookup type, a wrong space or region, or old data)'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l token-stdin -d 'Read the access token from standard input'
