@@ -11,7 +11,8 @@
 //!   pull-request view with masked values ([`mask`]); [`receipt`] is the PII-free name of a
 //!   sealed plan committed beside the manifest; [`text`] holds the escaping and number helpers.
 //! - Apply: [`apply`] executes exactly the sealed deletions and journals each one in the same
-//!   state file.
+//!   state file; [`store`] keeps that file in an object store when `--state` names one
+//!   (encrypted, under a lease lock), the local file then being the working copy.
 //! - After: [`downstream`] writes the lists of removed identifiers and [`warehouse`] the
 //!   warehouse queries over them (both behind `idprune report`); [`guard`] scans Event
 //!   Archive exports for events that would re-add a removed identifier.
@@ -47,6 +48,7 @@ pub mod sample;
 pub mod scratch;
 pub mod segment;
 pub mod state;
+pub mod store;
 pub mod sync;
 pub mod text;
 pub mod warehouse;

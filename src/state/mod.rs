@@ -204,6 +204,33 @@ fn open_checked(path: &Path, flags: rusqlite::OpenFlags) -> anyhow::Result<Conne
     }
 }
 
+/// Copies the state file at `src` to a new file at `dest` (mode 0600) as one consistent
+/// snapshot: SQLite's backup API, inside one read transaction, so a journal being written
+/// meanwhile (WAL mode: writers never block this reader) is copied as of its last commit. The
+/// copy is what a store push seals; `dest` must not exist.
+pub fn snapshot(src: &Path, dest: &Path) -> anyhow::Result<()> {
+    let from = Connection::open_with_flags(
+        src,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .with_context(|| format!("opening state file `{}` to snapshot it", src.display()))?;
+    let mut to = create_private(dest)?;
+    let copied = {
+        let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+        // -1: every page in one step, so the copy is one read transaction.
+        backup.step(-1)
+    };
+    match copied.with_context(|| format!("copying state file `{}`", src.display()))? {
+        rusqlite::backup::StepResult::Done => {}
+        other => bail!(
+            "state file `{}` was busy while being copied ({other:?}); try again",
+            src.display()
+        ),
+    }
+    drop(to);
+    Ok(())
+}
+
 impl State {
     /// Opens an existing state file for reading and journaling, after every check of
     /// [`check`]: nothing is written to a file that is not a sealed idprune state file.
