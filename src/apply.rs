@@ -38,7 +38,7 @@ pub const PROFILE_RATE: u32 = 100;
 
 /// How to run.
 #[derive(Clone, Debug)]
-pub struct ApplyOptions {
+pub struct ExecuteOptions {
     /// Requests in flight at most (`--concurrency`).
     pub concurrency: usize,
     /// Also retry permanently failed items.
@@ -62,7 +62,7 @@ pub enum Stop {
 }
 
 /// What a run did.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct ApplyReport {
     /// Requests sent in this run.
     pub requests: u64,
@@ -88,6 +88,18 @@ impl ApplyReport {
             self.requests as f64 / secs
         } else {
             0.0
+        }
+    }
+
+    /// The figures the `runs` table records for this run.
+    pub fn figures(&self) -> crate::state::RunFigures {
+        let ms = |d: Option<Duration>| d.map(|d| d.as_secs_f64() * 1000.0);
+        crate::state::RunFigures {
+            requests: self.requests,
+            throttled: self.throttled,
+            rate: self.rate(),
+            latency_p50_ms: ms(self.latency_p50),
+            latency_p99_ms: ms(self.latency_p99),
         }
     }
 }
@@ -165,7 +177,7 @@ impl Latencies {
 /// Stops a run: no task starts another request, whether it is queued, waiting for the pacer
 /// (halted: it hands out no more slots) or waiting out a retry delay. Requests on the wire get
 /// the pacer's grace ([`crate::pace::HALT_GRACE`]).
-fn halt(shared: &Shared, options: &ApplyOptions) {
+fn halt(shared: &Shared, options: &ExecuteOptions) {
     shared.stop();
     if let Some(pacer) = &options.pacer {
         pacer.halt();
@@ -177,7 +189,7 @@ fn halt(shared: &Shared, options: &ApplyOptions) {
 pub async fn execute<A: ProfileApi>(
     api: A,
     state: &mut State,
-    options: &ApplyOptions,
+    options: &ExecuteOptions,
     mut cancel: watch::Receiver<bool>,
     mut on_progress: impl FnMut(&Progress),
 ) -> anyhow::Result<ApplyReport> {
@@ -359,7 +371,7 @@ mod tests {
     async fn a_lost_acknowledgement_ends_done_even_across_a_failed_run() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut state = sealed(dir.path(), &[delete_item(1, "u1", "a@x.com")]);
-        let options = ApplyOptions {
+        let options = ExecuteOptions {
             concurrency: 1,
             retry_failed: false,
             profile_rate: 0,

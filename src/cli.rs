@@ -1,6 +1,6 @@
 //! The command line, as clap derive types only (the contract is in `docs/ARCHITECTURE.md`).
 //! No behaviour lives here and nothing here imports the command layer: `commands` turns these
-//! values into its own (`commands::Api`, `commands::Ui`) once, and runs on those.
+//! values into the plain options of `ops` (an `ops::Api`, a `ui::Ui`) once, and runs on those.
 //!
 //! This file holds the top level (global flags, the subcommands); `cli/net.rs` the flags of
 //! the commands that talk to Segment, `cli/args.rs` each subcommand's own flags.

@@ -1,9 +1,37 @@
 //! The one table of process exit codes, and the one mapping from an error to its code
 //! ([`for_error`]). `main` is the only place that exits, with one documented exception: the
-//! second SIGINT or SIGTERM during `apply` (`commands/apply.rs`) ends the process at once with
+//! second SIGINT or SIGTERM during `apply` (`ops/apply/mod.rs`) ends the process at once with
 //! the first signal's code ([`Exit::Interrupted`] or [`Exit::Terminated`]), because by then
 //! the person (or the CI) has asked not to wait for the requests in flight, and the journal is
 //! consistent at every commit (those items are re-sent on resume).
+
+/// A signal that stops a command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGINT: Ctrl-C, or the first step of a cancelled GitHub Actions job.
+    Interrupt,
+    /// SIGTERM: what GitHub Actions sends a few seconds after a cancel's SIGINT, and what
+    /// `timeout`, Kubernetes and systemd send.
+    Terminate,
+}
+
+impl Signal {
+    /// How a command that this signal stopped exits: 130 or 143.
+    pub fn exit(self) -> Exit {
+        match self {
+            Self::Interrupt => Exit::Interrupted,
+            Self::Terminate => Exit::Terminated,
+        }
+    }
+
+    /// How people name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Interrupt => "Interrupted (SIGINT)",
+            Self::Terminate => "Terminated (SIGTERM)",
+        }
+    }
+}
 
 /// Every way a command can end, with its documented exit code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,7 +16,10 @@
 //! - After: [`downstream`] writes the lists of removed identifiers and [`warehouse`] the
 //!   warehouse queries over them (both behind `idprune report`); [`guard`] scans Event
 //!   Archive exports for events that would re-add a removed identifier.
-//! - Around them: [`commands`] wires the steps to the command line of [`cli`]; [`exit`] holds
+//! - The operations: [`ops`] runs the steps above as library calls (plan, apply with its
+//!   canary, `apply MANIFEST`, verify) over plain options, returning the [`outcome`] values
+//!   that [`render`] draws; [`ui`] is the only way out to the terminal.
+//! - Around them: [`commands`] wires the operations to the command line of [`cli`]; [`exit`] holds
 //!   the exit codes; [`ci`] reads the CI context a run records and [`git`] whether git tracks a
 //!   state file; [`sync`] the one lock helper; [`bounded`] the one bounded read of a file named from outside; [`emulator`] is a stand-in for Segment used
 //!   by the demo, the tests and the benchmarks.
@@ -36,6 +39,8 @@ pub mod manifest;
 pub mod markdown;
 pub mod mask;
 pub mod model;
+pub mod ops;
+pub mod outcome;
 pub mod pace;
 pub mod plan;
 pub mod policy;
@@ -51,5 +56,6 @@ pub mod state;
 pub mod store;
 pub mod sync;
 pub mod text;
+pub mod ui;
 pub mod warehouse;
 pub mod window;

@@ -12,7 +12,6 @@
 
 use hmac::{Hmac, Mac as _};
 use rand::RngCore as _;
-use rusqlite::OptionalExtension as _;
 use sha2::Sha256;
 
 use crate::model::Identifier;
@@ -146,12 +145,7 @@ pub fn key(state: &State) -> anyhow::Result<Vec<u8>> {
     {
         return Ok(k.trim().as_bytes().to_vec());
     }
-    let stored: Option<String> = state
-        .conn()
-        .query_row("SELECT value FROM meta WHERE key = ?1", [META_KEY], |r| {
-            r.get(0)
-        })
-        .optional()?;
+    let stored = state.optional_meta(META_KEY)?;
     match stored.and_then(|h| hex::decode(h).ok()) {
         Some(k) if !k.is_empty() => Ok(k),
         _ => Ok(random_key()),

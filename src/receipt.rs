@@ -89,17 +89,7 @@ impl ReceiptCounts {
             .iter()
             .map(|a| (a.as_str().to_owned(), counts.action(*a)))
             .collect();
-        let mut by_type: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
-        let mut stmt = state
-            .conn()
-            .prepare("SELECT id_type, action, count(*) FROM items GROUP BY id_type, action")?;
-        let mut rows = stmt.query([])?;
-        while let Some(row) = rows.next()? {
-            by_type
-                .entry(row.get(0)?)
-                .or_default()
-                .insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
-        }
+        let by_type = state.counts_by_type_and_action()?;
         Ok(Self {
             by_action,
             by_type,
@@ -188,24 +178,7 @@ pub struct Unresolved {
 impl Unresolved {
     /// Counts the lookups of a state file.
     pub fn of(state: &State) -> anyhow::Result<Self> {
-        let (unresolved, lookups, upper_case_types) = state.conn().query_row(
-            "SELECT count(DISTINCT CASE WHEN action = 'unresolved' THEN lookup END),
-                    count(DISTINCT lookup),
-                    count(DISTINCT CASE WHEN action = 'unresolved'
-                        AND instr(lookup, ':') > 0
-                        AND substr(lookup, 1, instr(lookup, ':') - 1)
-                            <> lower(substr(lookup, 1, instr(lookup, ':') - 1))
-                        THEN lookup END)
-             FROM items",
-            [],
-            |r| {
-                Ok((
-                    r.get::<_, i64>(0)? as u64,
-                    r.get::<_, i64>(1)? as u64,
-                    r.get::<_, i64>(2)? as u64,
-                ))
-            },
-        )?;
+        let (unresolved, lookups, upper_case_types) = state.lookup_counts()?;
         Ok(Self {
             unresolved,
             lookups,

@@ -121,7 +121,7 @@ async fn resolve_one<A: ProfileApi>(
                     let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
                     match next {
                         Next::Retry(delay) => {
-                            crate::retry::say_waiting(delay);
+                            crate::ui::say_waiting(delay);
                             tokio::time::sleep(delay).await
                         }
                         Next::BudgetSpent => bail!(

@@ -7,7 +7,7 @@
 //! exponential backoff on top would park it, holding a place in the in-flight window while
 //! the pacer has nothing to send. Without a pacer (`--rate 0`) it backs off like any
 //! transient fault. Only transient faults, and `Retry-After` waits of [`LONG_RETRY_AFTER`] or
-//! more, draw on the budget; [`say_waiting`] (its one side effect) says so on stderr.
+//! more, draw on the budget; `ui::say_waiting` says so on stderr.
 
 use std::time::Duration;
 
@@ -40,18 +40,6 @@ pub fn backoff(attempt: u32, retry_after: Option<Duration>, unit: f64) -> Durati
     match retry_after {
         Some(floor) => jittered.max(floor),
         None => jittered,
-    }
-}
-
-/// Tells the person running idprune, on stderr, that it is waiting because the server asked it
-/// to ([`LONG_RETRY_AFTER`] or longer), so a long wait is never silent. The one side effect in
-/// this module; callers call it just before they sleep.
-pub fn say_waiting(delay: Duration) {
-    if delay >= LONG_RETRY_AFTER {
-        eprintln!(
-            "idprune: Segment asked to retry later (429 or 5xx with `Retry-After`); waiting {} s",
-            delay.as_secs()
-        );
     }
 }
 

@@ -1,5 +1,5 @@
 //! Small text helpers shared by every module that writes for people: escaping outside values
-//! ([`clean`]), numbers ([`thousands`]), times ([`timestamp`]), the rate ([`rate_text`]) and
+//! ([`clean`]), numbers ([`thousands`]), times ([`timestamp`]), the rate asked for ([`rate_limit_text`]) and achieved ([`per_second_text`]) and
 //! redaction ([`Redaction`]). It imports nothing from the crate but [`crate::model`], so both
 //! `render` and `state` can use it without a cycle (see `docs/ARCHITECTURE.md`).
 
@@ -82,12 +82,38 @@ pub fn thousands(n: u64) -> String {
 }
 
 /// `up to 100/s`, or `no rate limit` for 0.
-pub fn rate_text(rate: u32) -> String {
+pub fn rate_limit_text(rate: u32) -> String {
     if rate == 0 {
         "no rate limit".into()
     } else {
         format!("up to {rate}/s")
     }
+}
+
+/// A rate with the precision a person reads: `0.25/s`, `3.4/s`, `98/s`, `1,204/s`.
+pub fn per_second_text(per_sec: f64) -> String {
+    if !per_sec.is_finite() || per_sec <= 0.0 {
+        "0/s".into()
+    } else if per_sec < 1.0 {
+        format!("{per_sec:.2}/s")
+    } else if per_sec < 10.0 {
+        format!("{per_sec:.1}/s")
+    } else {
+        format!("{}/s", thousands(per_sec.round() as u64))
+    }
+}
+
+/// `1 entry`, `2 entries`, `1,204 entries`.
+pub fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", thousands(n), if n == 1 { one } else { many })
+}
+
+/// What a space-level refusal (401, 403, unknown source) says, for apply and its canary:
+/// nothing was marked failed, and the same command picks up once access is fixed.
+pub fn space_refused(fault: impl std::fmt::Display, then: &str) -> String {
+    format!(
+        "Segment refused the space ({fault}); no item was marked failed. Fix the token or the space's access, then run the same command{then}"
+    )
 }
 
 /// How values are shown: `Redaction(true)` hides identifier values behind [`REDACTED`].
@@ -183,7 +209,16 @@ mod tests {
 
     #[test]
     fn rates() {
-        assert_eq!(rate_text(0), "no rate limit");
-        assert_eq!(rate_text(100), "up to 100/s");
+        assert_eq!(plural(1, "deletion", "deletions"), "1 deletion");
+        assert_eq!(plural(0, "deletion", "deletions"), "0 deletions");
+        assert_eq!(plural(1204, "entry", "entries"), "1,204 entries");
+        assert_eq!(per_second_text(0.0), "0/s");
+        assert_eq!(per_second_text(0.254), "0.25/s");
+        assert_eq!(per_second_text(3.44), "3.4/s");
+        assert_eq!(per_second_text(98.2345), "98/s");
+        assert_eq!(per_second_text(1204.4), "1,204/s");
+        assert_eq!(per_second_text(f64::NAN), "0/s");
+        assert_eq!(rate_limit_text(0), "no rate limit");
+        assert_eq!(rate_limit_text(100), "up to 100/s");
     }
 }

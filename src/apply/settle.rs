@@ -226,7 +226,7 @@ async fn settle<A: ProfileApi>(
                 let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
                 match next {
                     Next::Retry(delay) => {
-                        crate::retry::say_waiting(delay);
+                        crate::ui::say_waiting(delay);
                         shared.sleep_unless_stopped(delay).await
                     }
                     Next::GiveUp => {

@@ -11,8 +11,8 @@ use crate::state::State;
 
 /// `idprune guard STATE --archive PATH...`: exit 2 when an archived event references an
 /// identifier the plan removes, 0 when none does, 1 when a file could not be read to its end.
-pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
-    super::sniff::expect_state(&args.state, "guard")?;
+pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
+    crate::ops::sniff::expect_state(&args.state, "guard")?;
     let state = State::open(&args.state)?;
     if state.purged_at()?.is_some() {
         anyhow::bail!(
@@ -40,8 +40,8 @@ pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
         return Ok(Exit::Success);
     }
     if targets.parses_every_line() {
-        eprintln!(
-            "note: a removed identifier has no ASCII character, so every line is parsed (slower)"
+        ui.shout(
+            "note: a removed identifier has no ASCII character, so every line is parsed (slower)",
         );
     }
     let found = archive::find(&args.archive)?;
@@ -61,17 +61,16 @@ pub fn guard(args: &GuardArgs) -> anyhow::Result<Exit> {
     let quiet = args.format == GuardFormat::Json;
     let scan = guard::scan(&targets, &found, args.write_filtered.as_deref(), |p| {
         if !quiet {
-            eprintln!(
+            ui.shout(format!(
                 "guard: {} of {} files, {:.0} MB scanned, {:.0} MB/s",
                 p.files_done,
                 p.files,
                 p.bytes as f64 / 1e6,
                 p.bytes as f64 / 1e6 / p.elapsed.as_secs_f64().max(1e-9)
-            );
+            ));
         }
     })?;
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(crate::ui::stdout());
     match args.format {
         GuardFormat::Text => crate::render::guard_text(&scan, &mut out)?,
         GuardFormat::Json => crate::render::guard_json(&scan, &mut out)?,

@@ -3,12 +3,10 @@
 //! until the author fills it in. The CSV's header is checked here, so a wrong column name is
 //! found before anyone reviews the manifest.
 
-use std::io::Read as _;
 use std::io::Write as _;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use sha2::{Digest as _, Sha256};
 
 use super::relative_to;
 use crate::cli::InitArgs;
@@ -122,19 +120,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
             out_dir.display()
         );
     }
-    let mut sha = Sha256::new();
-    let mut file = crate::bounded::open_regular(csv_path, "CSV")?;
-    let mut buf = vec![0u8; 1 << 16];
-    loop {
-        let n = file
-            .read(&mut buf)
-            .with_context(|| format!("reading CSV `{}`", csv_path.display()))?;
-        if n == 0 {
-            break;
-        }
-        sha.update(&buf[..n]);
-    }
-    let sha256 = hex::encode(sha.finalize());
+    let sha256 = crate::manifest::sha256_file(csv_path, "CSV")?;
     let space = match &args.space {
         Some(s) => quoted(s),
         None => quoted(&format!("{PLACEHOLDER}: the Unify space id (spa_...)")),

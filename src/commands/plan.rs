@@ -1,20 +1,17 @@
 //! `validate` and `plan`.
 
 use std::io::Write as _;
-use std::path::Path;
-use std::sync::Arc;
 
-use anyhow::Context as _;
-
-use super::{Api, Refused, Ui, default_state_path, relative_to, sniff, state_dir};
+use super::{Ui, default_state_path, relative_to, state_dir};
 use crate::cli::{OutputFormat, PlanArgs, ValidateArgs};
 use crate::exit::Exit;
-use crate::manifest::{self, Manifest};
+use crate::manifest;
+use crate::ops::plan::PlanOptions;
+use crate::ops::{self, Api, checks, sniff};
+use crate::receipt::{Receipt, Unresolved, receipt_path};
 use crate::render::{self, Format, PlanView, Redaction};
-use crate::scratch::Scratch;
-use crate::state::lock::{FileLock, Holder};
-use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
-pub use crate::text::rate_text;
+use crate::state::State;
+use crate::text::{plural, thousands};
 
 /// `idprune validate MANIFEST`: offline checks only.
 pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
@@ -32,22 +29,13 @@ pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
     ui.say(format!(
         "`{}` is valid: {} ({} from {} with {}) for space {}.",
         args.manifest.display(),
-        render_count(entries, "entry", "entries"),
+        plural(entries, "entry", "entries"),
         render::thousands(entries - inline),
-        render_count(m.sources.len() as u64, "CSV source", "CSV sources"),
-        render_count(sources, "row", "rows"),
+        plural(m.sources.len() as u64, "CSV source", "CSV sources"),
+        plural(sources, "row", "rows"),
         render::clean(&m.space),
     ))?;
     Ok(Exit::Success)
-}
-
-/// `1 entry`, `2 entries`, `1,204 entries`.
-pub fn render_count(n: u64, one: &str, many: &str) -> String {
-    format!(
-        "{} {}",
-        render::thousands(n),
-        if n == 1 { one } else { many }
-    )
 }
 
 /// The version of `validate --format json`'s object (minor: additive; major: breaking).
@@ -100,10 +88,6 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
     Ok(exit)
 }
 
-/// Distinct lookups resolved per chunk: bounds memory while keeping the resolver's pipeline
-/// full (the pause between chunks is one request's latency).
-pub const RESOLVE_CHUNK: usize = 50_000;
-
 /// `idprune plan MANIFEST`: load into the scratch file, resolve, plan, seal, print. SIGINT or
 /// SIGTERM drops the work in progress at once (no request starts after it; the scratch and
 /// half-written files go with it) and exits 130 or 143.
@@ -118,27 +102,13 @@ pub async fn plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     }
 }
 
-/// Refuses an output path whose folder does not exist, naming the folder.
-fn check_out_dir(state_path: &Path) -> anyhow::Result<()> {
-    let dir = state_dir(state_path);
-    if !dir.is_dir() {
-        anyhow::bail!(
-            "folder `{}` does not exist, so the state file `{}` cannot be written there; create it (`mkdir -p {}`) or choose another -o",
-            dir.display(),
-            state_path.display(),
-            dir.display()
-        );
-    }
-    Ok(())
-}
-
 async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_manifest(&args.manifest, "plan")?;
     let state_path = args
         .out
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
-    super::review::refuse_tracked(&state_path)?;
+    checks::refuse_tracked(&state_path)?;
     if args.sample > 0 && args.refresh {
         anyhow::bail!(
             "--sample checks a plan that read no profile; add --refresh=false (a plan that reads every profile needs no sample)"
@@ -149,7 +119,21 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         args.values.redact.is_some(),
         args.values.reveal,
     );
-    let fresh = seal_fresh(args, &state_path, api, redact.0, ui).await?;
+    let opts = PlanOptions {
+        manifest: args.manifest.clone(),
+        state: state_path.clone(),
+        force: args.force,
+        ttl: args.ttl,
+        api: api.clone(),
+        redact_warnings: redact.0,
+        refresh: args.refresh,
+        sample: (args.sample > 0).then_some(ops::plan::SampleOptions {
+            size: args.sample,
+            max_drift_percent: args.max_drift,
+            allow: args.allow_drift,
+        }),
+    };
+    let fresh = ops::plan::seal(&opts, ui).await?;
     let (digest, deletes, sample) = (fresh.digest, fresh.deletes, fresh.sample);
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
@@ -159,15 +143,15 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         "Sealed plan {digest} into `{}`.",
         state_path.display()
     ));
-    super::review::warn_if_committable(&state_path);
+    checks::warn_if_committable(&state_path, ui);
     if let Some(sample) = sample.filter(|s| s.over() && !s.allowed) {
-        eprintln!(
+        ui.shout(format!(
             "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
             sample.line()
-        );
+        ));
         return Ok(Exit::Error);
     }
-    if let Some(exit) = super::review::after_plan(args, &state)? {
+    if let Some(exit) = after_plan(args, &state, ui)? {
         return Ok(exit);
     }
     if deletes == 0 {
@@ -185,309 +169,44 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     })
 }
 
-/// A plan just sealed into its state file.
-pub(super) struct Fresh {
-    /// Its digest.
-    pub digest: String,
-    /// How many `delete` items it holds.
-    pub deletes: u64,
-    /// The sampled check's result, when `--sample` asked for one.
-    pub sample: Option<crate::sample::Sample>,
-}
-
-/// Loads the manifest into the scratch file, resolves it and seals the plan into `state_path`; prints progress
-/// and warnings on stderr, not the plan. `plan` and `apply MANIFEST` share it.
-pub(super) async fn seal_fresh(
-    args: &PlanArgs,
-    state_path: &Path,
-    api: &Api,
-    redact_warnings: bool,
-    ui: &Ui,
-) -> anyhow::Result<Fresh> {
-    seal_inputs(
-        &PlanInputs {
-            manifest: args.manifest.clone(),
-            force: args.force,
-            ttl: args.ttl,
-            api: api.clone(),
-            redact_warnings,
-            refresh: args.refresh,
-            sample: (args.sample > 0).then_some(SampleInputs {
-                size: args.sample,
-                max_drift_percent: args.max_drift,
-                allow: args.allow_drift,
-            }),
-        },
-        state_path,
-        ui,
-    )
-    .await
-}
-
-/// What sealing a fresh plan needs from the command line.
-pub(super) struct PlanInputs {
-    /// The manifest.
-    pub manifest: std::path::PathBuf,
-    /// Replace a state file holding a journal.
-    pub force: bool,
-    /// The plan's TTL.
-    pub ttl: std::time::Duration,
-    /// The API and pacing.
-    pub api: Api,
-    /// Hide the values manifest warnings quote.
-    pub redact_warnings: bool,
-    /// Read every lookup (false: `--refresh=false`, only those an entry needs).
-    pub refresh: bool,
-    /// The sampled check of a `--refresh=false` plan (`--sample N`).
-    pub sample: Option<SampleInputs>,
-}
-
-/// `--sample N`, `--max-drift`, `--allow-drift`.
-pub(super) struct SampleInputs {
-    /// Profiles to read.
-    pub size: u64,
-    /// The threshold, in percent.
-    pub max_drift_percent: f64,
-    /// Accept a drift above it.
-    pub allow: bool,
-}
-
-/// [`seal_fresh`] from its inputs.
-pub(super) async fn seal_inputs(
-    args: &PlanInputs,
-    state_path: &Path,
-    ui: &Ui,
-) -> anyhow::Result<Fresh> {
-    let state_path = state_path.to_owned();
-    check_out_dir(&state_path)?;
-    sniff::expect_state_target(&state_path)?;
-    let leftovers = state::remove_leftovers(&state_path);
-    if leftovers > 0 {
-        ui.note(format!(
-            "Removed {} a killed plan left beside `{}`.",
-            render_count(leftovers as u64, "scratch file", "scratch files"),
-            state_path.display()
+/// What `plan` does after sealing and printing: the suspicious-plan check, then writing or
+/// checking the receipt. `Some(exit)` ends the command with that exit.
+pub fn after_plan(args: &PlanArgs, state: &State, ui: &Ui) -> anyhow::Result<Option<Exit>> {
+    let unresolved = Unresolved::of(state)?;
+    if unresolved.suspicious() {
+        ui.shout(format!(
+            "\n!!! {} of {} profile lookups found no profile. {}",
+            thousands(unresolved.unresolved),
+            thousands(unresolved.lookups),
+            unresolved.cause()
+        ));
+        if !args.allow_unresolved {
+            ui.shout("!!! Refusing to call this plan a success (exit 1): fix that, or pass --allow-unresolved if these lookups really have no profile.\n");
+            return Ok(Some(Exit::Error));
+        }
+        ui.shout("!!! Accepted with --allow-unresolved.\n");
+    }
+    if args.receipt {
+        let path = receipt_path(&args.manifest);
+        let receipt = Receipt::of(state, &relative_to(&args.manifest, &state_dir(&path))?)?;
+        receipt.write(&path)?;
+        ui.shout(format!(
+            "Wrote receipt `{}` (no identifier values): commit it with the manifest for review.",
+            path.display()
         ));
     }
-    check_ttl(args.ttl)?;
-    // Held from the first look at the old file to the rename of the new one: no `apply` can
-    // start on the old file meanwhile, and none is running on it now.
-    let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
-    guard_existing(&state_path, args.force)?;
-    let mut scratch = Scratch::create(&state_path)?;
-    scratch.set_refresh(args.refresh);
-    let manifest = manifest::load_into(&args.manifest, &mut scratch)?;
-    for w in &manifest.warnings {
-        ui.warn(render::clean(&warning_text(w, args.redact_warnings)));
+    if let Some(file) = &args.check_receipt {
+        let path = file.clone().unwrap_or_else(|| receipt_path(&args.manifest));
+        let committed = Receipt::read(&path)?;
+        checks::refuse_expired(&committed, &path)?;
+        checks::check_receipt(&committed, &path, state, &args.manifest)?;
+        ui.shout(format!(
+            "Receipt `{}` matches the fresh plan {}.",
+            path.display(),
+            state.meta()?.digest
+        ));
     }
-    let base = args.api.base_url(manifest.region)?;
-    let pace = args.api.pace;
-    let api = Arc::new(args.api.client(&base, &manifest.space)?);
-
-    let total = scratch.lookup_count()?;
-    ui.note(format!(
-        "Resolving {} at {} ...",
-        render_count(total, "profile lookup", "profile lookups"),
-        rate_text(pace.rate)
-    ));
-    let progress = Arc::new(super::progress::ProgressOut::new("resolved", total, ui));
-    let mut done = 0u64;
-    let mut after = None;
-    let mut window = crate::window::Window::new(pace.concurrency as usize);
-    loop {
-        let chunk = scratch.lookups(after.as_ref(), RESOLVE_CHUNK)?;
-        let Some(last) = chunk.last().cloned() else {
-            break;
-        };
-        let (shown, base_count) = (progress.clone(), done);
-        let n = chunk.len() as u64;
-        // On a worker of the runtime, not on this thread: every answer wakes the dispatch
-        // loop, and waking the thread that blocks on the runtime costs a context switch each
-        // (a third of plan's CPU at a million lookups). In a `JoinSet`, so a plan stopped by
-        // Ctrl-C drops the reads with it.
-        let (reader, pacer, mut chunk_window) = (api.clone(), api.pacer().clone(), window.clone());
-        let mut task = tokio::task::JoinSet::new();
-        task.spawn(async move {
-            let resolved = crate::resolve::resolve_all(
-                reader,
-                chunk,
-                &mut chunk_window,
-                Some(pacer),
-                move |k| shown.update(base_count + k, String::new),
-            )
-            .await;
-            (resolved, chunk_window)
-        });
-        let (resolved, chunk_window) = task
-            .join_next()
-            .await
-            .context("the resolver task is missing")?
-            .context("the resolver task failed")?;
-        window = chunk_window;
-        let resolved = match resolved {
-            Ok(r) => r,
-            Err(e) => {
-                progress.finish();
-                return Err(
-                    e.context("resolving the manifest's profiles; no state file was written")
-                );
-            }
-        };
-        scratch.record(&resolved)?;
-        done += n;
-        after = Some(last);
-    }
-    progress.finish();
-
-    let writing = || {
-        let full = state::full_disk_note(&state_path)
-            .map(|note| format!(": {note}; free space, then plan again"))
-            .unwrap_or_default();
-        format!("writing state file `{}`{full}", state_path.display())
-    };
-    let mut sealer = Sealer::begin_locked(
-        lock,
-        meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
-        &sources(&manifest, &state_path)?,
-    )
-    .with_context(writing)?;
-    let planned = scratch.seal(&mut sealer).with_context(writing)?;
-    let sample = match &args.sample {
-        Some(inputs) => {
-            let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;
-            sealer
-                .meta_row(crate::sample::META_KEY, &serde_json::to_string(&sample)?)
-                .with_context(writing)?;
-            Some(sample)
-        }
-        None => None,
-    };
-    let digest = sealer.finish().with_context(writing)?;
-    drop(scratch);
-    Ok(Fresh {
-        digest,
-        deletes: planned.deletes,
-        sample,
-    })
-}
-
-/// Reads the sampled profiles by `user_id` (paced like every read, through the same window)
-/// and compares them with the items sealed for them (see [`crate::sample`]).
-async fn sampled_check(
-    sealer: &Sealer,
-    inputs: &SampleInputs,
-    api: Arc<crate::segment::Client>,
-    mut window: crate::window::Window,
-    ui: &Ui,
-) -> anyhow::Result<crate::sample::Sample> {
-    use crate::model::{Identifier, Lookup};
-    let sealed = sealer.sample_targets(inputs.size)?;
-    ui.note(format!(
-        "Sampled check: reading {} by user_id ...",
-        render_count(sealed.len() as u64, "profile", "profiles")
-    ));
-    let lookups: Vec<Lookup> = sealed
-        .keys()
-        .map(|u| Lookup::External(Identifier::new("user_id", u.clone())))
-        .collect();
-    let pacer = api.pacer().clone();
-    let read = crate::resolve::resolve_all(api, lookups, &mut window, Some(pacer), |_| {})
-        .await
-        .context("the sampled check's reads; no state file was written")?;
-    let read = read
-        .into_iter()
-        .filter_map(|(lookup, r)| match lookup {
-            Lookup::External(id) => Some((id.id, r)),
-            Lookup::SegmentId(_) => None,
-        })
-        .collect();
-    let (drifted, gone) = crate::sample::compare(&sealed, &read);
-    let mut sample = crate::sample::Sample {
-        asked: inputs.size,
-        read: sealed.len() as u64,
-        drifted,
-        gone,
-        max_drift_percent: inputs.max_drift_percent,
-        allowed: false,
-    };
-    sample.allowed = sample.over() && inputs.allow;
-    Ok(sample)
-}
-
-/// Refuses a TTL whose end could not be written and read back (past year 9999).
-fn check_ttl(ttl: std::time::Duration) -> anyhow::Result<()> {
-    let room = state::MAX_UNIX.saturating_sub(state::now_unix());
-    if ttl.as_secs() > u64::try_from(room).unwrap_or(0) {
-        anyhow::bail!(
-            "--ttl `{}` ends after year 9999, which a state file cannot hold; use a shorter TTL (the default is 24h)",
-            humantime::format_duration(ttl)
-        );
-    }
-    Ok(())
-}
-
-/// Refuses to replace a state file with a journal (without `--force`), one being applied (the
-/// sidecar lock is already held, so this is the lock row of another host), or one that is not
-/// a sealed idprune file. Saves the old file's log into it, so no `-wal` outlives it.
-fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
-    if !path.exists() {
-        return Ok(());
-    }
-    let existing = State::open(path)?;
-    existing.checkpoint()?;
-    if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
-        return Err(Refused(format!(
-            "state file `{}` is locked by {holder}; wait for that apply to end",
-            path.display()
-        ))
-        .into());
-    }
-    if existing.has_journal()? && !force {
-        anyhow::bail!(
-            "state file `{}` holds an apply journal; keep it as the record of that run and write elsewhere with -o, or pass --force to replace it",
-            path.display()
-        );
-    }
-    Ok(())
-}
-
-/// The sources as the state file records them, paths relative to the state file.
-fn sources(manifest: &Manifest, state_path: &Path) -> anyhow::Result<Vec<SourceRecord>> {
-    let dir = state_dir(state_path);
-    manifest
-        .sources
-        .iter()
-        .map(|s| {
-            Ok(SourceRecord {
-                written: s.written.clone(),
-                path: relative_to(&s.path, &dir)?,
-                sha256: s.sha256.clone(),
-                pinned: s.pinned,
-                rows: s.rows,
-            })
-        })
-        .collect()
-}
-
-/// The plan-level facts the state file seals.
-fn meta(
-    manifest: &Manifest,
-    state_path: &Path,
-    base: &reqwest::Url,
-    ttl_secs: u64,
-) -> anyhow::Result<Meta> {
-    Ok(Meta {
-        format_version: FORMAT_VERSION,
-        digest: String::new(),
-        space: manifest.space.clone(),
-        region: manifest.region.to_string(),
-        api_origin: crate::segment::client::origin(base),
-        manifest_path: relative_to(&manifest.path, &state_dir(state_path))?,
-        manifest_sha256: manifest.sha256.clone(),
-        reason: manifest.reason.clone(),
-        created_at: state::now_unix(),
-        ttl_secs,
-    })
+    Ok(None)
 }
 
 /// Redaction by format: markdown and JSON hide values unless `--reveal`; text shows them
@@ -497,36 +216,6 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
         Format::Text => redact,
         Format::Markdown | Format::Json => !reveal,
     })
-}
-
-/// A manifest warning as printed: with `--redact`, the values it quotes are hidden.
-pub fn warning_text(w: &manifest::Diagnostic, redact: bool) -> String {
-    if redact {
-        format!("{}: {}", w.location, redact_quoted(&w.message))
-    } else {
-        w.to_string()
-    }
-}
-
-/// `text` with every backtick-quoted value that holds a `type:value` or an `@` replaced by its
-/// type and [`render::REDACTED`]: the values a manifest warning quotes are identifiers and
-/// lookups, while key names (`identifier`, `profile`) have neither and stay readable.
-pub fn redact_quoted(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    let mut parts = text.split('`');
-    if let Some(first) = parts.next() {
-        out.push_str(first);
-    }
-    for (i, part) in parts.enumerate() {
-        out.push('`');
-        let quoted = i % 2 == 0;
-        if quoted && (part.contains(':') || part.contains('@') || part.starts_with("use_")) {
-            out.push_str(&crate::text::Redaction(true).lookup(part));
-        } else {
-            out.push_str(part);
-        }
-    }
-    out
 }
 
 /// Prints a state file's plan in `format` to stdout. `level` is the `--redact` level asked
@@ -560,31 +249,4 @@ pub fn print_plan(
     }
     out.flush()?;
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn quoted_values_are_redacted_and_key_names_kept() {
-        assert_eq!(
-            redact_quoted(
-                "Segment lookups are lowercase; `email:Dave@Acme.io` may resolve to no profile"
-            ),
-            "Segment lookups are lowercase; `email:***` may resolve to no profile"
-        );
-        assert_eq!(
-            redact_quoted("`profile_type` needs a `profile_column`; `use_ABC` and `a@x.com`"),
-            "`profile_type` needs a `profile_column`; `***` and `***`"
-        );
-        assert_eq!(redact_quoted("no quotes"), "no quotes");
-    }
-
-    #[test]
-    fn counts_are_plural_when_they_should_be() {
-        assert_eq!(render_count(1, "deletion", "deletions"), "1 deletion");
-        assert_eq!(render_count(0, "deletion", "deletions"), "0 deletions");
-        assert_eq!(render_count(1204, "entry", "entries"), "1,204 entries");
-    }
 }

@@ -4,14 +4,16 @@
 use anyhow::Context as _;
 use std::io::Write as _;
 
-use super::plan::{default_redaction, print_plan, render_count};
-use super::{Refused, Ui, sniff};
+use super::plan::{default_redaction, print_plan};
+use super::{Refused, Ui};
 use crate::cli::{
     PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs,
 };
 use crate::exit::Exit;
+use crate::ops::sniff;
 use crate::render::{self, Redaction, StatusView};
 use crate::state::{ItemFilter, State, StoredItem};
+use crate::text::plural;
 
 /// `idprune show STATE`.
 pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<Exit> {
@@ -93,7 +95,7 @@ fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::
 
 /// `idprune report STATE --downstream | --results | --sql [--dialect D] [--csv FILE]`, and
 /// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
-pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
+pub fn report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<Exit> {
     use crate::downstream;
     use crate::warehouse::{self, Removed};
     if args.sql {
@@ -131,12 +133,12 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(path, "report")?;
     let state = State::open(path)?;
     if let Some(at) = state.purged_at()? {
-        eprintln!(
+        ui.shout(format!(
             "note: `{}` was purged at {}: its identifier values are keyed fingerprints (`{}...`), not the identifiers; use the lists made before the purge for clean-up elsewhere.",
             path.display(),
             render::timestamp(at),
             crate::state::FINGERPRINT_PREFIX
-        );
+        ));
     }
     let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
         state.for_each_item_in(ItemFilter::All, u64::MAX, f)
@@ -164,11 +166,11 @@ pub fn report(args: &ReportArgs, _ui: &Ui) -> anyhow::Result<Exit> {
                     &args.schema,
                     &mut out,
                 )?;
-                eprintln!(
+                ui.shout(format!(
                     "Wrote {} removed identifiers to `{}` (it holds the identifiers themselves: delete it after the check).",
                     render::thousands(n),
                     csv_path.display()
-                );
+                ));
             }
             None => {
                 let rows = warehouse::inline_rows(items)?;
@@ -238,7 +240,7 @@ pub fn purge(args: &PurgeArgs, ui: &Ui) -> anyhow::Result<Exit> {
     ui.say(format!(
         "Purged `{}`: {} now {} keyed fingerprints instead of identifier values; outcomes and runs are kept.",
         args.state.display(),
-        render_count(n, "item", "items"),
+        plural(n, "item", "items"),
         if n == 1 { "holds" } else { "hold" }
     ))?;
     Ok(Exit::Success)

@@ -38,7 +38,7 @@ use sha2::{Digest, Sha256};
 pub use self::check::MAX_VALUE_BYTES;
 use self::diagnostic::shown;
 pub use self::diagnostic::{Diagnostic, Location, MAX_DIAGNOSTICS_PER_FILE, ManifestError};
-pub use self::read::MAX_MANIFEST_BYTES;
+pub use self::read::{MAX_MANIFEST_BYTES, sha256_file};
 pub use self::region::{Region, UnknownRegion};
 pub use self::sink::{Added, EntrySink, VecSink};
 pub use self::types::{Entry, MANIFEST_VERSION, Manifest, PLACEHOLDER, SourceFile};

@@ -13,6 +13,19 @@ pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 pub(super) const EMPTY_MANIFEST: &str =
     "the manifest is empty; it needs at least `version: 1`, `space`, `reason` and entries";
 
+/// The hex sha256 of a regular file's bytes, streamed (the CSV pins of `init`, and apply's
+/// check that the manifest and pinned sources did not change). `what` names the file in
+/// messages.
+pub fn sha256_file(path: &Path, what: &str) -> anyhow::Result<String> {
+    use anyhow::Context as _;
+    use sha2::{Digest as _, Sha256};
+    let mut file = crate::bounded::open_regular(path, what)?;
+    let mut sha = Sha256::new();
+    std::io::copy(&mut file, &mut sha)
+        .with_context(|| format!("reading {what} `{}`", path.display()))?;
+    Ok(hex::encode(sha.finalize()))
+}
+
 /// Reads the whole manifest, refusing files over [`MAX_MANIFEST_BYTES`] without reading them.
 pub(super) fn read_bounded(path: &Path) -> Result<Vec<u8>, ManifestError> {
     let io_err = |source| ManifestError::Io {

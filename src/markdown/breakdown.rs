@@ -60,38 +60,20 @@ fn shape_text(parts: &BTreeMap<(String, Option<String>), u64>) -> String {
 
 /// Reads the counts of the plan in `state`; shapes are masked by `m`.
 pub(super) fn breakdown(state: &State, m: &Masker) -> anyhow::Result<Breakdown> {
-    let conn = state.conn();
     let mut b = Breakdown {
-        by_type: BTreeMap::new(),
+        by_type: state.counts_by_type_and_action()?,
         by_source: BTreeMap::new(),
         shapes: BTreeMap::new(),
         other_shapes: 0,
     };
-    let mut stmt = conn.prepare("SELECT id_type, action, count(*) FROM items GROUP BY 1, 2")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        b.by_type
-            .entry(row.get(0)?)
-            .or_default()
-            .insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
-    }
-    let mut stmt = conn.prepare("SELECT origin, action = 'delete' FROM items")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let origin: String = row.get(0)?;
-        let delete: bool = row.get(1)?;
+    state.for_each_origin(|origin, delete| {
         let e = b
             .by_source
-            .entry(origin_file(&origin).to_owned())
+            .entry(origin_file(origin).to_owned())
             .or_default();
         e.0 += 1;
         e.1 += u64::from(delete);
-    }
-    let mut stmt = conn.prepare(
-        "SELECT profile, id_type, id_value FROM items
-         WHERE action = 'delete' AND profile IS NOT NULL ORDER BY profile, seq",
-    )?;
-    let mut rows = stmt.query([])?;
+    })?;
     let mut current: Option<String> = None;
     let mut parts: BTreeMap<(String, Option<String>), u64> = BTreeMap::new();
     let flush = |parts: &mut BTreeMap<(String, Option<String>), u64>, b: &mut Breakdown| {
@@ -108,10 +90,7 @@ pub(super) fn breakdown(state: &State, m: &Masker) -> anyhow::Result<Breakdown> 
             b.other_shapes += 1;
         }
     };
-    while let Some(row) = rows.next()? {
-        let profile: String = row.get(0)?;
-        let ident =
-            crate::model::Identifier::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?);
+    state.for_each_delete_by_profile(|profile, ident| {
         if current.as_deref() != Some(profile.as_str()) {
             flush(&mut parts, &mut b);
             current = Some(profile);
@@ -119,7 +98,7 @@ pub(super) fn breakdown(state: &State, m: &Masker) -> anyhow::Result<Breakdown> 
         *parts
             .entry((ident.kind.clone(), m.shape(&ident)))
             .or_default() += 1;
-    }
+    })?;
     flush(&mut parts, &mut b);
     Ok(b)
 }

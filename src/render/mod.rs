@@ -21,14 +21,20 @@ use crate::plan::{Action, Profile};
 use crate::state::{Counts, ItemState, Meta, State};
 pub use crate::text::{REDACTED, Redaction, clean, thousands, timestamp};
 
+mod apply;
 mod guard;
 mod json;
 mod plan;
 mod status;
+mod verify;
+mod warning;
 
+pub use apply::{APPLY_JSON_VERSION, apply_json, apply_progress_text, run_summary_text};
 pub use guard::{guard_json, guard_text};
 pub use plan::{plan_json, plan_text};
 pub use status::{StatusView, latency_text, status_json, status_text};
+pub use verify::{verify_json, verify_text};
+pub use warning::{redact_quoted, warning_text};
 
 /// Output formats of `show` and `plan`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]

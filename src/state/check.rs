@@ -66,6 +66,9 @@ const SEALED: [(&str, &str, usize); 5] = [
     ),
 ];
 
+/// The first 16 bytes of every SQLite database file.
+pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
 /// Reads the file's first 100 bytes (the SQLite header) and refuses anything that is not an
 /// idprune state file of this version, before SQLite opens it: an empty file, another
 /// program's database or plain text is never written to, not even to switch on WAL.
@@ -75,7 +78,7 @@ pub fn header(path: &Path) -> anyhow::Result<()> {
     std::fs::File::open(path)
         .and_then(|f| f.take(100).read_to_end(&mut head))
         .with_context(|| format!("opening state file `{shown}`"))?;
-    if head.len() < 100 || !head.starts_with(b"SQLite format 3\0") {
+    if head.len() < 100 || !head.starts_with(SQLITE_HEADER) {
         anyhow::bail!(
             "`{shown}` is not an idprune state file (not an SQLite database); check the path, or run `idprune plan` to write one"
         );

@@ -435,7 +435,9 @@ impl State {
         Ok(())
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
+    /// The connection, for the state module's own files: no SQL runs on the state file
+    /// outside `state/` (the views are methods here and in `views.rs`).
+    pub(super) fn conn(&self) -> &Connection {
         &self.conn
     }
 }

@@ -196,3 +196,133 @@ impl State {
         Ok(counts)
     }
 }
+
+/// One side of an item that differs between two plans: its type, value and action (`None`:
+/// the other plan has no item at that seq).
+pub type ItemSide = Option<(String, String, String)>;
+
+impl State {
+    /// Counts of items by identifier type, then by action.
+    pub fn counts_by_type_and_action(
+        &self,
+    ) -> anyhow::Result<BTreeMap<String, BTreeMap<String, u64>>> {
+        let mut by_type: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id_type, action, count(*) FROM items GROUP BY id_type, action")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            by_type
+                .entry(row.get(0)?)
+                .or_default()
+                .insert(row.get(1)?, row.get::<_, i64>(2)? as u64);
+        }
+        Ok(by_type)
+    }
+
+    /// Calls `visit` with every item's origin (`file:line:col`) and whether it is a `delete`.
+    pub fn for_each_origin(&self, mut visit: impl FnMut(&str, bool)) -> anyhow::Result<()> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT origin, action = 'delete' FROM items")?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            let origin: String = row.get(0)?;
+            visit(&origin, row.get(1)?);
+        }
+        Ok(())
+    }
+
+    /// Calls `visit` with every `delete` item's profile key and identifier, by profile, then
+    /// seq.
+    pub fn for_each_delete_by_profile(
+        &self,
+        mut visit: impl FnMut(String, Identifier),
+    ) -> anyhow::Result<()> {
+        let mut stmt = self.conn.prepare(
+            "SELECT profile, id_type, id_value FROM items
+             WHERE action = 'delete' AND profile IS NOT NULL ORDER BY profile, seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(row) = rows.next()? {
+            visit(
+                row.get(0)?,
+                Identifier::new(row.get::<_, String>(1)?, row.get::<_, String>(2)?),
+            );
+        }
+        Ok(())
+    }
+
+    /// Distinct lookups that found no profile, distinct lookups in all, and of the unresolved
+    /// those whose lookup type has upper-case letters.
+    pub fn lookup_counts(&self) -> anyhow::Result<(u64, u64, u64)> {
+        Ok(self.conn.query_row(
+            "SELECT count(DISTINCT CASE WHEN action = 'unresolved' THEN lookup END),
+                    count(DISTINCT lookup),
+                    count(DISTINCT CASE WHEN action = 'unresolved'
+                        AND instr(lookup, ':') > 0
+                        AND substr(lookup, 1, instr(lookup, ':') - 1)
+                            <> lower(substr(lookup, 1, instr(lookup, ':') - 1))
+                        THEN lookup END)
+             FROM items",
+            [],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, i64>(1)? as u64,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            },
+        )?)
+    }
+
+    /// The value of `key` in the `meta` table, if there is one.
+    pub fn optional_meta(&self, key: &str) -> anyhow::Result<Option<String>> {
+        Ok(self
+            .conn
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Calls `visit` with every seq whose item differs between this plan and the one in
+    /// `other` (type, value, action or user_id), in seq order, with both sides; the count.
+    pub fn for_each_changed_item(
+        &self,
+        other: &State,
+        mut visit: impl FnMut(i64, ItemSide, ItemSide),
+    ) -> anyhow::Result<u64> {
+        let other_path = other
+            .path()
+            .to_str()
+            .with_context(|| format!("path `{}` is not valid UTF-8", other.path().display()))?;
+        self.conn
+            .execute("ATTACH DATABASE ?1 AS other", [other_path])?;
+        let result = (|| -> anyhow::Result<u64> {
+            const CHANGED: &str = "
+                SELECT a.seq, a.id_type, a.id_value, a.action, f.id_type, f.id_value, f.action
+                  FROM main.items a LEFT JOIN other.items f ON f.seq = a.seq
+                 WHERE f.seq IS NULL OR a.id_type != f.id_type OR a.id_value != f.id_value
+                    OR a.action != f.action OR a.user_id IS NOT f.user_id
+                UNION ALL
+                SELECT f.seq, NULL, NULL, NULL, f.id_type, f.id_value, f.action
+                  FROM other.items f WHERE f.seq NOT IN (SELECT seq FROM main.items)
+                ORDER BY 1";
+            let side = |r: &rusqlite::Row<'_>, at: usize| -> rusqlite::Result<ItemSide> {
+                Ok(match (r.get(at)?, r.get(at + 1)?, r.get(at + 2)?) {
+                    (Some(k), Some(v), Some(a)) => Some((k, v, a)),
+                    _ => None,
+                })
+            };
+            let mut stmt = self.conn.prepare(CHANGED)?;
+            let mut rows = stmt.query([])?;
+            let mut total = 0u64;
+            while let Some(r) = rows.next()? {
+                total += 1;
+                visit(r.get(0)?, side(r, 1)?, side(r, 4)?);
+            }
+            Ok(total)
+        })();
+        self.conn.execute("DETACH DATABASE other", [])?;
+        result
+    }
+}

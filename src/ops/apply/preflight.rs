@@ -7,29 +7,25 @@ use std::io::{BufRead as _, IsTerminal as _};
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Context as _;
-use sha2::{Digest as _, Sha256};
-
-use super::super::plan::render_count;
-use super::super::{Refused, Ui, state_dir};
-use crate::cli::ApplyArgs;
+use super::Approval;
 use crate::digest;
+use crate::ops::{Refused, state_dir};
 use crate::render;
 use crate::state::{ItemState, State, now_unix};
+use crate::text::plural;
+use crate::ui::Ui;
 
-/// The hex sha256 of a file's bytes.
+/// The hex sha256 of a file's bytes, with the file named on error.
 fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    let mut file = crate::bounded::open_regular(path, "file")?;
-    let mut sha = Sha256::new();
-    std::io::copy(&mut file, &mut sha).with_context(|| format!("reading `{}`", path.display()))?;
-    Ok(hex::encode(sha.finalize()))
+    crate::manifest::sha256_file(path, "file")
 }
 
 /// Every check that must pass before a single request: seal, inputs, target, age, approval.
 /// The sealed digest, once they all passed.
-pub(super) fn check_seal(
+pub(super) fn check_before_sending(
     state: &State,
-    args: &ApplyArgs,
+    approval: &Approval,
+    reapply: bool,
     api_origin: &str,
     ui: &Ui,
 ) -> anyhow::Result<String> {
@@ -96,9 +92,9 @@ pub(super) fn check_seal(
         ))
         .into());
     }
-    match (&args.approve, args.yes) {
-        (Some(approval), _) if digest::approves(approval, &meta.digest) => {}
-        (Some(approval), _)
+    match approval {
+        Approval::Digest(approval) if digest::approves(approval, &meta.digest) => {}
+        Approval::Digest(approval)
             if digest::normalize_approval(approval)
                 .is_some_and(|hex| hex.len() < digest::MIN_APPROVAL_PREFIX) =>
         {
@@ -110,7 +106,7 @@ pub(super) fn check_seal(
             ))
             .into());
         }
-        (Some(approval), _) => {
+        Approval::Digest(approval) => {
             return Err(Refused(format!(
                 "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {path}`)",
                 render::clean(approval),
@@ -118,8 +114,15 @@ pub(super) fn check_seal(
             ))
             .into());
         }
-        (None, true) => {}
-        (None, false) => confirm(state, &meta.digest, args.reapply, ui)?,
+        Approval::Yes => {}
+        Approval::Prompt => confirm(state, &meta.digest, reapply, ui)?,
+        Approval::Receipt(path) => {
+            // `apply` reads a receipt into its digest before pre-flight.
+            anyhow::bail!(
+                "receipt `{}` was not read before the pre-flight checks; this is a bug in idprune: pass `--approve` with the receipt's digest",
+                path.display()
+            )
+        }
     }
     Ok(meta.digest)
 }
@@ -137,7 +140,7 @@ fn confirm(state: &State, digest: &str, reapply: bool, ui: &Ui) -> anyhow::Resul
     ui.prompt(format!(
         "{} {} to space {} (plan {digest})? Type `yes` to go on: ",
         if reapply { "Re-apply" } else { "Apply" },
-        render_count(
+        plural(
             if reapply {
                 let counts = state.counts()?;
                 counts.state(ItemState::Done) + counts.state(ItemState::AlreadyAbsent)

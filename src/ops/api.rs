@@ -1,6 +1,7 @@
-//! How a command reaches Segment, resolved once from the flags ([`Api::from_flags`]) or built
-//! directly (`demo`'s in-process emulator, [`Api::fixed`]): the endpoint rule, where the token
-//! comes from, and the pacing. Commands receive an [`Api`] and never look at clap types.
+//! How an operation reaches Segment, resolved once from the flags (`commands::api_from_flags`)
+//! or built directly (`demo`'s in-process emulator, [`Api::fixed`]): the endpoint rule, where
+//! the token comes from, and the pacing. Operations receive an [`Api`] and never look at clap
+//! types.
 //!
 //! The base URL depends on the region, which only the manifest or the state file knows, and
 //! the token is only read once a command is about to send: so an [`Api`] holds the *rules*
@@ -14,8 +15,7 @@ use anyhow::{Context as _, bail};
 use reqwest::Url;
 use secrecy::SecretString;
 
-use super::{API_URL_ENV, TOKEN_ENV, request_timeout};
-use crate::cli::NetArgs;
+use super::{TOKEN_ENV, request_timeout};
 use crate::manifest::Region;
 use crate::pace::Pacer;
 use crate::segment::{Client, ClientOptions};
@@ -67,35 +67,19 @@ pub struct Api {
 }
 
 impl Api {
-    /// The flags, with `IDPRUNE_API_URL` read now (empty counts as unset).
-    pub fn from_flags(net: &NetArgs) -> Self {
-        let env = std::env::var(API_URL_ENV)
-            .ok()
-            .filter(|v| !v.trim().is_empty());
-        let endpoint = match (&net.api.api_url, env) {
-            (Some(flag), _) => Some(Endpoint {
-                text: flag.clone(),
-                from: "--api-url",
-            }),
-            (None, Some(env)) => Some(Endpoint {
-                text: env,
-                from: API_URL_ENV,
-            }),
-            (None, None) => None,
-        };
-        let token = match (&net.api.token_file, net.api.token_stdin) {
-            (Some(path), _) => TokenSource::File(path.clone()),
-            (None, true) => TokenSource::Stdin,
-            (None, false) => TokenSource::Env,
-        };
+    /// An API reached at `endpoint` (its URL and what set it, for messages; `None`: the
+    /// region decides), over plain http to a host that is not loopback when `insecure`.
+    pub fn new(
+        endpoint: Option<(String, &'static str)>,
+        insecure: bool,
+        token: TokenSource,
+        pace: Pace,
+    ) -> Self {
         Self {
-            endpoint,
-            insecure: net.api.insecure,
+            endpoint: endpoint.map(|(text, from)| Endpoint { text, from }),
+            insecure,
             token,
-            pace: Pace {
-                rate: net.pace.rate,
-                concurrency: net.pace.concurrency,
-            },
+            pace,
         }
     }
 
@@ -188,17 +172,17 @@ fn is_loopback(url: &Url) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cli::{ApiArgs, NetArgs};
 
     fn with_url(url: &str, insecure: bool) -> Api {
-        Api::from_flags(&NetArgs {
-            api: ApiArgs {
-                api_url: Some(url.into()),
-                insecure,
-                ..ApiArgs::default()
+        Api::new(
+            Some((url.into(), "--api-url")),
+            insecure,
+            TokenSource::Env,
+            Pace {
+                rate: 1,
+                concurrency: 1,
             },
-            ..NetArgs::default()
-        })
+        )
     }
 
     #[test]

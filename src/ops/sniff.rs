@@ -6,10 +6,9 @@
 use std::io::Read as _;
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
-/// The header every SQLite 3 database starts with.
-pub const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+pub use crate::state::check::SQLITE_HEADER;
 
 /// What the first bytes of a file say it is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,16 +22,29 @@ pub enum Kind {
     Other,
 }
 
+/// The first `n` bytes of the regular file `path` (fewer when it is shorter): the one read
+/// every sniff goes through.
+fn head(path: &Path, n: u64) -> anyhow::Result<Vec<u8>> {
+    let mut head = Vec::with_capacity(n as usize);
+    crate::bounded::open_regular(path, "file")?
+        .take(n)
+        .read_to_end(&mut head)
+        .with_context(|| format!("reading file `{}`", path.display()))?;
+    Ok(head)
+}
+
 /// Reads at most 512 bytes of `path` and classifies them.
 pub fn kind(path: &Path) -> Kind {
-    let mut head = Vec::with_capacity(512);
-    let Ok(file) = crate::bounded::open_regular(path, "file") else {
-        return Kind::Other;
-    };
-    if file.take(512).read_to_end(&mut head).is_err() {
-        return Kind::Other;
+    match head(path, 512) {
+        Ok(head) => classify(&head),
+        Err(_) => Kind::Other,
     }
-    classify(&head)
+}
+
+/// True when `path` starts with the SQLite header (a state file), false for anything else
+/// (a manifest); an error names a file that cannot be read, or is not a regular file.
+pub fn is_sqlite(path: &Path) -> anyhow::Result<bool> {
+    Ok(classify(&head(path, SQLITE_HEADER.len() as u64)?) == Kind::Sqlite)
 }
 
 /// Classifies a file's first bytes.
@@ -62,11 +74,9 @@ fn looks_like_manifest(path: &Path) -> bool {
     {
         return true;
     }
-    let mut head = String::new();
-    if let Ok(file) = crate::bounded::open_regular(path, "file") {
-        let _ = file.take(512).read_to_string(&mut head);
-    }
-    head.lines()
+    let head = head(path, 512).unwrap_or_default();
+    String::from_utf8_lossy(&head)
+        .lines()
         .any(|l| l.starts_with("version:") || l.starts_with("space:"))
 }
 
@@ -159,5 +169,22 @@ mod tests {
         assert_eq!(classify(b""), Kind::Other);
         assert_eq!(classify(b"\x00\x01\x02\x03binary"), Kind::Other);
         assert_eq!(classify(b"   \n"), Kind::Other);
+    }
+
+    #[test]
+    fn sniffs_sqlite_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let yaml = dir.path().join("m.yaml");
+        std::fs::write(&yaml, "version: 1\n").expect("write");
+        assert!(!is_sqlite(&yaml).expect("sniff"));
+        let db = dir.path().join("x.db");
+        rusqlite::Connection::open(&db)
+            .and_then(|c| c.execute_batch("CREATE TABLE t (x)"))
+            .expect("db");
+        assert!(is_sqlite(&db).expect("sniff"));
+        let short = dir.path().join("short");
+        std::fs::write(&short, "SQLite").expect("write");
+        assert!(!is_sqlite(&short).expect("sniff"));
+        assert!(is_sqlite(&dir.path().join("missing")).is_err());
     }
 }

@@ -15,7 +15,9 @@
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::poll::Poll;
 
 use crate::apply::Stop;
 use crate::model::{Identifier, Lookup, USER_ID};
@@ -65,7 +67,7 @@ pub async fn run(
         state.record(std::slice::from_ref(&outcome))?;
         if let Some(stop) = stop {
             report.stop = Some(match stop {
-                Stop::Space(fault) => super::apply::space_refused(fault, ""),
+                Stop::Space(fault) => crate::text::space_refused(fault, ""),
                 // `send_one` stops for the space only; named anyway rather than dropped.
                 Stop::BudgetSpent(why) => format!("canary item #{}: {why}", work.seq),
                 Stop::Interrupted => format!("canary item #{}: interrupted", work.seq),
@@ -114,8 +116,7 @@ async fn check(
         )));
     };
     let lookup = Lookup::External(Identifier::new(USER_ID, work.user_id.clone()));
-    let deadline = Instant::now() + wait;
-    let mut delay = FIRST_REREAD_DELAY;
+    let mut poll = Poll::new(wait, FIRST_REREAD_DELAY, MAX_REREAD_DELAY);
     loop {
         let resolved = crate::resolve::resolve_all(
             Arc::new(api.clone()),
@@ -139,12 +140,10 @@ async fn check(
         let Some(problem) = problem else {
             return Ok(None);
         };
-        let now = Instant::now();
-        if now >= deadline {
+        let Some(pause) = poll.next_pause() else {
             return Ok(Some(problem));
-        }
-        tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(MAX_REREAD_DELAY);
+        };
+        tokio::time::sleep(pause).await;
     }
 }
 

@@ -11,7 +11,26 @@
 use std::fmt::Display;
 use std::io::{IsTerminal as _, Write as _};
 
-use crate::cli::ColorChoice;
+pub mod progress;
+
+/// True when standard error is a terminal (progress bars) — plain lines otherwise.
+pub fn stderr_is_terminal() -> bool {
+    std::io::stderr().is_terminal()
+}
+
+/// Tells the person running idprune, on stderr, that it is waiting because the server asked it
+/// to ([`crate::retry::LONG_RETRY_AFTER`] or longer), so a long wait is never silent. Callers
+/// call it just before they sleep; it prints even with `--quiet` (the reader and the executor
+/// hold no [`Ui`]).
+pub fn say_waiting(delay: std::time::Duration) {
+    if delay >= crate::retry::LONG_RETRY_AFTER {
+        let _ = writeln!(
+            std::io::stderr().lock(),
+            "idprune: Segment asked to retry later (429 or 5xx with `Retry-After`); waiting {} s",
+            delay.as_secs()
+        );
+    }
+}
 
 /// The environment variable that turns colour off when set and not empty (no-color.org).
 pub const NO_COLOR_ENV: &str = "NO_COLOR";
@@ -55,14 +74,13 @@ pub struct Ui {
 }
 
 impl Ui {
-    /// The decisions for `--quiet` and `--color`, with `NO_COLOR` and the terminals looked at
-    /// now.
-    pub fn new(quiet: bool, color: ColorChoice) -> Self {
+    /// The decisions for `--quiet` and `--color` (`Some`: always or never; `None`: auto, with
+    /// `NO_COLOR` and the terminals looked at now).
+    pub fn new(quiet: bool, color: Option<bool>) -> Self {
         let no_color = std::env::var_os(NO_COLOR_ENV).is_some_and(|v| !v.is_empty());
         let decide = |terminal: bool| match color {
-            ColorChoice::Always => true,
-            ColorChoice::Never => false,
-            ColorChoice::Auto => terminal && !no_color,
+            Some(always) => always,
+            None => terminal && !no_color,
         };
         Self {
             quiet,
@@ -105,6 +123,12 @@ impl Ui {
             let label = paint_if(self.err_color, Paint::Yellow, "warning:");
             let _ = writeln!(std::io::stderr().lock(), "{label} {text}");
         }
+    }
+
+    /// One line on stderr even with `--quiet`: what must not go unseen (a suspicious plan, a
+    /// receipt written or checked, a state file git would commit). Write errors are ignored.
+    pub fn shout(&self, line: impl Display) {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
     }
 
     /// Text on stderr without a newline (a prompt), even with `--quiet`: the person must see
@@ -256,7 +280,7 @@ mod tests {
 
     #[test]
     fn never_and_always() {
-        assert!(!Ui::new(false, ColorChoice::Never).color);
-        assert!(Ui::new(false, ColorChoice::Always).color);
+        assert!(!Ui::new(false, Some(false)).color);
+        assert!(Ui::new(false, Some(true)).color);
     }
 }

@@ -8,20 +8,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use std::io::Write as _;
 
-use crate::render::thousands;
-
-/// A rate with the precision a person reads: `0.25/s`, `3.4/s`, `98/s`, `1,204/s`.
-pub fn rate_text(per_sec: f64) -> String {
-    if !per_sec.is_finite() || per_sec <= 0.0 {
-        "0/s".into()
-    } else if per_sec < 1.0 {
-        format!("{per_sec:.2}/s")
-    } else if per_sec < 10.0 {
-        format!("{per_sec:.1}/s")
-    } else {
-        format!("{}/s", thousands(per_sec.round() as u64))
-    }
-}
+use crate::text::thousands;
 
 /// How often plain progress lines are printed.
 pub const LINE_EVERY: Duration = Duration::from_secs(2);
@@ -48,7 +35,7 @@ impl ProgressOut {
                 s.with_key(
                     "rate",
                     |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
-                        let _ = w.write_str(&rate_text(state.per_sec()));
+                        let _ = w.write_str(&crate::text::per_second_text(state.per_sec()));
                     },
                 )
             })
@@ -100,20 +87,5 @@ impl ProgressOut {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::rate_text;
-
-    #[test]
-    fn rates() {
-        assert_eq!(rate_text(0.0), "0/s");
-        assert_eq!(rate_text(0.254), "0.25/s");
-        assert_eq!(rate_text(3.44), "3.4/s");
-        assert_eq!(rate_text(98.2345), "98/s");
-        assert_eq!(rate_text(1204.4), "1,204/s");
-        assert_eq!(rate_text(f64::NAN), "0/s");
     }
 }

@@ -1,0 +1,347 @@
+//! `apply` as a library call: [`apply`] takes a state file (or a manifest, planned afresh by
+//! [`manifest`]) and an [`Approval`], runs every refusal before a single request
+//! (`preflight`), takes the lock, closes the records of dead runs, runs the canary
+//! ([`super::canary`]) and the executor ([`crate::apply::execute`]) under Ctrl-C, records the
+//! run and returns what happened as an [`Applied`] outcome, which `render/` draws.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use super::{Api, Refused, checks, sniff, state_dir};
+use crate::apply::{ApplyReport, ExecuteOptions, PROFILE_RATE, Progress, Stop, execute};
+use crate::outcome::{Applied, RunOutcome, RunRecord};
+use crate::receipt::Receipt;
+use crate::render::{self, thousands};
+use crate::state::lock::Acquired;
+use crate::state::{RunFigures, State};
+use crate::text::{per_second_text, plural, rate_limit_text};
+use crate::ui::Ui;
+use crate::ui::progress::ProgressOut;
+
+pub mod manifest;
+mod preflight;
+
+/// How a plan is approved, decided once from the command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Approval {
+    /// `--approve DIGEST`: the digest (or a unique prefix of it) a reviewer approved.
+    Digest(String),
+    /// `--receipt FILE`: the committed receipt whose digest was approved.
+    Receipt(PathBuf),
+    /// `--yes`: apply without asking.
+    Yes,
+    /// Nothing given: ask at a terminal, refuse without one.
+    Prompt,
+}
+
+impl Approval {
+    /// The approval the flags name: `--approve`, else `--receipt`, else `--yes`, else a prompt.
+    pub fn from_flags(approve: Option<String>, receipt: Option<PathBuf>, yes: bool) -> Self {
+        match (approve, receipt) {
+            (Some(digest), _) => Self::Digest(digest),
+            (None, Some(path)) => Self::Receipt(path),
+            (None, None) if yes => Self::Yes,
+            (None, None) => Self::Prompt,
+        }
+    }
+}
+
+/// What `apply` needs besides the [`Api`].
+#[derive(Clone, Debug)]
+pub struct ApplyOptions {
+    /// The state file, or a manifest to plan afresh.
+    pub state: PathBuf,
+    /// How the plan is approved.
+    pub approval: Approval,
+    /// Also retry items that failed permanently.
+    pub retry_failed: bool,
+    /// Re-run a finished journal's deletions as a new run.
+    pub reapply: bool,
+    /// Deletions the canary sends one at a time before the fan-out (0: none).
+    pub canary: u64,
+    /// How long the canary re-reads a profile.
+    pub canary_wait: Duration,
+}
+
+/// `apply STATE` or `apply MANIFEST`: the file is sniffed, not named by its extension.
+pub async fn apply(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::Result<Applied> {
+    if !sniff::is_sqlite(&opts.state)? {
+        return manifest::apply_manifest(opts, api, ui).await;
+    }
+    let digest = match &opts.approval {
+        Approval::Receipt(path) => {
+            checks::refuse_tracked(&opts.state)?;
+            let receipt = Receipt::read(path)?;
+            {
+                let state = State::open(&opts.state)?;
+                let manifest = state_dir(&opts.state).join(state.meta()?.manifest_path);
+                checks::check_receipt(&receipt, path, &state, &manifest)?;
+            }
+            Approval::Digest(receipt.digest)
+        }
+        other => other.clone(),
+    };
+    apply_state(opts, &digest, api, ui).await
+}
+
+/// `apply STATE` approved by `approval` (a receipt already read into its digest).
+async fn apply_state(
+    opts: &ApplyOptions,
+    approval: &Approval,
+    api: &Api,
+    ui: &Ui,
+) -> anyhow::Result<Applied> {
+    sniff::expect_state(&opts.state, "apply")?;
+    checks::refuse_tracked(&opts.state)?;
+    let mut state = State::open(&opts.state)?;
+    let meta = state.meta()?;
+    let base = api.base_url(super::state_region(&meta)?)?;
+    let origin = crate::segment::client::origin(&base);
+    let digest = preflight::check_before_sending(&state, approval, opts.reapply, &origin, ui)?;
+    let pace = api.pace;
+    let client = api.client(&base, &meta.space)?;
+
+    let mine = match state.acquire_lock()? {
+        Acquired::Yes { mine, took_over } => {
+            if let Some(stale) = took_over {
+                ui.warn(format!(
+                    "took over a stale lock left by {stale}, which no longer runs"
+                ));
+            }
+            mine
+        }
+        Acquired::HeldBy(holder) => {
+            return Err(Refused(format!(
+                "state file `{}` is locked by {holder}; wait, or if that run is dead run `idprune unlock {} {}`",
+                opts.state.display(),
+                opts.state.display(),
+                holder.lock_id
+            ))
+            .into());
+        }
+    };
+    let result = run_locked(&mut state, client, opts, pace, &digest, &meta.reason, ui).await;
+    let released = state.release_lock(&mine.lock_id).with_context(|| {
+        format!(
+            "releasing the lock on `{}`; the next apply takes it over as stale",
+            opts.state.display()
+        )
+    });
+    // The run's own error (a full disk, say) is the one to report: releasing the lock then
+    // usually fails for the same reason, and the next apply takes a dead holder's lock over.
+    let run = result?;
+    released?;
+    Ok(Applied {
+        state: opts.state.clone(),
+        counts: state.counts()?,
+        meta,
+        run,
+    })
+}
+
+/// The run under the lock: dead runs closed, the run recorded, the canary, the fan-out under
+/// Ctrl-C, the run's figures recorded. `None` when there was nothing to apply.
+async fn run_locked(
+    state: &mut State,
+    api: crate::segment::Client,
+    opts: &ApplyOptions,
+    pace: super::Pace,
+    digest: &str,
+    reason: &str,
+    ui: &Ui,
+) -> anyhow::Result<Option<RunRecord>> {
+    let recording = || {
+        format!(
+            "recording the run in `{}` before sending anything; free space or fix the file, then run the same command to resume",
+            opts.state.display()
+        )
+    };
+    for dead in state.close_dead_runs().with_context(recording)? {
+        ui.warn(format!(
+            "run {} ended without closing its record (its process died); recorded it as `died` with the journal's counts: {} settled while it ran",
+            dead.id,
+            thousands(dead.settled)
+        ));
+    }
+    if opts.reapply {
+        let unfinished = state.unfinished()?;
+        if unfinished > 0 {
+            anyhow::bail!(
+                "--reapply re-runs a finished journal, but {} of `{}` are still unsent or in flight; run `idprune apply {}` to finish it first",
+                plural(unfinished, "deletion", "deletions"),
+                opts.state.display(),
+                opts.state.display()
+            );
+        }
+    }
+    if !opts.reapply && state.count_work(opts.retry_failed)? == 0 {
+        return Ok(None);
+    }
+    if let Some(last) = state.runs()?.last() {
+        let asked = match state.run_rate(last.id)? {
+            Some(rate) => format!("was started at {}", rate_limit_text(rate)),
+            None => "was started at a rate not recorded".to_owned(),
+        };
+        let went = if last.figures.requests > 0 {
+            format!(" and went at {}", per_second_text(last.figures.rate))
+        } else {
+            String::new()
+        };
+        ui.note(format!(
+            "Resuming: run {} ({}) {asked}{went}; this run goes at {}.",
+            last.id,
+            last.outcome.as_deref().unwrap_or("open"),
+            rate_limit_text(pace.rate)
+        ));
+    }
+    let run = state
+        .start_run(
+            &crate::state::lock::this_user(),
+            &crate::state::lock::this_host(),
+            digest,
+            reason,
+            crate::ci::RunContext::detect().as_ref(),
+        )
+        .with_context(recording)?;
+    state
+        .record_run_rate(run, pace.rate)
+        .with_context(recording)?;
+    if opts.reapply {
+        let reset = state.reset_for_reapply(run)?;
+        ui.note(format!(
+            "Re-applying the finished journal as run #{run}: {} pending again (their earlier outcomes are kept in the item history); identifiers no longer there end `already_absent`.",
+            plural(reset, "deletion is", "deletions are")
+        ));
+    }
+    // From here on a signal stops the run: during the canary at once (its item stays
+    // `in_flight`, re-sent on resume), during the fan-out after the requests on the wire.
+    let mut signals = super::Signals::listen()?;
+    let mut canary = super::canary::CanaryReport::default();
+    if opts.canary > 0 && state.count_work(opts.retry_failed)? > 0 {
+        ui.note(format!(
+            "Canary: sending the first {} one at a time and re-reading each profile (up to {} per profile for Segment to propagate) before the fan-out.",
+            plural(opts.canary, "deletion", "deletions"),
+            humantime::format_duration(opts.canary_wait)
+        ));
+        canary = tokio::select! {
+            report = super::canary::run(
+                state,
+                &api,
+                opts.canary,
+                opts.retry_failed,
+                opts.canary_wait,
+            ) => report?,
+            signal = signals.next() => {
+                api.pacer().halt();
+                let figures = RunFigures::default();
+                state.finish_run(run, RunOutcome::Interrupted.as_str(), &figures)?;
+                return Ok(Some(RunRecord {
+                    id: run,
+                    report: ApplyReport::default(),
+                    outcome: RunOutcome::Interrupted,
+                    figures,
+                    signal: Some(signal),
+                    in_canary: true,
+                }));
+            }
+        };
+        if let Some(problem) = canary.stop.take() {
+            let figures = RunFigures {
+                requests: canary.requests,
+                ..RunFigures::default()
+            };
+            state.finish_run(run, "stopped", &figures)?;
+            anyhow::bail!(
+                "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
+                thousands(canary.verified),
+                thousands(state.count_work(opts.retry_failed)?),
+                opts.state.display()
+            );
+        }
+        ui.note(format!(
+            "Canary passed: {} sent one at a time, each profile re-read: the target gone and nothing else changed.",
+            plural(canary.verified, "deletion", "deletions")
+        ));
+    }
+    let work = state.count_work(opts.retry_failed)?;
+    ui.note(format!(
+        "Applying {} at {}, at most {} in flight (reason: {}).",
+        plural(work, "deletion", "deletions"),
+        rate_limit_text(pace.rate),
+        pace.concurrency,
+        render::clean(reason)
+    ));
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let received = std::sync::Arc::new(std::sync::OnceLock::new());
+    let signal_ui = *ui;
+    let (pacer, first_signal) = (api.pacer().clone(), received.clone());
+    let signals = tokio::spawn(async move {
+        let first = signals.next().await;
+        let _ = first_signal.set(first);
+        // No request starts from here on: queued ones and those waiting for a slot are
+        // dropped before the pacer; those on the wire get the grace.
+        pacer.halt();
+        let _ = cancel_tx.send(true);
+        signal_ui.note(format!(
+            "\n{}: no new request starts; waiting up to {} s for the requests in flight, then stopping. Send the signal again to quit at once.",
+            first.name(),
+            crate::pace::HALT_GRACE.as_secs()
+        ));
+        signals.next().await;
+        // The one exit outside `main` (documented in `exit.rs`): the journal is consistent
+        // at every commit; in-flight items are re-sent on resume.
+        signal_ui.note("Stopped at once; run the same command to resume.");
+        std::process::exit(i32::from(first.exit().code()));
+    });
+    let options = ExecuteOptions {
+        concurrency: pace.concurrency as usize,
+        retry_failed: opts.retry_failed,
+        profile_rate: PROFILE_RATE,
+        pacer: Some(api.pacer().clone()),
+    };
+    let progress = ProgressOut::new("deleted", work, ui);
+    let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
+        let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
+        progress.update(settled, || render::apply_progress_text(p));
+    })
+    .await;
+    progress.finish();
+    signals.abort();
+    let signal = received.get().copied();
+    let report = match report {
+        Ok(mut r) => {
+            r.requests += canary.requests;
+            r.settled.done += canary.done;
+            r.settled.already_absent += canary.already_absent;
+            r
+        }
+        Err(e) => {
+            let _ = state.finish_run(run, "error", &RunFigures::default());
+            let full = crate::state::full_disk_note(&opts.state)
+                .map(|note| format!(": {note}; free space, then"))
+                .unwrap_or_else(|| ";".to_owned());
+            return Err(e.context(format!(
+                "applying `{}`{full} run the same command to resume",
+                opts.state.display()
+            )));
+        }
+    };
+    let outcome = match &report.stop {
+        Some(Stop::Interrupted) => RunOutcome::Interrupted,
+        Some(Stop::Space(_)) | Some(Stop::BudgetSpent(_)) => RunOutcome::Stopped,
+        None => RunOutcome::Completed,
+    };
+    let figures = report.figures();
+    state.finish_run(run, outcome.as_str(), &figures)?;
+    Ok(Some(RunRecord {
+        id: run,
+        report,
+        outcome,
+        figures,
+        signal,
+        in_canary: false,
+    }))
+}

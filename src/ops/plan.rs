@@ -1,0 +1,316 @@
+//! Planning as a library call: [`seal`] loads a manifest into the scratch file, resolves
+//! its lookups in chunks through the paced client, plans each profile (the pure
+//! [`crate::plan`]) and seals the items into the state file. `plan` and `apply MANIFEST`
+//! both call it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context as _;
+
+use super::{Api, Refused, relative_to, sniff, state_dir};
+use crate::manifest::{self, Manifest};
+use crate::render;
+use crate::scratch::Scratch;
+use crate::state::lock::{FileLock, Holder};
+use crate::state::{self, FORMAT_VERSION, Meta, Sealer, SourceRecord, State};
+use crate::text::{plural, rate_limit_text};
+use crate::ui::Ui;
+use crate::ui::progress::ProgressOut;
+
+/// Distinct lookups resolved per chunk: bounds memory while keeping the resolver's pipeline
+/// full (the pause between chunks is one request's latency).
+pub const RESOLVE_CHUNK: usize = 50_000;
+
+/// Refuses an output path whose folder does not exist, naming the folder.
+fn check_out_dir(state_path: &Path) -> anyhow::Result<()> {
+    let dir = state_dir(state_path);
+    if !dir.is_dir() {
+        anyhow::bail!(
+            "folder `{}` does not exist, so the state file `{}` cannot be written there; create it (`mkdir -p {}`) or choose another -o",
+            dir.display(),
+            state_path.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+/// A plan just sealed into its state file.
+pub struct Sealed {
+    /// Its digest.
+    pub digest: String,
+    /// How many `delete` items it holds.
+    pub deletes: u64,
+    /// The sampled check's result, when `--sample` asked for one.
+    pub sample: Option<crate::sample::Sample>,
+}
+
+/// What sealing a fresh plan needs.
+pub struct PlanOptions {
+    /// The manifest.
+    pub manifest: PathBuf,
+    /// Where the state file is written.
+    pub state: PathBuf,
+    /// Replace a state file holding a journal.
+    pub force: bool,
+    /// The plan's TTL.
+    pub ttl: std::time::Duration,
+    /// The API and pacing.
+    pub api: Api,
+    /// Hide the values manifest warnings quote.
+    pub redact_warnings: bool,
+    /// Read every lookup (false: `--refresh=false`, only those an entry needs).
+    pub refresh: bool,
+    /// The sampled check of a `--refresh=false` plan (`--sample N`).
+    pub sample: Option<SampleOptions>,
+}
+
+/// `--sample N`, `--max-drift`, `--allow-drift`.
+pub struct SampleOptions {
+    /// Profiles to read.
+    pub size: u64,
+    /// The threshold, in percent.
+    pub max_drift_percent: f64,
+    /// Accept a drift above it.
+    pub allow: bool,
+}
+
+/// Loads the manifest into the scratch file, resolves every lookup in chunks, plans each
+/// profile and seals the plan into the state file; prints progress and warnings on stderr,
+/// not the plan. `plan` and `apply MANIFEST` share it.
+pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
+    let state_path = args.state.clone();
+    check_out_dir(&state_path)?;
+    sniff::expect_state_target(&state_path)?;
+    let leftovers = state::remove_leftovers(&state_path);
+    if leftovers > 0 {
+        ui.note(format!(
+            "Removed {} a killed plan left beside `{}`.",
+            plural(leftovers as u64, "scratch file", "scratch files"),
+            state_path.display()
+        ));
+    }
+    check_ttl(args.ttl)?;
+    // Held from the first look at the old file to the rename of the new one: no `apply` can
+    // start on the old file meanwhile, and none is running on it now.
+    let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
+    guard_existing(&state_path, args.force)?;
+    let mut scratch = Scratch::create(&state_path)?;
+    scratch.set_refresh(args.refresh);
+    let manifest = manifest::load_into(&args.manifest, &mut scratch)?;
+    for w in &manifest.warnings {
+        ui.warn(render::clean(&render::warning_text(
+            w,
+            args.redact_warnings,
+        )));
+    }
+    let base = args.api.base_url(manifest.region)?;
+    let pace = args.api.pace;
+    let api = Arc::new(args.api.client(&base, &manifest.space)?);
+
+    let total = scratch.lookup_count()?;
+    ui.note(format!(
+        "Resolving {} at {} ...",
+        plural(total, "profile lookup", "profile lookups"),
+        rate_limit_text(pace.rate)
+    ));
+    let progress = Arc::new(ProgressOut::new("resolved", total, ui));
+    let mut done = 0u64;
+    let mut after = None;
+    let mut window = crate::window::Window::new(pace.concurrency as usize);
+    loop {
+        let chunk = scratch.lookups(after.as_ref(), RESOLVE_CHUNK)?;
+        let Some(last) = chunk.last().cloned() else {
+            break;
+        };
+        let (shown, base_count) = (progress.clone(), done);
+        let n = chunk.len() as u64;
+        // On a worker of the runtime, not on this thread: every answer wakes the dispatch
+        // loop, and waking the thread that blocks on the runtime costs a context switch each
+        // (a third of plan's CPU at a million lookups). In a `JoinSet`, so a plan stopped by
+        // Ctrl-C drops the reads with it.
+        let (reader, pacer, mut chunk_window) = (api.clone(), api.pacer().clone(), window.clone());
+        let mut task = tokio::task::JoinSet::new();
+        task.spawn(async move {
+            let resolved = crate::resolve::resolve_all(
+                reader,
+                chunk,
+                &mut chunk_window,
+                Some(pacer),
+                move |k| shown.update(base_count + k, String::new),
+            )
+            .await;
+            (resolved, chunk_window)
+        });
+        let (resolved, chunk_window) = task
+            .join_next()
+            .await
+            .context("the resolver task is missing")?
+            .context("the resolver task failed")?;
+        window = chunk_window;
+        let resolved = match resolved {
+            Ok(r) => r,
+            Err(e) => {
+                progress.finish();
+                return Err(
+                    e.context("resolving the manifest's profiles; no state file was written")
+                );
+            }
+        };
+        scratch.record(&resolved)?;
+        done += n;
+        after = Some(last);
+    }
+    progress.finish();
+
+    let writing = || {
+        let full = state::full_disk_note(&state_path)
+            .map(|note| format!(": {note}; free space, then plan again"))
+            .unwrap_or_default();
+        format!("writing state file `{}`{full}", state_path.display())
+    };
+    let mut sealer = Sealer::begin_locked(
+        lock,
+        meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
+        &sources(&manifest, &state_path)?,
+    )
+    .with_context(writing)?;
+    let planned = scratch.seal(&mut sealer).with_context(writing)?;
+    let sample = match &args.sample {
+        Some(inputs) => {
+            let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;
+            sealer
+                .meta_row(crate::sample::META_KEY, &serde_json::to_string(&sample)?)
+                .with_context(writing)?;
+            Some(sample)
+        }
+        None => None,
+    };
+    let digest = sealer.finish().with_context(writing)?;
+    drop(scratch);
+    Ok(Sealed {
+        digest,
+        deletes: planned.deletes,
+        sample,
+    })
+}
+
+/// Reads the sampled profiles by `user_id` (paced like every read, through the same window)
+/// and compares them with the items sealed for them (see [`crate::sample`]).
+async fn sampled_check(
+    sealer: &Sealer,
+    inputs: &SampleOptions,
+    api: Arc<crate::segment::Client>,
+    mut window: crate::window::Window,
+    ui: &Ui,
+) -> anyhow::Result<crate::sample::Sample> {
+    use crate::model::{Identifier, Lookup};
+    let sealed = sealer.sample_targets(inputs.size)?;
+    ui.note(format!(
+        "Sampled check: reading {} by user_id ...",
+        plural(sealed.len() as u64, "profile", "profiles")
+    ));
+    let lookups: Vec<Lookup> = sealed
+        .keys()
+        .map(|u| Lookup::External(Identifier::new("user_id", u.clone())))
+        .collect();
+    let pacer = api.pacer().clone();
+    let read = crate::resolve::resolve_all(api, lookups, &mut window, Some(pacer), |_| {})
+        .await
+        .context("the sampled check's reads; no state file was written")?;
+    let read = read
+        .into_iter()
+        .filter_map(|(lookup, r)| match lookup {
+            Lookup::External(id) => Some((id.id, r)),
+            Lookup::SegmentId(_) => None,
+        })
+        .collect();
+    let (drifted, gone) = crate::sample::compare(&sealed, &read);
+    let mut sample = crate::sample::Sample {
+        asked: inputs.size,
+        read: sealed.len() as u64,
+        drifted,
+        gone,
+        max_drift_percent: inputs.max_drift_percent,
+        allowed: false,
+    };
+    sample.allowed = sample.over() && inputs.allow;
+    Ok(sample)
+}
+
+/// Refuses a TTL whose end could not be written and read back (past year 9999).
+fn check_ttl(ttl: std::time::Duration) -> anyhow::Result<()> {
+    let room = state::MAX_UNIX.saturating_sub(state::now_unix());
+    if ttl.as_secs() > u64::try_from(room).unwrap_or(0) {
+        anyhow::bail!(
+            "--ttl `{}` ends after year 9999, which a state file cannot hold; use a shorter TTL (the default is 7d)",
+            humantime::format_duration(ttl)
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to replace a state file with a journal (without `--force`), one being applied (the
+/// sidecar lock is already held, so this is the lock row of another host), or one that is not
+/// a sealed idprune file. Saves the old file's log into it, so no `-wal` outlives it.
+fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
+    if !path.exists() {
+        return Ok(());
+    }
+    let existing = State::open(path)?;
+    existing.checkpoint()?;
+    if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
+        return Err(Refused(format!(
+            "state file `{}` is locked by {holder}; wait for that apply to end",
+            path.display()
+        ))
+        .into());
+    }
+    if existing.has_journal()? && !force {
+        anyhow::bail!(
+            "state file `{}` holds an apply journal; keep it as the record of that run and write elsewhere with -o, or pass --force to replace it",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The sources as the state file records them, paths relative to the state file.
+fn sources(manifest: &Manifest, state_path: &Path) -> anyhow::Result<Vec<SourceRecord>> {
+    let dir = state_dir(state_path);
+    manifest
+        .sources
+        .iter()
+        .map(|s| {
+            Ok(SourceRecord {
+                written: s.written.clone(),
+                path: relative_to(&s.path, &dir)?,
+                sha256: s.sha256.clone(),
+                pinned: s.pinned,
+                rows: s.rows,
+            })
+        })
+        .collect()
+}
+
+/// The plan-level facts the state file seals.
+fn meta(
+    manifest: &Manifest,
+    state_path: &Path,
+    base: &reqwest::Url,
+    ttl_secs: u64,
+) -> anyhow::Result<Meta> {
+    Ok(Meta {
+        format_version: FORMAT_VERSION,
+        digest: String::new(),
+        space: manifest.space.clone(),
+        region: manifest.region.to_string(),
+        api_origin: crate::segment::client::origin(base),
+        manifest_path: relative_to(&manifest.path, &state_dir(state_path))?,
+        manifest_sha256: manifest.sha256.clone(),
+        reason: manifest.reason.clone(),
+        created_at: state::now_unix(),
+        ttl_secs,
+    })
+}
