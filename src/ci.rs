@@ -10,8 +10,6 @@
 //!
 //! This module reads the environment and, on GitHub, one bounded JSON file; it writes nothing.
 
-use std::io::Read as _;
-
 use serde::{Deserialize, Serialize};
 
 /// The variable a non-GitHub CI (or a person) sets to record where a run came from.
@@ -191,17 +189,12 @@ struct Head {
 /// The event payload at `path`, when it is a readable regular file of at most
 /// [`MAX_EVENT_BYTES`] holding JSON; `None` otherwise (the context is a record, not a check).
 fn read_event(path: &str) -> Option<Event> {
-    let file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
-        return None;
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_EVENT_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .ok()?;
-    if bytes.len() as u64 > MAX_EVENT_BYTES {
-        return None;
-    }
+    let bytes = crate::bounded::read_regular(
+        std::path::Path::new(path),
+        "GitHub event payload",
+        MAX_EVENT_BYTES,
+    )
+    .ok()?;
     serde_json::from_slice(&bytes).ok()
 }
 
