@@ -185,31 +185,9 @@ impl<F: FnOnce(&mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()>>
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::downstream::tests::item;
     use crate::mask::RedactLevel;
-    use crate::model::Identifier;
-    use crate::plan::{Action, Item};
-    use crate::state::{ItemState, Journal, StoredItem};
-
-    /// A stored item of `email:ID` on `user_id:u1`, in `state`, sent once and answered 200.
-    fn item(seq: u64, id: &str, state: ItemState) -> StoredItem {
-        StoredItem {
-            item: Item {
-                seq,
-                lookup: "user_id:u1".into(),
-                profile: Some("user_id:u1".into()),
-                user_id: Some("u1".into()),
-                identifier: Identifier::new("email", id),
-                action: Action::Delete,
-                note: None,
-                origin: "m.yaml:1:1".into(),
-            },
-            journal: Journal {
-                last_status: Some(200),
-                ..Journal::new(state)
-            },
-            attempts: 1,
-        }
-    }
+    use crate::state::ItemState;
 
     fn rows(items: Vec<ResultItem>, masker: &Masker) -> Vec<Row> {
         items.iter().map(|r| Row::new(r, masker)).collect()
