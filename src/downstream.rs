@@ -71,32 +71,9 @@ pub fn write_json(items: impl Items, mut out: impl Write) -> anyhow::Result<()> 
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
-    use crate::model::Identifier;
-    use crate::plan::{Action, Item};
-    use crate::state::Journal;
-
-    /// A stored item of `email:ID` on `user_id:u1`, in `state`.
-    pub(crate) fn item(seq: u64, id: &str, state: ItemState) -> StoredItem {
-        StoredItem {
-            item: Item {
-                seq,
-                lookup: "user_id:u1".into(),
-                profile: Some("user_id:u1".into()),
-                user_id: Some("u1".into()),
-                identifier: Identifier::new("email", id),
-                action: Action::Delete,
-                note: None,
-                origin: "m.yaml:1:1".into(),
-            },
-            journal: Journal {
-                last_status: Some(200),
-                ..Journal::new(state)
-            },
-            attempts: 1,
-        }
-    }
+    use crate::state::testing::stored_item as item;
 
     #[test]
     fn csv_lists_removed_only() {

@@ -185,9 +185,9 @@ impl<F: FnOnce(&mut dyn FnMut(Row) -> anyhow::Result<()>) -> anyhow::Result<()>>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::downstream::tests::item;
     use crate::mask::RedactLevel;
     use crate::state::ItemState;
+    use crate::state::testing::stored_item as item;
 
     fn rows(items: Vec<ResultItem>, masker: &Masker) -> Vec<Row> {
         items.iter().map(|r| Row::new(r, masker)).collect()

@@ -447,7 +447,7 @@ impl State {
 pub(crate) mod testing {
     use std::path::Path;
 
-    use super::{Meta, Sealer, State};
+    use super::{ItemState, Journal, Meta, Sealer, State, StoredItem};
     use crate::model::Identifier;
     use crate::plan::{Action, Item, Profile};
 
@@ -462,6 +462,27 @@ pub(crate) mod testing {
             action: Action::Delete,
             note: None,
             origin: format!("m.yaml:{seq}:1"),
+        }
+    }
+
+    /// A stored item of `email:ID` on `user_id:u1`, in `state`, sent once and answered 200.
+    pub fn stored_item(seq: u64, id: &str, state: ItemState) -> StoredItem {
+        StoredItem {
+            item: Item {
+                seq,
+                lookup: "user_id:u1".into(),
+                profile: Some("user_id:u1".into()),
+                user_id: Some("u1".into()),
+                identifier: Identifier::new("email", id),
+                action: Action::Delete,
+                note: None,
+                origin: "m.yaml:1:1".into(),
+            },
+            journal: Journal {
+                last_status: Some(200),
+                ..Journal::new(state)
+            },
+            attempts: 1,
         }
     }
 

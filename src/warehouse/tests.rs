@@ -2,8 +2,8 @@
 //! filtering of removed items.
 
 use super::*;
-use crate::downstream::tests::item;
 use crate::state::ItemState;
+use crate::state::testing::stored_item as item;
 
 /// Reads a string literal back by `dialect`'s documented rules, written independently of
 /// [`string_literal`]: `None` when it is not exactly one well-formed literal.

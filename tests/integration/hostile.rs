@@ -1,7 +1,7 @@
 //! Adversarial reproductions against a small hostile HTTP server written for the tests (on
 //! 127.0.0.1, plain `std::net`, one thread per connection): whatever it sends, idprune stays
-//! bounded. Memory is judged by the peak RSS of the idprune child process (`wait4`'s
-//! `ru_maxrss`), under [`RSS_CAP_MB`].
+//! bounded. Memory is judged by the peak RSS of the idprune process (`wait4`'s `ru_maxrss`,
+//! read by a small launcher, see [`run_measured`]), under [`RSS_CAP_MB`].
 
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -141,16 +141,70 @@ struct Measured {
 }
 
 /// Runs `idprune ARGS` in `test`'s directory against `url`, with a deadline, and measures its
-/// peak RSS with `wait4`.
+/// peak RSS.
+///
+/// The figure comes from a launcher: this test binary re-run as [`measure_child`], a fresh
+/// small process that spawns idprune and reads `wait4`'s `ru_maxrss` for it. Linux folds the
+/// spawning process's own high-water mark into the child's `ru_maxrss` at `exec`, so a child
+/// spawned straight from this test process would be charged with whatever the other tests in
+/// it have allocated.
 fn run_measured(test: &Test, url: &str, args: &[&str]) -> Measured {
     let stderr_path = test.path("hostile.stderr");
-    let stderr = std::fs::File::create(&stderr_path).expect("creating the stderr file");
+    let figure_path = test.path("hostile.figure");
+    let launcher = Command::new(std::env::current_exe().expect("this test binary's path"))
+        .args([
+            "--ignored",
+            "--exact",
+            "hostile::measure_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(LAUNCH_ARGS, args.join("\u{1f}"))
+        .env(LAUNCH_DIR, test.path(""))
+        .env(LAUNCH_URL, url)
+        .env(LAUNCH_STDERR, &stderr_path)
+        .env(LAUNCH_FIGURE, &figure_path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("running the measuring launcher");
+    assert!(
+        launcher.success(),
+        "the measuring launcher failed: {launcher}"
+    );
+    let figure = std::fs::read_to_string(&figure_path).expect("reading the launcher's figure");
+    let (code, rss_kb) = figure.trim().split_once(' ').expect("`CODE RSS_KB`");
+    let peak_rss_mb = rss_kb.parse::<u64>().expect("RSS in kB") / 1024;
+    // The figure, for the record (`cargo test --test integration hostile:: -- --nocapture`).
+    eprintln!("idprune {}: peak RSS {peak_rss_mb} MB", args.join(" "));
+    Measured {
+        code: code.parse().ok(),
+        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
+        peak_rss_mb,
+    }
+}
+
+const LAUNCH_ARGS: &str = "IDPRUNE_TEST_LAUNCH_ARGS";
+const LAUNCH_DIR: &str = "IDPRUNE_TEST_LAUNCH_DIR";
+const LAUNCH_URL: &str = "IDPRUNE_TEST_LAUNCH_URL";
+const LAUNCH_STDERR: &str = "IDPRUNE_TEST_LAUNCH_STDERR";
+const LAUNCH_FIGURE: &str = "IDPRUNE_TEST_LAUNCH_FIGURE";
+
+/// The launcher [`run_measured`] re-runs this binary as: spawns idprune per the `LAUNCH_*`
+/// variables, reaps it with `wait4` under a deadline, and writes `CODE RSS_KB` (`-` for a
+/// death by signal) to the figure file.
+#[test]
+#[ignore = "the launcher of run_measured; runs only when a hostile test re-runs this binary"]
+fn measure_child() {
+    let var = |name| std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set"));
+    let stderr = std::fs::File::create(var(LAUNCH_STDERR)).expect("creating the stderr file");
     let child = Command::new(BIN)
-        .args(args)
-        .current_dir(test.path(""))
+        .args(var(LAUNCH_ARGS).split('\u{1f}'))
+        .current_dir(var(LAUNCH_DIR))
         .env_remove("IDPRUNE_EMULATOR_TOKEN")
         .env("SEGMENT_ACCESS_TOKEN", TOKEN)
-        .env("IDPRUNE_API_URL", url)
+        .env("IDPRUNE_API_URL", var(LAUNCH_URL))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(stderr)
@@ -181,19 +235,13 @@ fn run_measured(test: &Test, url: &str, args: &[&str]) -> Measured {
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(child);
-    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
-    // The figure, for the record (`cargo test --test integration hostile:: -- --nocapture`).
-    eprintln!(
-        "idprune {}: peak RSS {} MB",
-        args.join(" "),
-        usage.ru_maxrss / 1024
-    );
-    Measured {
-        code,
-        stderr: std::fs::read_to_string(&stderr_path).unwrap_or_default(),
-        // ru_maxrss is in kilobytes on Linux.
-        peak_rss_mb: usage.ru_maxrss as u64 / 1024,
-    }
+    let code = match libc::WIFEXITED(status) {
+        true => libc::WEXITSTATUS(status).to_string(),
+        false => "-".to_owned(),
+    };
+    // ru_maxrss is in kilobytes on Linux.
+    std::fs::write(var(LAUNCH_FIGURE), format!("{code} {}\n", usage.ru_maxrss))
+        .expect("writing the figure");
 }
 
 #[test]
