@@ -32,6 +32,7 @@ fn main() -> anyhow::Result<()> {
         reason: "benchmark: a large plan (OPS-0)".into(),
         created_at: idprune::state::now_unix(),
         ttl_secs: 7 * 24 * 3600,
+        policy_sha256: None,
     };
     let started = Instant::now();
     let mut sealer = Sealer::begin(&path, meta, &[])?;

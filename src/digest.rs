@@ -5,6 +5,11 @@
 //! - header fields as netstrings (`<decimal byte length>:<bytes>,`): `format_version`, `space`,
 //!   the API origin (`scheme://host:port`), the manifest's sha256 (hex), the number of pinned
 //!   sources, then each pinned source's path as written and its sha256;
+//! - for a plan made under a policy (`idprune.policy.yaml` or `--policy FILE`) only, two more
+//!   netstrings: `policy` and the policy file's sha256 (hex). Plans without a policy add
+//!   nothing, so their digests are what they were before policies existed. What follows the
+//!   pinned sources is `6:policy,`, the first `4:item,` or the end, so the two cannot be
+//!   confused;
 //! - for every item in `seq` order: the netstrings `item`, `seq` (decimal), then the `user_id`
 //!   as `+` followed by its netstring or `-` when there is none, the identifier type, the
 //!   identifier value, and the action (`delete`, `absent`, `blocked`, `unresolved`);
@@ -38,6 +43,8 @@ pub struct Header<'a> {
     pub manifest_sha256: &'a str,
     /// `(path as written, hex sha256)` of every pinned source, in manifest order.
     pub pinned_sources: &'a [(String, String)],
+    /// Hex sha256 of the policy file the plan was judged by, when there was one.
+    pub policy_sha256: Option<&'a str>,
 }
 
 /// One item as the digest sees it.
@@ -75,6 +82,10 @@ impl PlanHasher {
         for (path, sha) in header.pinned_sources {
             h.field(path.as_bytes());
             h.field(sha.as_bytes());
+        }
+        if let Some(policy) = header.policy_sha256 {
+            h.field(b"policy");
+            h.field(policy.as_bytes());
         }
         h
     }
@@ -140,6 +151,10 @@ mod tests {
     use super::*;
 
     fn digest(items: &[ItemFields<'_>]) -> String {
+        digest_with_policy(None, items)
+    }
+
+    fn digest_with_policy(policy: Option<&str>, items: &[ItemFields<'_>]) -> String {
         let pins = vec![("a.csv".to_owned(), "ff".to_owned())];
         let header = Header {
             format_version: 1,
@@ -147,6 +162,7 @@ mod tests {
             api_origin: "https://profiles.segment.com",
             manifest_sha256: "00",
             pinned_sources: &pins,
+            policy_sha256: policy,
         };
         let mut h = PlanHasher::new(&header);
         for item in items {
@@ -180,6 +196,16 @@ mod tests {
             ..item(1, Some("u1"), "a@x.com")
         };
         assert_ne!(digest(&[marked, item(2, None, "b@x.com")]), GOLDEN);
+    }
+
+    #[test]
+    fn a_policy_is_covered_and_plans_without_one_keep_their_digest() {
+        let items = [item(1, Some("u1"), "a@x.com"), item(2, None, "b@x.com")];
+        assert_eq!(digest(&items), GOLDEN);
+        let a = digest_with_policy(Some("aa"), &items);
+        assert_ne!(a, GOLDEN);
+        assert_ne!(a, digest_with_policy(Some("ab"), &items));
+        assert_eq!(a, digest_with_policy(Some("aa"), &items));
     }
 
     #[test]

@@ -137,7 +137,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__apply)
-            opts="-q -h --approve --receipt --yes --retry-failed --format --reapply --canary --canary-wait --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-q -h --approve --receipt --yes --retry-failed --format --reapply --canary --canary-wait --policy --override --why --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,6 +160,18 @@ _idprune() {
                     return 0
                     ;;
                 --canary-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --override)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --why)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -649,7 +661,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__plan)
-            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --policy --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -688,6 +700,10 @@ _idprune() {
                     return 0
                     ;;
                 --check-receipt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --policy)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -65,6 +65,7 @@ false\t''"
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l sample -d 'With `--refresh=false`: after sealing the unverified deletes, read N of their profiles, drawn at random, by `user_id` (never by the identifier), and seal the drift found (profiles gone or lacking an identifier the plan deletes) into the plan' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l max-drift -d 'The sampled drift above which plan exits 1 (unless `--allow-drift`)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l check-receipt -d 'Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json` beside the manifest) no longer matches; exit 0 when it does' -r -F
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l policy -d 'The team\'s rules to judge the plan by (default: `idprune.policy.yaml` found walking up from the manifest\'s folder). Its sha256 is sealed into the plan; a failed hard rule exits 1 (the state file is still written, to inspect)' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l rate -d 'Requests per second for the whole space, reads and deletes together (0: unlimited)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l concurrency -d 'Requests in flight at most. The window actually used is sized to the rate times the observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for latencies over about 1.5 s' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l api-url -d 'API base URL (default: from the manifest\'s region; also `IDPRUNE_API_URL`)' -r
@@ -99,6 +100,9 @@ complete -c idprune -n "__fish_idprune_using_subcommand apply" -l format -d 'How
 json\t'One JSON object on stdout, with a `format_version`'"
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l canary -d 'Send the first N deletions one at a time and re-read each profile before the fan-out; stop (exit 1) unless each target is gone and nothing else changed' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l canary-wait -d 'How long the canary re-reads a profile for Segment to propagate a delete' -r
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l policy -d 'The policy the plan was judged by, when it was given to `plan --policy` (apply refuses, exit 4, when it is not the sealed one)' -r -F
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l override -d 'Go past a failed soft policy rule (repeatable); needs `--why`. Recorded with the run. Hard rules cannot be overridden' -r
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l why -d 'Why the overridden rules may be passed (recorded with the run, shown by `show` and `status`)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l rate -d 'Requests per second for the whole space, reads and deletes together (0: unlimited)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l concurrency -d 'Requests in flight at most. The window actually used is sized to the rate times the observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for latencies over about 1.5 s' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l api-url -d 'API base URL (default: from the manifest\'s region; also `IDPRUNE_API_URL`)' -r

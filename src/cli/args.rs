@@ -80,6 +80,11 @@ pub struct PlanArgs {
     /// usually means an upper-case lookup type, a wrong space or region, or old data).
     #[arg(long)]
     pub allow_unresolved: bool,
+    /// The team's rules to judge the plan by (default: `idprune.policy.yaml` found walking up
+    /// from the manifest's folder). Its sha256 is sealed into the plan; a failed hard rule
+    /// exits 1 (the state file is still written, to inspect).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// `show`.
@@ -128,6 +133,27 @@ pub struct ApplyArgs {
     /// How long the canary re-reads a profile for Segment to propagate a delete.
     #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = humantime::parse_duration)]
     pub canary_wait: std::time::Duration,
+    /// The policy the plan was judged by, when it was given to `plan --policy` (apply
+    /// refuses, exit 4, when it is not the sealed one).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Go past a failed soft policy rule (repeatable); needs `--why`. Recorded with the run.
+    /// Hard rules cannot be overridden.
+    #[arg(long = "override", value_name = "RULE", requires = "why")]
+    pub overrides: Vec<String>,
+    /// Why the overridden rules may be passed (recorded with the run, shown by `show` and
+    /// `status`).
+    #[arg(long, value_name = "TEXT", requires = "overrides", value_parser = non_blank)]
+    pub why: Option<String>,
+}
+
+/// A `--why` worth recording: not empty or only spaces.
+fn non_blank(text: &str) -> Result<String, String> {
+    if text.trim().is_empty() {
+        Err("say why the rule may be passed; the reason is recorded with the run".into())
+    } else {
+        Ok(text.to_owned())
+    }
 }
 
 /// Formats of `status`.

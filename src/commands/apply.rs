@@ -20,6 +20,9 @@ pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit>
         reapply: args.reapply,
         canary: args.canary,
         canary_wait: args.canary_wait,
+        policy: args.policy.clone(),
+        overrides: args.overrides.clone(),
+        why: args.why.clone(),
     };
     let applied = ops::apply::apply(&opts, api, ui).await?;
     report(&applied, args.format, ui)

@@ -100,6 +100,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         receipt: false,
         check_receipt: None,
         allow_unresolved: false,
+        policy: None,
     };
     let planned = plan::plan(&plan_args, &api, ui).await?;
     ui.say(format!(
@@ -133,6 +134,9 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             canary: 0,
             canary_wait: std::time::Duration::from_secs(360),
             format: OutputFormat::Text,
+            policy: None,
+            overrides: Vec::new(),
+            why: None,
         },
         &api,
         ui,

@@ -132,9 +132,11 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
             max_drift_percent: args.max_drift,
             allow: args.allow_drift,
         }),
+        policy: args.policy.clone(),
     };
     let fresh = ops::plan::seal(&opts, ui).await?;
-    let (digest, deletes, sample) = (fresh.digest, fresh.deletes, fresh.sample);
+    let (digest, deletes, sample, policy) =
+        (fresh.digest, fresh.deletes, fresh.sample, fresh.policy);
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
         print_plan(&state, args.format, redact, args.values.redact, ui)?;
@@ -150,6 +152,9 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
             sample.line()
         ));
         return Ok(Exit::Error);
+    }
+    if let Some(exit) = policy_verdict(policy.as_deref(), &state_path, ui) {
+        return Ok(exit);
     }
     if let Some(exit) = after_plan(args, &state, ui)? {
         return Ok(exit);
@@ -167,6 +172,45 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// What the policy's verdicts mean for `plan`'s exit: 1 on a failed hard rule (the state file
+/// stays, to inspect); a failed soft rule only says what apply will need.
+fn policy_verdict(
+    verdicts: Option<&[crate::policy::Verdict]>,
+    state: &std::path::Path,
+    ui: &Ui,
+) -> Option<Exit> {
+    use crate::policy::Level;
+    let verdicts = verdicts?;
+    let failed = |level| {
+        verdicts
+            .iter()
+            .filter(|v| !v.passed && v.level == level)
+            .map(|v| v.rule.as_str())
+            .collect::<Vec<_>>()
+    };
+    let (hard, soft) = (failed(Level::Hard), failed(Level::Soft));
+    if !hard.is_empty() {
+        ui.shout(format!(
+            "\n!!! The policy's hard rule{} {} failed: apply will refuse this plan (exit 4). Refusing to call it a success (exit 1); the state file `{}` is written, to inspect. Change the manifest (or the policy, in review) and plan again.",
+            if hard.len() == 1 { "" } else { "s" },
+            hard.join(", "),
+            state.display()
+        ));
+        return Some(Exit::Error);
+    }
+    if !soft.is_empty() {
+        ui.shout(format!(
+            "\nThe policy's soft rule{} {} failed: apply refuses unless told why: {}--why \"...\" (recorded with the run).",
+            if soft.len() == 1 { "" } else { "s" },
+            soft.join(", "),
+            soft.iter()
+                .map(|r| format!("--override {r} "))
+                .collect::<String>()
+        ));
+    }
+    None
 }
 
 /// What `plan` does after sealing and printing: the suspicious-plan check, then writing or

@@ -152,6 +152,9 @@ pub fn plan(
         };
         writeln!(s, "{mark}{}\n", sample.line())?;
     }
+    if let Some(policy) = &view.policy {
+        policy_section(&mut s, policy, &view.overrides)?;
+    }
     if applied {
         writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
     }
@@ -426,6 +429,66 @@ pub fn plan(
         doc.push(&format!("> {line}\n"));
     }
     out.write_all(doc.buf.as_bytes())?;
+    Ok(())
+}
+
+/// The policy's verdicts as a table (a rule a row: ✅/❌, level, what it found, the next
+/// step), then the overrides apply recorded. Details quote the policy file: escaped.
+fn policy_section(
+    s: &mut String,
+    policy: &crate::policy::Sealed,
+    overrides: &[crate::policy::Override],
+) -> std::fmt::Result {
+    let failed = policy.verdicts.iter().filter(|v| !v.passed).count();
+    writeln!(
+        s,
+        "**Policy** {} (sha256 {}): {}\n",
+        code_span(&policy.path),
+        code_span(&policy.sha256[..policy.sha256.len().min(12)]),
+        if failed == 0 {
+            "every rule holds.".to_owned()
+        } else {
+            format!("{} of {} rules failed.", failed, policy.verdicts.len())
+        }
+    )?;
+    writeln!(
+        s,
+        "| | rule | level | found | next step |\n|---|---|---|---|---|"
+    )?;
+    for v in &policy.verdicts {
+        let next = match (&v.next, v.level) {
+            (None, _) => String::new(),
+            (Some(n), crate::policy::Level::Hard) => escape(n),
+            (Some(n), crate::policy::Level::Soft) => format!(
+                "{}; or at apply: {}",
+                escape(n),
+                code_span(&format!("--override {} --why \"...\"", v.rule))
+            ),
+        };
+        writeln!(
+            s,
+            "| {} | {} | {} | {} | {next} |",
+            if v.passed { "✅" } else { "❌" },
+            escape(&v.rule),
+            v.level.as_str(),
+            escape(&v.detail)
+        )?;
+    }
+    s.push('\n');
+    for o in overrides {
+        writeln!(
+            s,
+            "- Overridden: {} in run {} by {} at {}: {}",
+            code_span(&o.rule),
+            o.run,
+            code_span(&o.user),
+            timestamp(o.at),
+            escape(&o.why)
+        )?;
+    }
+    if !overrides.is_empty() {
+        s.push('\n');
+    }
     Ok(())
 }
 

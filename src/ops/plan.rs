@@ -44,6 +44,8 @@ pub struct Sealed {
     pub deletes: u64,
     /// The sampled check's result, when `--sample` asked for one.
     pub sample: Option<crate::sample::Sample>,
+    /// The policy's verdicts, when the plan was judged by one.
+    pub policy: Option<Vec<crate::policy::Verdict>>,
 }
 
 /// What sealing a fresh plan needs.
@@ -64,6 +66,9 @@ pub struct PlanOptions {
     pub refresh: bool,
     /// The sampled check of a `--refresh=false` plan (`--sample N`).
     pub sample: Option<SampleOptions>,
+    /// `--policy FILE`; without it, `idprune.policy.yaml` found walking up from the
+    /// manifest's folder, if any.
+    pub policy: Option<PathBuf>,
 }
 
 /// `--sample N`, `--max-drift`, `--allow-drift`.
@@ -92,6 +97,7 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
         ));
     }
     check_ttl(args.ttl)?;
+    let policy = load_policy(args.policy.as_deref(), &args.manifest, ui)?;
     // Held from the first look at the old file to the rename of the new one: no `apply` can
     // start on the old file meanwhile, and none is running on it now.
     let lock = FileLock::take_or_refuse(&state_path, &Holder::this_process(), "planning over it")?;
@@ -172,7 +178,13 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     };
     let mut sealer = Sealer::begin_locked(
         lock,
-        meta(&manifest, &state_path, &base, args.ttl.as_secs())?,
+        meta(
+            &manifest,
+            &state_path,
+            &base,
+            args.ttl.as_secs(),
+            policy.as_ref(),
+        )?,
         &sources(&manifest, &state_path)?,
     )
     .with_context(writing)?;
@@ -187,13 +199,70 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
         }
         None => None,
     };
+    let verdicts = match &policy {
+        Some(policy) => {
+            let mut judge = crate::policy::Evaluator::new(policy);
+            let profiles = sealer.for_each_delete(|seq, kind, value| {
+                judge.visit(&crate::policy::Deletion { seq, kind, value })
+            })?;
+            let verdicts = judge.finish(&crate::policy::Summary {
+                deletes: planned.deletes,
+                profiles,
+                reason: &manifest.reason,
+                ttl: args.ttl,
+                canary: None,
+            });
+            let sealed = crate::policy::Sealed {
+                path: relative_to(&policy.path, &canonical(&state_dir(&state_path)))?,
+                sha256: policy.sha256.clone(),
+                text: policy.text.clone(),
+                verdicts: verdicts.clone(),
+            };
+            sealer
+                .meta_row(crate::policy::META_KEY, &serde_json::to_string(&sealed)?)
+                .with_context(writing)?;
+            Some(verdicts)
+        }
+        None => None,
+    };
     let digest = sealer.finish().with_context(writing)?;
     drop(scratch);
     Ok(Sealed {
         digest,
         deletes: planned.deletes,
         sample,
+        policy: verdicts,
     })
+}
+
+/// A folder with symbolic links resolved (as [`crate::policy::find`] resolves them), or as
+/// given when it cannot be.
+fn canonical(dir: &Path) -> PathBuf {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned())
+}
+
+/// The policy a plan of `manifest` is judged by: `--policy FILE`, else `idprune.policy.yaml`
+/// found walking up from the manifest's folder, else none. Read and validated before any
+/// request; an invalid policy stops the plan with every problem located.
+pub fn load_policy(
+    explicit: Option<&Path>,
+    manifest: &Path,
+    ui: &Ui,
+) -> anyhow::Result<Option<crate::policy::Policy>> {
+    let path = match explicit {
+        Some(p) => p.to_owned(),
+        None => match crate::policy::find(manifest) {
+            Some(found) => found,
+            None => return Ok(None),
+        },
+    };
+    let policy = crate::policy::load(&path)?;
+    ui.note(format!(
+        "Judging the plan by policy `{}` ({}).",
+        path.display(),
+        plural(policy.rules.len() as u64, "rule", "rules")
+    ));
+    Ok(Some(policy))
 }
 
 /// Reads the sampled profiles by `user_id` (paced like every read, through the same window)
@@ -300,6 +369,7 @@ fn meta(
     state_path: &Path,
     base: &reqwest::Url,
     ttl_secs: u64,
+    policy: Option<&crate::policy::Policy>,
 ) -> anyhow::Result<Meta> {
     Ok(Meta {
         format_version: FORMAT_VERSION,
@@ -312,5 +382,6 @@ fn meta(
         reason: manifest.reason.clone(),
         created_at: state::now_unix(),
         ttl_secs,
+        policy_sha256: policy.map(|p| p.sha256.clone()),
     })
 }

@@ -36,7 +36,7 @@ pub const POLICY_FILE: &str = "idprune.policy.yaml";
 pub const MAX_POLICY_BYTES: u64 = 64 * 1024;
 
 /// How binding a rule is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Level {
     /// A failure refuses the apply, always.
@@ -94,6 +94,8 @@ pub struct Policy {
     pub path: PathBuf,
     /// The sha256 of its bytes (hex), sealed into the plan.
     pub sha256: String,
+    /// Its text, sealed into the plan.
+    pub text: String,
     /// Its rules, in the file's order.
     pub rules: Vec<Rule>,
 }
@@ -125,10 +127,10 @@ pub struct Deletion<'a> {
 }
 
 /// One rule's result.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
 pub struct Verdict {
     /// The rule's name.
-    pub rule: &'static str,
+    pub rule: String,
     /// Its level.
     pub level: Level,
     /// True when it holds.
@@ -137,6 +139,53 @@ pub struct Verdict {
     pub detail: String,
     /// For a failure: what to do next.
     pub next: Option<String>,
+}
+
+/// The `meta` key under which a plan seals its policy ([`Sealed`]).
+pub const META_KEY: &str = "policy";
+
+/// A policy as a plan seals it (inside the file seal; its sha256 is also in the digest): where
+/// it was, its text, and the verdicts when the plan was made. `apply` re-judges the sealed
+/// text, so a policy file moved away after the plan still binds the apply.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+pub struct Sealed {
+    /// The policy file's path, relative to the state file's folder.
+    pub path: String,
+    /// The hex sha256 of its bytes.
+    pub sha256: String,
+    /// Its text.
+    pub text: String,
+    /// The verdicts at plan time, in the policy's order.
+    pub verdicts: Vec<Verdict>,
+}
+
+impl Sealed {
+    /// The sealed policy, parsed again; refuses text whose hash is not the sealed one.
+    pub fn policy(&self, shown: &Path) -> anyhow::Result<Policy> {
+        anyhow::ensure!(
+            sha256_hex(self.text.as_bytes()) == self.sha256,
+            "the policy sealed in the plan does not hash to its sha256 {}; the state file is damaged: plan again",
+            self.sha256
+        );
+        Ok(parse(shown, self.text.as_bytes())?)
+    }
+}
+
+/// A soft rule's override as `apply --override RULE --why TEXT` records it with its run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Override {
+    /// The run that used it.
+    pub run: i64,
+    /// The rule.
+    pub rule: String,
+    /// What the rule found when it was overridden.
+    pub detail: String,
+    /// Why, in the words of whoever overrode it.
+    pub why: String,
+    /// Who (the local user name).
+    pub user: String,
+    /// When, Unix seconds.
+    pub at: i64,
 }
 
 /// Items a failing item rule names, at most.
@@ -199,13 +248,24 @@ pub fn load(path: &Path) -> Result<Policy, PolicyError> {
         .take(MAX_POLICY_BYTES + 1)
         .read_to_end(&mut bytes)
         .map_err(io)?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
-    let rules = raw::parse(path, &bytes).map_err(PolicyError::Invalid)?;
+    parse(path, &bytes)
+}
+
+/// Validates a policy's bytes (read from `path`, or sealed in a plan and named by it).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Policy, PolicyError> {
+    let rules = raw::parse(path, bytes).map_err(PolicyError::Invalid)?;
     Ok(Policy {
         path: path.to_owned(),
-        sha256,
+        sha256: sha256_hex(bytes),
+        // Valid UTF-8 once parsed.
+        text: String::from_utf8_lossy(bytes).into_owned(),
         rules,
     })
+}
+
+/// The hex sha256 of a policy's bytes: what a plan seals.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
 }
 
 /// Judges a plan: one verdict per rule, in the policy's order. Pure: the same plan and
@@ -215,11 +275,34 @@ pub fn evaluate<'a>(
     summary: &Summary<'_>,
     deletions: impl IntoIterator<Item = Deletion<'a>>,
 ) -> Vec<Verdict> {
-    // The item rules need one pass over the deletions: collect what each finds.
-    let mut offenders: Vec<Vec<u64>> = vec![Vec::new(); policy.rules.len()];
-    let mut counts: Vec<u64> = vec![0; policy.rules.len()];
+    let mut judge = Evaluator::new(policy);
     for d in deletions {
-        for (i, rule) in policy.rules.iter().enumerate() {
+        judge.visit(&d);
+    }
+    judge.finish(summary)
+}
+
+/// [`evaluate`] one deletion at a time, for plans streamed from a state file: the item rules
+/// see each deletion once, the plan-level rules judge the summary at the end.
+pub struct Evaluator<'p> {
+    policy: &'p Policy,
+    offenders: Vec<Vec<u64>>,
+    counts: Vec<u64>,
+}
+
+impl<'p> Evaluator<'p> {
+    /// Starts judging a plan against `policy`.
+    pub fn new(policy: &'p Policy) -> Self {
+        Self {
+            policy,
+            offenders: vec![Vec::new(); policy.rules.len()],
+            counts: vec![0; policy.rules.len()],
+        }
+    }
+
+    /// Looks at one delete item.
+    pub fn visit(&mut self, d: &Deletion<'_>) {
+        for (i, rule) in self.policy.rules.iter().enumerate() {
             let offends = match &rule.check {
                 Check::AllowedTypes(types) => !types.iter().any(|t| t == d.kind),
                 Check::ForbidTypes(types) => types.iter().any(|t| t == d.kind),
@@ -229,19 +312,23 @@ pub fn evaluate<'a>(
                 _ => false,
             };
             if offends {
-                counts[i] += 1;
-                if offenders[i].len() < NAMED_ITEMS {
-                    offenders[i].push(d.seq);
+                self.counts[i] += 1;
+                if self.offenders[i].len() < NAMED_ITEMS {
+                    self.offenders[i].push(d.seq);
                 }
             }
         }
     }
-    policy
-        .rules
-        .iter()
-        .enumerate()
-        .map(|(i, rule)| judge(rule, summary, counts[i], &offenders[i]))
-        .collect()
+
+    /// One verdict per rule, in the policy's order.
+    pub fn finish(self, summary: &Summary<'_>) -> Vec<Verdict> {
+        self.policy
+            .rules
+            .iter()
+            .enumerate()
+            .map(|(i, rule)| judge(rule, summary, self.counts[i], &self.offenders[i]))
+            .collect()
+    }
 }
 
 fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
@@ -361,7 +448,7 @@ fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
         ),
     };
     Verdict {
-        rule: rule.name,
+        rule: rule.name.to_owned(),
         level: rule.level,
         passed,
         detail,
@@ -372,5 +459,5 @@ fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
 /// True when a verdict refuses the apply: a failed hard rule, or a failed soft one not in
 /// `overridden`.
 pub fn refuses(v: &Verdict, overridden: &[String]) -> bool {
-    !v.passed && (v.level == Level::Hard || !overridden.iter().any(|o| o == v.rule))
+    !v.passed && (v.level == Level::Hard || !overridden.contains(&v.rule))
 }

@@ -40,11 +40,11 @@ fn summary(deletes: u64, profiles: u64, reason: &str, canary: Option<u64>) -> Su
     }
 }
 
-fn failed(verdicts: &[Verdict]) -> Vec<&'static str> {
+fn failed(verdicts: &[Verdict]) -> Vec<&str> {
     verdicts
         .iter()
         .filter(|v| !v.passed)
-        .map(|v| v.rule)
+        .map(|v| v.rule.as_str())
         .collect()
 }
 

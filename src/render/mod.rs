@@ -25,6 +25,7 @@ mod apply;
 mod guard;
 mod json;
 mod plan;
+mod policy;
 mod status;
 mod verify;
 mod warning;
@@ -32,6 +33,7 @@ mod warning;
 pub use apply::{APPLY_JSON_VERSION, apply_json, apply_progress_text, run_summary_text};
 pub use guard::{guard_json, guard_text};
 pub use plan::{plan_json, plan_text};
+pub use policy::{override_line, policy_head, policy_refusal, policy_text, verdict_line};
 pub use status::{StatusView, latency_text, status_json, status_text};
 pub use verify::{verify_json, verify_text};
 pub use warning::{redact_quoted, warning_text};
@@ -58,6 +60,10 @@ pub struct PlanView<'a> {
     pub warnings: Vec<String>,
     /// The sealed sampled check (`plan --refresh=false --sample N`), if any.
     pub sample: Option<crate::sample::Sample>,
+    /// The sealed policy and its verdicts at plan time, if the plan was judged by one.
+    pub policy: Option<crate::policy::Sealed>,
+    /// The soft rules apply runs went past (`apply --override`), by run.
+    pub overrides: Vec<crate::policy::Override>,
     /// Where the items are read from.
     pub state: &'a State,
 }
@@ -70,6 +76,8 @@ impl<'a> PlanView<'a> {
             counts: state.counts()?,
             warnings: state.warnings()?,
             sample: state.sample()?,
+            policy: state.sealed_policy()?,
+            overrides: state.overrides()?,
             state,
         })
     }

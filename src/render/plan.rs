@@ -142,6 +142,9 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     if let Some(sample) = &view.sample {
         writeln!(out, "{}", sample.line())?;
     }
+    if let Some(policy) = &view.policy {
+        write!(out, "{}", super::policy_text(policy, &view.overrides))?;
+    }
     if started(&view.counts) {
         writeln!(out, "{}", progress_line(&view.counts))?;
     }
@@ -163,5 +166,28 @@ pub fn plan_json(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
             }),
         );
     }
+    tail.insert("policy".into(), policy_json(view));
     json_with_items(head, view.state, r, tail, out)
+}
+
+/// The JSON `policy` object: where the policy was, its sha256 (sealed in the digest), each
+/// rule's verdict at plan time and the overrides apply runs recorded; `null` without one.
+fn policy_json(view: &PlanView<'_>) -> serde_json::Value {
+    match &view.policy {
+        None => serde_json::Value::Null,
+        Some(p) => json!({
+            "path": p.path,
+            "sha256": p.sha256,
+            "verdicts": p.verdicts,
+            "overrides": view.overrides.iter().map(override_json).collect::<Vec<_>>(),
+        }),
+    }
+}
+
+/// One recorded override as JSON, its time as the views' timestamps.
+pub(super) fn override_json(o: &crate::policy::Override) -> serde_json::Value {
+    json!({
+        "run": o.run, "rule": o.rule, "detail": o.detail, "why": o.why, "user": o.user,
+        "at": timestamp(o.at),
+    })
 }

@@ -101,6 +101,10 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
             latency_text(&run.figures)
         )?;
     }
+    // The soft policy rules runs went past (`apply --override RULE --why TEXT`).
+    for o in view.state.overrides().map_err(io::Error::other)? {
+        writeln!(out, "Policy {}", super::override_line(&o))?;
+    }
     if !view.last_errors.is_empty() {
         writeln!(out, "Last errors:")?;
         for (seq, e) in &view.last_errors {
@@ -144,6 +148,14 @@ pub fn status_json(
                        "latency_p50_ms": run.figures.latency_p50_ms,
                        "latency_p99_ms": run.figures.latency_p99_ms})
             })
+            .collect(),
+    );
+    map.insert(
+        "policy_overrides".into(),
+        view.state
+            .overrides()?
+            .iter()
+            .map(super::plan::override_json)
             .collect(),
     );
     map.insert(

@@ -116,6 +116,8 @@ pub struct Meta {
     pub created_at: i64,
     /// How long the plan may be applied, in seconds.
     pub ttl_secs: u64,
+    /// Hex sha256 of the policy the plan was judged by, when there was one (in the digest).
+    pub policy_sha256: Option<String>,
 }
 
 /// A CSV source as planned.
@@ -168,6 +170,7 @@ fn header<'a>(meta: &'a Meta, pins: &'a [(String, String)]) -> Header<'a> {
         api_origin: &meta.api_origin,
         manifest_sha256: &meta.manifest_sha256,
         pinned_sources: pins,
+        policy_sha256: meta.policy_sha256.as_deref(),
     }
 }
 
@@ -339,6 +342,7 @@ impl State {
             reason: self.meta_value("reason")?,
             created_at,
             ttl_secs,
+            policy_sha256: self.optional_meta("policy_sha256")?,
         })
     }
 
@@ -500,6 +504,7 @@ pub(crate) mod testing {
             reason: "test".into(),
             created_at: 0,
             ttl_secs: 60,
+            policy_sha256: None,
         }
     }
 

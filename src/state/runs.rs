@@ -113,6 +113,41 @@ impl State {
         Ok(())
     }
 
+    /// Records a soft policy rule that `run` went past (`apply --override RULE --why TEXT`).
+    pub fn record_override(
+        &self,
+        run: i64,
+        rule: &str,
+        detail: &str,
+        why: &str,
+        user: &str,
+    ) -> anyhow::Result<()> {
+        self.conn.execute(
+            "INSERT INTO policy_overrides (run, rule, detail, why, user, at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![run, rule, detail, why, user, now_unix()],
+        )?;
+        Ok(())
+    }
+
+    /// Every recorded policy override, by run, then rule.
+    pub fn overrides(&self) -> anyhow::Result<Vec<crate::policy::Override>> {
+        let mut stmt = self.conn.prepare(
+            "SELECT run, rule, detail, why, user, at FROM policy_overrides ORDER BY run, rule",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok(crate::policy::Override {
+                run: r.get(0)?,
+                rule: r.get(1)?,
+                detail: r.get(2)?,
+                why: r.get(3)?,
+                user: r.get(4)?,
+                at: r.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Records the `--rate` a run was started with (0: unlimited), so a resumed run can say
     /// what the earlier one asked for.
     pub fn record_run_rate(&self, run: i64, rate: u32) -> anyhow::Result<()> {

@@ -13,9 +13,10 @@ use rusqlite::Connection;
 
 /// The schema version this build writes and reads. Version 2 added the lock holder's process
 /// start time, the file seal, and the verification and re-run histories; version 3 the CI
-/// context of each run (`runs.context`). Files of another version are refused (the check in
+/// context of each run (`runs.context`); version 4 the policy overrides of each run
+/// (`policy_overrides`). Files of another version are refused (the check in
 /// `check.rs` says which idprune to use, or to plan again).
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// `PRAGMA application_id` of every idprune state file: `idPR` in ASCII.
 pub const APPLICATION_ID: i32 = 0x6964_5052;
@@ -104,8 +105,8 @@ BEGIN SELECT RAISE(ABORT, 'a finished run cannot change'); END;
 "#;
 
 /// The tables written after the plan (part of [`SCHEMA`]'s version, created with it): the
-/// verification history of `verify` and the item history of `apply --reapply` (seqs, states
-/// and times only, no values). `verifications` is one row per `verify` run; `verify_items`
+/// verification history of `verify`, the item history of `apply --reapply` (seqs, states
+/// and times only, no values) and the policy overrides of `apply --override`. `verifications` is one row per `verify` run; `verify_items`
 /// holds, per item, what the latest verification saw and when the item was last seen gone,
 /// which is how a later verification tells "re-introduced" from "still present".
 const HISTORY: &str = r#"
@@ -144,6 +145,22 @@ CREATE TABLE item_history (
 ) STRICT;
 CREATE TRIGGER item_history_no_delete BEFORE DELETE ON item_history
 BEGIN SELECT RAISE(ABORT, 'the item history is append-only'); END;
+
+-- `apply --override RULE --why TEXT`: the soft policy rules a run went past, who and why
+-- (append-only: an override is part of the audit trail, like the run itself).
+CREATE TABLE policy_overrides (
+    run     INTEGER NOT NULL,           -- the run that used it
+    rule    TEXT NOT NULL,
+    detail  TEXT NOT NULL,              -- what the rule found
+    why     TEXT NOT NULL,
+    user    TEXT NOT NULL,
+    at      INTEGER NOT NULL,
+    PRIMARY KEY (run, rule)
+) STRICT;
+CREATE TRIGGER policy_overrides_no_delete BEFORE DELETE ON policy_overrides
+BEGIN SELECT RAISE(ABORT, 'the policy overrides are append-only'); END;
+CREATE TRIGGER policy_overrides_frozen BEFORE UPDATE ON policy_overrides
+BEGIN SELECT RAISE(ABORT, 'a recorded policy override cannot change'); END;
 "#;
 
 /// The indexes of `items`: part of the schema, dropped while a new plan is bulk-loaded.

@@ -285,6 +285,27 @@ impl Sealer {
         Ok(out)
     }
 
+    /// Calls `visit` with every `delete` item written so far (seq, type, value), in seq order,
+    /// and returns how many distinct profiles they touch: what a policy judges.
+    pub fn for_each_delete(&self, mut visit: impl FnMut(u64, &str, &str)) -> anyhow::Result<u64> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare(
+            "SELECT seq, id_type, id_value FROM items WHERE action = 'delete' ORDER BY seq",
+        )?;
+        let mut rows = stmt.query([])?;
+        while let Some(r) = rows.next()? {
+            let seq: i64 = r.get(0)?;
+            let kind: String = r.get(1)?;
+            let value: String = r.get(2)?;
+            visit(seq as u64, &kind, &value);
+        }
+        Ok(conn.query_row(
+            "SELECT count(DISTINCT profile) FROM items WHERE action = 'delete'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )? as u64)
+    }
+
     /// Records one more sealed plan-level fact in `meta` (inside the file seal, outside the
     /// digest), such as the sampled check's result.
     pub fn meta_row(&mut self, key: &str, value: &str) -> anyhow::Result<()> {
@@ -303,6 +324,7 @@ impl Sealer {
             .context("the state file is already sealed")?
             .finish();
         let m = &self.meta;
+        let policy = m.policy_sha256.clone().map(|sha| ("policy_sha256", sha));
         let rows: [(&str, String); 11] = [
             ("format_version", m.format_version.to_string()),
             ("digest", digest.clone()),
@@ -323,7 +345,7 @@ impl Sealer {
             .conn
             .take()
             .context("the state file is already sealed")?;
-        for (key, value) in rows {
+        for (key, value) in rows.into_iter().chain(policy) {
             conn.execute(
                 "INSERT INTO meta (key, value) VALUES (?1, ?2)",
                 params![key, value],

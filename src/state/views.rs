@@ -284,6 +284,20 @@ impl State {
             .optional()?)
     }
 
+    /// The policy sealed in the plan (meta `policy`), if it was judged by one.
+    pub fn sealed_policy(&self) -> anyhow::Result<Option<crate::policy::Sealed>> {
+        self.optional_meta(crate::policy::META_KEY)?
+            .map(|v| {
+                serde_json::from_str(&v).map_err(|e| {
+                    anyhow::anyhow!(
+                        "the policy sealed in state file `{}` is unreadable ({e}); plan again",
+                        self.path.display()
+                    )
+                })
+            })
+            .transpose()
+    }
+
     /// Calls `visit` with every seq whose item differs between this plan and the one in
     /// `other` (type, value, action or user_id), in seq order, with both sides; the count.
     pub fn for_each_changed_item(

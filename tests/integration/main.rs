@@ -49,6 +49,8 @@
 //!   states, view fields, odd values, a plan racing an apply; any single-row edit (proptest).
 //! - `provenance`: a state file git tracks is refused; an edited receipt is refused; the CI
 //!   context of a run in `status` and the markdown.
+//! - `policy`: the team's rules: each fails a plan and refuses its apply with zero requests; soft
+//!   overrides recorded and shown; a changed or added policy refused; `--policy FILE`.
 //! - `schema`: `show --format json` validated against the published `docs/schema/show.schema.json`.
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
 //!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
@@ -72,6 +74,7 @@ mod kills;
 mod lifecycle;
 mod pacing;
 mod plan_apply;
+mod policy;
 mod promises;
 mod properties;
 mod provenance;

@@ -1,6 +1,7 @@
 //! The published JSON Schema of `show --format json` (`docs/schema/show.schema.json`) holds
 //! for real output: a mixed plan (deletes, absent, blocked, unresolved) before and after its
-//! apply, redacted and revealed, validated by Python's `jsonschema` (CI installs it; a missing
+//! apply, redacted and revealed, and a plan judged by a policy with an override recorded,
+//! validated by Python's `jsonschema` (CI installs it; a missing
 //! module fails the test). A schema that no longer matches the output fails here.
 
 use std::io::Write as _;
@@ -68,5 +69,48 @@ fn show_json_matches_the_published_schema_before_and_after_apply() {
     assert!(
         errors(&extra).contains("surprise"),
         "an unknown field is refused"
+    );
+}
+
+#[test]
+fn show_json_with_a_policy_and_an_override_matches_the_published_schema() {
+    let test = crate::policy::policy_test();
+    test.write(
+        "idprune.policy.yaml",
+        "version: 1\nrules:\n  max_deletes: {limit: 100, level: hard}\n  reason_pattern: {pattern: 'JIRA-[0-9]+', level: soft}\n",
+    );
+    test.idprune(["plan", "m.yaml"]).run().ok();
+    let show = || {
+        test.idprune(["show", "m.state.db", "--format", "json"])
+            .run()
+            .ok()
+            .stdout
+    };
+    let planned = show();
+    assert_eq!(errors(&planned), "", "plan judged by a policy");
+    test.idprune([
+        "apply",
+        "m.state.db",
+        "--yes",
+        "--override",
+        "reason_pattern",
+        "--why",
+        "the ticket is OPS-12",
+    ])
+    .run()
+    .ok();
+    let applied = show();
+    let v: serde_json::Value = serde_json::from_str(&applied).expect("one JSON object");
+    assert_eq!(
+        v["policy"]["overrides"][0]["rule"], "reason_pattern",
+        "{applied}"
+    );
+    assert_eq!(errors(&applied), "", "applied with an override");
+    // The check can fail: a verdict of a rule the schema does not know is refused.
+    let odd = applied.replacen("\"rule\":\"max_deletes\"", "\"rule\":\"max_everything\"", 1);
+    assert_ne!(odd, applied);
+    assert!(
+        errors(&odd).contains("max_everything"),
+        "an unknown rule is refused"
     );
 }

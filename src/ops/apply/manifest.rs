@@ -106,6 +106,7 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
         // digest, and is refused like any other change.
         refresh: true,
         sample: None,
+        policy: opts.policy.clone(),
     };
     ui.shout(format!(
         "Planning `{}` afresh; it is applied only if its digest is the approved one.",

@@ -22,6 +22,7 @@ use crate::ui::Ui;
 use crate::ui::progress::ProgressOut;
 
 pub mod manifest;
+mod policy;
 mod preflight;
 
 /// How a plan is approved, decided once from the command line.
@@ -64,6 +65,14 @@ pub struct ApplyOptions {
     pub canary: u64,
     /// How long the canary re-reads a profile.
     pub canary_wait: Duration,
+    /// `--policy FILE`: the policy the plan was judged by, when not the one found walking up
+    /// from the manifest (`apply MANIFEST` plans with it; `apply STATE` checks it is the
+    /// sealed one).
+    pub policy: Option<PathBuf>,
+    /// `--override RULE`: soft policy rules to go past.
+    pub overrides: Vec<String>,
+    /// `--why TEXT`: the reason recorded with each override.
+    pub why: Option<String>,
 }
 
 /// `apply STATE` or `apply MANIFEST`: the file is sniffed, not named by its extension.
@@ -101,6 +110,7 @@ async fn apply_state(
     let base = api.base_url(super::state_region(&meta)?)?;
     let origin = crate::segment::client::origin(&base);
     let digest = preflight::check_before_sending(&state, approval, opts.reapply, &origin, ui)?;
+    let granted = policy::check(&state, opts, ui)?;
     let pace = api.pace;
     let client = api.client(&base, &meta.space)?;
 
@@ -123,7 +133,15 @@ async fn apply_state(
             .into());
         }
     };
-    let result = run_locked(&mut state, client, opts, pace, &digest, &meta.reason, ui).await;
+    let result = run_locked(
+        &mut state,
+        client,
+        opts,
+        pace,
+        (&digest, &meta.reason, &granted),
+        ui,
+    )
+    .await;
     let released = state.release_lock(&mine.lock_id).with_context(|| {
         format!(
             "releasing the lock on `{}`; the next apply takes it over as stale",
@@ -149,8 +167,7 @@ async fn run_locked(
     api: crate::segment::Client,
     opts: &ApplyOptions,
     pace: super::Pace,
-    digest: &str,
-    reason: &str,
+    (digest, reason, granted): (&str, &str, &[policy::Granted]),
     ui: &Ui,
 ) -> anyhow::Result<Option<RunRecord>> {
     let recording = || {
@@ -209,6 +226,17 @@ async fn run_locked(
     state
         .record_run_rate(run, pace.rate)
         .with_context(recording)?;
+    for g in granted {
+        state
+            .record_override(
+                run,
+                &g.rule,
+                &g.detail,
+                opts.why.as_deref().unwrap_or_default(),
+                &crate::state::lock::this_user(),
+            )
+            .with_context(recording)?;
+    }
     if opts.reapply {
         let reset = state.reset_for_reapply(run)?;
         ui.note(format!(
