@@ -34,22 +34,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         );
     }
     // Columns: every one named must be in the header, each a valid identifier type.
-    let mut reader = csv::ReaderBuilder::new()
-        .flexible(true)
-        .from_reader(crate::bounded::open_regular(csv_path, "CSV")?);
-    let header: Vec<String> = reader
-        .headers()
-        .with_context(|| format!("reading the header of `{}`", csv_path.display()))?
-        .iter()
-        .enumerate()
-        .map(|(i, h)| {
-            if i == 0 {
-                h.trim_start_matches('\u{feff}').to_owned()
-            } else {
-                h.to_owned()
-            }
-        })
-        .collect();
+    let (header, rows) = crate::manifest::csv_header_and_rows(csv_path)?;
     let mut wanted = vec![("--profile-column", &args.profile_column)];
     wanted.extend(args.remove_column.iter().map(|c| ("--remove-column", c)));
     for (flag, col) in &wanted {
@@ -91,11 +76,6 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
             "`{}` is both the profile column and a column to remove; the profile lookup cannot be the identifier deleted",
             clean(&args.profile_column)
         );
-    }
-    let mut rows = 0u64;
-    for record in reader.records() {
-        record.with_context(|| format!("reading CSV `{}`", csv_path.display()))?;
-        rows += 1;
     }
     if rows == 0 {
         bail!(

@@ -218,7 +218,9 @@ impl Mode0600 for std::fs::OpenOptions {
 pub fn purge(args: &PurgeArgs, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_state(&args.state, "purge")?;
     let key = match &args.key_file {
-        Some(path) => crate::bounded::read_secret_line(path, "key file", 4096)?,
+        Some(path) => {
+            crate::bounded::read_secret_line(path, "key file", crate::ops::MAX_KEY_FILE_BYTES)?
+        }
         None => std::env::var(super::FINGERPRINT_KEY_ENV).unwrap_or_default(),
     };
     let key = key.trim();

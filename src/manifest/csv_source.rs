@@ -6,7 +6,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -14,6 +14,15 @@ use super::check::lookup_case_warning;
 use super::diagnostic::{Capped, Diagnostic, Location, is_forbidden_control, shown};
 use super::types::Entry;
 use crate::model::{Identifier, Lookup};
+
+/// Longest CSV record (the header, or one row with any quoted line breaks in it) accepted, in
+/// bytes. A real row is a few identifiers; a longer record is a file that is not a CSV export,
+/// or a quote left open that runs a record on to the end of the file. The parser holds at most
+/// this much (plus its [`CSV_READ_AHEAD`]) of one record, so a file of one endless line costs
+/// no more memory than a good one.
+pub const MAX_CSV_RECORD_BYTES: u64 = 1 << 20;
+/// The CSV parser's read buffer: how far it may read past the record it is in.
+const CSV_READ_AHEAD: usize = 8 * 1024;
 
 /// What to read from a CSV, already validated against the manifest.
 #[derive(Debug)]
@@ -72,6 +81,11 @@ struct HashingReader<R> {
     newlines: VecDeque<u64>,
     /// `\n` bytes already passed.
     lines_passed: u64,
+    /// Where the record the parser is in started (where the previous one ended).
+    record_start: u64,
+    /// Set, to the record's first line, when that record ran past [`MAX_CSV_RECORD_BYTES`]
+    /// before the parser finished it; reads then fail.
+    over_limit: Option<u64>,
 }
 
 impl<R> HashingReader<R> {
@@ -82,6 +96,8 @@ impl<R> HashingReader<R> {
             offset: 0,
             newlines: VecDeque::new(),
             lines_passed: 0,
+            record_start: 0,
+            over_limit: None,
         }
     }
 
@@ -97,6 +113,15 @@ impl<R> HashingReader<R> {
 
 impl<R: Read> Read for HashingReader<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        // Everything read since the record started, less the parser's read-ahead, is in that
+        // record: past the cap, stop feeding it.
+        if self.offset - self.record_start > MAX_CSV_RECORD_BYTES + CSV_READ_AHEAD as u64 {
+            let line = self.line_at(self.record_start);
+            self.over_limit = Some(line);
+            return Err(io::Error::other(format!(
+                "the CSV record at line {line} is over the {MAX_CSV_RECORD_BYTES}-byte limit"
+            )));
+        }
         let n = self.inner.read(buf)?;
         let chunk = &buf[..n];
         self.hasher.update(chunk);
@@ -111,6 +136,60 @@ impl<R: Read> Read for HashingReader<R> {
         self.offset += n as u64;
         Ok(n)
     }
+}
+
+/// A CSV parser over a [`HashingReader`], with the record cap's read-ahead.
+fn csv_reader<R: Read>(
+    inner: R,
+    builder: &mut csv::ReaderBuilder,
+) -> csv::Reader<HashingReader<R>> {
+    builder
+        .buffer_capacity(CSV_READ_AHEAD)
+        .from_reader(HashingReader::new(inner))
+}
+
+/// Why [`next_record`] stopped.
+enum RecordError {
+    /// The record starting at this line is over [`MAX_CSV_RECORD_BYTES`].
+    TooLong { line: u64 },
+    /// The parser's error (a read error, or a row of the wrong length).
+    Csv(csv::Error),
+}
+
+/// Reads the next record into `record` (`false` at the end), refusing one over
+/// [`MAX_CSV_RECORD_BYTES`]: while it is read (see [`HashingReader`]), or once read, when it
+/// is over by less than the parser's read-ahead.
+fn next_record<R: Read>(
+    rdr: &mut csv::Reader<HashingReader<R>>,
+    record: &mut csv::ByteRecord,
+) -> Result<bool, RecordError> {
+    let result = rdr.read_byte_record(record);
+    let end = rdr.position().byte();
+    let inner = rdr.get_mut();
+    if let Some(line) = inner.over_limit {
+        return Err(RecordError::TooLong { line });
+    }
+    let start = inner.record_start;
+    inner.record_start = end;
+    if end - start > MAX_CSV_RECORD_BYTES {
+        return Err(RecordError::TooLong {
+            line: inner.line_at(start),
+        });
+    }
+    result.map_err(RecordError::Csv)
+}
+
+/// What a record over [`MAX_CSV_RECORD_BYTES`] is told; `header` when it is the first.
+fn too_long_message(header: bool) -> String {
+    let what = if header {
+        "the header line"
+    } else {
+        "this row"
+    };
+    format!(
+        "{what} is over the {MAX_CSV_RECORD_BYTES}-byte (1 MiB) limit for one CSV record; \
+         check that the file is a CSV export (a quote left open runs a row on to the end of the file)"
+    )
 }
 
 /// Finishes hashing: reads whatever the CSV parser left unread.
@@ -143,11 +222,10 @@ pub(super) fn read(
             return out;
         }
     };
-    let hashing = HashingReader::new(file);
-    let mut rdr = csv::ReaderBuilder::new()
-        .has_headers(false)
-        .flexible(false)
-        .from_reader(hashing);
+    let mut rdr = csv_reader(
+        file,
+        csv::ReaderBuilder::new().has_headers(false).flexible(false),
+    );
     let at = |line: u64, column: u64| Location::new(spec.path.clone(), line, column);
     let io_problem = |e: &dyn std::fmt::Display| {
         Diagnostic::new(
@@ -157,8 +235,12 @@ pub(super) fn read(
     };
 
     let mut header = csv::ByteRecord::new();
-    match rdr.read_byte_record(&mut header) {
+    match next_record(&mut rdr, &mut header) {
         Ok(true) => {}
+        Err(RecordError::TooLong { line }) => {
+            problems.push(Diagnostic::new(at(line, 1), too_long_message(true)));
+            return out;
+        }
         Ok(false) => {
             problems.push(Diagnostic::new(
                 at(1, 1),
@@ -167,7 +249,7 @@ pub(super) fn read(
             out.sha256 = finish_hash(rdr.into_inner()).ok();
             return out;
         }
-        Err(e) => {
+        Err(RecordError::Csv(e)) => {
             problems.push(io_problem(&e));
             return out;
         }
@@ -185,8 +267,12 @@ pub(super) fn read(
 
     let mut record = csv::ByteRecord::new();
     loop {
-        match rdr.read_byte_record(&mut record) {
+        match next_record(&mut rdr, &mut record) {
             Ok(false) => break,
+            Err(RecordError::TooLong { line }) => {
+                problems.push(Diagnostic::new(at(line, 1), too_long_message(false)));
+                return out;
+            }
             Ok(true) => {
                 out.rows += 1;
                 let line = rdr
@@ -194,7 +280,7 @@ pub(super) fn read(
                     .line_at(record.position().map_or(0, csv::Position::byte));
                 read_row(spec, &columns, &record, line, sink, problems, warnings);
             }
-            Err(e) => {
+            Err(RecordError::Csv(e)) => {
                 if let csv::ErrorKind::UnequalLengths {
                     pos,
                     expected_len,
@@ -224,6 +310,66 @@ pub(super) fn read(
         Err(e) => problems.push(io_problem(&e)),
     }
     out
+}
+
+/// The header (a leading byte-order mark dropped) and the number of data rows of the CSV at
+/// `path`, for `init`, which checks the columns it is given before it writes a manifest. Read
+/// as [`read`] reads a source: a regular file only, no record over [`MAX_CSV_RECORD_BYTES`];
+/// rows may differ in length here.
+pub fn header_and_rows(path: &Path) -> anyhow::Result<(Vec<String>, u64)> {
+    use anyhow::Context as _;
+    let file = crate::bounded::open_regular(path, "CSV")?;
+    let mut rdr = csv_reader(
+        file,
+        csv::ReaderBuilder::new().has_headers(false).flexible(true),
+    );
+    let failed = |rdr: &mut csv::Reader<HashingReader<std::fs::File>>,
+                  e: RecordError,
+                  header: bool| match e {
+        RecordError::TooLong { line } => anyhow::anyhow!(
+            "`{}` line {line}: {}",
+            path.display(),
+            too_long_message(header)
+        ),
+        RecordError::Csv(e) => {
+            let at = rdr.position().byte();
+            let line = rdr.get_mut().line_at(at);
+            anyhow::Error::new(e)
+                .context(format!("reading CSV `{}` near line {line}", path.display()))
+        }
+    };
+    let mut record = csv::ByteRecord::new();
+    if !next_record(&mut rdr, &mut record).map_err(|e| failed(&mut rdr, e, true))? {
+        anyhow::bail!(
+            "`{}` is empty; expected a header line naming its columns",
+            path.display()
+        );
+    }
+    let header = csv::StringRecord::from_byte_record(record.clone())
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("reading the header of `{}`", path.display()))?;
+    let header = header
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            if i == 0 {
+                h.trim_start_matches('\u{feff}').to_owned()
+            } else {
+                h.to_owned()
+            }
+        })
+        .collect();
+    let mut rows = 0u64;
+    while next_record(&mut rdr, &mut record).map_err(|e| failed(&mut rdr, e, false))? {
+        if let Err(e) = csv::StringRecord::from_byte_record(record.clone()) {
+            let line = rdr
+                .get_mut()
+                .line_at(record.position().map_or(0, csv::Position::byte));
+            anyhow::bail!("`{}` line {line}: {e}", path.display());
+        }
+        rows += 1;
+    }
+    Ok((header, rows))
 }
 
 /// Field indexes (0-based) of the profile column and of each remove column.

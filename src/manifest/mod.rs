@@ -36,6 +36,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 pub use self::check::MAX_VALUE_BYTES;
+pub use self::csv_source::{MAX_CSV_RECORD_BYTES, header_and_rows as csv_header_and_rows};
 use self::diagnostic::shown;
 pub use self::diagnostic::{Diagnostic, Location, MAX_DIAGNOSTICS_PER_FILE, ManifestError};
 pub use self::read::{MAX_MANIFEST_BYTES, sha256_file};

@@ -35,6 +35,8 @@ pub use verify::VerifyOptions;
 pub const TOKEN_ENV: &str = "SEGMENT_ACCESS_TOKEN";
 /// The environment variable holding the key of `purge`'s fingerprints.
 pub const FINGERPRINT_KEY_ENV: &str = "IDPRUNE_FINGERPRINT_KEY";
+/// Largest `--key-file` read: a key is one line of a few dozen bytes.
+pub const MAX_KEY_FILE_BYTES: u64 = 4096;
 /// The environment variable overriding the API base URL (empty counts as unset).
 pub const API_URL_ENV: &str = "IDPRUNE_API_URL";
 /// How long one request may take.

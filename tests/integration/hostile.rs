@@ -407,7 +407,7 @@ fn a_fifo_at_the_state_path_is_refused_without_hanging() {
 }
 
 #[test]
-fn files_named_from_outside_are_read_bounded_and_regular() {
+fn a_receipt_linked_to_dev_zero_is_refused_in_bounded_memory() {
     let test = crate::kills::fleet(2, &[]);
     // A receipt committed as a symlink to /dev/zero: refused at once, not read forever.
     std::os::unix::fs::symlink("/dev/zero", test.path("zero.receipt.json")).expect("symlink");
@@ -430,6 +430,11 @@ fn files_named_from_outside_are_read_bounded_and_regular() {
         run.stderr
     );
     assert!(run.peak_rss_mb < RSS_CAP_MB, "{} MB", run.peak_rss_mb);
+}
+
+#[test]
+fn a_token_file_of_several_lines_is_never_sent() {
+    let test = crate::kills::fleet(2, &[]);
     // A token file of several lines (a wrong path) is never sent whole as the token.
     test.write(
         "shadow",
@@ -443,6 +448,11 @@ fn files_named_from_outside_are_read_bounded_and_regular() {
         .stderr_has("token file `shadow` holds more than one line");
     assert!(!out.all().contains("root:"), "{}", out.all());
     assert_eq!(test.emu().stats().requests, before, "nothing was sent");
+}
+
+#[test]
+fn a_fifo_as_a_csv_source_is_refused_without_hanging() {
+    let test = crate::kills::fleet(2, &[]);
     // A FIFO as a CSV source: a located error, no hang.
     std::fs::remove_file(test.path("bad.csv")).expect("removing the CSV");
     let c = std::ffi::CString::new(test.path("bad.csv").as_os_str().as_encoded_bytes())
@@ -453,6 +463,108 @@ fn files_named_from_outside_are_read_bounded_and_regular() {
         .run()
         .code(1)
         .stderr_has("is not a regular file (a named pipe)");
+}
+
+/// Writes `name` in `test`: `head`, then `fill` repeated until the file is `bytes` long, then
+/// `tail`.
+fn csv_file(test: &Test, name: &str, head: &str, fill: &[u8], bytes: usize, tail: &str) {
+    let mut text = head.as_bytes().to_vec();
+    while text.len() < bytes {
+        text.extend_from_slice(fill);
+    }
+    text.extend_from_slice(tail.as_bytes());
+    std::fs::write(test.path(name), text).expect("writing a CSV");
+}
+
+#[test]
+fn a_csv_record_over_the_cap_is_refused_at_its_line_in_bounded_memory() {
+    const MIB: usize = 1 << 20;
+    let test = Test::offline();
+    let manifest = |name: &str| {
+        test.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "version: 1\nspace: spa_test\nregion: us\nreason: wide\nsources:\n  - csv: {name}.csv\n    profile_column: user_id\n    remove_columns: [email]\n"
+            ),
+        );
+    };
+    // One endless header line (a sparse file of zeros, no line break): a parser that holds a
+    // whole record would hold all 256 MiB.
+    std::fs::File::create(test.path("endless.csv"))
+        .and_then(|f| f.set_len(256 * MIB as u64))
+        .expect("a sparse CSV");
+    manifest("endless");
+    let init = [
+        "init",
+        "--from-csv",
+        "endless.csv",
+        "--profile-column",
+        "user_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "endless-init.yaml",
+    ];
+    for args in [&["validate", "endless.yaml"][..], &init[..]] {
+        let run = run_measured(&test, "http://127.0.0.1:9", args);
+        assert_eq!(run.code, Some(1), "{}", run.stderr);
+        assert!(
+            run.stderr
+                .contains("endless.csv:1:1: the header line is over the 1048576-byte")
+                || run
+                    .stderr
+                    .contains("`endless.csv` line 1: the header line is over the 1048576-byte"),
+            "{}",
+            run.stderr
+        );
+        assert!(run.peak_rss_mb < RSS_CAP_MB, "{} MB", run.peak_rss_mb);
+    }
+    // A row of 2 MiB on line 3; and a quote left open on line 2 that runs on over short lines.
+    let head = "user_id,email\nu_1,a@x.com\nu_2,";
+    csv_file(&test, "long.csv", head, b"x", 2 * MIB, "\nu_3,c@x.com\n");
+    manifest("long");
+    csv_file(
+        &test,
+        "open.csv",
+        "user_id,email\nu_1,\"a@x.com\n",
+        b"x\n",
+        2 * MIB,
+        "",
+    );
+    manifest("open");
+    for (name, line) in [("long", 3), ("open", 2)] {
+        test.idprune(["validate", &format!("{name}.yaml")])
+            .run()
+            .code(1)
+            .stderr_has(&format!(
+                "{name}.csv:{line}:1: this row is over the 1048576-byte (1 MiB) limit for one CSV record"
+            ));
+        test.idprune([
+            "init",
+            "--from-csv",
+            &format!("{name}.csv"),
+            "--profile-column",
+            "user_id",
+            "--remove-column",
+            "email",
+            "-o",
+            &format!("{name}-init.yaml"),
+        ])
+        .run()
+        .code(1)
+        .stderr_has(&format!("`{name}.csv` line {line}: this row is over"));
+    }
+    // A row just under the cap is read: its cell is refused as a value, not the record.
+    csv_file(&test, "under.csv", head, b"x", MIB - 100, "\n");
+    manifest("under");
+    let out = test.idprune(["validate", "under.yaml"]).run().code(1);
+    assert!(
+        out.stderr.contains("under.csv:3:2:")
+            && out.stderr.contains("over the 1024-byte limit for a value"),
+        "{}",
+        out.stderr
+    );
+    assert!(!out.stderr.contains("CSV record"), "{}", out.stderr);
 }
 
 #[test]

@@ -37,6 +37,8 @@
 //! - `guard`: an Event Archive export in Segment's layout: exactly the referencing events found,
 //!   exactly the rest in the filtered copy.
 //! - `casing`: lowercase-only lookups: unresolved, and the plan says why.
+//! - `outside_files`: every file named from outside (receipt, token and key files, CSV sources,
+//!   `init`'s CSV, manifest, state file) as a pipe, a device or oversized: refused, named, no hang.
 //! - `hostile`: a small hostile server on loopback: endless bodies, endless identifiers, steering
 //!   messages; peak RSS of the child under a cap.
 //! - `init`: `init --from-csv` pins the CSV; validate refuses the placeholders; then it plans.
@@ -72,6 +74,7 @@ mod init;
 mod input_errors;
 mod kills;
 mod lifecycle;
+mod outside_files;
 mod pacing;
 mod plan_apply;
 mod policy;

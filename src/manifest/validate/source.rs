@@ -227,7 +227,12 @@ impl Validator<'_> {
         }
         let no_entries = collector.count() == before;
         self.source_warnings.extend(source_warnings.finish());
-        let sha256 = read.sha256?;
+        // A file not read to its end (a record over the cap, a read error) has no hash; its
+        // problems are still said.
+        let Some(sha256) = read.sha256 else {
+            self.problems.extend(in_csv);
+            return None;
+        };
         if let Some((pinned, pin_at)) = &pin
             && *pinned != sha256
         {
