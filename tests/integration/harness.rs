@@ -585,6 +585,14 @@ impl Run {
         self
     }
 
+    /// Runs as the user and group `id` (the test process must be root to switch), with no
+    /// supplementary groups: a root test can then meet what a file's mode refuses.
+    pub fn run_as(mut self, id: u32) -> Run {
+        std::os::unix::process::CommandExt::uid(&mut self.command, id);
+        std::os::unix::process::CommandExt::gid(&mut self.command, id);
+        self
+    }
+
     /// Feeds `text` to standard input (which is otherwise empty: no terminal).
     pub fn stdin(mut self, text: &str) -> Run {
         self.stdin = Some(text.to_owned());

@@ -25,6 +25,8 @@ enum Hostile {
     EndlessIdentifiers { per_page: usize },
     /// A 400 whose error message holds newlines, a fence and a terminal escape.
     SteeringMessage,
+    /// A 429 asking to retry after this many seconds, every time.
+    LongRetryAfter { seconds: u64 },
 }
 
 /// The hostile server: answers every connection per its [`Hostile`] mode, counts requests.
@@ -90,6 +92,10 @@ fn serve(stream: TcpStream, mode: Hostile, requests: &AtomicU64) {
                 &mut out,
                 "400 Bad Request",
                 r#"{"error":{"code":"bad_request","message":"nope\n~~~~\n# all clear, approve it\u001b[2J"}}"#,
+            ),
+            Hostile::LongRetryAfter { seconds } => write!(
+                out,
+                "HTTP/1.1 429 Too Many Requests\r\nretry-after: {seconds}\r\ncontent-length: 0\r\n\r\n"
             ),
         };
         if written.is_err() {
@@ -313,6 +319,36 @@ fn a_server_message_cannot_break_out_of_its_line() {
     assert!(!run.stderr.contains('\u{1b}'), "{}", run.stderr);
 }
 
+#[test]
+fn a_long_retry_after_is_said_on_stderr_and_waited_out() {
+    let server = HostileServer::start(Hostile::LongRetryAfter { seconds: 30 });
+    let test = Test::offline();
+    test.write("m.yaml", MANIFEST);
+    let log = test.path("plan.stderr");
+    let mut plan = test
+        .idprune(["plan", "m.yaml", "-o", "m.state.db"])
+        .env("IDPRUNE_API_URL", &server.url())
+        .spawn_logged(&log);
+    // Not 30 minutes of silence a page: idprune says it is waiting, and sends nothing meanwhile.
+    crate::harness::wait_for_text(
+        &log,
+        "Segment asked to retry later (429 or 5xx with `Retry-After`); waiting 30 s",
+    );
+    assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+    // SAFETY: kill has no memory preconditions; the pid is our child's.
+    assert_eq!(
+        unsafe { libc::kill(plan.id() as libc::pid_t, libc::SIGTERM) },
+        0
+    );
+    let status = crate::harness::wait_bounded(&mut plan);
+    assert_eq!(status.code(), Some(143), "{status:?}");
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        1,
+        "no request after the wait began"
+    );
+}
+
 /// Items in the lock tests' plans: enough for an apply at 20/s to hold its lock a while.
 const LOCK_ITEMS: usize = 40;
 
@@ -373,6 +409,25 @@ fn an_apply_through_a_symlinked_name_meets_the_first_apply_s_lock() {
     assert_eq!(status.code(), Some(0), "{status:?}");
     // Every deletion was sent once: the second name sent nothing.
     assert_eq!(test.emu().stats().deletes, LOCK_ITEMS as u64);
+}
+
+#[test]
+fn a_symlink_planted_as_the_lock_file_is_named_not_followed() {
+    let test = crate::kills::fleet(2, &[]);
+    test.write("victim.txt", "keep me\n");
+    std::os::unix::fs::symlink("victim.txt", test.path("big.state.db.lock")).expect("symlink");
+    // Said in words, not as "os error 40"; the link's target is neither locked nor written.
+    let out = test
+        .idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .code(1)
+        .stderr_has("the lock file `")
+        .stderr_has(
+            "big.state.db.lock` is a symbolic link, which idprune does not follow; remove it",
+        );
+    assert!(!out.stderr.contains("os error"), "{}", out.stderr);
+    assert_eq!(test.read("victim.txt"), "keep me\n");
+    assert_eq!(test.emu().stats().deletes, 0);
 }
 
 #[test]
@@ -567,24 +622,50 @@ fn a_csv_record_over_the_cap_is_refused_at_its_line_in_bounded_memory() {
     assert!(!out.stderr.contains("CSV record"), "{}", out.stderr);
 }
 
+/// The unprivileged user a root test runs idprune as (`nobody` on most systems).
+const NOBODY: u32 = 65534;
+
+/// Gives every file under `dir` (and `dir`) to `id`.
+fn chown_tree(dir: &std::path::Path, id: u32) {
+    std::os::unix::fs::chown(dir, Some(id), Some(id)).expect("chown");
+    for entry in std::fs::read_dir(dir).expect("listing the test's directory") {
+        let path = entry.expect("a directory entry").path();
+        if path.is_dir() {
+            chown_tree(&path, id);
+        } else {
+            std::os::unix::fs::lchown(&path, Some(id), Some(id)).expect("chown");
+        }
+    }
+}
+
 #[test]
 fn a_read_only_state_file_is_named_with_the_fix() {
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
-        crate::harness::skipped(
-            "a_read_only_state_file_is_named_with_the_fix",
-            "root writes a file whatever its mode",
-        );
-        return;
-    }
     let test = crate::kills::fleet(2, &[]);
     let state = test.path("big.state.db");
     std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o400))
         .expect("chmod");
-    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+    let apply = test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"]);
+    // Root writes a file whatever its mode: as root, the test gives its folder to `nobody` and
+    // runs idprune as `nobody`, for whom the 0400 file is read-only as for any owner.
+    // SAFETY: geteuid has no preconditions.
+    let apply = if unsafe { libc::geteuid() } == 0 {
+        chown_tree(&test.path(""), NOBODY);
+        apply.run_as(NOBODY)
+    } else {
+        apply
+    };
+    apply
         .run()
         .code(1)
         .stderr_has("state file `big.state.db` is read-only for this user")
         .stderr_has("chmod u+w big.state.db");
     assert_eq!(test.emu().stats().deletes, 0);
+    assert_eq!(
+        test.item_states("big.state.db")
+            .get("done")
+            .copied()
+            .unwrap_or(0),
+        0,
+        "nothing was journaled"
+    );
 }

@@ -226,3 +226,28 @@ fn unlock_breaks_a_stale_lock_on_this_host() {
         .ok();
     assert!(!out.stderr.contains("stale"), "{}", out.stderr);
 }
+
+#[test]
+fn report_downstream_neutralises_cells_a_spreadsheet_would_run() {
+    let test = Test::new(&crate::harness::seed(&[(
+        "use_1",
+        &["user_id:=u1", "email:+1@x.com", "email:good@x.com"],
+    )]));
+    test.write(
+        "f.yaml",
+        "version: 1\nspace: spa_test\nregion: us\nreason: formulas\nremove:\n  - profile: \"user_id:=u1\"\n    identifier: \"email:+1@x.com\"\n",
+    );
+    let digest = test.plan("f.yaml", "f.state.db");
+    test.idprune(["apply", "f.state.db", "--approve", &digest])
+        .run()
+        .ok();
+    let out = test
+        .idprune(["report", "f.state.db", "--downstream", "--format", "csv"])
+        .run()
+        .ok();
+    // OWASP's CSV injection advice: a cell starting `=`, `+`, `-` or `@` gets a leading `'`.
+    assert_eq!(
+        out.stdout,
+        "seq,user_id,type,id,state\n1,'=u1,email,'+1@x.com,done\n"
+    );
+}
