@@ -143,7 +143,7 @@ pub enum Command {
     Demo(DemoArgs),
     /// Find archived events that would re-add removed identifiers; exit 2 if any.
     #[command(
-        after_help = "Examples:\n  idprune guard plans/x.state.db --archive s3-export/segment-logs\n  idprune guard plans/x.state.db --archive export/ --write-filtered export-filtered/\n\nExit codes: 0 no event references a removed identifier, 2 some do, 1 error (also: a file\ncould not be read to its end)."
+        after_help = "Examples:\n  idprune guard plans/x.state.db --archive s3-export/segment-logs\n  idprune guard plans/x.state.db --archive export/ --write-filtered export-filtered/\n  idprune guard plans/x.state.db --archive linked-export/ --follow-symlinks\n\nSymbolic links inside an archive folder are skipped unless --follow-symlinks is given.\n\nExit codes: 0 no event references a removed identifier, 2 some do, 1 error (also: a file\ncould not be read to its end)."
     )]
     Guard(GuardArgs),
     /// Write a manifest for a CSV export, pinned by sha256, `reason` left for you to fill in.

@@ -329,7 +329,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__guard)
-            opts="-q -h --archive --write-filtered --format --quiet --color --help"
+            opts="-q -h --archive --write-filtered --follow-symlinks --format --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

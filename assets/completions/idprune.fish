@@ -214,6 +214,7 @@ json\t'One JSON object (no identifier values)'"
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
+complete -c idprune -n "__fish_idprune_using_subcommand guard" -l follow-symlinks -d 'Follow symbolic links inside an archive directory: scan the files they point to and walk the folders (a link looping back is skipped). By default such links are skipped, since a planted one could point anywhere; paths given to --archive are always read'
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idprune -n "__fish_idprune_using_subcommand init" -l from-csv -d 'The CSV export (for example from `report --sql --discover`)' -r -F

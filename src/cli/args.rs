@@ -332,6 +332,11 @@ pub struct GuardArgs {
     /// malformed lines are kept unchanged). Refuses to replace existing files.
     #[arg(long, value_name = "DIR")]
     pub write_filtered: Option<PathBuf>,
+    /// Follow symbolic links inside an archive directory: scan the files they point to and
+    /// walk the folders (a link looping back is skipped). By default such links are skipped,
+    /// since a planted one could point anywhere; paths given to --archive are always read.
+    #[arg(long)]
+    pub follow_symlinks: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
     pub format: GuardFormat,

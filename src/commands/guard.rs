@@ -44,7 +44,12 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
             "note: a removed identifier has no ASCII character, so every line is parsed (slower)",
         );
     }
-    let found = archive::find(&args.archive)?;
+    let links = if args.follow_symlinks {
+        archive::Links::Follow
+    } else {
+        archive::Links::Skip
+    };
+    let found = archive::find(&args.archive, links)?;
     if found.files.is_empty() {
         anyhow::bail!(
             "no archive files (.gz, .jsonl, .ndjson, .json) under {}; pass the export's directory or its files",

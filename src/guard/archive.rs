@@ -6,8 +6,11 @@
 //! each file gzipped, newline-separated JSON; several gzip members in one file are read in
 //! turn. A directory is walked recursively in name order; its files ending `.gz`, `.jsonl`,
 //! `.ndjson` or `.json` are scanned, others are counted as skipped. Symbolic links inside a
-//! tree are not followed (counted as skipped); a path named on the command line is always
-//! scanned. Copies are created with `O_NOFOLLOW | O_EXCL`, into a folder that was empty.
+//! tree are not followed (counted as skipped) unless asked ([`Links::Follow`], `guard
+//! --follow-symlinks`): then a link to a file is scanned under the link's own relative path,
+//! and a link to a folder is walked, except one that leads back to a folder being walked (a
+//! loop), which is skipped. A path named on the command line is always scanned. Copies are
+//! created with `O_NOFOLLOW | O_EXCL`, into a folder that was empty.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, BufWriter, Read, Write};
@@ -42,14 +45,33 @@ pub struct Found {
     pub skipped: u64,
 }
 
+/// What a directory walk does with a symbolic link inside the tree.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Links {
+    /// Skip it (counted as skipped): a planted link could point anywhere.
+    #[default]
+    Skip,
+    /// Read the file or walk the folder it points to (`guard --follow-symlinks`).
+    Follow,
+}
+
+/// A directory's identity, to tell a followed link that loops back.
+type DirId = (u64, u64);
+
+fn dir_id(meta: &std::fs::Metadata) -> DirId {
+    use std::os::unix::fs::MetadataExt as _;
+    (meta.dev(), meta.ino())
+}
+
 /// Finds the archive files under `roots` (files or directories).
-pub fn find(roots: &[PathBuf]) -> anyhow::Result<Found> {
+pub fn find(roots: &[PathBuf], links: Links) -> anyhow::Result<Found> {
     let mut found = Found::default();
     for root in roots {
         let meta = std::fs::metadata(root)
             .with_context(|| format!("reading archive path `{}`", root.display()))?;
         if meta.is_dir() {
-            walk(root, root, &mut found)?;
+            let mut walking = vec![dir_id(&meta)];
+            walk(root, root, links, &mut walking, &mut found)?;
         } else {
             let name = root
                 .file_name()
@@ -63,7 +85,14 @@ pub fn find(roots: &[PathBuf]) -> anyhow::Result<Found> {
     Ok(found)
 }
 
-fn walk(root: &Path, dir: &Path, found: &mut Found) -> anyhow::Result<()> {
+/// Walks `dir` under `root`; `walking` holds the folders from the root down to `dir`.
+fn walk(
+    root: &Path,
+    dir: &Path,
+    links: Links,
+    walking: &mut Vec<DirId>,
+    found: &mut Found,
+) -> anyhow::Result<()> {
     let mut entries = std::fs::read_dir(dir)
         .with_context(|| format!("listing archive directory `{}`", dir.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -74,14 +103,31 @@ fn walk(root: &Path, dir: &Path, found: &mut Found) -> anyhow::Result<()> {
         let kind = entry
             .file_type()
             .with_context(|| format!("reading `{}`", path.display()))?;
-        // Symbolic links inside a tree are not followed (a planted link could point anywhere);
-        // they are counted as skipped. A path named on the command line is always scanned.
-        let is_dir = kind.is_dir();
-        let is_file = kind.is_file();
-        if kind.is_symlink() {
-            found.skipped += 1;
-        } else if is_dir {
-            walk(root, &path, found)?;
+        // Symbolic links inside a tree are not followed unless asked (a planted link could
+        // point anywhere); they are counted as skipped. A path named on the command line is
+        // always scanned.
+        let (is_dir, is_file) = if kind.is_symlink() {
+            match (links, std::fs::metadata(&path)) {
+                (Links::Follow, Ok(target)) => (target.is_dir(), target.is_file()),
+                // Not asked to follow, or a link to nothing.
+                _ => (false, false),
+            }
+        } else {
+            (kind.is_dir(), kind.is_file())
+        };
+        if is_dir {
+            let id = dir_id(
+                &std::fs::metadata(&path)
+                    .with_context(|| format!("reading `{}`", path.display()))?,
+            );
+            if walking.contains(&id) {
+                // A followed link back to a folder being walked: a loop.
+                found.skipped += 1;
+                continue;
+            }
+            walking.push(id);
+            walk(root, &path, links, walking, found)?;
+            walking.pop();
         } else if is_file {
             let name = entry.file_name();
             let name = name.to_string_lossy();
@@ -94,6 +140,8 @@ fn walk(root: &Path, dir: &Path, found: &mut Found) -> anyhow::Result<()> {
             } else {
                 found.skipped += 1;
             }
+        } else if kind.is_symlink() {
+            found.skipped += 1;
         }
     }
     Ok(())
@@ -348,7 +396,7 @@ mod tests {
         for name in ["b.gz", "a.gz", "notes.txt", "c.jsonl"] {
             std::fs::write(day.join(name), b"").expect("write");
         }
-        let found = find(std::slice::from_ref(&root)).expect("find");
+        let found = find(std::slice::from_ref(&root), Links::Skip).expect("find");
         let rel: Vec<_> = found
             .files
             .iter()
@@ -363,7 +411,7 @@ mod tests {
             ]
         );
         assert_eq!(found.skipped, 1);
-        let single = find(&[day.join("notes.txt")]).expect("find");
+        let single = find(&[day.join("notes.txt")], Links::Skip).expect("find");
         assert_eq!(single.files[0].relative, PathBuf::from("notes.txt"));
     }
 

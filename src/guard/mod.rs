@@ -402,7 +402,8 @@ mod tests {
         )
         .expect("write");
         let targets = Targets::new([("user_id", "u_bad"), ("email", "bad@x.com")]);
-        let found = archive::find(std::slice::from_ref(&input)).expect("find");
+        let found =
+            archive::find(std::slice::from_ref(&input), archive::Links::Skip).expect("find");
         let out = dir.path().join("out");
         check_output(&found, std::slice::from_ref(&input), &out).expect("check");
         let scan = scan(&targets, &found, Some(&out), |_| {}).expect("scan");
@@ -436,7 +437,8 @@ mod tests {
         let text = format!("{huge}\n{{\"userId\":\"u_bad\"}}\n");
         std::fs::write(&input, &text).expect("write");
         let targets = Targets::new([("user_id", "u_bad")]);
-        let found = archive::find(std::slice::from_ref(&input)).expect("find");
+        let found =
+            archive::find(std::slice::from_ref(&input), archive::Links::Skip).expect("find");
         let out = dir.path().join("out");
         check_output(&found, std::slice::from_ref(&input), &out).expect("check");
         let scan = scan(&targets, &found, Some(&out), |_| {}).expect("scan");

@@ -200,7 +200,8 @@ mod tests {
         )
         .expect("write");
         let targets = Targets::new([("user_id", "u_bad"), ("email", "bad@x.com")]);
-        let found = archive::find(std::slice::from_ref(&input)).expect("find");
+        let found =
+            archive::find(std::slice::from_ref(&input), archive::Links::Skip).expect("find");
         let scan = guard::scan(&targets, &found, None, |_| {}).expect("scan");
         let mut text = Vec::new();
         guard_text(&scan, &mut text).expect("text");

@@ -335,7 +335,7 @@ fn guard_writes_only_into_a_real_empty_folder() {
 }
 
 #[test]
-fn guard_does_not_follow_symlinks_inside_the_archive() {
+fn guard_does_not_follow_symlinks_inside_the_archive_unless_asked() {
     let test = guarded_test();
     test.write("elsewhere.jsonl", &lines(&HITS[..1]));
     std::os::unix::fs::symlink(
@@ -343,11 +343,45 @@ fn guard_does_not_follow_symlinks_inside_the_archive() {
         test.path("export/segment-logs/src_web/1764547200000/z.jsonl"),
     )
     .expect("symlink");
+    // A link back up the tree: followed, it would walk for ever.
+    std::os::unix::fs::symlink("..", test.path("export/segment-logs/src_web/loop"))
+        .expect("symlink");
     let out = guard_into(&test, "filtered").code(2);
     let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("guard JSON");
     assert_eq!(report["files_scanned"], 2, "{report:#}");
-    assert_eq!(report["files_skipped"], 2, "{report:#}");
+    assert_eq!(report["files_skipped"], 3, "{report:#}");
     assert_eq!(report["matched"], HITS.len(), "{report:#}");
+    // Asked to: the linked file is scanned, under the link's name; the loop is skipped.
+    let out = test
+        .idprune([
+            "guard",
+            "m.state.db",
+            "--archive",
+            "export",
+            "--write-filtered",
+            "followed",
+            "--format",
+            "json",
+            "--follow-symlinks",
+        ])
+        .run()
+        .code(2);
+    let report: serde_json::Value = serde_json::from_str(&out.stdout).expect("guard JSON");
+    assert_eq!(report["files_scanned"], 3, "{report:#}");
+    assert_eq!(report["files_skipped"], 2, "{report:#}");
+    assert_eq!(report["matched"], HITS.len() + 1, "{report:#}");
+    let copy = test.path("followed/segment-logs/src_web/1764547200000/z.jsonl");
+    assert!(
+        std::fs::symlink_metadata(&copy)
+            .expect("the copy")
+            .is_file(),
+        "the copy is a file of its own, not a link"
+    );
+    assert_eq!(
+        test.read("elsewhere.jsonl"),
+        lines(&HITS[..1]),
+        "the target is untouched"
+    );
 }
 
 #[test]
