@@ -416,6 +416,28 @@ mod tests {
     }
 
     #[test]
+    fn a_copy_is_never_written_through_a_link_planted_at_its_temporary_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, b"keep me\n").expect("write");
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).expect("mkdir");
+        std::os::unix::fs::symlink(&victim, out.join("a.json.idprune-partial")).expect("symlink");
+        let err = Copy::create(&out, Path::new("a.json"), false)
+            .err()
+            .expect("a planted link is refused");
+        assert!(
+            format!("{err:#}").contains("a.json.idprune-partial"),
+            "{err:#}"
+        );
+        assert_eq!(
+            std::fs::read(&victim).expect("read"),
+            b"keep me\n",
+            "the link's target is neither truncated nor written"
+        );
+    }
+
+    #[test]
     fn an_oversize_line_streams_to_the_overflow_sink() {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("x.jsonl");
