@@ -147,3 +147,109 @@ fn sigterm_stops_plan_and_verify_with_143() {
         "the stopped verification was not recorded"
     );
 }
+
+/// A fleet planned against a quick emulator, then served by one whose every answer takes
+/// `latency_ms` (the plan's API origin stays the same).
+fn slow_after_plan(items: usize, latency_ms: &str) -> Test {
+    let mut test = crate::kills::fleet(items, &[]);
+    test.restart_emulator(&[
+        "--space-rate",
+        "0",
+        "--profile-rate",
+        "0",
+        "--latency-ms",
+        latency_ms,
+    ]);
+    test
+}
+
+#[test]
+fn requests_on_the_wire_get_the_grace_and_no_more() {
+    // Answers take a minute: waiting for them would take a minute.
+    let test = slow_after_plan(8, "60000");
+    let log = test.path("apply.log");
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--concurrency",
+            "4",
+        ])
+        .spawn_logged(&log);
+    test.wait_for_items("big.state.db", "requests on the wire", |c| {
+        c.get("in_flight").copied().unwrap_or(0) >= 1
+    });
+    let signalled = std::time::Instant::now();
+    send(&apply, libc::SIGTERM);
+    let status = wait_bounded(&mut apply);
+    let took = signalled.elapsed();
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{status:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    // The requests on the wire got their grace (5 s), and then no more: not the minute their
+    // answers would take (the bound leaves room for a loaded machine).
+    assert!(
+        took >= std::time::Duration::from_secs(4),
+        "stopped after {took:?}, before the grace"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "stopped after {took:?}: it waited for the answers"
+    );
+    crate::kills::integrity_ok(&test);
+    let states = test.item_states("big.state.db");
+    // Unanswered, so maybe landed: left `in_flight`, re-sent on resume; nothing `done`.
+    assert!(
+        states.get("in_flight").copied().unwrap_or(0) >= 1,
+        "{states:?}"
+    );
+    assert!(!states.contains_key("done"), "{states:?}");
+    assert_eq!(states.values().sum::<u64>(), 8, "{states:?}");
+}
+
+#[test]
+fn a_signal_during_the_canary_stops_before_the_fan_out() {
+    // Each answer takes 1.5 s, so the signal finds the canary's first delete on the wire.
+    let test = slow_after_plan(8, "1500");
+    let log = test.path("apply.log");
+    let mut apply = test
+        .idprune([
+            "apply",
+            "big.state.db",
+            "--yes",
+            "--rate",
+            "0",
+            "--canary",
+            "3",
+        ])
+        .spawn_logged(&log);
+    wait_for_text(&log, "Canary: sending the first 3");
+    send(&apply, libc::SIGINT);
+    let status = wait_bounded(&mut apply);
+    assert_eq!(
+        status.code(),
+        Some(130),
+        "{status:?}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    crate::kills::integrity_ok(&test);
+    // No fan-out, and no second canary delete: at most the one on the wire reached the server.
+    let stats = test.emu().stats();
+    assert!(
+        stats.delete_attempts.len() <= 1,
+        "{} delete requests after a signal during the canary",
+        stats.delete_attempts.len()
+    );
+    let states = test.item_states("big.state.db");
+    assert!(
+        states.get("pending").copied().unwrap_or(0) >= 7,
+        "{states:?}"
+    );
+    assert!(!states.contains_key("failed"), "{states:?}");
+}
