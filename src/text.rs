@@ -17,6 +17,11 @@ pub fn is_deceptive(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// A path as a word of a shell line a person may copy ([`shell_quote`]).
+pub fn shell_path(path: &std::path::Path) -> String {
+    shell_quote(&path.display().to_string())
+}
+
 /// A word for a POSIX shell line a person may copy: bare when it holds only characters no
 /// shell treats specially, else in single quotes (a `'` inside as `'\''`). Control and
 /// invisible characters are escaped first ([`clean`]), so a newline cannot end the line.

@@ -82,7 +82,7 @@ fn report(applied: &Applied, format: OutputFormat, ui: &Ui) -> anyhow::Result<Ex
         ui.note(format!(
             "{} failed: `idprune status {}` lists the last errors; a plain `apply` retries transient ones, `--retry-failed` all.",
             plural(failed, "item", "items"),
-            applied.state.display()
+            crate::text::shell_path(&applied.state)
         ));
         return Ok(Exit::ItemsFailed);
     }

@@ -185,8 +185,8 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         } else {
             ""
         },
-        out.display(),
-        out.display()
+        crate::text::shell_path(&out),
+        crate::text::shell_path(&out)
     )?;
     Ok(Exit::Success)
 }

@@ -53,7 +53,7 @@ pub fn check_receipt(
             manifest.display(),
             why.join("\n  - "),
             side_by_side("receipt", &receipt.counts, &sealed.counts),
-            manifest.display()
+            crate::text::shell_path(manifest)
         ))
         .into());
     }

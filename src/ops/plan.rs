@@ -30,7 +30,7 @@ fn check_out_dir(state_path: &Path) -> anyhow::Result<()> {
             "folder `{}` does not exist, so the state file `{}` cannot be written there; create it (`mkdir -p {}`) or choose another -o",
             dir.display(),
             state_path.display(),
-            dir.display()
+            crate::text::shell_path(&dir)
         );
     }
     Ok(())

@@ -84,15 +84,16 @@ fn looks_like_manifest(path: &Path) -> bool {
 pub fn expect_state(path: &Path, command: &str) -> anyhow::Result<()> {
     if kind(path) == Kind::Text {
         let p = path.display();
+        let sh = crate::text::shell_path(path);
         let fix = if command == "apply" {
             format!(
-                "run `idprune plan {p}` first and apply the state file it writes (`idprune apply {} --approve DIGEST`)",
-                super::default_state_path(path).display()
+                "run `idprune plan {sh}` first and apply the state file it writes (`idprune apply {} --approve DIGEST`)",
+                crate::text::shell_path(&super::default_state_path(path))
             )
         } else {
             format!(
-                "run `idprune plan {p}` first, then `idprune {command} {}`",
-                super::default_state_path(path).display()
+                "run `idprune plan {sh}` first, then `idprune {command} {}`",
+                crate::text::shell_path(&super::default_state_path(path))
             )
         };
         if !looks_like_manifest(path) {
@@ -145,12 +146,13 @@ pub fn expect_manifest(path: &Path, command: &str) -> anyhow::Result<()> {
                 _ => m.manifest_path.into(),
             });
         let again = match &source {
-            Some(m) => format!("`idprune {command} {}`", m.display()),
+            Some(m) => format!("`idprune {command} {}`", crate::text::shell_path(m)),
             None => "pass the manifest it was planned from".to_owned(),
         };
+        let sh = crate::text::shell_path(path);
         let fix = match command {
-            "plan" => format!("to see its plan run `idprune show {p}`; to plan again, {again}"),
-            _ => format!("its plan: `idprune show {p}`; its manifest: {again}"),
+            "plan" => format!("to see its plan run `idprune show {sh}`; to plan again, {again}"),
+            _ => format!("its plan: `idprune show {sh}`; its manifest: {again}"),
         };
         bail!("`{p}` is a state file (SQLite), not a manifest; {fix}");
     }

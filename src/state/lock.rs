@@ -158,7 +158,7 @@ pub fn refuse_hard_links(state: &Path, metadata: &std::fs::Metadata) -> anyhow::
             "state file `{}` has {} hard links; idprune locks a state file by its one name, so another name could run a second apply on it at once; remove the other links (`find / -xdev -samefile {}`) or copy the file",
             state.display(),
             metadata.nlink(),
-            state.display()
+            crate::text::shell_path(state)
         ))
         .into());
     }
@@ -366,7 +366,7 @@ impl State {
             bail!(
                 "state file `{}` is read-only for this user, and idprune journals into it; run `chmod u+w {}`, or run as its owner",
                 self.path.display(),
-                self.path.display()
+                crate::text::shell_path(&self.path)
             );
         }
         let mine = Holder::this_process();

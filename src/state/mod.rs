@@ -252,7 +252,7 @@ impl State {
             bail!(
                 "state file `{}` is readable by others (mode {mode:03o}) and holds personal data; run `chmod 600 {}`",
                 path.display(),
-                path.display()
+                crate::text::shell_path(path)
             );
         }
         check::header(path)?;

@@ -75,7 +75,7 @@ fn clear_sides(path: &Path) -> anyhow::Result<()> {
             Ok(m) if main_exists && m.len() > 0 => anyhow::bail!(
                 "`{}` still holds changes of the state file it belongs to; open that file once (`idprune status {}`) so SQLite saves them, then plan again",
                 file.display(),
-                path.display()
+                crate::text::shell_path(path)
             ),
             Ok(_) => std::fs::remove_file(&file)
                 .with_context(|| format!("removing `{}`", file.display()))?,

@@ -186,3 +186,39 @@ fn every_file_named_from_outside_refuses_a_pipe_a_device_and_an_oversized_file()
 fn args(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
+
+#[test]
+fn paths_in_suggested_shell_lines_are_quoted() {
+    let test = crate::kills::fleet(2, &[]);
+    std::fs::create_dir(test.path("it's plans")).expect("mkdir");
+    test.idprune([
+        "plan",
+        "big.yaml",
+        "-o",
+        "it's plans/big.state.db",
+        "--rate",
+        "0",
+    ])
+    .run()
+    .ok();
+    let state = test.path("it's plans/big.state.db");
+    std::fs::set_permissions(&state, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+        .expect("chmod");
+    // The fix is a line a person can paste: the path is one shell word.
+    test.idprune(["show", "it's plans/big.state.db"])
+        .run()
+        .code(1)
+        .stderr_has(r"run `chmod 600 'it'\''s plans/big.state.db'`");
+    // A plan into a folder that does not exist: `mkdir -p` with the folder quoted.
+    test.idprune([
+        "plan",
+        "big.yaml",
+        "-o",
+        "no such/x.state.db",
+        "--rate",
+        "0",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("(`mkdir -p 'no such'`)");
+}
