@@ -147,20 +147,45 @@ pub fn plan_unresolved(entry: &Entry) -> Item {
         user_id: None,
         identifier: entry.identifier.clone(),
         action: Action::Unresolved,
-        note: Some("no profile answers to the lookup".into()),
+        note: Some(format!(
+            "no profile answers to the lookup{NEXT}{UNRESOLVED_NEXT}"
+        )),
         origin: entry.origin.to_string(),
     };
     if entry.lookup.is_none() {
         item.action = Action::Absent;
-        item.note = Some("no profile carries it".into());
+        item.note = Some(format!("no profile carries it{NEXT}{ABSENT_NEXT}"));
     }
     if lookup_has_upper_case(entry) {
+        let reason = if entry.lookup.is_none() {
+            "no profile carries it"
+        } else {
+            "no profile answers to the lookup"
+        };
         item.note = Some(format!(
-            "{}; the lookup has upper-case characters and Segment's Profile API finds no profile for a lookup in other casing than the stored lower case. It was sent as written (idprune never rewrites a value): if the profile stores it in lower case, write it so",
-            item.note.as_deref().unwrap_or_default()
+            "{reason}; the lookup has upper-case characters and Segment's Profile API finds no profile for a lookup in other casing than the stored lower case. It was sent as written (idprune never rewrites a value){NEXT}if the profile stores it in lower case, write it so in the manifest and plan again"
         ));
     }
     item
+}
+
+/// What separates an item's reason from its next step in its note: every item that is not
+/// sent says why, then what can be done (`reason; next: step`). The views show the note whole,
+/// and the markdown view in two columns ([`split_note`]).
+pub const NEXT: &str = "; next: ";
+
+/// The next step of an unresolved item.
+const UNRESOLVED_NEXT: &str = "check the lookup's type and value (Segment stores lookups in lower case), the manifest's space and region; drop the entry if the profile is gone";
+/// The next step of an absent item.
+const ABSENT_NEXT: &str =
+    "nothing to send (already gone); check the value if you expected it there";
+
+/// An item's note as `(reason, next step)`.
+pub fn split_note(note: &str) -> (&str, Option<&str>) {
+    match note.split_once(NEXT) {
+        Some((reason, next)) => (reason, Some(next)),
+        None => (note, None),
+    }
 }
 
 /// The note of an item planned without reading its profile (`plan --refresh=false`). The
@@ -256,15 +281,15 @@ pub fn plan_profile(entries: &[(u64, Entry)], ids: &[Identifier]) -> ProfilePlan
             }
             Match::OtherCase => {
                 item.action = Action::Absent;
-                item.note = Some(
-                    "only a value differing in case is stored; not matched (exact match for non-email types)"
-                        .into(),
-                );
+                item.note = Some(format!(
+                    "only a value differing in case is stored; not matched (exact match for non-email types){NEXT}write the value exactly as the profile stores it, if that is the one to remove, and plan again"
+                ));
                 out.items.push((*idx, item));
                 continue;
             }
             Match::None => {
                 item.action = Action::Absent;
+                item.note = Some(format!("the profile does not carry it{NEXT}{ABSENT_NEXT}"));
                 out.items.push((*idx, item));
                 continue;
             }
@@ -283,12 +308,14 @@ pub fn plan_profile(entries: &[(u64, Entry)], ids: &[Identifier]) -> ProfilePlan
         item.identifier = stored;
         if item.identifier.kind == GROUP_ID {
             item.action = Action::Blocked;
-            item.note = Some("group_id identifiers cannot be deleted".into());
+            item.note = Some(format!(
+                "group_id identifiers cannot be deleted{NEXT}remove the entry from the manifest; Segment's API offers no deletion of a group_id"
+            ));
         } else if !ids.iter().any(Identifier::is_user_id) {
             item.action = Action::Blocked;
-            item.note = Some(
-                "the profile has no user_id, and the API addresses profiles only by user_id".into(),
-            );
+            item.note = Some(format!(
+                "the profile has no user_id, and the API addresses profiles only by user_id{NEXT}give the profile a user_id (an identify call with a userId and one of its identifiers), then plan again; or remove the entry"
+            ));
         } else {
             item.action = Action::Delete;
         }
@@ -311,7 +338,9 @@ fn guard_last_user_id(items: &mut [(u64, Item)], ids: &[Identifier]) {
     if let Some(&last) = deleting.last().filter(|_| deleting.len() >= total) {
         let item = &mut items[last].1;
         item.action = Action::Blocked;
-        item.note = Some("the last user_id of the profile; Segment requires at least one".into());
+        item.note = Some(format!(
+            "the last user_id of the profile; Segment requires at least one{NEXT}keep it, or add the user_id that should replace it first (an identify call), then plan again"
+        ));
     }
 }
 

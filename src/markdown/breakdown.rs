@@ -34,6 +34,14 @@ pub(super) fn origin_file(origin: &str) -> &str {
     }
 }
 
+/// `file:line` of an origin `file:line:column`.
+pub(super) fn origin_line(origin: &str) -> &str {
+    match origin.rsplit_once(':') {
+        Some((head, col)) if !col.is_empty() && col.bytes().all(|b| b.is_ascii_digit()) => head,
+        _ => origin,
+    }
+}
+
 fn number_word(n: u64) -> String {
     match n {
         1 => "one".into(),

@@ -76,3 +76,14 @@ pub fn code_span(value: &str) -> String {
     };
     format!("{fence}{pad}{value}{pad}{fence}")
 }
+
+/// A value in a table cell: a code span (copyable as it is, nothing renders inside), or escaped
+/// text when it holds `|` or `\`, which GFM's table rows split on (or escape) even inside a
+/// code span.
+pub fn cell(value: &str) -> String {
+    if value.contains('|') || value.contains('\\') {
+        escape(value)
+    } else {
+        code_span(value)
+    }
+}

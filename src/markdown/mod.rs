@@ -1,17 +1,22 @@
 //! The markdown view of a plan, for a pull-request comment or a job summary: what a reviewer
 //! needs to judge a plan without seeing the data, safe to paste, and bounded in size.
 //!
-//! - Counts first (by action, by identifier type, by source file), then the facts the digest
-//!   covers (digest, space, API host, manifest and pinned sources with their sha256), the
-//!   reason and the expiry; identical change shapes grouped ("1,180 profiles lose one email at
-//!   @import.invalid"); the per-profile diff in a collapsed `<details>` block.
+//! - Decision first: the summary, then one table of what a reviewer approves (digest, space,
+//!   API host, reason, manifest and sources with their sha256, data as of, expiry, estimate,
+//!   policy, how to approve), the policy's rules ✅/❌, then the exceptions in full (every
+//!   blocked, unresolved and absent item and every delete worth a look, grouped by reason with
+//!   its next step), warnings and counts; identical change shapes grouped ("1,180 profiles
+//!   lose one email at @import.invalid"); the bulk per-profile diffs last, in a collapsed
+//!   `<details>` block.
 //! - Values are masked previews with keyed fingerprints ([`crate::mask`]) unless revealed.
 //! - Every value from outside (space, reason, file names, types, notes, warnings, revealed
-//!   values) goes through [`escape`] in text, or sits in a fenced code block where GitHub
-//!   renders nothing, so no value can close the `<details>` block, inject HTML or an image,
+//!   values) goes through [`escape`] in text, or sits in a code span ([`cell`] in a table) or
+//!   a fenced code block, where GitHub renders nothing, so no value can close the `<details>` block, inject HTML or an image,
 //!   mention someone or form a link. Raw HTML lines hold only our own words and numbers.
 //! - The whole view stays under [`BUDGET`] bytes (GitHub's comment limit is 65,536
-//!   characters) whatever the plan's size, and says what it left out and where the full plan is.
+//!   characters) whatever the plan's size. The cap cuts the diffs only; exception rows only
+//!   when they alone would not fit (their groups and counts always show), and it says what it
+//!   left out and where the full plan is.
 //!
 //! `escape.rs` holds the escaping, `breakdown.rs` the counts read from the state file; this
 //! file lays the view out within the budget. `docs/ARCHITECTURE.md` places the view.
@@ -33,14 +38,12 @@ mod escape;
 
 use breakdown::breakdown;
 use escape::code;
-pub use escape::{code_span, escape};
+pub use escape::{cell, code_span, escape};
 
 /// GitHub's limit on a comment, in characters.
 pub const GITHUB_LIMIT: usize = 65_536;
 /// The most bytes the view writes (bytes ≥ characters), leaving room under [`GITHUB_LIMIT`].
 pub const BUDGET: usize = 60_000;
-/// Bytes kept back for the closing sections (what was left out, warnings, the scope note).
-const TAIL_RESERVE: usize = 6_000;
 /// Rows of each counts table and groups of change shapes shown at most.
 const TABLE_ROWS: usize = 20;
 /// The longest reason shown, in characters.
@@ -109,216 +112,83 @@ fn more_rows(s: &mut String, rows: usize, what: &str) -> std::fmt::Result {
     Ok(())
 }
 
+/// Bytes kept for the closing lines: what was left out, and the scope reminder.
+const CLOSING_RESERVE: usize = 2_500;
+/// The most bytes the plan's warnings take (each is one line; the rest are counted).
+const WARNINGS_BUDGET: usize = 4_000;
+
 /// Writes the markdown view of `view`; `state_path` is where the full plan is (as shown to
 /// the reviewer). Every value is masked by `m` (or revealed when `m` reveals).
+///
+/// Decision first: the title and summary, a table of the facts a reviewer approves (digest,
+/// space, host, reason, manifest, data as of, expiry, estimate, policy), the policy's rules,
+/// then the exceptions (every item not sent, and deletes worth a look, grouped by reason with
+/// the next step), the warnings and the counts. The per-profile diffs come last, and the size
+/// cap cuts only from them (the exception rows only when they alone would not fit).
 pub fn plan(
     view: &PlanView<'_>,
     m: &Masker,
     state_path: &str,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    let meta = &view.meta;
     let counts = &view.counts;
-    let mut doc = Doc {
-        buf: String::new(),
-        limit: BUDGET,
-    };
-    let applied = started(counts);
-    let mut s = String::new();
-    writeln!(
-        s,
-        "### idprune plan for {} ({})\n",
-        code_span(&meta.space),
-        escape(&meta.region)
-    )?;
-    let unresolved = Unresolved::of(view.state)?;
-    if unresolved.suspicious() {
-        writeln!(
-            s,
-            "> [!WARNING]\n> **{} of {} profile lookups found no profile.** {} Check before approving.\n",
-            thousands(unresolved.unresolved),
-            thousands(unresolved.lookups),
-            unresolved.cause()
-        )?;
-    }
-    writeln!(s, "**{}**\n", summary_line(counts))?;
-    writeln!(s, "{}\n", crate::render::Estimate::of(counts).line())?;
-    if let Some(sample) = &view.sample {
-        // Our own sentence of numbers: nothing from outside to escape.
-        let mark = if sample.over() {
-            "> [!WARNING]\n> "
-        } else {
-            ""
-        };
-        writeln!(s, "{mark}{}\n", sample.line())?;
-    }
-    if let Some(policy) = &view.policy {
-        policy_section(&mut s, policy, &view.overrides)?;
-    }
-    if applied {
-        writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
-    }
-    writeln!(s, "| action | items |\n|---|---:|")?;
-    for a in Action::ALL {
-        writeln!(s, "| {} | {} |", a.as_str(), thousands(counts.action(a)))?;
-    }
-    writeln!(
-        s,
-        "| profiles losing identifiers | {} |",
-        thousands(counts.delete_profiles)
-    )?;
-    doc.fits(&s, 0);
-
     let b = breakdown(view.state, m)?;
-    let mut s = String::from("\n| identifier type |");
-    for a in Action::ALL {
-        write!(s, " {} |", a.as_str())?;
+    let head = head_section(view)?;
+    let mut policy = String::new();
+    if let Some(p) = &view.policy {
+        policy_section(&mut policy, p, &view.overrides)?;
     }
-    s.push_str("\n|---|");
-    s.push_str(&"---:|".repeat(Action::ALL.len()));
-    s.push('\n');
-    for (kind, actions) in b.by_type.iter().take(TABLE_ROWS) {
-        write!(s, "| {} |", escape(kind))?;
-        for a in Action::ALL {
-            write!(
-                s,
-                " {} |",
-                thousands(actions.get(a.as_str()).copied().unwrap_or(0))
-            )?;
-        }
-        s.push('\n');
-    }
-    more_rows(&mut s, b.by_type.len(), "identifier types")?;
-    doc.fits(&s, TAIL_RESERVE);
-
-    let mut s = String::from("\n| source file | items | to delete |\n|---|---:|---:|\n");
-    for (file, (items, deletes)) in b.by_source.iter().take(TABLE_ROWS) {
-        writeln!(
-            s,
-            "| {} | {} | {} |",
-            escape(file),
-            thousands(*items),
-            thousands(*deletes)
-        )?;
-    }
-    more_rows(&mut s, b.by_source.len(), "source files")?;
-    doc.fits(&s, TAIL_RESERVE);
-
-    if !b.shapes.is_empty() {
-        let mut shapes: Vec<(&String, &u64)> = b.shapes.iter().collect();
-        shapes.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
-        let mut s = String::from("\n**Changes, grouped by shape:**\n\n");
-        for (text, n) in shapes.iter().take(TABLE_ROWS) {
-            writeln!(
-                s,
-                "- {} profile{} lose{} {text}",
-                thousands(**n),
-                if **n == 1 { "" } else { "s" },
-                if **n == 1 { "s" } else { "" }
-            )?;
-        }
-        let rest: u64 = shapes
-            .iter()
-            .skip(TABLE_ROWS)
-            .map(|(_, n)| **n)
-            .sum::<u64>()
-            + b.other_shapes;
-        if rest > 0 {
-            writeln!(s, "- {} more profiles in other shapes", thousands(rest))?;
-        }
-        doc.fits(&s, TAIL_RESERVE);
-    }
-
-    let mut s = String::from("\n");
-    writeln!(s, "- Digest: `{}`", meta.digest)?;
-    writeln!(
-        s,
-        "- Space: {} · region {} · API host: {}",
-        code_span(&meta.space),
-        code_span(&meta.region),
-        code_span(&meta.api_origin)
-    )?;
-    let reason: String = meta.reason.chars().take(REASON_CHARS).collect();
-    writeln!(
-        s,
-        "- Reason: {}{}",
-        escape(&reason),
-        if reason.len() < meta.reason.len() {
-            " …"
-        } else {
-            ""
-        }
-    )?;
-    writeln!(
-        s,
-        "- Manifest: {} (sha256 {})",
-        code_span(&meta.manifest_path),
-        code_span(&meta.manifest_sha256)
-    )?;
-    for src in view.state.sources()?.iter().take(TABLE_ROWS) {
-        writeln!(
-            s,
-            "- Source: {} ({} rows, sha256 {}{})",
-            code_span(&src.written),
-            thousands(src.rows),
-            code_span(&src.sha256),
-            if src.pinned { ", pinned" } else { "" }
-        )?;
-    }
-    let expires = meta
-        .created_at
-        .saturating_add(i64::try_from(meta.ttl_secs).unwrap_or(i64::MAX));
-    writeln!(
-        s,
-        "- Planned: {} · expires: {}",
-        timestamp(meta.created_at),
-        timestamp(expires)
-    )?;
-    if applied {
-        writeln!(
-            s,
-            "- Applied from this plan; `idprune status` shows the runs, `idprune verify` re-reads the profiles."
-        )?;
-        // Who ran it: the last run's CI context, as a code span (no value in it can form a
-        // link, a mention or markup).
-        if let Some(run) = view.state.runs()?.last() {
-            let at = run
-                .context
-                .as_ref()
-                .map(|c| format!(" in {}", code_span(&c.summary())))
-                .unwrap_or_default();
-            writeln!(
-                s,
-                "- Last run: run {} by {} on {}{at}, {}",
-                run.id,
-                code_span(&run.user),
-                code_span(&run.host),
-                run.outcome.as_deref().map_or("running or died", |o| o)
-            )?;
-        }
-    } else {
-        writeln!(
-            s,
-            "- Approve: merge with the committed receipt, or `idprune apply <state> --approve {}`",
-            meta.digest
-        )?;
-    }
-    if m.hides() {
-        writeln!(
-            s,
-            "- Values are masked previews with a keyed fingerprint (`~1a2b3c4d`: the same value has the same fingerprint with the same key); run `idprune show <state>` where the state file is to see them."
-        )?;
-    }
-    doc.fits(&s, TAIL_RESERVE / 2);
+    let groups = view
+        .state
+        .count_by_action_and_note(ItemFilter::Exceptions)?;
+    let (warnings, warnings_left) = warnings_section(&view.warnings);
+    let tables = counts_section(counts, &b)?;
+    let shapes = shapes_section(&b, m.hides())?;
+    let closing_fixed: usize = SCOPE_REMINDER.iter().map(|l| l.len() + 3).sum();
 
     let mut left_out: Vec<String> = Vec::new();
+    // Everything but the exception rows and the diffs is bounded; they share what is left.
+    let fixed = head.len()
+        + policy.len()
+        + warnings.len()
+        + tables.len()
+        + shapes.len()
+        + closing_fixed
+        + CLOSING_RESERVE;
+    let exceptions = exceptions_section(view, m, &groups, BUDGET.saturating_sub(fixed))?;
+    if exceptions.left_out > 0 {
+        left_out.push(format!(
+            "{} of {} exception rows (every group above still counts them)",
+            thousands(exceptions.left_out),
+            thousands(exceptions.total)
+        ));
+    }
+    let mut doc = Doc {
+        buf: String::with_capacity(BUDGET),
+        limit: BUDGET,
+    };
+    doc.push(&head);
+    doc.push(&policy);
+    doc.push(&exceptions.text);
+    doc.push(&warnings);
+    if warnings_left > 0 {
+        left_out.push(format!(
+            "{} of {} warnings",
+            thousands(warnings_left as u64),
+            thousands(view.warnings.len() as u64)
+        ));
+    }
+    doc.push(&tables);
+    doc.push(&shapes);
+
     if counts.delete_profiles > 0 {
+        let reserve = closing_fixed + CLOSING_RESERVE;
         let head = format!(
             "\n<details><summary>Per-profile changes ({} profiles)</summary>\n\n```diff\n",
             thousands(counts.delete_profiles)
         );
         let foot = "```\n</details>\n";
-        if doc.fits(&head, TAIL_RESERVE + foot.len()) {
+        if doc.fits(&head, reserve + foot.len()) {
             let mut shown = 0u64;
             let walked = view
                 .state
@@ -333,7 +203,7 @@ pub fn plan(
                         let _ =
                             writeln!(block, "{}   {}{seq}", line.sign, code(&m.ident(line.ident)));
                     }
-                    doc.fits_or_stop(&block, TAIL_RESERVE + foot.len())?;
+                    doc.fits_or_stop(&block, reserve + foot.len())?;
                     shown += 1;
                     Ok(())
                 });
@@ -353,69 +223,6 @@ pub fn plan(
             ));
         }
     }
-    let others = view.state.count_items(ItemFilter::NotSentOrNoted)?;
-    if others > 0 {
-        let head = format!(
-            "\n<details><summary>Not sent, or worth a look ({})</summary>\n\n```\n",
-            thousands(others)
-        );
-        let foot = "```\n</details>\n";
-        if doc.fits(&head, TAIL_RESERVE / 2 + foot.len()) {
-            let mut shown = 0u64;
-            let walked = view
-                .state
-                .for_each_item_in(ItemFilter::NotSentOrNoted, u64::MAX, |s| {
-                    let note = s
-                        .item
-                        .note
-                        .as_deref()
-                        .map(|n| format!(" — {}", code(n)))
-                        .unwrap_or_default();
-                    let line = format!(
-                        "#{} {:<10} {} via {}{note}\n",
-                        s.item.seq,
-                        s.item.action.as_str(),
-                        code(&m.ident(&s.item.identifier)),
-                        code(&m.lookup(&s.item.lookup))
-                    );
-                    doc.fits_or_stop(&line, TAIL_RESERVE / 2 + foot.len())?;
-                    shown += 1;
-                    Ok(())
-                });
-            stop_at_budget(walked)?;
-            doc.push(foot);
-            if shown < others {
-                left_out.push(format!(
-                    "{} of {} items not sent or worth a look",
-                    thousands(others - shown),
-                    thousands(others)
-                ));
-            }
-        } else {
-            left_out.push(format!(
-                "{} items not sent or worth a look",
-                thousands(others)
-            ));
-        }
-    }
-    if !view.warnings.is_empty() {
-        doc.push("\n");
-        let mut shown = 0;
-        for w in &view.warnings {
-            let line = format!("> warning: {}\n", escape(w));
-            if !doc.fits(&line, TAIL_RESERVE / 2) {
-                break;
-            }
-            shown += 1;
-        }
-        if shown < view.warnings.len() {
-            left_out.push(format!(
-                "{} of {} warnings",
-                thousands((view.warnings.len() - shown) as u64),
-                thousands(view.warnings.len() as u64)
-            ));
-        }
-    }
     if !left_out.is_empty() {
         doc.push(&format!(
             "\n**Left out to stay under GitHub's {}-character limit:** {}. The full plan is in the state file (never committed: it holds the identifiers), on the machine or in the job that planned it: {}.\n",
@@ -430,6 +237,441 @@ pub fn plan(
     }
     out.write_all(doc.buf.as_bytes())?;
     Ok(())
+}
+
+/// The title, the summary and the table of the facts a reviewer approves.
+fn head_section(view: &PlanView<'_>) -> anyhow::Result<String> {
+    let meta = &view.meta;
+    let counts = &view.counts;
+    let applied = started(counts);
+    let mut s = String::new();
+    writeln!(
+        s,
+        "### idprune plan for {} ({})\n",
+        code_span(&meta.space),
+        escape(&meta.region)
+    )?;
+    let unresolved = Unresolved::of(view.state)?;
+    if unresolved.suspicious() {
+        writeln!(
+            s,
+            "> [!WARNING]\n> **{} of {} profile lookups found no profile.** {} Check before approving.\n",
+            thousands(unresolved.unresolved),
+            thousands(unresolved.lookups),
+            unresolved.cause()
+        )?;
+    }
+    writeln!(s, "**{}**\n", summary_line(counts))?;
+    if applied {
+        writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
+    }
+    // A two-column table of facts: never a list, so nothing below can run into it.
+    writeln!(s, "| fact | value |\n|---|---|")?;
+    let mut row = |name: &str, value: String| writeln!(s, "| {name} | {value} |");
+    row("Digest", code_span(&meta.digest))?;
+    row(
+        "Space",
+        format!(
+            "{} · region {}",
+            code_span(&meta.space),
+            code_span(&meta.region)
+        ),
+    )?;
+    row("API host", code_span(&meta.api_origin))?;
+    let reason: String = meta.reason.chars().take(REASON_CHARS).collect();
+    row(
+        "Reason",
+        format!(
+            "{}{}",
+            escape(&reason),
+            if reason.len() < meta.reason.len() {
+                " …"
+            } else {
+                ""
+            }
+        ),
+    )?;
+    row(
+        "Manifest",
+        format!(
+            "{} (sha256 {})",
+            code_span(&meta.manifest_path),
+            code_span(&meta.manifest_sha256)
+        ),
+    )?;
+    let sources = view.state.sources()?;
+    for src in sources.iter().take(TABLE_ROWS) {
+        row(
+            "Source",
+            format!(
+                "{} ({} rows, sha256 {}{})",
+                code_span(&src.written),
+                thousands(src.rows),
+                code_span(&src.sha256),
+                if src.pinned { ", pinned" } else { "" }
+            ),
+        )?;
+    }
+    if sources.len() > TABLE_ROWS {
+        row(
+            "Source",
+            format!(
+                "… and {} more",
+                thousands((sources.len() - TABLE_ROWS) as u64)
+            ),
+        )?;
+    }
+    row("Data as of", data_as_of(view)?)?;
+    row(
+        "Expires",
+        format!(
+            "{} (planned {})",
+            timestamp(crate::render::expires_at(meta)),
+            timestamp(meta.created_at)
+        ),
+    )?;
+    row(
+        "Estimate",
+        crate::render::Estimate::of(counts)
+            .line()
+            .trim_start_matches("Estimate: ")
+            .to_owned(),
+    )?;
+    if let Some(p) = &view.policy {
+        let failed = p.verdicts.iter().filter(|v| !v.passed).count();
+        row(
+            "Policy",
+            format!(
+                "{} (sha256 {}): {}",
+                code_span(&p.path),
+                code_span(&p.sha256[..p.sha256.len().min(12)]),
+                if failed == 0 {
+                    "✅ every rule holds".to_owned()
+                } else {
+                    format!("❌ {failed} of {} rules failed", p.verdicts.len())
+                }
+            ),
+        )?;
+    } else {
+        row(
+            "Policy",
+            "none (no `idprune.policy.yaml` above the manifest)".to_owned(),
+        )?;
+    }
+    if applied {
+        let last = view.state.runs()?.last().map(|run| {
+            // Who ran it: the last run's CI context, as a code span (no value in it can
+            // form a link, a mention or markup).
+            let at = run
+                .context
+                .as_ref()
+                .map(|c| format!(" in {}", code_span(&c.summary())))
+                .unwrap_or_default();
+            format!(
+                "run {} by {} on {}{at}, {}",
+                run.id,
+                code_span(&run.user),
+                code_span(&run.host),
+                run.outcome.as_deref().map_or("running or died", |o| o)
+            )
+        });
+        if let Some(last) = last {
+            row("Last run", last)?;
+        }
+        row(
+            "Next",
+            "`idprune status` shows the runs, `idprune verify` re-reads the profiles".to_owned(),
+        )?;
+    } else {
+        row(
+            "Approve",
+            format!(
+                "merge with the committed receipt, or `idprune apply <state> --approve {}`",
+                meta.digest
+            ),
+        )?;
+    }
+    if let Some(sample) = &view.sample
+        && sample.over()
+    {
+        // Our own sentence of numbers: nothing from outside to escape.
+        writeln!(s, "\n> [!WARNING]\n> {}", sample.line())?;
+    }
+    s.push('\n');
+    Ok(s)
+}
+
+/// When the plan's view of the profiles dates from: the plan's reads, or for deletes planned
+/// without a read (`--refresh=false`) the source data, with the sampled check when there was one.
+fn data_as_of(view: &PlanView<'_>) -> anyhow::Result<String> {
+    let unverified: u64 = view
+        .state
+        .count_by_action_and_note(ItemFilter::Noted)?
+        .iter()
+        .filter(|(_, note, _)| note.as_deref() == Some(crate::plan::UNVERIFIED_NOTE))
+        .map(|(_, _, n)| *n)
+        .sum();
+    let read = format!("profiles read at {}", timestamp(view.meta.created_at));
+    if unverified == 0 {
+        return Ok(read);
+    }
+    let mut s = format!(
+        "{} planned without reading the profile (`--refresh=false`): as of the source data",
+        crate::text::plural(unverified, "deletion", "deletions")
+    );
+    if view.counts.action(Action::Delete) > unverified {
+        write!(s, "; the others: {read}")?;
+    }
+    match &view.sample {
+        Some(sample) => write!(s, ". {}", sample.line())?,
+        None => s.push_str(". No sampled check (`plan --sample N` reads some to measure drift)"),
+    }
+    Ok(s)
+}
+
+/// The exceptions as laid out, and how many rows the budget left out.
+struct Exceptions {
+    text: String,
+    total: u64,
+    left_out: u64,
+}
+
+/// The action's heading word in the exceptions.
+fn exception_title(action: Action) -> &'static str {
+    match action {
+        Action::Blocked => "blocked",
+        Action::Unresolved => "unresolved",
+        Action::Absent => "absent",
+        Action::Delete => "to delete, worth a look",
+    }
+}
+
+/// The exceptions, grouped by action and reason: each group's reason and next step, then a
+/// table of its items. The group lines always show; item rows stop at `room` bytes.
+fn exceptions_section(
+    view: &PlanView<'_>,
+    m: &Masker,
+    groups: &[(Action, Option<String>, u64)],
+    room: usize,
+) -> anyhow::Result<Exceptions> {
+    let total: u64 = groups.iter().map(|(_, _, n)| n).sum();
+    let mut text = String::new();
+    if total == 0 {
+        writeln!(
+            text,
+            "**Exceptions: none.** Every item is a deletion; none is blocked, unresolved or absent.\n"
+        )?;
+        return Ok(Exceptions {
+            text,
+            total,
+            left_out: 0,
+        });
+    }
+    let order = [
+        Action::Blocked,
+        Action::Unresolved,
+        Action::Absent,
+        Action::Delete,
+    ];
+    writeln!(
+        text,
+        "**Exceptions: {}**, each with its reason and next step:\n",
+        order
+            .iter()
+            .filter_map(|a| {
+                let n: u64 = groups
+                    .iter()
+                    .filter(|(g, _, _)| g == a)
+                    .map(|(_, _, n)| n)
+                    .sum();
+                (n > 0).then(|| format!("{} {}", thousands(n), exception_title(*a)))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    )?;
+    // The group lines first, so that every group shows whatever the rows cost.
+    let mut heads = Vec::new();
+    for action in order {
+        for (a, note, n) in groups.iter().filter(|(a, _, _)| *a == action) {
+            let (reason, next) = crate::plan::split_note(note.as_deref().unwrap_or_default());
+            let reason = if reason.is_empty() {
+                "no reason recorded"
+            } else {
+                reason
+            };
+            let mut head = format!(
+                "**{} {}**: {}",
+                thousands(*n),
+                exception_title(*a),
+                escape(reason)
+            );
+            if let Some(next) = next {
+                write!(head, ". **Next:** {}", escape(next))?;
+            }
+            head.push_str("\n\n");
+            heads.push((*a, note.clone(), *n, head));
+        }
+    }
+    let heads_len: usize = heads.iter().map(|h| h.3.len()).sum();
+    let mut rows_room = room.saturating_sub(text.len() + heads_len);
+    let mut left_out = 0u64;
+    for (action, note, n, head) in heads {
+        text.push_str(&head);
+        let table_head = "| # | identifier | lookup | entry |\n|---:|---|---|---|\n";
+        let mut rows = String::new();
+        let mut shown = 0u64;
+        let filter = exception_filter(action);
+        let walked = view.state.for_each_item_in(filter, u64::MAX, |s| {
+            if s.item.note != note {
+                return Ok(());
+            }
+            let row = format!(
+                "| {} | {} | {} | {} |\n",
+                s.item.seq,
+                cell(&m.ident(&s.item.identifier)),
+                cell(&m.lookup(&s.item.lookup)),
+                escape(breakdown::origin_line(&s.item.origin))
+            );
+            let need = row.len() + if shown == 0 { table_head.len() } else { 0 };
+            if need > rows_room {
+                return Err(BudgetSpent.into());
+            }
+            rows_room -= need;
+            rows.push_str(&row);
+            shown += 1;
+            Ok(())
+        });
+        stop_at_budget(walked)?;
+        if shown > 0 {
+            text.push_str(table_head);
+            text.push_str(&rows);
+        }
+        if shown < n {
+            left_out += n - shown;
+            writeln!(
+                text,
+                "\n… and {} more not listed here, to stay under the size limit.",
+                thousands(n - shown)
+            )?;
+        }
+        text.push('\n');
+    }
+    Ok(Exceptions {
+        text,
+        total,
+        left_out,
+    })
+}
+
+/// The items of one exception action (notes are matched by the caller).
+fn exception_filter(action: Action) -> ItemFilter {
+    match action {
+        Action::Delete => ItemFilter::Noted,
+        Action::Absent => ItemFilter::Absent,
+        Action::Blocked => ItemFilter::Blocked,
+        Action::Unresolved => ItemFilter::Unresolved,
+    }
+}
+
+/// The plan's warnings as quoted lines, up to [`WARNINGS_BUDGET`]; how many were left out.
+fn warnings_section(warnings: &[String]) -> (String, usize) {
+    let mut s = String::new();
+    let mut shown = 0;
+    for w in warnings {
+        let line = format!("> warning: {}\n", escape(w));
+        if s.len() + line.len() > WARNINGS_BUDGET {
+            break;
+        }
+        if shown == 0 {
+            s.push_str("**Warnings:**\n\n");
+        }
+        s.push_str(&line);
+        shown += 1;
+    }
+    if shown > 0 {
+        s.push('\n');
+    }
+    (s, warnings.len() - shown)
+}
+
+/// The counts: by action, by identifier type and action, by source file.
+fn counts_section(
+    counts: &crate::state::Counts,
+    b: &breakdown::Breakdown,
+) -> anyhow::Result<String> {
+    let mut s = String::from("**Counts**\n\n| action | items |\n|---|---:|\n");
+    for a in Action::ALL {
+        writeln!(s, "| {} | {} |", a.as_str(), thousands(counts.action(a)))?;
+    }
+    writeln!(
+        s,
+        "| profiles losing identifiers | {} |",
+        thousands(counts.delete_profiles)
+    )?;
+    s.push_str("\n| identifier type |");
+    for a in Action::ALL {
+        write!(s, " {} |", a.as_str())?;
+    }
+    s.push_str("\n|---|");
+    s.push_str(&"---:|".repeat(Action::ALL.len()));
+    s.push('\n');
+    for (kind, actions) in b.by_type.iter().take(TABLE_ROWS) {
+        write!(s, "| {} |", escape(kind))?;
+        for a in Action::ALL {
+            write!(
+                s,
+                " {} |",
+                thousands(actions.get(a.as_str()).copied().unwrap_or(0))
+            )?;
+        }
+        s.push('\n');
+    }
+    more_rows(&mut s, b.by_type.len(), "identifier types")?;
+    s.push_str("\n| source file | items | to delete |\n|---|---:|---:|\n");
+    for (file, (items, deletes)) in b.by_source.iter().take(TABLE_ROWS) {
+        writeln!(
+            s,
+            "| {} | {} | {} |",
+            escape(file),
+            thousands(*items),
+            thousands(*deletes)
+        )?;
+    }
+    more_rows(&mut s, b.by_source.len(), "source files")?;
+    Ok(s)
+}
+
+/// The change shapes, largest first ("1,180 profiles lose one email at @import.invalid").
+fn shapes_section(b: &breakdown::Breakdown, masked: bool) -> anyhow::Result<String> {
+    let mut s = String::new();
+    if b.shapes.is_empty() {
+        return Ok(s);
+    }
+    let mut shapes: Vec<(&String, &u64)> = b.shapes.iter().collect();
+    shapes.sort_by(|x, y| y.1.cmp(x.1).then(x.0.cmp(y.0)));
+    s.push_str("\n**Changes, grouped by shape:**\n\n");
+    for (text, n) in shapes.iter().take(TABLE_ROWS) {
+        writeln!(
+            s,
+            "- {} profile{} lose{} {text}",
+            thousands(**n),
+            if **n == 1 { "" } else { "s" },
+            if **n == 1 { "s" } else { "" }
+        )?;
+    }
+    let rest: u64 = shapes
+        .iter()
+        .skip(TABLE_ROWS)
+        .map(|(_, n)| **n)
+        .sum::<u64>()
+        + b.other_shapes;
+    if rest > 0 {
+        writeln!(s, "- {} more profiles in other shapes", thousands(rest))?;
+    }
+    if masked {
+        s.push_str("\nValues are masked previews with a keyed fingerprint (`~1a2b3c4d`: the same value has the same fingerprint with the same key); run `idprune show <state>` where the state file is to see them.\n");
+    }
+    Ok(s)
 }
 
 /// The policy's verdicts as a table (a rule a row: ✅/❌, level, what it found, the next

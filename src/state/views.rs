@@ -23,6 +23,15 @@ pub enum ItemFilter {
     Noted,
     /// Either of the two above.
     NotSentOrNoted,
+    /// `absent` items.
+    Absent,
+    /// `blocked` items.
+    Blocked,
+    /// `unresolved` items.
+    Unresolved,
+    /// What a reviewer must see: items not sent, and `delete` items with a note other than
+    /// the unverified mark of `plan --refresh=false` (which every such delete carries).
+    Exceptions,
 }
 
 impl ItemFilter {
@@ -32,6 +41,12 @@ impl ItemFilter {
             Self::NotSent => "action != 'delete'",
             Self::Noted => "action = 'delete' AND note IS NOT NULL",
             Self::NotSentOrNoted => "(action != 'delete' OR note IS NOT NULL)",
+            Self::Absent => "action = 'absent'",
+            Self::Blocked => "action = 'blocked'",
+            Self::Unresolved => "action = 'unresolved'",
+            Self::Exceptions => {
+                "(action != 'delete' OR (note IS NOT NULL AND note NOT LIKE 'unverified:%'))"
+            }
         }
     }
 }
@@ -98,6 +113,38 @@ impl State {
     pub fn count_items(&self, filter: ItemFilter) -> anyhow::Result<u64> {
         let sql = format!("SELECT count(*) FROM items WHERE {}", filter.sql());
         Ok(self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
+    }
+
+    /// The items `filter` selects, grouped by action and note: `(action, note, count)`,
+    /// by action, then the largest groups first.
+    pub fn count_by_action_and_note(
+        &self,
+        filter: ItemFilter,
+    ) -> anyhow::Result<Vec<(Action, Option<String>, u64)>> {
+        let sql = format!(
+            "SELECT action, note, count(*) AS n FROM items WHERE {} GROUP BY action, note",
+            filter.sql()
+        );
+        let mut stmt = self.conn.prepare(&sql)?;
+        let mut rows = stmt.query([])?;
+        let mut out = Vec::new();
+        while let Some(r) = rows.next()? {
+            let action: String = r.get(0)?;
+            let action = action.parse::<Action>().map_err(anyhow::Error::msg)?;
+            out.push((
+                action,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, i64>(2)? as u64,
+            ));
+        }
+        out.sort_by(|a, b| {
+            let rank = |x: Action| Action::ALL.iter().position(|y| *y == x);
+            rank(a.0)
+                .cmp(&rank(b.0))
+                .then(b.2.cmp(&a.2))
+                .then(a.1.cmp(&b.1))
+        });
+        Ok(out)
     }
 
     /// Calls `f` with each profile that has deletions and its `delete` items, in the order of

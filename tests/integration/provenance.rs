@@ -228,7 +228,7 @@ fn a_run_records_its_ci_context_and_status_and_markdown_show_it() {
         .stdout;
     let last = markdown
         .lines()
-        .find(|l| l.starts_with("- Last run:"))
+        .find(|l| l.starts_with("| Last run |"))
         .unwrap_or_else(|| panic!("no last-run line in\n{markdown}"));
     assert!(
         last.contains("`jenkins job 88\\n<b>`"),

@@ -357,20 +357,27 @@ fn markdown_stays_under_its_budget_and_says_what_it_left_out() {
         md.contains("idprune show"),
         "it says where the full plan is\n{md}"
     );
-    // The items nothing is sent for: listed, or counted as left out.
-    let listed = block("Not sent, or worth a look").len();
-    // "N of 215 items not sent or worth a look" (or "215 items ..." when none is listed).
-    let unlisted = md
-        .split(" items not sent or worth a look")
-        .next()
-        .filter(|_| md.contains(" items not sent or worth a look"))
-        .map(|before| {
-            let part = before.rsplit("; ").next().unwrap_or(before);
-            let part = part.rsplit(": ").next().unwrap_or(part);
-            number(part.split(' ').next().expect("a count"))
+    // The items nothing is sent for come before the diffs, each a row of the exceptions
+    // table, or counted as left out ("… and N more not listed here").
+    let diffs = md.find("Per-profile changes").expect("the diffs block");
+    let listed = md[..diffs]
+        .lines()
+        .filter(|l| {
+            l.strip_prefix("| ")
+                .and_then(|rest| rest.split(' ').next())
+                .is_some_and(|seq| !seq.is_empty() && seq.bytes().all(|b| b.is_ascii_digit()))
         })
-        .unwrap_or(0);
+        .count();
+    let unlisted: usize = md
+        .lines()
+        .filter_map(|l| l.strip_prefix("… and "))
+        .filter_map(|rest| {
+            rest.strip_suffix(" more not listed here, to stay under the size limit.")
+        })
+        .map(number)
+        .sum();
     assert_eq!(listed + unlisted, ABSENT, "{md}");
+    assert!(md.contains(&format!("**{ABSENT} absent**")), "{md}");
     // The summary still counts everything.
     assert!(md.contains("1,000 to delete"), "{md}");
 }

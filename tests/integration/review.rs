@@ -325,7 +325,7 @@ fn the_pull_request_flow_end_to_end() {
         .run()
         .ok();
     assert!(md.stdout.contains("**Applied.**"), "{}", md.stdout);
-    assert!(!md.stdout.contains("Approve:"), "{}", md.stdout);
+    assert!(!md.stdout.contains("| Approve |"), "{}", md.stdout);
     // Applying again resumes the finished journal: nothing more is sent.
     test.idprune(["apply", "m.yaml", "--receipt", "m.receipt.json"])
         .run()
