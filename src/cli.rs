@@ -12,8 +12,8 @@ mod net;
 
 pub use args::{
     ApplyArgs, DemoArgs, GuardArgs, GuardFormat, InitArgs, InitRegion, PlanArgs, PurgeArgs,
-    ReportArgs, ReportFormat, ResultRows, ShowArgs, StatusArgs, StatusFormat, UnlockArgs,
-    ValidateArgs, ValueArgs, VerifyArgs, VerifyFormat,
+    ReportArgs, ReportFormat, ResultRows, ShowArgs, StatusArgs, StatusFormat, StoreArgs,
+    UnlockArgs, ValidateArgs, ValueArgs, VerifyArgs, VerifyFormat,
 };
 pub use net::{ApiArgs, NetArgs, PaceArgs};
 

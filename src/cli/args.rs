@@ -85,6 +85,24 @@ pub struct PlanArgs {
     /// exits 1 (the state file is still written, to inspect).
     #[arg(long, value_name = "FILE")]
     pub policy: Option<PathBuf>,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// Where the state lives, on every command that takes a state file.
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreArgs {
+    /// Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`,
+    /// `file://`), whose object is the truth and whose copy there is always encrypted; the
+    /// state path given, if any, is then the local working copy. A plain path is the same as
+    /// giving it as the state path. A state path may also be a store URL itself.
+    #[arg(long = "state", value_name = "URL", env = "IDPRUNE_STATE")]
+    pub url: Option<String>,
+    /// Read the state key (32 random bytes, base64) from this file instead of
+    /// `IDPRUNE_STATE_KEY`. Needed for a state in a store.
+    #[arg(long, value_name = "FILE")]
+    pub state_key_file: Option<PathBuf>,
 }
 
 /// `show`.
@@ -98,6 +116,9 @@ pub struct ShowArgs {
     /// Whether identifier values show.
     #[command(flatten)]
     pub values: ValueArgs,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `apply`.
@@ -133,6 +154,13 @@ pub struct ApplyArgs {
     /// How long the canary re-reads a profile for Segment to propagate a delete.
     #[arg(long, value_name = "DURATION", default_value = "6m", value_parser = humantime::parse_duration)]
     pub canary_wait: std::time::Duration,
+    /// With a state in a store: push the journal there this often during the run (and
+    /// always on the way out), so a resume elsewhere repeats at most this much.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub checkpoint_every: std::time::Duration,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// The policy the plan was judged by, when it was given to `plan --policy` (apply
     /// refuses, exit 4, when it is not the sealed one).
     #[arg(long, value_name = "FILE")]
@@ -176,6 +204,9 @@ pub struct StatusArgs {
     /// Show identifier values in JSON output.
     #[arg(long)]
     pub reveal: bool,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Formats of `verify`.
@@ -206,6 +237,9 @@ pub struct VerifyArgs {
     /// Show identifier values in JSON output.
     #[arg(long)]
     pub reveal: bool,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Formats of `report --downstream` and `report --results`.
@@ -280,6 +314,9 @@ pub struct ReportArgs {
         conflicts_with_all = ["discover", "csv"]
     )]
     pub discover_csv: Option<PathBuf>,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `purge`.
@@ -290,6 +327,9 @@ pub struct PurgeArgs {
     /// Read the fingerprint key from this file instead of `IDPRUNE_FINGERPRINT_KEY`.
     #[arg(long, value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `unlock`.
@@ -299,6 +339,9 @@ pub struct UnlockArgs {
     pub state: PathBuf,
     /// The lock id shown by `status` or by the refused `apply`.
     pub lock_id: String,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// `demo`.
@@ -340,6 +383,9 @@ pub struct GuardArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
     pub format: GuardFormat,
+    /// Where the state lives.
+    #[command(flatten)]
+    pub store: StoreArgs,
 }
 
 /// Regions of `init`.

@@ -13,17 +13,37 @@ use crate::text::plural;
 /// `idprune apply STATE`, or `idprune apply MANIFEST`: the file is sniffed, not named by its
 /// extension.
 pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
-    let opts = ApplyOptions {
-        state: args.state.clone(),
-        approval: Approval::from_flags(args.approve.clone(), args.receipt.clone(), args.yes),
-        retry_failed: args.retry_failed,
-        reapply: args.reapply,
-        canary: args.canary,
-        canary_wait: args.canary_wait,
-        policy: args.policy.clone(),
-        overrides: args.overrides.clone(),
-        why: args.why.clone(),
+    let approval = Approval::from_flags(args.approve.clone(), args.receipt.clone(), args.yes);
+    // The state path may be a store URL itself; otherwise `--state` names the store and the
+    // path is the working copy (or the manifest).
+    let url_named = args.state.to_str().is_some_and(|s| s.contains("://"));
+    let resolved = ops::stored::resolve(
+        url_named.then_some(args.state.as_path()),
+        args.store.url.as_deref(),
+        args.store.state_key_file.as_deref(),
+    )?;
+    let state = match (resolved.local, &resolved.store) {
+        (_, Some(_)) if url_named => std::path::PathBuf::new(),
+        (Some(local), None)
+            if std::path::absolute(&local)? != std::path::absolute(&args.state)? =>
+        {
+            anyhow::bail!(
+                "`--state {}` names a local state file, and `{}` was given to apply: give the state file alone as apply's argument",
+                local.display(),
+                args.state.display()
+            )
+        }
+        _ => args.state.clone(),
     };
+    let mut opts = ApplyOptions::new(state, approval, resolved.store);
+    opts.retry_failed = args.retry_failed;
+    opts.reapply = args.reapply;
+    opts.canary = args.canary;
+    opts.canary_wait = args.canary_wait;
+    opts.checkpoint_every = args.checkpoint_every;
+    opts.policy = args.policy.clone();
+    opts.overrides = args.overrides.clone();
+    opts.why = args.why.clone();
     let applied = ops::apply::apply(&opts, api, ui).await?;
     report(&applied, args.format, ui)
 }

@@ -10,8 +10,8 @@ use secrecy::SecretString;
 
 use super::{Api, Pace, Ui, apply, plan, show};
 use crate::cli::{
-    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, ValueArgs,
-    VerifyArgs,
+    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, StoreArgs,
+    ValueArgs, VerifyArgs,
 };
 use crate::emulator::{Config, Emulator, Seed};
 use crate::exit::Exit;
@@ -101,6 +101,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         check_receipt: None,
         allow_unresolved: false,
         policy: None,
+        store: StoreArgs::default(),
     };
     let planned = plan::plan(&plan_args, &api, ui).await?;
     ui.say(format!(
@@ -117,6 +118,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             state: state.clone(),
             format: Format::Markdown,
             values: ValueArgs::default(),
+            store: StoreArgs::default(),
         },
         ui,
     )?;
@@ -137,6 +139,8 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             policy: None,
             overrides: Vec::new(),
             why: None,
+            checkpoint_every: crate::ops::stored::DEFAULT_CHECKPOINT_EVERY,
+            store: StoreArgs::default(),
         },
         &api,
         ui,
@@ -149,6 +153,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             state: state.clone(),
             format: StatusFormat::Text,
             reveal: false,
+            store: StoreArgs::default(),
         },
         ui,
     )?;
@@ -161,6 +166,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             wait: None,
             format: crate::cli::VerifyFormat::Text,
             reveal: false,
+            store: StoreArgs::default(),
         },
         &api,
         ui,

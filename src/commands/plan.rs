@@ -104,11 +104,22 @@ pub async fn plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
 
 async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_manifest(&args.manifest, "plan")?;
-    let state_path = args
-        .out
+    // `-o` (a path or a store URL) and `--state`: with a store, the local file is the
+    // working copy the plan is sealed into before it is pushed.
+    let resolved = ops::stored::resolve(
+        args.out.as_deref(),
+        args.store.url.as_deref(),
+        args.store.state_key_file.as_deref(),
+    )?;
+    let state_path = resolved
+        .local
         .clone()
         .unwrap_or_else(|| default_state_path(&args.manifest));
     checks::refuse_tracked(&state_path)?;
+    if let Some(store) = &resolved.store {
+        // Before hours of reads: the same check runs again under the lease at the end.
+        store.refuse_replacing_a_journal(args.force).await?;
+    }
     if args.sample > 0 && args.refresh {
         anyhow::bail!(
             "--sample checks a plan that read no profile; add --refresh=false (a plan that reads every profile needs no sample)"
@@ -137,6 +148,18 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     let fresh = ops::plan::seal(&opts, ui).await?;
     let (digest, deletes, sample, policy) =
         (fresh.digest, fresh.deletes, fresh.sample, fresh.policy);
+    if let Some(store) = &resolved.store {
+        let bytes = store.publish_plan(&state_path, args.force).await?;
+        ui.note(format!(
+            "Pushed the sealed plan to `{}` ({:.1} MB, encrypted).",
+            store.url(),
+            bytes as f64 / 1e6
+        ));
+    }
+    let shown_state = match &resolved.store {
+        Some(store) => store.url().to_string(),
+        None => state_path.display().to_string(),
+    };
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
         print_plan(&state, args.format, redact, args.values.redact, ui)?;
@@ -163,8 +186,7 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         ui.note("No changes: nothing to delete.");
     } else {
         ui.note(format!(
-            "Review it, then: idprune apply {} --approve {digest}",
-            state_path.display()
+            "Review it, then: idprune apply {shown_state} --approve {digest}"
         ));
     }
     Ok(if args.detailed_exitcode && deletes > 0 {

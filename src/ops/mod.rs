@@ -16,6 +16,7 @@ pub mod checks;
 pub mod plan;
 pub mod poll;
 pub mod sniff;
+pub mod stored;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -208,10 +208,20 @@ fn open_checked(path: &Path, flags: rusqlite::OpenFlags) -> anyhow::Result<Conne
 }
 
 /// Copies the state file at `src` to a new file at `dest` (mode 0600) as one consistent
-/// snapshot: SQLite's backup API, inside one read transaction, so a journal being written
-/// meanwhile (WAL mode: writers never block this reader) is copied as of its last commit. The
-/// copy is what a store push seals; `dest` must not exist.
-pub fn snapshot(src: &Path, dest: &Path) -> anyhow::Result<()> {
+/// snapshot, made ready to be pushed to a store as the truth: SQLite's backup API, inside one
+/// read transaction, so a journal being written meanwhile (WAL mode: writers never block this
+/// reader) is copied as of its last commit. `dest` must not exist.
+///
+/// The copy differs from the working copy in two ways, both about what a *remote* resume may
+/// trust:
+/// - it holds no lock row: the local lock names a process on this host, and the lease beside
+///   the store object is what binds other machines;
+/// - the first `horizon` pending deletions (in `seq` order, the order apply sends them) are
+///   `in_flight` in it. A run goes on after its checkpoint, so a resume from the copy may
+///   meet deletions this run made after it: marked in flight, a `404 eid_not_found` for one
+///   of them is journaled `done` (the deletion happened), not `already_absent`. The caller
+///   passes the most a run can start before its next checkpoint (0 once the run has ended).
+pub fn snapshot_for_push(src: &Path, dest: &Path, horizon: u64) -> anyhow::Result<()> {
     let from = Connection::open_with_flags(
         src,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -230,7 +240,29 @@ pub fn snapshot(src: &Path, dest: &Path) -> anyhow::Result<()> {
             src.display()
         ),
     }
-    drop(to);
+    let context = || {
+        format!(
+            "preparing the snapshot of `{}` for the store",
+            src.display()
+        )
+    };
+    let tx = to.transaction().with_context(context)?;
+    tx.execute("DELETE FROM lock", []).with_context(context)?;
+    if horizon > 0 {
+        tx.execute(
+            "UPDATE items SET state = 'in_flight' WHERE seq IN (
+                SELECT seq FROM items WHERE action = 'delete' AND state = 'pending'
+                ORDER BY seq LIMIT ?1)",
+            [i64::try_from(horizon).unwrap_or(i64::MAX)],
+        )
+        .with_context(context)?;
+    }
+    tx.commit().with_context(context)?;
+    // The copy inherits the working copy's WAL mode: fold what was just written into the
+    // file itself, which is what gets read and sealed.
+    to.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .with_context(context)?;
+    to.close().map_err(|(_, e)| e).with_context(context)?;
     Ok(())
 }
 

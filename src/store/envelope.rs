@@ -51,6 +51,12 @@ impl std::fmt::Debug for StateKey {
     }
 }
 
+impl Clone for StateKey {
+    fn clone(&self) -> Self {
+        Self { key: self.key }
+    }
+}
+
 impl Drop for StateKey {
     fn drop(&mut self) {
         self.key.fill(0);

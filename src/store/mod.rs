@@ -4,7 +4,7 @@
 //!
 //! With a store, the object is the truth and the local SQLite file is a working copy: commands
 //! [`Remote::pull`] the latest copy before they read it, and writers push a consistent snapshot
-//! of it (SQLite's backup API, owned by [`crate::state::snapshot`]) sealed in an encrypted
+//! of it (SQLite's backup API, owned by [`crate::state::snapshot_for_push`]) sealed in an encrypted
 //! [`envelope`] under the team's state key. Only a holder of the [`lease`] pushes
 //! ([`Remote::push`] takes the [`Lease`]), and a push never overwrites an object sealed under
 //! another key. Credentials and endpoints come from each cloud's standard environment variables
@@ -94,8 +94,7 @@ fn object_key(url: &Url) -> anyhow::Result<ObjectPath> {
 /// neither is set (the caller says what that means; writing needs a key, [`require_key`]).
 pub fn load_key(key_file: Option<&Path>) -> anyhow::Result<Option<StateKey>> {
     if let Some(path) = key_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading the state key file `{}`", path.display()))?;
+        let text = crate::bounded::read_secret_line(path, "state key file", 1024)?;
         return StateKey::from_base64(&text, &format!("`{}`", path.display())).map(Some);
     }
     match std::env::var(KEY_ENV) {
@@ -252,21 +251,32 @@ impl Remote {
         })
     }
 
-    /// Pushes a consistent snapshot of the working copy at `local` as the new truth. Takes the
-    /// lease (only its holder pushes) and checks it is still held; refuses to overwrite an
-    /// object sealed under another key. Returns the envelope's size in bytes.
-    pub async fn push(&self, lease: &Lease, local: &Path) -> anyhow::Result<usize> {
+    /// Pushes a consistent snapshot of the working copy at `local` as the new truth
+    /// ([`crate::state::snapshot_for_push`], with its `horizon` of deletions a resume must treat
+    /// as possibly sent). Takes the lease (only its holder pushes) and checks it is still held;
+    /// refuses to overwrite an object sealed under another key. Returns the envelope's size in
+    /// bytes.
+    pub async fn push(&self, lease: &Lease, local: &Path, horizon: u64) -> anyhow::Result<usize> {
         lease.check().await?;
         self.check_existing_key().await?;
         let plain = {
-            let dir = private_temp_dir(local)?;
-            let copy = dir.join("snapshot.db");
-            let result = crate::state::snapshot(local, &copy).and_then(|()| {
-                std::fs::read(&copy)
-                    .with_context(|| format!("reading the snapshot of `{}`", local.display()))
-            });
-            let _ = std::fs::remove_dir_all(&dir);
-            result?
+            let local = local.to_owned();
+            // SQLite's copy and the read are blocking: off the runtime's workers, so a
+            // checkpoint never stalls the requests of the run it records.
+            tokio::task::spawn_blocking(move || {
+                let dir = private_temp_dir(&local)?;
+                let copy = dir.join("snapshot.db");
+                let result =
+                    crate::state::snapshot_for_push(&local, &copy, horizon).and_then(|()| {
+                        std::fs::read(&copy).with_context(|| {
+                            format!("reading the snapshot of `{}`", local.display())
+                        })
+                    });
+                let _ = std::fs::remove_dir_all(&dir);
+                result
+            })
+            .await
+            .context("the snapshot task panicked")??
         };
         let sealed = envelope::seal(&self.key, self.object.as_ref(), &plain)?;
         let size = sealed.len();

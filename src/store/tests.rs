@@ -1,8 +1,6 @@
 //! The store against `file://` and against a real S3-compatible server (moto's, started here
 //! on 127.0.0.1 port 0). A missing `moto_server` fails these tests: CI installs it.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use super::*;
@@ -17,45 +15,16 @@ fn is_refusal(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Refusal>().is_some()
 }
 
-/// A moto S3 server on loopback, killed on drop.
-struct Moto {
-    child: Child,
-    endpoint: String,
-}
+// Shared with the integration tests, which use other parts of it.
+#[allow(dead_code)]
+#[path = "../../tests/support/moto.rs"]
+mod moto;
+use moto::Moto;
 
 impl Moto {
-    fn start() -> Self {
-        let mut child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("`moto_server` did not start; install it with `pip install 'moto[server]'`");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let endpoint = loop {
-            let line = lines
-                .next()
-                .expect("moto_server exited before listening")
-                .expect("reading moto_server's output");
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                break line[at..].trim().to_owned();
-            }
-        };
-        // Keep draining its log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Self { child, endpoint }
-    }
-
     /// Creates `bucket` and opens the remote `s3://bucket/object` on this server.
     async fn remote(&self, bucket: &str, object: &str, key: StateKey) -> Remote {
-        let status = reqwest::Client::new()
-            .put(format!("{}/{bucket}", self.endpoint))
-            .send()
-            .await
-            .expect("creating the bucket")
-            .status();
-        assert!(status.is_success() || status.as_u16() == 409, "{status}");
+        self.create_bucket(bucket);
         self.open(bucket, object, key)
     }
 
@@ -74,13 +43,6 @@ impl Moto {
             ],
         )
         .expect("open remote")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -157,7 +119,7 @@ async fn round_trip(
 
     let chain = remote.lock_chain();
     let lease = chain.acquire("plan", DEFAULT_LEASE).await.expect("lease");
-    let size = remote.push(&lease, &local).await.expect("push");
+    let size = remote.push(&lease, &local, 0).await.expect("push");
     assert!(size > 0);
 
     // Nothing identifying is in the object's bytes.
@@ -197,7 +159,7 @@ async fn round_trip(
         .await
         .expect("lease");
     let e = wrong
-        .push(&wrong_lease, &local)
+        .push(&wrong_lease, &local, 0)
         .await
         .expect_err("wrong key push");
     assert!(!is_refusal(&e), "{e:#}");

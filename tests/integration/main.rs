@@ -83,6 +83,7 @@ mod properties;
 mod provenance;
 mod refresh;
 mod refusals;
+mod remote;
 mod render;
 mod report_sql;
 mod rerun;

@@ -73,11 +73,28 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             if let Some((path, r)) = &receipt {
                 check_receipt(r, path, &existing, manifest)?;
             }
-            if existing.has_journal()? {
+            // A copy fresh from the store is trusted as it is: the approved plan, sealed in
+            // the store, is applied (or resumed) with no re-plan. This is how a cancelled or
+            // failed merge job is re-run.
+            let from_store = opts.held.is_some();
+            if existing.has_journal()? || from_store {
                 ui.shout(format!(
-                    "State file `{}` holds the approved plan {} and its journal: resuming it.",
-                    state_path.display(),
-                    meta.digest
+                    "{} holds the approved plan {}{}: {} it.",
+                    match &opts.held {
+                        Some(held) => format!("The store `{}`", held.url()),
+                        None => format!("State file `{}`", state_path.display()),
+                    },
+                    meta.digest,
+                    if existing.has_journal()? {
+                        " and its journal"
+                    } else {
+                        ""
+                    },
+                    if existing.has_journal()? {
+                        "resuming"
+                    } else {
+                        "applying"
+                    }
                 ));
                 drop(existing);
                 return resume(opts, &state_path, &meta.digest, api, ui).await;

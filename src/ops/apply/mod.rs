@@ -5,11 +5,13 @@
 //! run and returns what happened as an [`Applied`] outcome, which `render/` draws.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use super::stored::{Held, StoreAt};
 use super::{Api, Refused, checks, sniff, state_dir};
 use crate::apply::{ApplyReport, ExecuteOptions, PROFILE_RATE, Progress, Stop, execute};
 use crate::outcome::{Applied, RunOutcome, RunRecord};
@@ -24,6 +26,7 @@ use crate::ui::progress::ProgressOut;
 pub mod manifest;
 mod policy;
 mod preflight;
+mod stored;
 
 /// How a plan is approved, decided once from the command line.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -51,10 +54,15 @@ impl Approval {
 }
 
 /// What `apply` needs besides the [`Api`].
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ApplyOptions {
-    /// The state file, or a manifest to plan afresh.
+    /// The state file, or a manifest to plan afresh. With a store, the state file is the
+    /// working copy (empty: a private one).
     pub state: PathBuf,
+    /// The store the state lives in, if any: the truth, of which `state` is the working copy.
+    pub store: Option<Arc<StoreAt>>,
+    /// How often the journal is pushed to the store during the run.
+    pub checkpoint_every: Duration,
     /// How the plan is approved.
     pub approval: Approval,
     /// Also retry items that failed permanently.
@@ -73,10 +81,37 @@ pub struct ApplyOptions {
     pub overrides: Vec<String>,
     /// `--why TEXT`: the reason recorded with each override.
     pub why: Option<String>,
+    /// The store's lease and working copy once taken (by [`apply`], never by a caller).
+    held: Option<Arc<Held>>,
 }
 
-/// `apply STATE` or `apply MANIFEST`: the file is sniffed, not named by its extension.
+impl ApplyOptions {
+    /// Options for `state` (a state file, a manifest, or a working copy of `store`).
+    pub fn new(state: PathBuf, approval: Approval, store: Option<StoreAt>) -> Self {
+        Self {
+            state,
+            store: store.map(Arc::new),
+            checkpoint_every: super::stored::DEFAULT_CHECKPOINT_EVERY,
+            approval,
+            retry_failed: false,
+            reapply: false,
+            canary: 0,
+            canary_wait: Duration::from_secs(360),
+            policy: None,
+            overrides: Vec::new(),
+            why: None,
+            held: None,
+        }
+    }
+}
+
+/// `apply STATE` or `apply MANIFEST`: the file is sniffed, not named by its extension. With a
+/// store, the run holds the store's lease throughout and works on a fresh copy of the store's
+/// state ([`stored`]).
 pub async fn apply(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::Result<Applied> {
+    if let (Some(store), None) = (&opts.store, &opts.held) {
+        return stored::apply(opts, store, api, ui).await;
+    }
     if !sniff::is_sqlite(&opts.state)? {
         return manifest::apply_manifest(opts, api, ui).await;
     }
@@ -244,6 +279,45 @@ async fn run_locked(
             plural(reset, "deletion is", "deletions are")
         ));
     }
+    // With a store: the run's start goes there before any request, then a checkpoint every
+    // interval while it runs. A failed checkpoint (a lost lease, an unreachable store) stops
+    // the run like a signal: what it sent next would go unrecorded.
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let cancel_tx = std::sync::Arc::new(cancel_tx);
+    let checkpoint_failed = std::sync::Arc::new(std::sync::OnceLock::new());
+    let checkpoints = match &opts.held {
+        Some(held) => {
+            let horizon = super::stored::checkpoint_horizon(
+                pace.rate,
+                pace.concurrency,
+                opts.checkpoint_every,
+            );
+            held.checkpoint(horizon).await.with_context(|| {
+                format!(
+                    "pushing the run's start to `{}` before sending anything; run the same command to try again",
+                    held.url()
+                )
+            })?;
+            let (held, every) = (Arc::clone(held), opts.checkpoint_every);
+            let (pacer, cancel, failed) = (
+                api.pacer().clone(),
+                Arc::clone(&cancel_tx),
+                Arc::clone(&checkpoint_failed),
+            );
+            let (stop, stopped) = watch::channel(false);
+            tokio::spawn(async move {
+                if let Some(error) =
+                    super::stored::keep_checkpointing(held, every, horizon, stopped).await
+                {
+                    let _ = failed.set(error);
+                    pacer.halt();
+                    let _ = cancel.send(true);
+                }
+            });
+            Some(StopOnDrop(stop))
+        }
+        None => None,
+    };
     // From here on a signal stops the run: during the canary at once (its item stays
     // `in_flight`, re-sent on resume), during the fan-out after the requests on the wire.
     let mut signals = super::Signals::listen()?;
@@ -302,7 +376,6 @@ async fn run_locked(
         pace.concurrency,
         render::clean(reason)
     ));
-    let (cancel_tx, cancel_rx) = watch::channel(false);
     let received = std::sync::Arc::new(std::sync::OnceLock::new());
     let signal_ui = *ui;
     let (pacer, first_signal) = (api.pacer().clone(), received.clone());
@@ -338,6 +411,7 @@ async fn run_locked(
     .await;
     progress.finish();
     signals.abort();
+    drop(checkpoints);
     let signal = received.get().copied();
     let report = match report {
         Ok(mut r) => {
@@ -363,6 +437,20 @@ async fn run_locked(
         None => RunOutcome::Completed,
     };
     let figures = report.figures();
+    if let Some(error) = checkpoint_failed.get() {
+        state.finish_run(run, RunOutcome::Stopped.as_str(), &figures)?;
+        let refused = error.downcast_ref::<crate::state::Refusal>().is_some();
+        let message = format!(
+            "{error:#}; stopped sending after {} so that nothing goes unrecorded. The working copy `{}` holds the journal; run the same command to resume",
+            plural(figures.requests, "request", "requests"),
+            opts.state.display()
+        );
+        return Err(if refused {
+            Refused(message).into()
+        } else {
+            anyhow::anyhow!(message)
+        });
+    }
     state.finish_run(run, outcome.as_str(), &figures)?;
     Ok(Some(RunRecord {
         id: run,
@@ -372,4 +460,15 @@ async fn run_locked(
         signal,
         in_canary: false,
     }))
+}
+
+/// Tells the checkpoint task to end once dropped, on every way out of the run. The task ends
+/// between two steps, never inside one: a step holds the lease, so the final push that
+/// follows waits for it.
+struct StopOnDrop(watch::Sender<bool>);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.send(true);
+    }
 }
