@@ -201,9 +201,10 @@ fn a_lock_from_another_host_is_never_taken_over_and_unlock_breaks_it() {
 fn unlock_breaks_a_stale_lock_on_this_host() {
     let test = mixed_test();
     let digest = test.plan("m.yaml", "m.state.db");
-    let host = std::process::Command::new("hostname")
-        .output()
-        .expect("running `hostname`");
+    let host = crate::harness::output_bounded(
+        std::process::Command::new("hostname").stdout(std::process::Stdio::piped()),
+        None,
+    );
     let host = String::from_utf8(host.stdout)
         .expect("UTF-8")
         .trim()

@@ -10,15 +10,17 @@ use crate::plan_apply::mixed_test;
 
 /// `git ARGS` in the test's folder; panics when git fails (CI has git: it cloned the repo).
 fn git(test: &Test, args: &[&str]) {
-    let ok = Command::new("git")
-        .arg("-C")
-        .arg(test.path("."))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("running git")
-        .success();
+    let ok = crate::harness::output_bounded(
+        Command::new("git")
+            .arg("-C")
+            .arg(test.path("."))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+        None,
+    )
+    .status
+    .success();
     assert!(ok, "git {args:?} failed");
 }
 

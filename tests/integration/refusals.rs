@@ -159,9 +159,10 @@ pub fn proc_start(pid: u32) -> i64 {
 }
 
 pub fn hostname() -> String {
-    let out = Command::new("hostname")
-        .output()
-        .expect("running `hostname`");
+    let out = crate::harness::output_bounded(
+        Command::new("hostname").stdout(std::process::Stdio::piped()),
+        None,
+    );
     String::from_utf8(out.stdout)
         .expect("host name is UTF-8")
         .trim()

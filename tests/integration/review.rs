@@ -512,27 +512,31 @@ fn apply_of_a_manifest_needs_an_approval_and_plan_warns_about_committable_state(
     assert!(out.stderr.contains("--receipt FILE"), "{}", out.stderr);
     assert_eq!(test.emu().stats().requests, 0, "nothing was read or sent");
     // A git work tree that does not ignore state files gets a warning; one that does, none.
-    let git = |args: &[&str]| {
+    let init = crate::harness::output_bounded(
         std::process::Command::new("git")
-            .args(args)
+            .args(["init", "-q"])
             .current_dir(test.path(""))
-            .output()
-    };
-    if git(&["init", "-q"]).is_ok_and(|o| o.status.success()) {
-        let warned = test.idprune(["plan", "m.yaml"]).run().ok();
-        assert!(
-            warned.stderr.contains("git would not ignore it"),
-            "{}",
-            warned.stderr
-        );
-        test.write(".gitignore", "*.state.db*\n");
-        let quiet = test.idprune(["plan", "m.yaml"]).run().ok();
-        assert!(
-            !quiet.stderr.contains("git would not ignore"),
-            "{}",
-            quiet.stderr
-        );
-    }
+            .stderr(std::process::Stdio::piped()),
+        None,
+    );
+    assert!(
+        init.status.success(),
+        "git init: {}",
+        String::from_utf8_lossy(&init.stderr)
+    );
+    let warned = test.idprune(["plan", "m.yaml"]).run().ok();
+    assert!(
+        warned.stderr.contains("git would not ignore it"),
+        "{}",
+        warned.stderr
+    );
+    test.write(".gitignore", "*.state.db*\n");
+    let quiet = test.idprune(["plan", "m.yaml"]).run().ok();
+    assert!(
+        !quiet.stderr.contains("git would not ignore"),
+        "{}",
+        quiet.stderr
+    );
 }
 
 #[test]
