@@ -37,7 +37,13 @@ struct HostileServer {
 
 impl HostileServer {
     fn start(mode: Hostile) -> HostileServer {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("binding the hostile server");
+        HostileServer::start_at("127.0.0.1:0", mode)
+    }
+
+    /// [`HostileServer::start`] on `listen`: the address a plan was made against, whose API
+    /// origin the plan seals, so apply and verify then talk to this server.
+    fn start_at(listen: &str, mode: Hostile) -> HostileServer {
+        let listener = TcpListener::bind(listen).expect("binding the hostile server");
         let addr = listener.local_addr().expect("the hostile server's address");
         let requests = Arc::new(AtomicU64::new(0));
         let counter = requests.clone();
@@ -61,11 +67,12 @@ fn serve(stream: TcpStream, mode: Hostile, requests: &AtomicU64) {
     let mut reader = BufReader::new(stream.try_clone().expect("cloning a socket"));
     let mut out = stream;
     loop {
-        // The request head; the reads have no body.
+        // The request head, then its body (a delete's JSON; the reads have none).
         let mut line = String::new();
         if reader.read_line(&mut line).unwrap_or(0) == 0 {
             return;
         }
+        let mut body_length = 0usize;
         loop {
             let mut header = String::new();
             if reader.read_line(&mut header).unwrap_or(0) == 0 {
@@ -74,6 +81,15 @@ fn serve(stream: TcpStream, mode: Hostile, requests: &AtomicU64) {
             if header == "\r\n" {
                 break;
             }
+            if let Some((name, value)) = header.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                body_length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; body_length];
+        if std::io::Read::read_exact(&mut reader, &mut body).is_err() {
+            return;
         }
         let n = requests.fetch_add(1, Ordering::SeqCst);
         let written = match mode {
@@ -270,6 +286,61 @@ fn an_endless_body_is_cut_at_the_page_cap() {
     assert!(!test.path("m.state.db").exists());
     // A permanent refusal: not retried.
     assert_eq!(server.requests.load(Ordering::SeqCst), 1);
+}
+
+#[test]
+fn an_endless_answer_to_apply_or_verify_is_cut_at_its_cap() {
+    let mut test = crate::kills::fleet(2, &[]);
+    // The plan was made against the emulator; now a hostile server holds its address.
+    let url = test.emu().url();
+    drop(test.emulator.take());
+    let server = HostileServer::start_at(
+        url.trim_start_matches("http://"),
+        Hostile::EndlessBody { bytes: 512 << 20 },
+    );
+    // A delete's answer is capped at 64 KiB: a permanent failure of the item, not retried.
+    let apply = run_measured(
+        &test,
+        &url,
+        &["apply", "big.state.db", "--yes", "--rate", "0"],
+    );
+    assert_eq!(apply.code, Some(3), "{}", apply.stderr);
+    assert!(
+        apply.peak_rss_mb < RSS_CAP_MB,
+        "apply peaked at {} MB against 512 MB answers (cap {RSS_CAP_MB} MB)",
+        apply.peak_rss_mb
+    );
+    assert_eq!(
+        server.requests.load(Ordering::SeqCst),
+        2,
+        "one request an item"
+    );
+    let failed = test.items_where("big.state.db", "state = 'failed'");
+    assert_eq!(failed.len(), 2, "{failed:?}");
+    // verify re-reads the profiles of an applied plan: a page is capped at 1 MiB.
+    let mut test = crate::kills::fleet(2, &[]);
+    test.idprune(["apply", "big.state.db", "--yes", "--rate", "0"])
+        .run()
+        .ok();
+    let url = test.emu().url();
+    drop(test.emulator.take());
+    let server = HostileServer::start_at(
+        url.trim_start_matches("http://"),
+        Hostile::EndlessBody { bytes: 512 << 20 },
+    );
+    let verify = run_measured(&test, &url, &["verify", "big.state.db", "--rate", "0"]);
+    assert_eq!(verify.code, Some(1), "{}", verify.stderr);
+    assert!(
+        verify.stderr.contains("body_too_large"),
+        "{}",
+        verify.stderr
+    );
+    assert!(
+        verify.peak_rss_mb < RSS_CAP_MB,
+        "verify peaked at {} MB against 512 MB pages (cap {RSS_CAP_MB} MB)",
+        verify.peak_rss_mb
+    );
+    assert!(server.requests.load(Ordering::SeqCst) >= 1);
 }
 
 #[test]
