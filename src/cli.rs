@@ -173,3 +173,85 @@ pub enum OutputFormat {
     /// One JSON object on stdout, with a `format_version`.
     Json,
 }
+
+/// Flags whose values are free text that their command quotes or escapes itself, and may hold
+/// any character: a `--discover` pattern is quoted into SQL (a warehouse may hold hostile
+/// values), a `--why` is the override's recorded reason.
+const FREE_TEXT_FLAGS: [&str; 2] = ["--discover", "--why"];
+
+/// Refuses a command-line argument that holds a control or invisible character
+/// ([`crate::text::is_deceptive`]), before clap reads any: no path, digest, column or other
+/// value needs one, and once in a message (clap's usage errors quote values raw, and every
+/// error names its file) a line break would start a line of its own in a CI log or job
+/// summary, and an escape would drive the terminal. The values of [`FREE_TEXT_FLAGS`] are
+/// exempt. `args` excludes the program name.
+pub fn refuse_deceptive_arguments(
+    args: impl IntoIterator<Item = std::ffi::OsString>,
+) -> Result<(), String> {
+    let mut free_text = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let text = arg.to_string_lossy();
+        if std::mem::take(&mut free_text) {
+            continue;
+        }
+        if FREE_TEXT_FLAGS.contains(&text.as_ref()) {
+            free_text = true;
+            continue;
+        }
+        if FREE_TEXT_FLAGS
+            .iter()
+            .any(|flag| text.strip_prefix(flag).is_some_and(|v| v.starts_with('=')))
+        {
+            continue;
+        }
+        if text.chars().any(crate::text::is_deceptive) {
+            return Err(format!(
+                "argument {} `{}` holds a control or invisible character (shown escaped); idprune takes no argument with one: rename the file, or type the value again",
+                i + 1,
+                crate::text::clean(&text)
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_with_control_or_invisible_characters_are_refused() {
+        let args = |a: &[&str]| a.iter().map(std::ffi::OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            refuse_deceptive_arguments(args(&["show", "plans/it's a plan.state.db", "é"])),
+            Ok(())
+        );
+        for bad in [
+            "x\n~~~~.state.db",
+            "a\u{1b}[2J",
+            "tab\there",
+            "rtl\u{202e}gpj.db",
+        ] {
+            let err = refuse_deceptive_arguments(args(&["show", bad])).expect_err(bad);
+            assert!(err.starts_with("argument 2 `"), "{err}");
+            assert!(!err.contains(['\n', '\u{1b}', '\t', '\u{202e}']), "{err:?}");
+        }
+        // Free text, quoted or escaped by its command, in both spellings; the flag itself
+        // does not exempt anything after its value.
+        assert_eq!(
+            refuse_deceptive_arguments(args(&[
+                "report",
+                "--sql",
+                "--discover",
+                "email:a\nb%",
+                "--discover=email:\u{202e}%",
+                "--why",
+                "two\nlines",
+            ])),
+            Ok(())
+        );
+        assert!(
+            refuse_deceptive_arguments(args(&["apply", "--why", "ok", "x\n.state.db"])).is_err()
+        );
+    }
+}

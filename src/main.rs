@@ -26,6 +26,10 @@ fn no_core_dumps() {
 
 fn main() -> ExitCode {
     no_core_dumps();
+    if let Err(message) = idprune::cli::refuse_deceptive_arguments(std::env::args_os().skip(1)) {
+        let _ = writeln!(std::io::stderr(), "error: {message}");
+        return ExitCode::from(Exit::Error.code());
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

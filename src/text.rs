@@ -17,6 +17,13 @@ pub fn is_deceptive(c: char) -> bool {
         || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2060}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
+/// A path as printed in a message: control and invisible characters escaped ([`clean`]), so a
+/// file name from outside (a line break in an archive's file name) cannot start a line of
+/// its own.
+pub fn shown_path(path: &std::path::Path) -> String {
+    clean(&path.display().to_string())
+}
+
 /// A path as a word of a shell line a person may copy ([`shell_quote`]).
 pub fn shell_path(path: &std::path::Path) -> String {
     shell_quote(&path.display().to_string())

@@ -68,14 +68,17 @@ pub fn find(roots: &[PathBuf], links: Links) -> anyhow::Result<Found> {
     let mut found = Found::default();
     for root in roots {
         let meta = std::fs::metadata(root)
-            .with_context(|| format!("reading archive path `{}`", root.display()))?;
+            .with_context(|| format!("reading archive path `{}`", crate::text::shown_path(root)))?;
         if meta.is_dir() {
             let mut walking = vec![dir_id(&meta)];
             walk(root, root, links, &mut walking, &mut found)?;
         } else {
-            let name = root
-                .file_name()
-                .with_context(|| format!("archive path `{}` has no file name", root.display()))?;
+            let name = root.file_name().with_context(|| {
+                format!(
+                    "archive path `{}` has no file name",
+                    crate::text::shown_path(root)
+                )
+            })?;
             found.files.push(ArchiveFile {
                 path: root.clone(),
                 relative: PathBuf::from(name),
@@ -94,15 +97,25 @@ fn walk(
     found: &mut Found,
 ) -> anyhow::Result<()> {
     let mut entries = std::fs::read_dir(dir)
-        .with_context(|| format!("listing archive directory `{}`", dir.display()))?
+        .with_context(|| {
+            format!(
+                "listing archive directory `{}`",
+                crate::text::shown_path(dir)
+            )
+        })?
         .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("listing archive directory `{}`", dir.display()))?;
+        .with_context(|| {
+            format!(
+                "listing archive directory `{}`",
+                crate::text::shown_path(dir)
+            )
+        })?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
         let kind = entry
             .file_type()
-            .with_context(|| format!("reading `{}`", path.display()))?;
+            .with_context(|| format!("reading `{}`", crate::text::shown_path(&path)))?;
         // Symbolic links inside a tree are not followed unless asked (a planted link could
         // point anywhere); they are counted as skipped. A path named on the command line is
         // always scanned.
@@ -118,7 +131,7 @@ fn walk(
         if is_dir {
             let id = dir_id(
                 &std::fs::metadata(&path)
-                    .with_context(|| format!("reading `{}`", path.display()))?,
+                    .with_context(|| format!("reading `{}`", crate::text::shown_path(&path)))?,
             );
             if walking.contains(&id) {
                 // A followed link back to a folder being walked: a loop.
@@ -186,11 +199,12 @@ impl Reader {
     pub fn open(path: &Path) -> anyhow::Result<Reader> {
         let mut file = BufReader::with_capacity(
             READ_BUFFER,
-            File::open(path).with_context(|| format!("opening `{}`", path.display()))?,
+            File::open(path)
+                .with_context(|| format!("opening `{}`", crate::text::shown_path(path)))?,
         );
         let head = file
             .fill_buf()
-            .with_context(|| format!("reading `{}`", path.display()))?;
+            .with_context(|| format!("reading `{}`", crate::text::shown_path(path)))?;
         let gzip = head.starts_with(&[0x1f, 0x8b]);
         let compressed = CountingHandle::default();
         let counted = Counting {
@@ -305,12 +319,12 @@ impl Copy {
         if path.exists() {
             bail!(
                 "`{}` already exists; choose an empty --write-filtered directory",
-                path.display()
+                crate::text::shown_path(&path)
             );
         }
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent)
-                .with_context(|| format!("creating `{}`", parent.display()))?;
+                .with_context(|| format!("creating `{}`", crate::text::shown_path(parent)))?;
         }
         let mut name = path
             .file_name()
@@ -330,7 +344,7 @@ impl Copy {
                 .with_context(|| {
                     format!(
                         "creating `{}` (it must not exist already; give an empty --write-filtered folder)",
-                        temp.display()
+                        crate::text::shown_path(&temp)
                     )
                 })?
         };
@@ -351,7 +365,7 @@ impl Copy {
     pub fn line(&mut self, line: &[u8]) -> anyhow::Result<()> {
         if let Some(out) = self.out.as_mut() {
             out.write_all(line)
-                .with_context(|| format!("writing `{}`", self.temp.display()))?;
+                .with_context(|| format!("writing `{}`", crate::text::shown_path(&self.temp)))?;
         }
         Ok(())
     }
@@ -360,10 +374,10 @@ impl Copy {
     pub fn finish(mut self) -> anyhow::Result<PathBuf> {
         if let Some(out) = self.out.take() {
             out.finish()
-                .with_context(|| format!("writing `{}`", self.temp.display()))?;
+                .with_context(|| format!("writing `{}`", crate::text::shown_path(&self.temp)))?;
         }
         std::fs::rename(&self.temp, &self.path)
-            .with_context(|| format!("renaming into `{}`", self.path.display()))?;
+            .with_context(|| format!("renaming into `{}`", crate::text::shown_path(&self.path)))?;
         Ok(std::mem::take(&mut self.path))
     }
 

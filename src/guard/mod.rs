@@ -204,9 +204,9 @@ pub fn check_output(found: &Found, roots: &[PathBuf], dir: &Path) -> anyhow::Res
         if let Some(other) = seen.insert(&f.relative, &f.path) {
             bail!(
                 "`{}` and `{}` would both be copied to `{}`; scan them in separate runs",
-                other.display(),
-                f.path.display(),
-                dir.join(&f.relative).display()
+                crate::text::shown_path(other),
+                crate::text::shown_path(&f.path),
+                crate::text::shown_path(&dir.join(&f.relative))
             );
         }
     }

@@ -222,3 +222,34 @@ fn paths_in_suggested_shell_lines_are_quoted() {
     .code(1)
     .stderr_has("(`mkdir -p 'no such'`)");
 }
+
+#[test]
+fn an_argument_with_a_line_break_or_an_escape_is_refused_escaped() {
+    let test = crate::kills::fleet(2, &[]);
+    // A committed file named to close the job summary's fence, and a value with an escape.
+    let fenced = "x\n~~~~\n# all clear.state.db";
+    let before = test.emu().stats().requests;
+    std::fs::copy(test.path("big.state.db"), test.path(fenced)).expect("copying the state file");
+    for args in [
+        vec!["show", fenced],
+        vec!["apply", fenced, "--yes"],
+        vec!["apply", "big.state.db", "--yes", "--rate", "1\u{1b}[2J"],
+    ] {
+        let out = test.idprune(&args).run().code(1);
+        assert!(
+            out.stderr
+                .contains("holds a control or invisible character (shown escaped)"),
+            "{}",
+            out.stderr
+        );
+        assert!(!out.stderr.contains("\n~~~~"), "{}", out.stderr);
+        assert!(!out.stderr.contains('\u{1b}'), "{}", out.stderr);
+    }
+    assert!(
+        test.idprune(["show", fenced])
+            .run()
+            .stderr
+            .contains(r"`x\n~~~~\n# all clear.state.db`")
+    );
+    assert_eq!(test.emu().stats().requests, before, "nothing was sent");
+}

@@ -56,7 +56,7 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             return Err(Refused(format!(
                 "`{}` is a manifest, not a state file: run `idprune plan {}` first and apply the state file it writes, or apply the manifest with the approved plan named (`--approve DIGEST`, or `--receipt FILE` for the committed receipt), which plans afresh",
                 manifest.display(),
-                manifest.display()
+                crate::text::shell_path(manifest)
             ))
             .into());
         }
@@ -197,7 +197,7 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
     }
     msg.push_str(&format!(
         "Plan again (`idprune plan {} --receipt`), commit the new receipt and get it reviewed",
-        manifest.display()
+        crate::text::shell_path(manifest)
     ));
     drop(fresh_state);
     Err(Refused(msg).into())

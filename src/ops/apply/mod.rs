@@ -162,7 +162,7 @@ async fn apply_state(
             return Err(Refused(format!(
                 "state file `{}` is locked by {holder}; wait, or if that run is dead run `idprune unlock {} {}`",
                 opts.state.display(),
-                opts.state.display(),
+                crate::text::shell_path(&opts.state),
                 holder.lock_id
             ))
             .into());
@@ -225,7 +225,7 @@ async fn run_locked(
                 "--reapply re-runs a finished journal, but {} of `{}` are still unsent or in flight; run `idprune apply {}` to finish it first",
                 plural(unfinished, "deletion", "deletions"),
                 opts.state.display(),
-                opts.state.display()
+                crate::text::shell_path(&opts.state)
             );
         }
     }
@@ -360,7 +360,7 @@ async fn run_locked(
                 "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
                 thousands(canary.verified),
                 thousands(state.count_work(opts.retry_failed)?),
-                opts.state.display()
+                crate::text::shell_path(&opts.state)
             );
         }
         ui.note(format!(

@@ -108,9 +108,10 @@ pub(super) fn check_before_sending(
         }
         Approval::Digest(approval) => {
             return Err(Refused(format!(
-                "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {path}`)",
+                "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {}`)",
                 render::clean(approval),
-                meta.digest
+                meta.digest,
+                crate::text::shell_path(state.path())
             ))
             .into());
         }
