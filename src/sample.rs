@@ -51,32 +51,80 @@ impl Sample {
         wilson_upper(self.drifted, self.read) * 100.0
     }
 
-    /// True when the observed rate is above the threshold.
+    /// True when the observed rate (the point estimate, not its upper bound) is above the
+    /// threshold. A rate equal to it passes.
+    ///
+    /// Why the point estimate: the upper bound of a clean sample is 3.7 % at 100 profiles
+    /// and falls below the default 2 % only from 189 profiles, so judging the bound would
+    /// refuse every `--sample 100` plan of a perfectly fresh warehouse. The bound is shown
+    /// beside the rate, and [`Sample::bound_note`] says when it is above the threshold.
     pub fn over(&self) -> bool {
         self.rate_percent() > self.max_drift_percent
     }
 
-    /// One line for every view.
+    /// One line for every view: the observed rate, its upper bound, and the verdict on the
+    /// observed rate.
     pub fn line(&self) -> String {
         format!(
-            "Sampled check: {} of {} sampled profiles drifted ({:.1} %, 95 % upper bound {:.1} %; {} gone), threshold {:.1} %{}.",
+            "Sampled check: {} of {} sampled profiles drifted ({:.1} % observed, 95 % upper bound {:.1} %; {} gone); --max-drift {} judges the observed rate: {}.",
             self.drifted,
             self.read,
             self.rate_percent(),
             self.upper_percent(),
             self.gone,
-            self.max_drift_percent,
+            percent_text(self.max_drift_percent),
             if self.over() {
                 if self.allowed {
-                    ": above it, accepted with --allow-drift"
+                    "above it, accepted with --allow-drift"
                 } else {
-                    ": ABOVE IT"
+                    "ABOVE IT"
                 }
             } else {
-                ""
+                "within it"
             }
         )
     }
+
+    /// When the observed rate passes but its upper bound is above the threshold: a sentence
+    /// saying the sample is too small to rule that much drift out, and the sample that would.
+    pub fn bound_note(&self) -> Option<String> {
+        if self.over() || self.upper_percent() <= self.max_drift_percent {
+            return None;
+        }
+        let clean = clean_sample_for(self.max_drift_percent).map_or_else(String::new, |n| {
+            format!("; a sample of {n} with none drifted would")
+        });
+        Some(format!(
+            "The sample of {} cannot rule out a drift above {} (its 95 % upper bound is {:.1} %){clean}.",
+            self.read,
+            percent_text(self.max_drift_percent),
+            self.upper_percent()
+        ))
+    }
+}
+
+/// A percentage as `--max-drift` takes it: `2%`, `0.5%`.
+pub fn percent_text(p: f64) -> String {
+    format!("{}%", (p * 1000.0).round() / 1000.0)
+}
+
+/// The smallest sample whose 95 % upper bound, with no profile drifted, is at most
+/// `max_percent` (`None` at 0 %, which no sample reaches).
+pub fn clean_sample_for(max_percent: f64) -> Option<u64> {
+    if max_percent <= 0.0 {
+        return None;
+    }
+    let p = max_percent / 100.0;
+    let z2 = 1.959_963_984_540_054_f64.powi(2);
+    // wilson_upper(0, n) = z² / (n + z²); solved for n, then checked against the function.
+    let mut n = (z2 * (1.0 - p) / p).ceil().max(1.0) as u64;
+    while n > 1 && wilson_upper(0, n - 1) * 100.0 <= max_percent {
+        n -= 1;
+    }
+    while wilson_upper(0, n) * 100.0 > max_percent {
+        n += 1;
+    }
+    Some(n)
 }
 
 /// The Wilson score interval's upper end at 95 % (z = 1.96) for `k` of `n`.
@@ -180,5 +228,58 @@ mod tests {
             "{}",
             s.line()
         );
+    }
+
+    fn sample(drifted: u64, read: u64, max: f64) -> Sample {
+        Sample {
+            asked: read,
+            read,
+            drifted,
+            gone: 0,
+            max_drift_percent: max,
+            allowed: false,
+        }
+    }
+
+    #[test]
+    fn max_drift_judges_the_observed_rate_and_a_rate_equal_to_it_passes() {
+        // 2 of 100 is 2 %: at the threshold, within it, though its upper bound is 7.0 %.
+        let at = sample(2, 100, 2.0);
+        assert!(!at.over());
+        assert!(at.upper_percent() > 2.0);
+        assert!(
+            at.line().contains("judges the observed rate: within it"),
+            "{}",
+            at.line()
+        );
+        // One more drifted profile is above it.
+        let above = sample(3, 100, 2.0);
+        assert!(above.over());
+        assert!(above.line().ends_with("ABOVE IT."), "{}", above.line());
+        // The same boundary at another size and threshold: 1 of 50 is 2 %.
+        assert!(!sample(1, 50, 2.0).over());
+        assert!(sample(1, 50, 1.99).over());
+        // --max-drift 0%: any drift is above it.
+        assert!(!sample(0, 100, 0.0).over());
+        assert!(sample(1, 100, 0.0).over());
+    }
+
+    #[test]
+    fn a_passing_sample_whose_bound_is_above_the_threshold_says_so() {
+        let clean = sample(0, 100, 2.0);
+        let note = clean.bound_note().expect("3.7 % > 2 %");
+        assert!(note.contains("cannot rule out a drift above 2%"), "{note}");
+        assert!(
+            note.contains("a sample of 189 with none drifted would"),
+            "{note}"
+        );
+        // 189 clean profiles bound it at or below 2 %, 188 do not.
+        assert!(wilson_upper(0, 189) * 100.0 <= 2.0);
+        assert!(wilson_upper(0, 188) * 100.0 > 2.0);
+        assert_eq!(sample(0, 189, 2.0).bound_note(), None);
+        // A refused sample needs no such note; at 0 % no clean sample is enough.
+        assert_eq!(sample(5, 100, 2.0).bound_note(), None);
+        assert_eq!(clean_sample_for(0.0), None);
+        assert_eq!(clean_sample_for(5.0), Some(73));
     }
 }

@@ -80,6 +80,45 @@ pub fn timestamp(unix: i64) -> String {
     }
 }
 
+/// Reads a warehouse timestamp as Unix seconds (fractions dropped): `2026-12-01 10:00:00`,
+/// `2026-12-01T10:00:00.123Z`, `2026-12-01 10:00:00 UTC`, `2026-12-01 10:00:00.000 -0800`,
+/// `2026-12-01T11:00:00+01:00`. A time without a zone is read as UTC (Profiles Sync writes
+/// UTC). `None` for anything else, or a time before 1970.
+pub fn parse_time(text: &str) -> Option<i64> {
+    let t = text.trim();
+    // The zone: `Z`, ` UTC`, or a trailing `±HH`, `±HHMM`, `±HH:MM` after the seconds.
+    let (clock, offset) = if let Some(rest) = t.strip_suffix('Z').or_else(|| t.strip_suffix(" UTC"))
+    {
+        (rest.trim_end(), 0i64)
+    } else {
+        let tail_at = t
+            .get(19..)
+            .and_then(|tail| tail.rfind(['+', '-']).map(|i| 19 + i));
+        match tail_at {
+            Some(i) => {
+                let zone: String = t[i + 1..].chars().filter(|c| *c != ':').collect();
+                if !(zone.len() == 2 || zone.len() == 4)
+                    || !zone.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return None;
+                }
+                let hours: i64 = zone[..2].parse().ok()?;
+                let minutes: i64 = if zone.len() == 4 {
+                    zone[2..].parse().ok()?
+                } else {
+                    0
+                };
+                let sign = if t.as_bytes()[i] == b'-' { -1 } else { 1 };
+                (t[..i].trim_end(), sign * (hours * 3600 + minutes * 60))
+            }
+            None => (t, 0),
+        }
+    };
+    let since = humantime::parse_rfc3339_weak(clock).ok()?;
+    let secs = since.duration_since(std::time::UNIX_EPOCH).ok()?.as_secs();
+    i64::try_from(secs).ok()?.checked_sub(offset)
+}
+
 /// Groups thousands: `1204` → `1,204`.
 pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
@@ -208,6 +247,33 @@ mod tests {
         assert_eq!(r.lookup("user_id:u1"), "user_id:***");
         assert_eq!(r.lookup("use_abc"), "***");
         assert_eq!(r.ident(&Identifier::new("email", "a@x")), "email:***");
+    }
+
+    #[test]
+    fn warehouse_timestamps_parse_in_each_form() {
+        let at = 1_764_583_200; // 2025-12-01T10:00:00Z
+        for text in [
+            "2025-12-01 10:00:00",
+            "2025-12-01T10:00:00Z",
+            "2025-12-01T10:00:00.123Z",
+            "2025-12-01 10:00:00 UTC",
+            "2025-12-01 10:00:00.000000",
+            "2025-12-01 02:00:00.000 -0800",
+            "2025-12-01T11:00:00+01:00",
+            "2025-12-01 11:00:00+01",
+            " 2025-12-01 10:00:00 ",
+        ] {
+            assert_eq!(parse_time(text), Some(at), "{text}");
+        }
+        for bad in [
+            "",
+            "yesterday",
+            "2025-12-01",
+            "2025-12-01 10:00:00 +1",
+            "1969-12-31 23:59:59",
+        ] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
     }
 
     #[test]

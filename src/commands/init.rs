@@ -14,6 +14,7 @@ use crate::exit::Exit;
 use crate::manifest::PLACEHOLDER;
 use crate::model::Identifier;
 use crate::render::{clean, thousands};
+use crate::warehouse::DATA_AS_OF_COLUMN;
 
 /// A YAML double-quoted scalar (JSON string syntax is valid YAML).
 fn quoted(value: &str) -> String {
@@ -34,7 +35,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         );
     }
     // Columns: every one named must be in the header, each a valid identifier type.
-    let (header, rows) = crate::manifest::csv_header_and_rows(csv_path)?;
+    // A discovery export's `data_as_of` column (any case): the oldest time in it becomes the
+    // source's `data_as_of`, which `plan` seals and every view shows.
+    let (header, rows, data_as_of) =
+        crate::manifest::csv_header_and_rows(csv_path, Some(DATA_AS_OF_COLUMN))?;
     let mut wanted = vec![("--profile-column", &args.profile_column)];
     wanted.extend(args.remove_column.iter().map(|c| ("--remove-column", c)));
     for (flag, col) in &wanted {
@@ -116,7 +120,7 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
            - csv: {csv}\n    \
              profile_column: {profile}\n    \
              remove_columns: [{remove}]\n    \
-             sha256: {sha256}\n",
+             sha256: {sha256}\n{as_of}",
         rows = thousands(rows),
         space_note = if args.space.is_none() {
             " and `space`"
@@ -130,6 +134,10 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         )),
         csv = quoted(&relative),
         profile = quoted(&args.profile_column),
+        as_of = data_as_of.map_or_else(String::new, |at| format!(
+            "    # The newest sync of the warehouse data (its `{DATA_AS_OF_COLUMN}` column); sealed into the plan.\n    data_as_of: {}\n",
+            quoted(&crate::text::timestamp(at))
+        )),
         remove = args
             .remove_column
             .iter()
@@ -177,6 +185,13 @@ pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
         clean(&args.profile_column),
         &sha256[..12]
     )?;
+    if let Some(at) = data_as_of {
+        writeln!(
+            super::ui::stdout(),
+            "The data is as of {} (the oldest `{DATA_AS_OF_COLUMN}` of the CSV): `data_as_of` in the manifest, sealed into the plan.",
+            crate::text::timestamp(at)
+        )?;
+    }
     writeln!(
         super::ui::stdout(),
         "Next: fill in `reason`{} in it (validate refuses the placeholder), then `idprune validate {}` and `idprune plan {}`.",

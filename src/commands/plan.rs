@@ -171,8 +171,10 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     checks::warn_if_committable(&state_path, ui);
     if let Some(sample) = sample.filter(|s| s.over() && !s.allowed) {
         ui.shout(format!(
-            "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
-            sample.line()
+            "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the observed drift {:.1} % is above --max-drift {}, so the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
+            sample.line(),
+            sample.rate_percent(),
+            crate::sample::percent_text(sample.max_drift_percent),
         ));
         return Ok(Exit::Error);
     }

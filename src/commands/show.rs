@@ -43,6 +43,8 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
         lock: state.lock_holder()?,
         last_errors: state.last_errors(5)?,
         runs: state.runs()?,
+        sample: state.sample()?,
+        data_as_of: state.data_as_of()?,
         state: &state,
     };
     let color = ui.color && args.format == StatusFormat::Text;

@@ -316,7 +316,14 @@ pub(super) fn read(
 /// `path`, for `init`, which checks the columns it is given before it writes a manifest. Read
 /// as [`read`] reads a source: a regular file only, no record over [`MAX_CSV_RECORD_BYTES`];
 /// rows may differ in length here.
-pub fn header_and_rows(path: &Path) -> anyhow::Result<(Vec<String>, u64)> {
+///
+/// With `time_column`, the oldest time (Unix seconds, [`crate::text::parse_time`]) among the
+/// non-empty cells of the column of that name (matched in any case) is returned too: the
+/// `data_as_of` of a warehouse export. A cell that is not a time is an error naming its line.
+pub fn header_and_rows(
+    path: &Path,
+    time_column: Option<&str>,
+) -> anyhow::Result<(Vec<String>, u64, Option<i64>)> {
     use anyhow::Context as _;
     let file = crate::bounded::open_regular(path, "CSV")?;
     let mut rdr = csv_reader(
@@ -359,17 +366,39 @@ pub fn header_and_rows(path: &Path) -> anyhow::Result<(Vec<String>, u64)> {
             }
         })
         .collect();
+    let header: Vec<String> = header;
+    let time_at = time_column.and_then(|name| {
+        header
+            .iter()
+            .position(|h| h == name)
+            .or_else(|| header.iter().position(|h| h.eq_ignore_ascii_case(name)))
+    });
+    let mut oldest: Option<i64> = None;
     let mut rows = 0u64;
     while next_record(&mut rdr, &mut record).map_err(|e| failed(&mut rdr, e, false))? {
-        if let Err(e) = csv::StringRecord::from_byte_record(record.clone()) {
-            let line = rdr
-                .get_mut()
-                .line_at(record.position().map_or(0, csv::Position::byte));
-            anyhow::bail!("`{}` line {line}: {e}", path.display());
-        }
+        let line = |rdr: &mut csv::Reader<HashingReader<std::fs::File>>| {
+            rdr.get_mut()
+                .line_at(record.position().map_or(0, csv::Position::byte))
+        };
+        let text = match csv::StringRecord::from_byte_record(record.clone()) {
+            Ok(text) => text,
+            Err(e) => anyhow::bail!("`{}` line {}: {e}", path.display(), line(&mut rdr)),
+        };
         rows += 1;
+        if let Some(cell) = time_at.and_then(|i| text.get(i)).filter(|c| !c.is_empty()) {
+            let Some(at) = crate::text::parse_time(cell) else {
+                anyhow::bail!(
+                    "`{}` line {}: `{}` in the `{}` column is not a time (like 2026-12-01 10:00:00 or 2026-12-01T10:00:00Z); export the column as the warehouse's timestamp text, or drop the column",
+                    path.display(),
+                    line(&mut rdr),
+                    crate::text::clean(cell),
+                    crate::text::clean(&header[time_at.unwrap_or_default()])
+                );
+            };
+            oldest = Some(oldest.map_or(at, |old| old.min(at)));
+        }
     }
-    Ok((header, rows))
+    Ok((header, rows, oldest))
 }
 
 /// Field indexes (0-based) of the profile column and of each remove column.

@@ -74,6 +74,8 @@ pub(super) struct RawSource {
     pub remove_columns: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default, deserialize_with = "not_null")]
     pub sha256: Option<Spanned<String>>,
+    #[serde(default, deserialize_with = "not_null")]
+    pub data_as_of: Option<Spanned<String>>,
 }
 
 /// Deserializes a key that, when present, must have a value: `profile:` left empty (null)

@@ -422,6 +422,7 @@ fn csv_with_bom_crlf_quotes() {
             sha256: hex::encode(Sha256::digest(csv.as_bytes())),
             pinned: false,
             rows: 3,
+            data_as_of: None,
         }]
     );
 }

@@ -50,6 +50,9 @@ pub struct SourceFile {
     pub pinned: bool,
     /// Data rows (the header excluded).
     pub rows: u64,
+    /// When the warehouse data this CSV was exported from was last synced (`data_as_of:`,
+    /// Unix seconds), if the manifest says.
+    pub data_as_of: Option<i64>,
 }
 
 /// One identifier to remove from one profile.

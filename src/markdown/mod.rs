@@ -419,11 +419,20 @@ fn data_as_of(view: &PlanView<'_>) -> anyhow::Result<String> {
         "{} planned without reading the profile (`--refresh=false`): as of the source data",
         crate::text::plural(unverified, "deletion", "deletions")
     );
+    // The warehouse export's sealed sync time (issue 22), when its manifest gave one.
+    if let Some(at) = view.data_as_of {
+        write!(s, ", synced {} (`data_as_of`)", timestamp(at))?;
+    }
     if view.counts.action(Action::Delete) > unverified {
         write!(s, "; the others: {read}")?;
     }
     match &view.sample {
-        Some(sample) => write!(s, ". {}", sample.line())?,
+        Some(sample) => {
+            write!(s, ". {}", sample.line())?;
+            if let Some(note) = sample.bound_note() {
+                write!(s, " {note}")?;
+            }
+        }
         None => s.push_str(". No sampled check (`plan --sample N` reads some to measure drift)"),
     }
     Ok(s)

@@ -189,6 +189,13 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     )
     .with_context(writing)?;
     let planned = scratch.seal(&mut sealer).with_context(writing)?;
+    // The oldest `data_as_of` of the sources: the plan is as fresh as its stalest export.
+    let data_as_of = manifest.sources.iter().filter_map(|s| s.data_as_of).min();
+    if let Some(at) = data_as_of {
+        sealer
+            .meta_row(state::DATA_AS_OF_KEY, &at.to_string())
+            .with_context(writing)?;
+    }
     let sample = match &args.sample {
         Some(inputs) => {
             let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;

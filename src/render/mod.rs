@@ -64,6 +64,8 @@ pub struct PlanView<'a> {
     pub policy: Option<crate::policy::Sealed>,
     /// The soft rules apply runs went past (`apply --override`), by run.
     pub overrides: Vec<crate::policy::Override>,
+    /// The sealed "data as of" of the warehouse export the plan was made from, if any.
+    pub data_as_of: Option<i64>,
     /// Where the items are read from.
     pub state: &'a State,
 }
@@ -78,9 +80,61 @@ impl<'a> PlanView<'a> {
             sample: state.sample()?,
             policy: state.sealed_policy()?,
             overrides: state.overrides()?,
+            data_as_of: state.data_as_of()?,
             state,
         })
     }
+}
+
+/// The lines every view prints about a plan made from a warehouse export: its sealed "data
+/// as of" (with how much older than the plan it is) and the sampled check with its upper
+/// bound's note. Empty for a plan that has neither.
+pub fn warehouse_lines(
+    sample: Option<&crate::sample::Sample>,
+    data_as_of: Option<i64>,
+    created_at: i64,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    if let Some(at) = data_as_of {
+        let age = u64::try_from(created_at.saturating_sub(at)).unwrap_or(0);
+        let age = humantime::format_duration(std::time::Duration::from_secs(age - age % 60));
+        lines.push(format!(
+            "Data as of {} (the warehouse export's newest sync; {age} before this plan).",
+            timestamp(at)
+        ));
+    }
+    if let Some(sample) = sample {
+        lines.push(sample.line());
+        lines.extend(sample.bound_note());
+    }
+    lines
+}
+
+/// The sampled check and the data-as-of time as JSON fields (`null` when absent), for the
+/// plan and status objects.
+pub(crate) fn warehouse_json(
+    sample: Option<&crate::sample::Sample>,
+    data_as_of: Option<i64>,
+) -> [(String, serde_json::Value); 2] {
+    use serde_json::{Value, json};
+    [
+        (
+            "data_as_of".into(),
+            data_as_of.map_or(Value::Null, |t| json!(timestamp(t))),
+        ),
+        (
+            "sample".into(),
+            sample.map_or(Value::Null, |s| {
+                json!({
+                    "asked": s.asked, "read": s.read, "drifted": s.drifted,
+                    "gone": s.gone, "rate_percent": s.rate_percent(),
+                    "upper95_percent": s.upper_percent(),
+                    "max_drift_percent": s.max_drift_percent, "judged": "observed",
+                    "above": s.over(), "allowed": s.allowed,
+                })
+            }),
+        ),
+    ]
 }
 
 /// When a plan stops being appliable: its creation time plus its TTL (Unix seconds).

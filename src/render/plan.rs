@@ -139,8 +139,8 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     }
     writeln!(out, "\n{}", summary_line(&view.counts))?;
     writeln!(out, "{}", Estimate::of(&view.counts).line())?;
-    if let Some(sample) = &view.sample {
-        writeln!(out, "{}", sample.line())?;
+    for line in super::warehouse_lines(view.sample.as_ref(), view.data_as_of, m.created_at) {
+        writeln!(out, "{line}")?;
     }
     if let Some(policy) = &view.policy {
         write!(out, "{}", super::policy_text(policy, &view.overrides))?;
@@ -155,16 +155,10 @@ pub fn plan_json(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     let head = head_json(&view.meta, &view.counts, r);
     let mut tail = serde_json::Map::new();
     tail.insert("warnings".into(), json!(view.warnings));
-    if let Some(sample) = &view.sample {
-        tail.insert(
-            "sample".into(),
-            json!({
-                "asked": sample.asked, "read": sample.read, "drifted": sample.drifted,
-                "gone": sample.gone, "rate_percent": sample.rate_percent(),
-                "upper95_percent": sample.upper_percent(),
-                "max_drift_percent": sample.max_drift_percent, "allowed": sample.allowed,
-            }),
-        );
+    for (key, value) in super::warehouse_json(view.sample.as_ref(), view.data_as_of) {
+        if !value.is_null() {
+            tail.insert(key, value);
+        }
     }
     tail.insert("policy".into(), policy_json(view));
     json_with_items(head, view.state, r, tail, out)

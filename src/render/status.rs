@@ -22,6 +22,10 @@ pub struct StatusView<'a> {
     pub last_errors: Vec<(u64, String)>,
     /// Apply runs, oldest first.
     pub runs: Vec<Run>,
+    /// The sealed sampled check, if any.
+    pub sample: Option<crate::sample::Sample>,
+    /// The sealed "data as of" of the warehouse export, if any.
+    pub data_as_of: Option<i64>,
     /// Where the JSON view reads its items from.
     pub state: &'a State,
 }
@@ -42,6 +46,10 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
     )?;
     writeln!(out, "{}", summary_line(&view.counts))?;
     writeln!(out, "{}", super::Estimate::of(&view.counts).line())?;
+    for line in super::warehouse_lines(view.sample.as_ref(), view.data_as_of, view.meta.created_at)
+    {
+        writeln!(out, "{line}")?;
+    }
     writeln!(out, "{}", progress_line(&view.counts))?;
     let holder_alive = view.lock.as_ref().is_some_and(|h| !h.is_stale());
     match &view.lock {
@@ -129,6 +137,11 @@ pub fn status_json(
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
     let mut map = head_json(&view.meta, &view.counts, r);
+    for (key, value) in super::warehouse_json(view.sample.as_ref(), view.data_as_of) {
+        if !value.is_null() {
+            map.insert(key, value);
+        }
+    }
     map.insert(
         "lock".into(),
         view.lock.as_ref().map_or(Value::Null, |h| {

@@ -135,6 +135,10 @@ pub struct SourceRecord {
     pub rows: u64,
 }
 
+/// The `meta` key of the warehouse data's "as of" time (Unix seconds; see
+/// [`State::data_as_of`]).
+pub const DATA_AS_OF_KEY: &str = "data_as_of";
+
 /// An open state file.
 #[derive(Debug)]
 pub struct State {
@@ -426,6 +430,30 @@ impl State {
             .map(|v| {
                 serde_json::from_str(&v).map_err(|e| {
                     anyhow::anyhow!("the sealed sample in the state file is unreadable: {e}")
+                })
+            })
+            .transpose()
+    }
+
+    /// When the warehouse data the plan was made from was last synced (Unix seconds): the
+    /// oldest `data_as_of` of the manifest's sources, sealed by `plan` under
+    /// [`DATA_AS_OF_KEY`]; `None` when no source says.
+    pub fn data_as_of(&self) -> anyhow::Result<Option<i64>> {
+        use rusqlite::OptionalExtension as _;
+        let value: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [DATA_AS_OF_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        value
+            .map(|v| {
+                v.parse::<i64>().map_err(|e| {
+                    anyhow::anyhow!(
+                        "the sealed data-as-of time in the state file is unreadable: {e}"
+                    )
                 })
             })
             .transpose()

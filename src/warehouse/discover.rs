@@ -3,10 +3,12 @@
 //!
 //! Three statements, sharing the same common table expressions:
 //! 1. the clean-up: `user_id`, `canonical_segment_id`, then one column per identifier type to
-//!    remove (one identifier a row, the other type columns empty). `user_id` is a user_id of
+//!    remove (one identifier a row, the other type columns empty), then `data_as_of` (the
+//!    sync's newest `received_at`, the same on every row). `user_id` is a user_id of
 //!    the same canonical profile that this clean-up does not delete (the smallest, so the
 //!    output is stable), because the Delete Profile Identifier API addresses profiles by
-//!    user_id only. Exported as CSV, it is the input of `idprune init --from-csv`;
+//!    user_id only. Exported as CSV, it is the input of `idprune init --from-csv`, which
+//!    writes `data_as_of` into the manifest for `plan` to seal;
 //! 2. the profiles that match but carry no other user_id: this API cannot reach them;
 //! 3. the counts of both, and the data's "as of" (the newest `received_at` and `uuid_ts` of
 //!    `external_id_mapping_updates`, which the hourly sync appends to).
@@ -44,7 +46,7 @@ impl<'a> Discover<'a> {
             };
             if kind == "user_id" {
                 anyhow::bail!(
-                    "--discover `{}`: the clean-up's rows are addressed by their `user_id` column, so a `user_id` column to remove would be ambiguous in the export; list mistaken user_ids in a manifest's `remove:` entries instead (`profile: user_id:GOOD`, `identifier: user_id:BAD`)",
+                    "--discover `{}`: user_ids cannot be discovered for removal here. The export's `user_id` column is the user_id each row's delete is addressed by, so a second `user_id` column (the ones to remove) would make the CSV ambiguous for `init --from-csv`, and a zero-read plan gains nothing: `plan` reads every profile that loses a user_id anyway, to keep its last one (Segment refuses that delete). List the extra user_ids in a manifest's `remove:` entries instead (`profile: user_id:KEEP`, `identifier: user_id:EXTRA`); `plan` checks each profile and keeps at least one user_id",
                     crate::render::clean(arg)
                 );
             }
@@ -90,7 +92,7 @@ impl<'a> Discover<'a> {
             }
             if kind == "user_id" {
                 anyhow::bail!(
-                    "`{}` line {}: the clean-up's rows are addressed by their `user_id` column, so a `user_id` to remove would be ambiguous in the export; list mistaken user_ids in a manifest's `remove:` entries instead",
+                    "`{}` line {}: user_ids cannot be discovered for removal here: the export's `user_id` column is the user_id each row's delete is addressed by, so a second `user_id` column would make it ambiguous, and `plan` reads every profile that loses a user_id anyway (to keep its last one). List the extra user_ids in a manifest's `remove:` entries instead (`profile: user_id:KEEP`, `identifier: user_id:EXTRA`)",
                     shown(),
                     n + 2
                 );
@@ -124,6 +126,11 @@ impl<'a> Discover<'a> {
         kinds
     }
 }
+
+/// The clean-up's last column: the newest `received_at` of the sync, the same on every row,
+/// so the export carries it to `idprune init --from-csv` (which writes it into the manifest
+/// as the source's `data_as_of`, which `plan` seals).
+pub const DATA_AS_OF_COLUMN: &str = "data_as_of";
 
 /// The table a `--discover-csv` file is loaded into.
 const WANTED_TABLE: &str = "idprune_wanted";
@@ -196,10 +203,12 @@ pub fn discover_statements(
         })
         .collect::<String>();
     let order = "ORDER BY h.canonical_segment_id, h.type, h.value;";
+    let updates = qualified(dialect, schema, "external_id_mapping_updates");
     let cleanup = format!(
-        "{ctes}SELECT a.user_id AS {}, h.canonical_segment_id AS {}{type_columns}\nFROM hits h\nJOIN addressing a ON a.canonical_segment_id = h.canonical_segment_id\n{order}",
+        "{ctes}SELECT a.user_id AS {}, h.canonical_segment_id AS {}{type_columns},\n  (SELECT MAX(m.received_at) FROM {updates} m) AS {}\nFROM hits h\nJOIN addressing a ON a.canonical_segment_id = h.canonical_segment_id\n{order}",
         column(dialect, "user_id"),
         column(dialect, "canonical_segment_id"),
+        column(dialect, DATA_AS_OF_COLUMN),
     );
     let no_address = "NOT EXISTS (SELECT 1 FROM addressing a WHERE a.canonical_segment_id = h.canonical_segment_id)";
     let apart = format!(
@@ -208,7 +217,6 @@ pub fn discover_statements(
     );
     let address =
         "EXISTS (SELECT 1 FROM addressing a WHERE a.canonical_segment_id = h.canonical_segment_id)";
-    let updates = qualified(dialect, schema, "external_id_mapping_updates");
     let counts = format!(
         "{ctes}SELECT\n  (SELECT COUNT(DISTINCT h.canonical_segment_id) FROM hits h WHERE {address}) AS {},\n  (SELECT COUNT(*) FROM hits h WHERE {address}) AS {},\n  (SELECT COUNT(DISTINCT h.canonical_segment_id) FROM hits h WHERE {no_address}) AS {},\n  (SELECT COUNT(*) FROM hits h WHERE {no_address}) AS {},\n  (SELECT MAX(m.received_at) FROM {updates} m) AS {},\n  (SELECT MAX(m.uuid_ts) FROM {updates} m) AS {};",
         column(dialect, "addressable_profiles"),
@@ -256,7 +264,7 @@ pub fn discover_sql(
     }
     writeln!(
         out,
-        "\n-- 1. The clean-up. Check the list by hand (a pattern can match identifiers that are right), export it as CSV, then:"
+        "\n-- 1. The clean-up. Check the list by hand (a pattern can match identifiers that are right), export it as CSV\n--    (data_as_of, the sync's newest received_at, goes into the manifest and is sealed into the plan), then:"
     )?;
     writeln!(
         out,

@@ -386,7 +386,7 @@ pub fn profiles_sync_sql(
 }
 
 mod discover;
-pub use discover::{Discover, discover_sql};
+pub use discover::{DATA_AS_OF_COLUMN, Discover, discover_sql};
 
 #[cfg(test)]
 mod tests;

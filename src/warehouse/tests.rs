@@ -184,6 +184,13 @@ fn discover_quotes_the_pattern_and_names_lower_case_columns() {
         "{sf}"
     );
     assert!(sf.contains(r#"THEN h.value END AS "email""#), "{sf}");
+    // The clean-up carries the data's "as of" on every row, for `init --from-csv`.
+    assert!(
+        sf.contains(
+            r#"m.received_at) FROM "proj-1".ps.external_id_mapping_updates m) AS "data_as_of""#
+        ),
+        "{sf}"
+    );
     let duck = sql(Dialect::Duckdb);
     assert!(duck.contains("l.value LIKE '%@o''x.invalid'"), "{duck}");
 }

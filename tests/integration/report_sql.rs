@@ -159,10 +159,13 @@ fn csv_form_and_discover() {
         "{}",
         out.stdout
     );
-    // A user_id to remove would make a second `user_id` column: refused, with the way out.
+    // A user_id to remove would make a second `user_id` column: refused, saying why and
+    // with the way out.
     test.idprune(["report", "--sql", "--discover", "user_id:null%"])
         .run()
         .code(1)
+        .stderr_has("a second `user_id` column")
+        .stderr_has("reads every profile that loses a user_id")
         .stderr_has("manifest's `remove:` entries");
     test.write("bad.csv", "type,value\nemail,a@x.com\n");
     test.idprune(["report", "--sql", "--discover-csv", "bad.csv"])

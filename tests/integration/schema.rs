@@ -12,7 +12,7 @@ use crate::plan_apply::mixed_test;
 const SCHEMA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema/show.schema.json");
 
 /// Validates `doc` against the schema with Draft 2020-12; the errors, if any.
-fn errors(doc: &str) -> String {
+pub fn errors(doc: &str) -> String {
     let script = "import json, sys, jsonschema\n\
         schema = json.load(open(sys.argv[1]))\n\
         jsonschema.Draft202012Validator.check_schema(schema)\n\

@@ -317,16 +317,27 @@ fn check(
 ) {
     let mut columns = vec!["user_id", "canonical_segment_id"];
     columns.extend_from_slice(kinds);
+    columns.push("data_as_of");
     assert_eq!(
         results[0]["columns"],
         json!(columns),
         "{engine_name}: clean-up columns"
     );
-    assert_eq!(
-        results[0]["rows"],
-        json!(want.0),
-        "{engine_name}: clean-up rows"
-    );
+    // Every clean-up row ends with the data's "as of", the newest received_at.
+    let mut rows = results[0]["rows"].as_array().expect("rows").clone();
+    for row in &mut rows {
+        let row = row.as_array_mut().expect("a row");
+        let as_of = row.pop().expect("data_as_of");
+        let as_of = as_of
+            .as_str()
+            .expect("data_as_of is a time")
+            .replace('T', " ");
+        assert!(
+            as_of.starts_with(newest),
+            "{engine_name}: data_as_of {as_of} (expected {newest})"
+        );
+    }
+    assert_eq!(json!(rows), json!(want.0), "{engine_name}: clean-up rows");
     assert_eq!(
         results[1]["rows"],
         json!(want.1),
@@ -530,8 +541,14 @@ fn removed_check_runs(test: &Test, dialect: &str, tables: &Value, removed: &BTre
 /// a control character is left out of the export (idprune refuses it in any CSV).
 fn plan_and_apply_the_export(test: &Test, cleanup: &Value) -> BTreeSet<Deleted> {
     let mut csv = csv::Writer::from_writer(Vec::new());
-    csv.write_record(["USER_ID", "CANONICAL_SEGMENT_ID", "EMAIL", "PHONE"])
-        .expect("csv");
+    csv.write_record([
+        "USER_ID",
+        "CANONICAL_SEGMENT_ID",
+        "EMAIL",
+        "PHONE",
+        "DATA_AS_OF",
+    ])
+    .expect("csv");
     let mut want = BTreeSet::new();
     for row in cleanup["rows"].as_array().expect("rows") {
         let cell = |i: usize| row[i].as_str().unwrap_or_default().to_owned();
@@ -539,7 +556,7 @@ fn plan_and_apply_the_export(test: &Test, cleanup: &Value) -> BTreeSet<Deleted> 
         if email.chars().any(char::is_control) {
             continue;
         }
-        csv.write_record([&user_id, &cell(1), &email, &phone])
+        csv.write_record([&user_id, &cell(1), &email, &phone, &cell(4)])
             .expect("csv");
         for (kind, value) in [("email", &email), ("phone", &phone)] {
             if !value.is_empty() {
@@ -573,6 +590,17 @@ fn plan_and_apply_the_export(test: &Test, cleanup: &Value) -> BTreeSet<Deleted> 
     .ok();
     let text = std::fs::read_to_string(test.path("plans/m.yaml")).expect("manifest");
     assert!(text.contains("profile_column: \"user_id\""), "{text}");
+    // The export's data_as_of column (the engine's timestamp text) became the source's
+    // `data_as_of`, in RFC 3339.
+    let as_of = cleanup["rows"][0][4]
+        .as_str()
+        .expect("data_as_of")
+        .replace(' ', "T");
+    let as_of = format!("{}Z", &as_of[..19]);
+    assert!(
+        text.contains(&format!("data_as_of: \"{as_of}\"")),
+        "{as_of}: {text}"
+    );
     let reason = text
         .lines()
         .find(|l| l.starts_with("reason:"))
@@ -588,6 +616,11 @@ fn plan_and_apply_the_export(test: &Test, cleanup: &Value) -> BTreeSet<Deleted> 
         validated.all()
     );
     test.idprune(["plan", "plans/m.yaml"]).run().ok();
+    assert_eq!(
+        test.show_json("plans/m.state.db")["data_as_of"],
+        json!(as_of),
+        "the data-as-of time is sealed into the plan"
+    );
     test.idprune(["apply", "plans/m.state.db", "--yes"])
         .run()
         .ok();
@@ -730,10 +763,16 @@ fn a_stale_warehouse_row_never_removes_anything_else() {
 /// Writes the manifest for a discovery export (`user_id,canonical_segment_id,email`), the
 /// reason filled in.
 fn manifest_for_export(test: &Test, rows: &Value, name: &str) {
-    let mut csv = String::from("user_id,canonical_segment_id,email\n");
+    let mut csv = String::from("user_id,canonical_segment_id,email,data_as_of\n");
     for row in rows.as_array().expect("rows") {
         let cell = |i: usize| row[i].as_str().expect("cell").to_owned();
-        csv.push_str(&format!("{},{},{}\n", cell(0), cell(1), cell(2)));
+        csv.push_str(&format!(
+            "{},{},{},{}\n",
+            cell(0),
+            cell(1),
+            cell(2),
+            cell(3)
+        ));
     }
     std::fs::create_dir_all(test.path("plans")).expect("mkdir");
     test.write(&format!("plans/{name}.csv"), &csv);
@@ -805,7 +844,10 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
         refused.stderr
     );
     assert!(
-        refused.stderr.contains("--allow-drift"),
+        refused.stderr.contains("--allow-drift")
+            && refused
+                .stderr
+                .contains("the observed drift 10.0 % is above --max-drift 2%"),
         "{}",
         refused.stderr
     );
@@ -820,6 +862,47 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
         BTreeMap::from([("user_id".to_owned(), 100)]),
         "profiles are read by user_id, never by email"
     );
+
+    // --max-drift judges the observed rate, and a rate equal to it passes: with every
+    // profile sampled the rate is exactly 10 %.
+    let at_the_line = test
+        .idprune([
+            "plan",
+            "plans/stale.yaml",
+            "--refresh=false",
+            "--sample",
+            "100",
+            "--max-drift",
+            "10%",
+            "-o",
+            "plans/boundary.state.db",
+        ])
+        .run()
+        .ok();
+    assert!(
+        at_the_line
+            .stdout
+            .contains("--max-drift 10% judges the observed rate: within it")
+            && at_the_line
+                .stdout
+                .contains("The sample of 100 cannot rule out a drift above 10% (its 95 % upper bound is 17.4 %)"),
+        "{}",
+        at_the_line.stdout
+    );
+    test.idprune([
+        "plan",
+        "plans/stale.yaml",
+        "--refresh=false",
+        "--sample",
+        "100",
+        "--max-drift",
+        "9.9%",
+        "-o",
+        "plans/boundary.state.db",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("the observed drift 10.0 % is above --max-drift 9.9%");
 
     // A sample of 30, accepted: sealed and shown in every view.
     test.idprune([
@@ -837,18 +920,39 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
     let show = test.show_json("plans/stale.state.db");
     assert_eq!(show["sample"]["read"], 30, "{show}");
     assert_eq!(show["sample"]["asked"], 30, "{show}");
+    assert_eq!(show["sample"]["judged"], "observed", "{show}");
     let drifted = show["sample"]["drifted"].as_u64().expect("drifted");
     assert_eq!(show["sample"]["allowed"], drifted > 0, "{show}");
-    for format in ["text", "markdown"] {
-        let out = test
-            .idprune(["show", "plans/stale.state.db", "--format", format])
+    // The export's data_as_of (the newest received_at of the tables) is sealed too.
+    let as_of = format!("{}Z", newest(&tables).replace(' ', "T"));
+    assert_eq!(show["data_as_of"], json!(as_of), "{show}");
+    let status: Value = serde_json::from_str(
+        &test
+            .idprune(["status", "plans/stale.state.db", "--format", "json"])
             .run()
-            .ok();
+            .ok()
+            .stdout,
+    )
+    .expect("status --format json prints JSON");
+    assert_eq!(status["data_as_of"], json!(as_of), "{status}");
+    assert_eq!(status["sample"], show["sample"], "{status}");
+    let schema_errors = crate::schema::errors(&show.to_string());
+    assert!(schema_errors.is_empty(), "{schema_errors}\n{show}");
+    let sampled = format!("Sampled check: {drifted} of 30 sampled profiles drifted");
+    let dated = format!("Data as of {as_of}");
+    let synced = format!("synced {as_of} (`data_as_of`)");
+    for (view, date) in [
+        (vec!["show", "plans/stale.state.db"], &dated),
+        (
+            vec!["show", "plans/stale.state.db", "--format", "markdown"],
+            &synced,
+        ),
+        (vec!["status", "plans/stale.state.db"], &dated),
+    ] {
+        let out = test.idprune(view.clone()).run().ok();
         assert!(
-            out.stdout.contains(&format!(
-                "Sampled check: {drifted} of 30 sampled profiles drifted"
-            )),
-            "{format}: {}",
+            out.stdout.contains(&sampled) && out.stdout.contains(date.as_str()),
+            "{view:?}: {}",
             out.stdout
         );
     }
@@ -860,6 +964,53 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
     }
     test.idprune(["show", "plans/stale.state.db"]).run().code(4);
     std::fs::remove_file(test.path("plans/stale.state.db")).expect("removing the edited file");
+    // So does an edited data-as-of time; and the manifest's `data_as_of` is in the digest
+    // (through the manifest's sha256): another time, another digest.
+    let plan_accepted = |out: &str| {
+        test.idprune([
+            "plan",
+            "plans/stale.yaml",
+            "--refresh=false",
+            "--sample",
+            "30",
+            "--allow-drift",
+            "--max-drift",
+            "0%",
+            "--force",
+            "-o",
+            out,
+        ])
+        .run()
+        .ok();
+        test.digest(out)
+    };
+    let digest = plan_accepted("plans/dated.state.db");
+    {
+        let db = rusqlite::Connection::open(test.path("plans/dated.state.db")).expect("open");
+        db.execute(
+            "UPDATE meta SET value = value + 3600 WHERE key = 'data_as_of'",
+            [],
+        )
+        .expect("edit");
+    }
+    test.idprune(["show", "plans/dated.state.db"]).run().code(4);
+    let manifest = std::fs::read_to_string(test.path("plans/stale.yaml")).expect("manifest");
+    let earlier = as_of.replacen("2026-12-01", "2026-11-30", 1);
+    assert_ne!(earlier, as_of);
+    test.write(
+        "plans/stale.yaml",
+        &manifest.replace(
+            &format!("data_as_of: \"{as_of}\""),
+            &format!("data_as_of: \"{earlier}\""),
+        ),
+    );
+    let redated = plan_accepted("plans/redated.state.db");
+    assert_ne!(digest, redated, "data_as_of is covered by the digest");
+    assert_eq!(
+        test.show_json("plans/redated.state.db")["data_as_of"],
+        json!(earlier)
+    );
+    test.write("plans/stale.yaml", &manifest);
     test.idprune([
         "plan",
         "plans/stale.yaml",

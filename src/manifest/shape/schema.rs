@@ -76,6 +76,10 @@ impl MapKind {
                     Expect::TextList("remove_columns", "[email]"),
                 ),
                 ("sha256", Expect::Text("sha256", "sha256: <64 hex digits>")),
+                (
+                    "data_as_of",
+                    Expect::Text("data_as_of", "data_as_of: \"2026-12-01T10:00:00Z\""),
+                ),
             ],
             Self::Other => &[],
         }

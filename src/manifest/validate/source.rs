@@ -195,6 +195,24 @@ impl Validator<'_> {
             }
         };
 
+        let data_as_of = match &source.data_as_of {
+            None => None,
+            Some(t) => match crate::text::parse_time(&t.value) {
+                Some(unix) => Some(unix),
+                None => {
+                    self.problem(
+                        t.referenced,
+                        format!(
+                            "`data_as_of` `{}` is not a time; write it like \"2026-12-01T10:00:00Z\" (the newest received_at of the warehouse export)",
+                            shown(&t.value)
+                        ),
+                    );
+                    usable = false;
+                    None
+                }
+            },
+        };
+
         let written = written?;
         let path = manifest_dir.join(&written);
         let csv_at = self.at(source.csv.as_ref().map_or(at, |c| c.referenced));
@@ -258,6 +276,7 @@ impl Validator<'_> {
                 sha256,
                 pinned: pin.is_some(),
                 rows: read.rows,
+                data_as_of,
             },
             in_csv,
         ))
