@@ -593,6 +593,27 @@ fn sha256_pin_ok() {
 }
 
 #[test]
+fn a_source_data_as_of_is_read_as_utc_or_refused_where_written() {
+    let f = Fixture::new();
+    f.file("s.csv", "email\na@x.com\n");
+    let m = f
+        .load(&format!(
+            "{HEAD}sources:\n  - csv: s.csv\n    remove_columns: [email]\n    data_as_of: \"2025-12-01 02:00:00 -0800\"\n"
+        ))
+        .expect("a time with an offset");
+    assert_eq!(m.sources[0].data_as_of, Some(1_764_583_200));
+    let found = located_problems(f.load(&format!(
+        "{HEAD}sources:\n  - csv: s.csv\n    remove_columns: [email]\n    data_as_of: yesterday\n"
+    )));
+    assert!(
+        found
+            .iter()
+            .any(|p| p.contains(":7:17: `data_as_of` `yesterday` is not a time")),
+        "{found:?}"
+    );
+}
+
+#[test]
 fn csv_errors_are_capped_and_lines_located_in_csv() {
     let f = Fixture::new();
     let mut csv = String::from("email,phone\n");
