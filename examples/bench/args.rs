@@ -74,6 +74,10 @@ pub enum Scenario {
     /// client --rate 100); a wrong token and a space without the feature on a 5,000-item plan;
     /// 5,000 user_id-keyed deletions planned with --refresh=false.
     Limits,
+    /// Issue 22: an email clean-up of N profiles discovered on DuckDB from Profiles Sync
+    /// tables, planned with `--refresh=false --sample 100` against the same clean-up planned
+    /// through reads, and a warehouse made 5 % stale (`--max-drift 2%`, `--allow-drift`).
+    Warehouse,
 }
 
 /// The CSV shape of a run.

@@ -37,13 +37,15 @@
 //!
 //! Layout: `args` (flags, one run's parameters), `scenarios` (the presets and issue 8's
 //! targets), `runner` (one measurement against an in-process emulator), `launcher` (the child
-//! process wrapper), `inputs` (seed, manifest, CSV), `figures` (what is printed and judged).
+//! process wrapper), `inputs` (seed, manifest, CSV), `figures` (what is printed and judged),
+//! `warehouse` (issue 22's scenario: a warehouse-discovered clean-up, see its module docs).
 //!
 //! ```sh
 //! cargo build --release && cargo run --release --example bench -- --scenario targets
 //! cargo run --release --example bench -- --scenario limits --repeat 3
 //! cargo run --release --example bench -- --items 2000 --latency-ms 300 --jitter 30 --naive
 //! cargo run --release --example bench -- --scenario targets --big   # adds the 1M-item plan
+//! cargo run --release --example bench -- --scenario warehouse --repeat 3   # issue 22
 //! ```
 //!
 //! It only ever contacts the emulator on 127.0.0.1, and every child runs under a deadline so a
@@ -102,6 +104,7 @@ mod inputs;
 mod launcher;
 mod runner;
 mod scenarios;
+mod warehouse;
 
 use args::*;
 use figures::*;
@@ -150,6 +153,7 @@ pub fn main() -> anyhow::Result<std::process::ExitCode> {
     match args.scenario {
         Some(Scenario::Targets) => targets(&bench, &args, &mut verdicts)?,
         Some(Scenario::Limits) => limits(&bench, &args, &mut verdicts)?,
+        Some(Scenario::Warehouse) => warehouse::warehouse(&bench, &args, &mut verdicts)?,
         None => single(&bench, &args, &mut verdicts)?,
     }
     if !verdicts.is_empty() {
