@@ -45,9 +45,6 @@ pub struct ExecuteOptions {
     pub retry_failed: bool,
     /// Per-profile deletions per second (0: unlimited).
     pub profile_rate: u32,
-    /// The client's pacer, to size the in-flight window to its current rate (None: use
-    /// `concurrency` as it is).
-    pub pacer: Option<Arc<Pacer>>,
 }
 
 /// Why a run stopped before its work was done.
@@ -177,9 +174,9 @@ impl Latencies {
 /// Stops a run: no task starts another request, whether it is queued, waiting for the pacer
 /// (halted: it hands out no more slots) or waiting out a retry delay. Requests on the wire get
 /// the pacer's grace ([`crate::pace::HALT_GRACE`]).
-fn halt(shared: &Shared, options: &ExecuteOptions) {
+fn halt(shared: &Shared, pacer: Option<&Arc<Pacer>>) {
     shared.stop();
-    if let Some(pacer) = &options.pacer {
+    if let Some(pacer) = pacer {
         pacer.halt();
     }
 }
@@ -196,9 +193,12 @@ pub async fn execute<A: ProfileApi>(
     let started = Instant::now();
     let total = state.count_work(options.retry_failed)?;
     let api = Arc::new(api);
+    // The API's pacer sizes the in-flight window to its current rate (none: `concurrency` as
+    // it is) and is halted on a stop.
+    let pacer = api.pacer().cloned();
     let shared = Arc::new(Shared::new(
         options.profile_rate,
-        options.pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
+        pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     ));
     let (tx, mut rx) = mpsc::unbounded_channel::<Sent>();
     let mut queue: VecDeque<Work> = VecDeque::new();
@@ -232,7 +232,7 @@ pub async fn execute<A: ProfileApi>(
         if (queue.is_empty() || halted) && outstanding == 0 {
             break;
         }
-        let rate = options.pacer.as_ref().and_then(|p| p.current_rate());
+        let rate = pacer.as_ref().and_then(|p| p.current_rate());
         // Dispatch without waiting: the task itself waits for the pacer.
         if let Some(work) = (!halted && outstanding < window.allowed(rate))
             .then(|| queue.pop_front())
@@ -253,7 +253,7 @@ pub async fn execute<A: ProfileApi>(
             changed = cancel.changed(), if stop.is_none() => {
                 if changed.is_err() || *cancel.borrow() {
                     stop = Some(Stop::Interrupted);
-                    halt(&shared, options);
+                    halt(&shared, pacer.as_ref());
                 }
             }
             Some(report) = rx.recv() => {
@@ -269,7 +269,7 @@ pub async fn execute<A: ProfileApi>(
                         window.said_yes();
                     }
                     if let Some(s) = report.stop {
-                        halt(&shared, options);
+                        halt(&shared, pacer.as_ref());
                         // The first reason wins: later tasks only echo it.
                         stop.get_or_insert(s);
                     }
@@ -375,7 +375,6 @@ mod tests {
             concurrency: 1,
             retry_failed: false,
             profile_rate: 0,
-            pacer: None,
         };
         let (_tx, rx) = watch::channel(false);
         let api = Arc::new(LostAcks {

@@ -11,7 +11,6 @@ use std::time::Duration;
 use anyhow::bail;
 
 use crate::model::Lookup;
-use crate::pace::Pacer;
 use crate::plan::Resolution;
 use crate::retry::{Attempts, Next, RetryBudget, Retryable};
 use crate::segment::{Fault, MAX_IDS_PER_PROFILE, ProfileApi, ReadPage};
@@ -23,17 +22,17 @@ use crate::window::Window;
 pub const MAX_PAGES: u32 = 200;
 
 /// Reads all of `lookups`, as many at once as `window` allows (it starts closed: the first
-/// read goes alone, and opens as reads succeed, up to the latency-sized window for `pacer`'s
-/// rate). `on_done` is called with the number resolved so far, for progress. `window` is the
+/// read goes alone, and opens as reads succeed, up to the latency-sized window for the rate
+/// of `api`'s pacer). `on_done` is called with the number resolved so far, for progress. `window` is the
 /// caller's, so a plan read in chunks slow-starts once.
 pub async fn resolve_all<A: ProfileApi>(
     api: Arc<A>,
     lookups: Vec<Lookup>,
     window: &mut Window,
-    pacer: Option<Arc<Pacer>>,
     on_done: impl Fn(u64) + Send + Sync + 'static,
 ) -> anyhow::Result<BTreeMap<Lookup, Resolution>> {
     let budget = Arc::new(Mutex::new(RetryBudget::default()));
+    let pacer = api.pacer().cloned();
     let paced = pacer.as_ref().is_some_and(|p| p.ceiling() > 0);
     let mut queue = lookups.into_iter();
     let mut reads = tokio::task::JoinSet::new();

@@ -122,7 +122,6 @@ async fn check(
             Arc::new(api.clone()),
             vec![lookup.clone()],
             &mut crate::window::Window::new(1),
-            Some(api.pacer().clone()),
             |_| {},
         )
         .await?;

@@ -136,17 +136,14 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
         // loop, and waking the thread that blocks on the runtime costs a context switch each
         // (a third of plan's CPU at a million lookups). In a `JoinSet`, so a plan stopped by
         // Ctrl-C drops the reads with it.
-        let (reader, pacer, mut chunk_window) = (api.clone(), api.pacer().clone(), window.clone());
+        let (reader, mut chunk_window) = (api.clone(), window.clone());
         let mut task = tokio::task::JoinSet::new();
         task.spawn(async move {
-            let resolved = crate::resolve::resolve_all(
-                reader,
-                chunk,
-                &mut chunk_window,
-                Some(pacer),
-                move |k| shown.update(base_count + k, String::new),
-            )
-            .await;
+            let resolved =
+                crate::resolve::resolve_all(reader, chunk, &mut chunk_window, move |k| {
+                    shown.update(base_count + k, String::new)
+                })
+                .await;
             (resolved, chunk_window)
         });
         let (resolved, chunk_window) = task
@@ -291,8 +288,7 @@ async fn sampled_check(
         .keys()
         .map(|u| Lookup::External(Identifier::new("user_id", u.clone())))
         .collect();
-    let pacer = api.pacer().clone();
-    let read = crate::resolve::resolve_all(api, lookups, &mut window, Some(pacer), |_| {})
+    let read = crate::resolve::resolve_all(api, lookups, &mut window, |_| {})
         .await
         .context("the sampled check's reads; no state file was written")?;
     let read = read

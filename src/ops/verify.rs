@@ -107,14 +107,8 @@ pub async fn verify(opts: &VerifyOptions, api: &Api, ui: &Ui) -> anyhow::Result<
             .collect();
         // Each poll opens by slow start, so a token revoked since the apply costs one read.
         let mut window = crate::window::Window::new(concurrency);
-        let resolved = crate::resolve::resolve_all(
-            api.clone(),
-            lookups,
-            &mut window,
-            Some(api.pacer().clone()),
-            |_| {},
-        )
-        .await?;
+        let resolved =
+            crate::resolve::resolve_all(api.clone(), lookups, &mut window, |_| {}).await?;
         for uid in &pending {
             let lookup = Lookup::External(Identifier::new(USER_ID, uid.clone()));
             let ids: Option<BTreeSet<&Identifier>> = match resolved.get(&lookup) {

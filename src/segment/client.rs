@@ -80,11 +80,6 @@ impl Client {
         })
     }
 
-    /// The pacer this client waits on (shared with the executor to size its window).
-    pub fn pacer(&self) -> &Arc<Pacer> {
-        &self.pacer
-    }
-
     /// The URL of a profile route: the path is already percent-encoded (see [`path`]), which
     /// `Url::set_path` keeps as it is.
     fn profile_url(&self, profile_segment: &str, tail: &str, query: Option<&str>) -> Url {
@@ -238,6 +233,10 @@ fn reply<T>(
 }
 
 impl ProfileApi for Client {
+    fn pacer(&self) -> Option<&Arc<Pacer>> {
+        Some(&self.pacer)
+    }
+
     async fn external_ids_page(&self, lookup: &Lookup, cursor: Option<&str>) -> Reply<ReadPage> {
         let mut query = format!("limit={EXTERNAL_IDS_PAGE_LIMIT}");
         if let Some(cursor) = cursor {

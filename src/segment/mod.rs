@@ -12,9 +12,11 @@ pub mod client;
 pub mod path;
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::{Identifier, Lookup};
+use crate::pace::Pacer;
 
 pub use client::{Client, ClientOptions};
 
@@ -131,4 +133,11 @@ pub trait ProfileApi: Send + Sync + 'static {
         user_id: &str,
         identifier: &Identifier,
     ) -> impl Future<Output = Reply<DeleteOutcome>> + Send;
+
+    /// The pacer every request of this API waits on, when it has one: the resolver and the
+    /// executor size their in-flight window to its current rate, and a stop halts it so no
+    /// request starts after. In-memory fakes have none.
+    fn pacer(&self) -> Option<&Arc<Pacer>> {
+        None
+    }
 }

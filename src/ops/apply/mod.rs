@@ -17,6 +17,7 @@ use crate::apply::{ApplyReport, ExecuteOptions, PROFILE_RATE, Progress, Stop, ex
 use crate::outcome::{Applied, RunOutcome, RunRecord};
 use crate::receipt::Receipt;
 use crate::render::{self, thousands};
+use crate::segment::ProfileApi as _;
 use crate::state::lock::Acquired;
 use crate::state::{RunFigures, State};
 use crate::text::{per_second_text, plural, rate_limit_text};
@@ -300,7 +301,7 @@ async fn run_locked(
             })?;
             let (held, every) = (Arc::clone(held), opts.checkpoint_every);
             let (pacer, cancel, failed) = (
-                api.pacer().clone(),
+                api.pacer().cloned(),
                 Arc::clone(&cancel_tx),
                 Arc::clone(&checkpoint_failed),
             );
@@ -310,7 +311,9 @@ async fn run_locked(
                     super::stored::keep_checkpointing(held, every, horizon, stopped).await
                 {
                     let _ = failed.set(error);
-                    pacer.halt();
+                    if let Some(pacer) = pacer {
+                        pacer.halt();
+                    }
                     let _ = cancel.send(true);
                 }
             });
@@ -337,7 +340,9 @@ async fn run_locked(
                 opts.canary_wait,
             ) => report?,
             signal = signals.next() => {
-                api.pacer().halt();
+                if let Some(pacer) = api.pacer() {
+                    pacer.halt();
+                }
                 let figures = RunFigures::default();
                 state.finish_run(run, RunOutcome::Interrupted.as_str(), &figures)?;
                 return Ok(Some(RunRecord {
@@ -378,13 +383,15 @@ async fn run_locked(
     ));
     let received = std::sync::Arc::new(std::sync::OnceLock::new());
     let signal_ui = *ui;
-    let (pacer, first_signal) = (api.pacer().clone(), received.clone());
+    let (pacer, first_signal) = (api.pacer().cloned(), received.clone());
     let signals = tokio::spawn(async move {
         let first = signals.next().await;
         let _ = first_signal.set(first);
         // No request starts from here on: queued ones and those waiting for a slot are
         // dropped before the pacer; those on the wire get the grace.
-        pacer.halt();
+        if let Some(pacer) = pacer {
+            pacer.halt();
+        }
         let _ = cancel_tx.send(true);
         signal_ui.note(format!(
             "\n{}: no new request starts; waiting up to {} s for the requests in flight, then stopping. Send the signal again to quit at once.",
@@ -401,7 +408,6 @@ async fn run_locked(
         concurrency: pace.concurrency as usize,
         retry_failed: opts.retry_failed,
         profile_rate: PROFILE_RATE,
-        pacer: Some(api.pacer().clone()),
     };
     let progress = ProgressOut::new("deleted", work, ui);
     let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
