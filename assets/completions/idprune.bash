@@ -661,7 +661,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__plan)
-            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --policy --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --diff --policy --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

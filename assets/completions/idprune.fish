@@ -79,6 +79,7 @@ complete -c idprune -n "__fish_idprune_using_subcommand plan" -l force -d 'Overw
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-drift -d 'Accept a sampled drift above `--max-drift` (sealed and shown as accepted)'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l receipt -d 'Also write the PII-free receipt `NAME.receipt.json` beside the manifest, to commit in the pull request'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l allow-unresolved -d 'Accept a plan whose lookups mostly found no profile (without it: exit 1, since that usually means an upper-case lookup type, a wrong space or region, or old data)'
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l diff -d 'Print every profile\'s diff and every exception item (without it, a plan longer than a couple of hundred lines prints its summary and exceptions; `idprune show` prints all)'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l token-stdin -d 'Read the access token from standard input'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l insecure -d 'Allow a plain-http API URL that is not on loopback'
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'

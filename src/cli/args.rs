@@ -80,6 +80,10 @@ pub struct PlanArgs {
     /// usually means an upper-case lookup type, a wrong space or region, or old data).
     #[arg(long)]
     pub allow_unresolved: bool,
+    /// Print every profile's diff and every exception item (without it, a plan longer than
+    /// a couple of hundred lines prints its summary and exceptions; `idprune show` prints all).
+    #[arg(long)]
+    pub diff: bool,
     /// The team's rules to judge the plan by (default: `idprune.policy.yaml` found walking up
     /// from the manifest's folder). Its sha256 is sealed into the plan; a failed hard rule
     /// exits 1 (the state file is still written, to inspect).

@@ -102,6 +102,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         allow_unresolved: false,
         policy: None,
         store: StoreArgs::default(),
+        diff: false,
     };
     let planned = plan::plan(&plan_args, &api, ui).await?;
     ui.say(format!(

@@ -162,7 +162,14 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     };
     let state = State::open(&state_path)?;
     if !ui.quiet || args.format == Format::Json {
-        print_plan(&state, args.format, redact, args.values.redact, ui)?;
+        print_plan(
+            &state,
+            args.format,
+            redact,
+            args.values.redact,
+            Some(args.diff),
+            ui,
+        )?;
     }
     ui.note(format!(
         "Sealed plan {digest} into `{}`.",
@@ -187,6 +194,9 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     if deletes == 0 {
         ui.note("No changes: nothing to delete.");
     } else {
+        for line in render::SCOPE_REMINDER {
+            ui.note(format!("note: {line}"));
+        }
         ui.note(format!(
             "Review it, then: idprune apply {shown_state} --approve {digest}"
         ));
@@ -287,12 +297,14 @@ pub fn default_redaction(format: Format, redact: bool, reveal: bool) -> Redactio
 }
 
 /// Prints a state file's plan in `format` to stdout. `level` is the `--redact` level asked
-/// for (markdown: `full` hides even the masked preview).
+/// for (markdown: `full` hides even the masked preview). `diff`: `plan`'s summary-first text,
+/// with every diff only when `Some(true)` (`--diff`) or short; `None` (`show`): everything.
 pub fn print_plan(
     state: &State,
     format: Format,
     redact: Redaction,
     level: Option<crate::mask::RedactLevel>,
+    diff: Option<bool>,
     ui: &Ui,
 ) -> anyhow::Result<()> {
     let view = PlanView::new(state)?;
@@ -300,7 +312,12 @@ pub fn print_plan(
     let color = ui.color && format == Format::Text;
     let mut out = super::ui::Colored::new(std::io::BufWriter::new(super::ui::stdout()), color);
     match format {
-        Format::Text => render::plan_text(&view, redact, &mut out)?,
+        Format::Text => {
+            let text = diff.map_or(render::TextOptions::FULL, |d| {
+                render::TextOptions::summary(&view.counts, d)
+            });
+            render::plan_text(&view, redact, text, &mut out)?
+        }
         Format::Markdown => {
             let level = redact
                 .0

@@ -28,6 +28,7 @@ pub fn show(args: &ShowArgs, ui: &Ui) -> anyhow::Result<Exit> {
             args.values.reveal,
         ),
         args.values.redact,
+        None,
         ui,
     )?;
     Ok(Exit::Success)

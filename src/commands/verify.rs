@@ -35,19 +35,11 @@ async fn run_verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exi
         VerifyFormat::Json => render::verify_json(&verified, args.reveal, &mut out)?,
     }
     out.flush()?;
-    if verified.count(Seen::StillPresent) > 0 {
-        ui.note(
-            if verified.waited {
-                "The deadline passed with identifiers still present: the deletes may not have taken; check them, or verify again later."
-            } else {
-                "Segment's profile storage can lag up to about 5 minutes behind a delete: run `idprune verify STATE --wait 6m` to poll until they are gone."
-            }
-        );
-    }
-    if verified.count(Seen::Reintroduced) > 0 {
-        ui.note(
-            "Re-introduced identifiers were re-added after they were gone: by live events, an Event Archive replay (see `idprune guard`) or a space rebuild (see `idprune apply --reapply`).",
-        );
+    // The text view prints the hints first; beside JSON on stdout they go to stderr.
+    if args.format == VerifyFormat::Json {
+        for hint in render::verify_hints(&verified) {
+            ui.note(hint);
+        }
     }
     let present = verified.count(Seen::StillPresent) + verified.count(Seen::Reintroduced);
     Ok(if present > 0 {

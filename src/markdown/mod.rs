@@ -28,8 +28,8 @@ use crate::mask::Masker;
 use crate::plan::Action;
 use crate::receipt::Unresolved;
 use crate::render::{
-    PlanView, SCOPE_REMINDER, profile_diff, progress_line, started, summary_line, thousands,
-    timestamp,
+    PlanView, SCOPE_AFTER_APPLY, SCOPE_REMINDER, profile_diff, progress_line, started,
+    summary_line, thousands, timestamp,
 };
 use crate::state::ItemFilter;
 
@@ -144,7 +144,12 @@ pub fn plan(
     let (warnings, warnings_left) = warnings_section(&view.warnings);
     let tables = counts_section(counts, &b)?;
     let shapes = shapes_section(&b, m.hides())?;
-    let closing_fixed: usize = SCOPE_REMINDER.iter().map(|l| l.len() + 3).sum();
+    let scope = if started(counts) {
+        SCOPE_AFTER_APPLY
+    } else {
+        SCOPE_REMINDER
+    };
+    let closing_fixed: usize = scope.iter().map(|l| l.len() + 3).sum();
 
     let mut left_out: Vec<String> = Vec::new();
     // Everything but the exception rows and the diffs is bounded; they share what is left.
@@ -232,7 +237,7 @@ pub fn plan(
         ));
     }
     doc.push("\n");
-    for line in SCOPE_REMINDER {
+    for line in scope {
         doc.push(&format!("> {line}\n"));
     }
     out.write_all(doc.buf.as_bytes())?;

@@ -32,10 +32,10 @@ mod warning;
 
 pub use apply::{APPLY_JSON_VERSION, apply_json, apply_progress_text, run_summary_text};
 pub use guard::{guard_json, guard_text};
-pub use plan::{plan_json, plan_text};
+pub use plan::{SHORT_DIFF_LINES, SUMMARY_EXCEPTION_ROWS, TextOptions, plan_json, plan_text};
 pub use policy::{override_line, policy_head, policy_refusal, policy_text, verdict_line};
 pub use status::{StatusView, latency_text, status_json, status_text};
-pub use verify::{verify_json, verify_text};
+pub use verify::{VERIFY_ROWS, verify_hints, verify_json, verify_text};
 pub use warning::{redact_quoted, warning_text};
 
 /// Output formats of `show` and `plan`.
@@ -192,12 +192,23 @@ impl Estimate {
     }
 }
 
-/// The reminder of what Segment's deletion does not reach (Segment's support answer and its docs).
+/// The reminder of what Segment's deletion does not reach (Segment's support answer and its
+/// docs), before the deletions: `plan` prints it once, and the markdown view of a plan not yet
+/// applied ends with it.
 pub const SCOPE_REMINDER: &[&str] = &[
     "Segment removes identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
     "Downstream destinations (Braze, Amplitude, Engage Audiences, Journeys, ...) and the Event Archive keep them: `idprune report STATE --downstream` lists what to clean there.",
     "Profiles Sync: add the `__operation` column to `external_id_mapping_updates` before applying; removed identifiers arrive as `REMOVED` rows.",
     "Replaying Event Archive data that references a removed identifier adds it back.",
+];
+
+/// The same reminder once the deletions are made: the first `apply` run that completes a plan
+/// prints it (later runs do not repeat it), and the markdown view of an applied plan ends with it.
+pub const SCOPE_AFTER_APPLY: &[&str] = &[
+    "Segment removed these identifiers from Identity Resolution, Profile Storage and Profiles Sync only.",
+    "Downstream destinations (Braze, Amplitude, Engage Audiences, Journeys, ...) and the Event Archive still hold them: `idprune report STATE --downstream` lists what to clean there.",
+    "Profiles Sync: the removals arrive as `REMOVED` rows of `external_id_mapping_updates` (with its `__operation` column); `idprune report STATE --sql` checks that they did.",
+    "Replaying Event Archive data that references a removed identifier adds it back: `idprune guard STATE --archive PATH` finds such events first.",
 ];
 
 /// One line of a profile's diff.

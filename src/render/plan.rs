@@ -1,4 +1,5 @@
-//! The plan view as text (every profile's diff, the items not sent, the summary) and as JSON.
+//! The plan view as text (summary first, the exceptions grouped by reason, the per-profile
+//! diffs when asked for) and as JSON.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,9 +9,10 @@ use serde_json::json;
 use super::json::{head_json, json_with_items};
 use super::{
     Estimate, PlanView, clean, expires_at, profile_diff, progress_line, started, summary_line,
-    timestamp,
+    thousands, timestamp,
 };
 use crate::model::Identifier;
+use crate::plan::Action;
 use crate::state::{ItemFilter, StoredItem};
 use crate::text::Redaction;
 
@@ -68,45 +70,60 @@ fn file_line(origin: &str) -> String {
     clean(cut)
 }
 
-/// Writes the items `filter` selects as text-view lines: `#seq` padded to `seq_width` so the actions line up, and
-/// the item's `file:line` at the end.
-fn item_lines_text(
-    view: &PlanView<'_>,
-    filter: ItemFilter,
-    seq_width: usize,
-    r: Redaction,
-    out: &mut impl Write,
-) -> anyhow::Result<()> {
-    view.state.for_each_item_in(filter, u64::MAX, |s| {
-        let seq = format!("#{}", s.item.seq);
-        let rest = item_line(&s, r);
-        let rest = rest.split_once(' ').map_or("", |(_, rest)| rest);
-        Ok(writeln!(
-            out,
-            "  {seq:<seq_width$} {rest}  ({})",
-            file_line(&s.item.origin)
-        )?)
-    })
-}
-
 fn item_line(s: &StoredItem, r: Redaction) -> String {
-    let note = s
-        .item
-        .note
-        .as_deref()
-        .map(|n| format!(" — {n}"))
-        .unwrap_or_default();
     format!(
-        "#{} {:<10} {} via {}{note}",
+        "#{} {} via {}",
         s.item.seq,
-        s.item.action.as_str(),
         r.ident(&s.item.identifier),
         r.lookup(&s.item.lookup)
     )
 }
 
-/// Writes the plan view as text: every profile's diff and every item not sent.
-pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> anyhow::Result<()> {
+/// What the text view prints besides the summary.
+#[derive(Clone, Copy, Debug)]
+pub struct TextOptions {
+    /// Print every profile's diff (`show`, `plan --diff`, or a plan short enough).
+    pub diffs: bool,
+    /// Item lines printed at most per group of exceptions (`u64::MAX`: all).
+    pub exception_rows: u64,
+}
+
+impl TextOptions {
+    /// `show`: everything.
+    pub const FULL: Self = Self {
+        diffs: true,
+        exception_rows: u64::MAX,
+    };
+
+    /// `plan`: the summary first; the diffs only when asked (`--diff`) or when they are
+    /// short ([`SHORT_DIFF_LINES`]), and at most [`SUMMARY_EXCEPTION_ROWS`] items a group.
+    pub fn summary(counts: &crate::state::Counts, diff: bool) -> Self {
+        let lines = counts.action(crate::plan::Action::Delete) + 2 * counts.delete_profiles;
+        Self {
+            diffs: diff || lines <= SHORT_DIFF_LINES,
+            exception_rows: if diff {
+                u64::MAX
+            } else {
+                SUMMARY_EXCEPTION_ROWS
+            },
+        }
+    }
+}
+
+/// About how many lines of diffs `plan` prints without `--diff`.
+pub const SHORT_DIFF_LINES: u64 = 200;
+/// Items `plan` lists per group of exceptions without `--diff`.
+pub const SUMMARY_EXCEPTION_ROWS: u64 = 20;
+
+/// Writes the plan view as text, summary first: the sealed facts, the summary, estimate,
+/// sampled check, policy and progress, then the exceptions grouped by reason (each with its
+/// next step), the warnings, and the per-profile diffs when `o` asks for them.
+pub fn plan_text(
+    view: &PlanView<'_>,
+    r: Redaction,
+    o: TextOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     let m = &view.meta;
     writeln!(
         out,
@@ -123,20 +140,6 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
         timestamp(expires_at(m)),
         timestamp(m.created_at)
     )?;
-    writeln!(out)?;
-    diffs(view, r, "", u64::MAX, true, out)?;
-    let seq_width = format!("#{}", view.state.count_items(ItemFilter::All)?).len();
-    if view.state.count_items(ItemFilter::NotSent)? > 0 {
-        writeln!(out, "\nNot sent:")?;
-        item_lines_text(view, ItemFilter::NotSent, seq_width, r, out)?;
-    }
-    if view.state.count_items(ItemFilter::Noted)? > 0 {
-        writeln!(out, "\nCheck these:")?;
-        item_lines_text(view, ItemFilter::Noted, seq_width, r, out)?;
-    }
-    for w in &view.warnings {
-        writeln!(out, "warning: {}", clean(w))?;
-    }
     writeln!(out, "\n{}", summary_line(&view.counts))?;
     writeln!(out, "{}", Estimate::of(&view.counts).line())?;
     for line in super::warehouse_lines(view.sample.as_ref(), view.data_as_of, m.created_at) {
@@ -148,8 +151,105 @@ pub fn plan_text(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> any
     if started(&view.counts) {
         writeln!(out, "{}", progress_line(&view.counts))?;
     }
+    let groups = view
+        .state
+        .count_by_action_and_note(ItemFilter::Exceptions)?;
+    let mut cut = 0u64;
+    for action in [
+        Action::Blocked,
+        Action::Unresolved,
+        Action::Absent,
+        Action::Delete,
+    ] {
+        for (_, note, n) in groups.iter().filter(|(a, _, _)| *a == action) {
+            let (reason, next) = crate::plan::split_note(note.as_deref().unwrap_or_default());
+            let title = if action == Action::Delete {
+                "to delete, worth a look"
+            } else {
+                action.as_str()
+            };
+            writeln!(out, "\n{} {title}: {}", thousands(*n), clean(reason))?;
+            if let Some(next) = next {
+                writeln!(out, "  next: {}", clean(next))?;
+            }
+            let mut shown = 0u64;
+            view.state
+                .for_each_item_in(exception_filter(action), u64::MAX, |s| {
+                    if s.item.note != *note || shown >= o.exception_rows {
+                        return Ok(());
+                    }
+                    shown += 1;
+                    Ok(writeln!(
+                        out,
+                        "  {}  ({})",
+                        item_line(&s, r),
+                        file_line(&s.item.origin)
+                    )?)
+                })?;
+            if shown < *n {
+                cut += n - shown;
+                writeln!(out, "  … and {} more", thousands(n - shown))?;
+            }
+        }
+    }
+    let unverified: u64 = view
+        .state
+        .count_by_action_and_note(ItemFilter::Noted)?
+        .iter()
+        .filter(|(_, note, _)| note.as_deref() == Some(crate::plan::UNVERIFIED_NOTE))
+        .map(|(_, _, n)| *n)
+        .sum();
+    if unverified > 0 {
+        writeln!(
+            out,
+            "\n{} {}",
+            crate::text::plural(unverified, "deletion is", "deletions are"),
+            crate::plan::UNVERIFIED_NOTE
+        )?;
+    }
+    if !view.warnings.is_empty() {
+        writeln!(out)?;
+    }
+    for w in &view.warnings {
+        writeln!(out, "warning: {}", clean(w))?;
+    }
+    if o.diffs && view.counts.delete_profiles > 0 {
+        writeln!(
+            out,
+            "\nChanges by profile (- removed, #item, where the manifest asks):"
+        )?;
+        diffs(view, r, "", u64::MAX, true, out)?;
+    } else if view.counts.delete_profiles > 0 {
+        writeln!(
+            out,
+            "\nThe per-profile diffs of {} are not printed here{}: add --diff, or run `idprune show STATE`.",
+            crate::text::plural(view.counts.delete_profiles, "profile", "profiles"),
+            if cut > 0 {
+                format!(", nor {} of the exception items", thousands(cut))
+            } else {
+                String::new()
+            }
+        )?;
+    } else if cut > 0 {
+        writeln!(
+            out,
+            "\n{} exception items are not listed here: add --diff, or run `idprune show STATE`.",
+            thousands(cut)
+        )?;
+    }
     Ok(())
 }
+
+/// The items of one exception action (the caller matches notes).
+fn exception_filter(action: Action) -> ItemFilter {
+    match action {
+        Action::Delete => ItemFilter::Noted,
+        Action::Absent => ItemFilter::Absent,
+        Action::Blocked => ItemFilter::Blocked,
+        Action::Unresolved => ItemFilter::Unresolved,
+    }
+}
+
 /// Writes the plan view as one JSON object.
 pub fn plan_json(view: &PlanView<'_>, r: Redaction, out: &mut impl Write) -> anyhow::Result<()> {
     let head = head_json(&view.meta, &view.counts, r);

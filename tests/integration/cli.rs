@@ -44,39 +44,153 @@ fn quiet_exit(out: Output, what: &str) {
     );
 }
 
+/// Every command of the CLI (the emulator aside: a server keeps serving), with the files it
+/// needs in `test`'s directory: `small()`'s plan applied, an archive line, a CSV, a key.
+fn every_command(test: &Test) -> Vec<Vec<&'static str>> {
+    test.write(
+        "archive.jsonl",
+        "{\"type\":\"identify\",\"userId\":\"u_1\",\"traits\":{\"email\":\"bad@import.invalid\"}}\n",
+    );
+    test.write("ids.csv", "user_id,email\nu_1,bad@import.invalid\n");
+    test.write("key", "a-fingerprint-key-for-the-test");
+    let commands: &[&[&str]] = &[
+        &["validate", "m.yaml"],
+        &["validate", "m.yaml", "--format", "json"],
+        &["plan", "m.yaml", "-o", "again.state.db", "--force"],
+        &[
+            "plan",
+            "m.yaml",
+            "-o",
+            "again.state.db",
+            "--force",
+            "--format",
+            "markdown",
+        ],
+        &[
+            "plan",
+            "m.yaml",
+            "-o",
+            "again.state.db",
+            "--force",
+            "--format",
+            "json",
+        ],
+        &[
+            "plan",
+            "m.yaml",
+            "-o",
+            "again.state.db",
+            "--force",
+            "--diff",
+        ],
+        &["show", "m.state.db", "--reveal"],
+        &["show", "m.state.db", "--format", "markdown"],
+        &["show", "m.state.db", "--format", "json"],
+        &["apply", "m.state.db", "--yes"],
+        &["apply", "m.state.db", "--yes", "--format", "json"],
+        &["status", "m.state.db"],
+        &["status", "m.state.db", "--format", "json"],
+        &["verify", "m.state.db"],
+        &["verify", "m.state.db", "--format", "json"],
+        &["report", "m.state.db", "--downstream"],
+        &["report", "m.state.db", "--downstream", "--format", "json"],
+        &["report", "m.state.db", "--results"],
+        &["report", "m.state.db", "--results", "--format", "json"],
+        &["report", "m.state.db", "--sql"],
+        &["report", "--sql", "--discover", "email:%@import.invalid"],
+        &["guard", "m.state.db", "--archive", "archive.jsonl"],
+        &[
+            "init",
+            "--from-csv",
+            "ids.csv",
+            "--profile-column",
+            "user_id",
+            "--remove-column",
+            "email",
+            "-o",
+            "init.yaml",
+            "--force",
+        ],
+        &["unlock", "m.state.db", "0123456789abcdef"],
+        &["completions", "bash"],
+        &["man"],
+        &["--help"],
+        &["demo", "--dir", "demo-dir"],
+    ];
+    commands.iter().map(|c| c.to_vec()).collect()
+}
+
+/// Exits a command may end with here besides 0: `guard` finds the archived event (2),
+/// `verify` the identifiers the emulator keeps for its propagation window (2), `unlock` is
+/// refused, as the file is not locked (4).
+fn expected_exit(args: &[&str]) -> &'static [i32] {
+    match args.first().copied() {
+        Some("guard") | Some("verify") => &[0, 2],
+        Some("unlock") => &[4],
+        _ => &[0],
+    }
+}
+
 #[test]
 fn every_printing_command_ends_quietly_on_a_closed_pipe() {
     let (test, _) = small();
     test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
-    test.write("key", "a-fingerprint-key-for-the-test");
-    let commands: &[&[&str]] = &[
-        &["show", "m.state.db", "--reveal"],
-        &["show", "m.state.db", "--format", "markdown"],
-        &["show", "m.state.db", "--format", "json"],
-        &["status", "m.state.db"],
-        &["status", "m.state.db", "--format", "json"],
-        &["report", "m.state.db", "--downstream"],
-        &["report", "m.state.db", "--downstream", "--format", "json"],
-        &["report", "m.state.db", "--sql"],
-        &["validate", "m.yaml"],
-        &["validate", "m.yaml", "--format", "json"],
-        &["plan", "m.yaml", "-o", "again.state.db"],
-        &["verify", "m.state.db"],
-        &["verify", "m.state.db", "--format", "json"],
-        &["apply", "m.state.db", "--yes"],
-        &["apply", "m.state.db", "--yes", "--format", "json"],
-        &["completions", "bash"],
-        &["man"],
-        &["--help"],
-    ];
-    for args in commands {
+    for args in every_command(&test) {
         let what = args.join(" ");
-        quiet_exit(test.idprune(*args).run_into_closed_pipe(true), &what);
-        quiet_exit(test.idprune(*args).run_into_closed_pipe(false), &what);
+        if expected_exit(&args) != [0] {
+            // Their exit says what they found; into a closed pipe they still end without
+            // a panic or a broken-pipe error.
+            for merge in [true, false] {
+                let out = test.idprune(&args).run_into_closed_pipe(merge);
+                assert!(
+                    out.code.is_some_and(|c| expected_exit(&args).contains(&c)),
+                    "`{what}`: exit {:?}\n{}",
+                    out.code,
+                    out.stderr
+                );
+                assert!(
+                    !out.stderr.contains("panicked") && !out.stderr.contains("Broken pipe"),
+                    "{}",
+                    out.stderr
+                );
+            }
+            continue;
+        }
+        quiet_exit(test.idprune(&args).run_into_closed_pipe(true), &what);
+        quiet_exit(test.idprune(&args).run_into_closed_pipe(false), &what);
     }
     // Last, as it changes the state file.
     let purge = ["purge", "m.state.db", "--key-file", "key"];
     quiet_exit(test.idprune(purge).run_into_closed_pipe(false), "purge");
+}
+
+#[test]
+fn output_to_a_pipe_has_no_escape_codes_or_progress_bars() {
+    let (test, _) = small();
+    let mut commands = vec![vec!["apply", "m.state.db", "--yes"]];
+    commands.extend(every_command(&test));
+    commands.push(vec!["purge", "m.state.db", "--key-file", "key"]);
+    for args in commands {
+        let what = args.join(" ");
+        // `--color auto` (the default) with stdout and stderr pipes: plain text only.
+        let out = test.idprune(&args).env("TERM", "xterm-256color").run();
+        assert!(
+            out.code.is_some_and(|c| expected_exit(&args).contains(&c)),
+            "`{what}`: exit {:?}\n{}",
+            out.code,
+            out.stderr
+        );
+        for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+            assert!(
+                !text.contains('\u{1b}'),
+                "`{what}` wrote an escape code to {stream} in a pipe:\n{text:?}"
+            );
+            assert!(
+                !text.contains('\r'),
+                "`{what}` drew a progress bar on {stream} in a pipe:\n{text:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -660,4 +774,108 @@ fn the_emulator_prints_the_exports_to_use_it_but_no_token_of_its_own() {
         );
         assert!(!text.contains("s3cret-emu-token"), "{text}");
     }
+}
+
+#[test]
+fn plan_prints_its_summary_first_and_the_diffs_only_with_diff_or_show() {
+    const PROFILES: usize = 300;
+    let test = crate::kills::fleet(PROFILES, &[]);
+    let out = test
+        .idprune(["plan", "big.yaml", "-o", "p.state.db", "--rate", "0"])
+        .run()
+        .ok();
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines.len() < 30,
+        "{} lines for {PROFILES} deletions:\n{}",
+        lines.len(),
+        out.stdout
+    );
+    assert!(
+        lines[..8]
+            .iter()
+            .any(|l| l.starts_with("Plan: 300 to delete")),
+        "the summary first:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("The per-profile diffs of 300 profiles are not printed here: add --diff"),
+        "{}",
+        out.stdout
+    );
+    let full = test
+        .idprune([
+            "plan",
+            "big.yaml",
+            "-o",
+            "p.state.db",
+            "--rate",
+            "0",
+            "--diff",
+        ])
+        .run()
+        .ok();
+    assert_eq!(full.stdout.matches("\nprofile user_id:").count(), PROFILES);
+    let show = test.idprune(["show", "p.state.db"]).run().ok();
+    assert_eq!(show.stdout.matches("\nprofile user_id:").count(), PROFILES);
+    // A short plan still shows its diffs.
+    let (small, _) = small();
+    let short = small.idprune(["show", "m.state.db"]).run().ok();
+    assert!(
+        short.stdout.contains("profile user_id:u_1"),
+        "{}",
+        short.stdout
+    );
+}
+
+#[test]
+fn the_scope_notes_come_once_a_plan_and_in_the_right_tense() {
+    let (test, _) = small();
+    let planned = test
+        .idprune(["plan", "m.yaml", "-o", "n.state.db"])
+        .run()
+        .ok();
+    assert_eq!(
+        planned
+            .stderr
+            .matches("add the `__operation` column")
+            .count(),
+        1,
+        "plan says what to do before applying, once:\n{}",
+        planned.stderr
+    );
+    let applied = test.idprune(["apply", "n.state.db", "--yes"]).run().ok();
+    assert!(
+        applied.stderr.contains("Segment removed these identifiers")
+            && !applied.stderr.contains("before applying"),
+        "after the apply, in the past tense:\n{}",
+        applied.stderr
+    );
+    // A second completed run of the same plan does not repeat them.
+    let again = test
+        .idprune(["apply", "n.state.db", "--yes", "--reapply"])
+        .run()
+        .ok();
+    assert!(
+        !again.stderr.contains("note: Segment"),
+        "once a plan:\n{}",
+        again.stderr
+    );
+    let nothing = test.idprune(["apply", "n.state.db", "--yes"]).run().ok();
+    assert!(
+        !nothing.stderr.contains("note: Segment"),
+        "{}",
+        nothing.stderr
+    );
+    let md = test
+        .idprune(["show", "n.state.db", "--format", "markdown"])
+        .run()
+        .ok();
+    assert!(
+        md.stdout.contains("> Segment removed these identifiers")
+            && !md.stdout.contains("before applying"),
+        "{}",
+        md.stdout
+    );
 }

@@ -56,9 +56,11 @@ fn refresh_false_reads_only_what_an_entry_needs_and_marks_the_rest_unverified() 
     let unverified = test.items_where("skip.state.db", "note LIKE 'unverified:%'");
     assert_eq!(unverified.len(), 3, "{unverified:?}");
     let text = test.idprune(["show", "skip.state.db"]).run().ok().stdout;
+    // Said once, with the count, not once a line.
     assert_eq!(
-        text.matches("unverified: planned without reading").count(),
-        3,
+        text.matches("3 deletions are unverified: planned without reading")
+            .count(),
+        1,
         "{text}"
     );
     let json = test.show_json("skip.state.db");

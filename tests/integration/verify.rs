@@ -109,15 +109,21 @@ fn a_deadline_that_passes_first_reports_still_present() {
     let out = test
         .idprune(["verify", "m.state.db", "--wait", "1500ms"])
         .run()
-        .code(2)
-        .stderr_has("The deadline passed");
+        .code(2);
+    let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
-        out.stdout.contains("2 still present, 0 re-introduced"),
-        "{}",
+        lines[0].contains("2 still present, 0 re-introduced"),
+        "the summary first:\n{}",
         out.stdout
     );
     assert!(
-        out.stdout.contains("still present: email:wrong1@x.com"),
+        lines[1].starts_with("The deadline passed"),
+        "then the hint:\n{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("Still present (2):\n  #1 email:wrong1@x.com on profile user_id:u_1"),
         "{}",
         out.stdout
     );
@@ -132,8 +138,9 @@ fn an_identifier_back_after_it_was_gone_is_reintroduced() {
     assert_eq!(test.emu().rebuild(Some(&["email:wrong1@x.com"])), 1);
     let out = test.idprune(["verify", "m.state.db"]).run().code(2);
     assert!(
-        out.stdout
-            .contains("re-introduced: email:wrong1@x.com on profile user_id:u_1 (last seen gone "),
+        out.stdout.contains(
+            "Re-introduced (1):\n  #1 email:wrong1@x.com on profile user_id:u_1 (last seen gone "
+        ),
         "{}",
         out.stdout
     );
@@ -171,5 +178,66 @@ fn an_identifier_back_after_it_was_gone_is_reintroduced() {
         !redacted.stdout.contains("wrong1@x.com"),
         "{}",
         redacted.stdout
+    );
+}
+
+#[test]
+fn right_after_apply_verify_summarises_hints_first_and_lists_by_item_number() {
+    const N: usize = 25;
+    let profiles: Vec<(String, Vec<String>)> = (1..=N)
+        .map(|i| {
+            (
+                format!("use_{i}"),
+                vec![format!("user_id:u_{i}"), format!("email:bad{i}@x.com")],
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, Vec<&str>)> = profiles
+        .iter()
+        .map(|(s, ids)| (s.as_str(), ids.iter().map(String::as_str).collect()))
+        .collect();
+    let refs: Vec<(&str, &[&str])> = refs.iter().map(|(s, ids)| (*s, ids.as_slice())).collect();
+    // Deletes take ten minutes to show: right after apply every one is still there.
+    let test = Test::with_emulator(&seed(&refs), &["--propagation-ms", "600000"]);
+    let mut manifest =
+        String::from("version: 1\nspace: spa_test\nregion: us\nreason: verify order\nremove:\n");
+    for i in 1..=N {
+        manifest.push_str(&format!(
+            "  - profile: user_id:u_{i}\n    identifier: email:bad{i}@x.com\n"
+        ));
+    }
+    test.write("m.yaml", &manifest);
+    test.idprune(["plan", "m.yaml"]).run().ok();
+    test.idprune(["apply", "m.state.db", "--yes"]).run().ok();
+    let out = test.idprune(["verify", "m.state.db"]).run().code(2);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("Verified 25 removed identifiers"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        lines[1].contains("--wait 6m"),
+        "the hint second:\n{}",
+        out.stdout
+    );
+    assert_eq!(lines[3], "Still present (25):", "{}", out.stdout);
+    let seqs: Vec<u64> = lines[4..]
+        .iter()
+        .filter_map(|l| l.strip_prefix("  #"))
+        .map(|l| l.split(' ').next().expect("seq").parse().expect("a number"))
+        .collect();
+    let expected: Vec<u64> = (1..=20).collect();
+    assert_eq!(seqs, expected, "numeric order, at most 20:\n{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("  … and 5 more (`--format json` lists every one)"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        !out.stderr.contains("--wait 6m"),
+        "the hint once: {}",
+        out.stderr
     );
 }
