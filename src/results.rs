@@ -1,7 +1,7 @@
 //! The per-item results file (`idprune report STATE --results`), like a bulk loader's success
 //! and error files: one row per item with what happened to it (action, journal state, requests
-//! sent, the last HTTP status, Segment's error code and message, its `Request-Id`) and when its
-//! journal row last changed. Values are masked unless the caller reveals them (the [`Masker`]
+//! sent, the last HTTP status, Segment's error code and message, its `Request-Id`), when its
+//! first request was sent and when its journal row last changed. Values are masked unless the caller reveals them (the [`Masker`]
 //! decides); CSV cells are made formula-safe ([`formula_safe`]).
 //!
 //! Segment's error code and message are read back from the journal's `last_error`, which holds
@@ -17,7 +17,7 @@ use crate::mask::Masker;
 use crate::state::ResultItem;
 
 /// The CSV header, in column order.
-pub const COLUMNS: [&str; 12] = [
+pub const COLUMNS: [&str; 13] = [
     "seq",
     "type",
     "value",
@@ -28,6 +28,7 @@ pub const COLUMNS: [&str; 12] = [
     "error_code",
     "error_message",
     "request_id",
+    "first_attempt_at",
     "last_attempt_at",
     "origin",
 ];
@@ -56,6 +57,8 @@ pub struct Row {
     pub error_message: Option<String>,
     /// Segment's `Request-Id` of the last response.
     pub request_id: Option<String>,
+    /// When the first request was committed to send (RFC 3339); none when never sent.
+    pub first_attempt_at: Option<String>,
     /// When the last request's intent or outcome was journaled (RFC 3339); none when never
     /// sent.
     pub last_attempt_at: Option<String>,
@@ -80,6 +83,10 @@ impl Row {
             error_code,
             error_message,
             request_id: s.journal.request_id.clone(),
+            first_attempt_at: r
+                .first_attempt_at
+                .filter(|_| s.attempts > 0)
+                .map(crate::text::timestamp),
             last_attempt_at: r
                 .updated_at
                 .filter(|_| s.attempts > 0)
@@ -144,6 +151,7 @@ pub fn write_csv(rows: impl IntoRows, out: impl Write) -> anyhow::Result<u64> {
                 opt(&row.error_code),
                 opt(&row.error_message),
                 opt(&row.request_id),
+                opt(&row.first_attempt_at),
                 opt(&row.last_attempt_at),
                 formula_safe(&row.origin),
             ]
@@ -201,6 +209,7 @@ mod tests {
         ResultItem {
             stored,
             updated_at: Some(1_700_000_000),
+            first_attempt_at: Some(1_699_999_990),
         }
     }
 
@@ -242,6 +251,7 @@ mod tests {
         let mut done = ResultItem {
             stored: item(1, "=HYPERLINK(\"http://x\")@x.com", ItemState::Done),
             updated_at: Some(1_700_000_000),
+            first_attempt_at: Some(1_700_000_000),
         };
         done.stored.journal.request_id = Some("@req".into());
         let rows = rows(
@@ -256,9 +266,9 @@ mod tests {
         assert_eq!(n, 2);
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
-            "seq,type,value,action,state,attempts,http_status,error_code,error_message,request_id,last_attempt_at,origin\n\
-             1,email,\"'=HYPERLINK(\"\"http://x\"\")@x.com\",delete,done,1,200,,,'@req,2023-11-14T22:13:20Z,m.yaml:1:1\n\
-             2,email,'+1@x.com,delete,failed,1,400,unsupported_eid_type,'-bad type,req-2,2023-11-14T22:13:20Z,m.yaml:1:1\n"
+            "seq,type,value,action,state,attempts,http_status,error_code,error_message,request_id,first_attempt_at,last_attempt_at,origin\n\
+             1,email,\"'=HYPERLINK(\"\"http://x\"\")@x.com\",delete,done,1,200,,,'@req,2023-11-14T22:13:20Z,2023-11-14T22:13:20Z,m.yaml:1:1\n\
+             2,email,'+1@x.com,delete,failed,1,400,unsupported_eid_type,'-bad type,req-2,2023-11-14T22:13:10Z,2023-11-14T22:13:20Z,m.yaml:1:1\n"
         );
     }
 
@@ -280,6 +290,7 @@ mod tests {
         let mut pending = ResultItem {
             stored: item(4, "a@x.com", ItemState::Pending),
             updated_at: None,
+            first_attempt_at: None,
         };
         pending.stored.attempts = 0;
         pending.stored.journal.last_status = None;
@@ -292,6 +303,7 @@ mod tests {
         assert_eq!(row["state"], "pending");
         assert_eq!(row["value"], "a@x.com");
         assert!(row["last_attempt_at"].is_null());
+        assert!(row["first_attempt_at"].is_null());
         assert!(row["http_status"].is_null());
     }
 }

@@ -255,7 +255,9 @@ impl State {
         let tx = self.conn.transaction()?;
         {
             let mut stmt = tx.prepare_cached(
-                "UPDATE items SET state = 'in_flight', updated_at = ?2 WHERE seq = ?1 AND action = 'delete'",
+                "UPDATE items SET state = 'in_flight', updated_at = ?2,
+                    first_attempt_at = COALESCE(first_attempt_at, ?2)
+                 WHERE seq = ?1 AND action = 'delete'",
             )?;
             let now = now_unix();
             for seq in seqs {
@@ -273,7 +275,9 @@ impl State {
             let mut stmt = tx.prepare_cached(
                 "UPDATE items SET state = ?2, attempts = attempts + ?3, failure = ?4,
                     last_error = COALESCE(?5, last_error), last_status = COALESCE(?6, last_status),
-                    request_id = COALESCE(?7, request_id), updated_at = ?8
+                    request_id = COALESCE(?7, request_id), updated_at = ?8,
+                    -- an item handed back unsent, never sent before, has no first attempt
+                    first_attempt_at = CASE WHEN attempts + ?3 = 0 THEN NULL ELSE first_attempt_at END
                  WHERE seq = ?1 AND action = 'delete'",
             )?;
             let now = now_unix();

@@ -42,7 +42,8 @@ impl State {
         let n = tx.execute(
             &format!(
                 "UPDATE items SET state = 'pending', attempts = 0, failure = NULL, last_error = NULL,
-                 last_status = NULL, request_id = NULL, updated_at = ?1 WHERE {SETTLED}"
+                 last_status = NULL, request_id = NULL, updated_at = ?1, first_attempt_at = NULL
+                 WHERE {SETTLED}"
             ),
             params![super::now_unix()],
         )?;

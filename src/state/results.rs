@@ -1,5 +1,5 @@
 //! The rows of the per-item results file (`report --results`): each item with its journal
-//! columns and the time its journal row last changed.
+//! columns, the time of its first request and the time its journal row last changed.
 
 use super::journal::{ITEM_COLUMNS, read_item};
 use super::{State, StoredItem};
@@ -12,6 +12,9 @@ pub struct ResultItem {
     /// When its journal row last changed (unix seconds): the last request's intent or
     /// outcome; `None` for an item never sent.
     pub updated_at: Option<i64>,
+    /// When its first request was committed to send (unix seconds; since the last
+    /// `apply --reapply`); `None` for an item never sent.
+    pub first_attempt_at: Option<i64>,
 }
 
 impl State {
@@ -23,13 +26,18 @@ impl State {
     ) -> anyhow::Result<()> {
         let filter = if only_failed { "state = 'failed'" } else { "1" };
         let mut stmt = self.conn.prepare(&format!(
-            "SELECT {ITEM_COLUMNS}, updated_at FROM items WHERE {filter} ORDER BY seq"
+            "SELECT {ITEM_COLUMNS}, updated_at, first_attempt_at FROM items WHERE {filter} ORDER BY seq"
         ))?;
         let mut rows = stmt.query([])?;
         while let Some(row) = rows.next()? {
             let stored = read_item(row)?;
             let updated_at = row.get::<_, Option<i64>>(15)?;
-            f(ResultItem { stored, updated_at })?;
+            let first_attempt_at = row.get::<_, Option<i64>>(16)?;
+            f(ResultItem {
+                stored,
+                updated_at,
+                first_attempt_at,
+            })?;
         }
         Ok(())
     }

@@ -14,9 +14,10 @@ use rusqlite::Connection;
 /// The schema version this build writes and reads. Version 2 added the lock holder's process
 /// start time, the file seal, and the verification and re-run histories; version 3 the CI
 /// context of each run (`runs.context`); version 4 the policy overrides of each run
-/// (`policy_overrides`). Files of another version are refused (the check in
+/// (`policy_overrides`); version 5 each item's first request time (`items.first_attempt_at`).
+/// Files of another version are refused (the check in
 /// `check.rs` says which idprune to use, or to plan again).
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// `PRAGMA application_id` of every idprune state file: `idPR` in ASCII.
 pub const APPLICATION_ID: i32 = 0x6964_5052;
@@ -58,7 +59,8 @@ CREATE TABLE items (
     last_error  TEXT,
     last_status INTEGER,
     request_id  TEXT,
-    updated_at  INTEGER
+    updated_at  INTEGER,
+    first_attempt_at INTEGER        -- when its first request of the journal was committed to send
 ) STRICT;
 
 CREATE TABLE warnings (

@@ -183,7 +183,33 @@ fn a_400_ends_failed_permanent_with_segments_code_and_is_retried_only_with_retry
             .collect::<Vec<_>>()
     };
     assert_eq!(sent(&test), vec![400], "a 400 is not retried in the run");
+    // The first attempt's time is kept across runs: date it back, and the retry leaves it.
+    let dated = test
+        .edit_db("m.state.db")
+        .execute(
+            "UPDATE items SET first_attempt_at = 1000 WHERE state = 'failed'",
+            [],
+        )
+        .expect("dating the first attempt back");
+    assert_eq!(dated, 1);
     retried_only_with_retry_failed(&test, &digest, 400, sent);
+    let out = test
+        .idprune([
+            "report",
+            "m.state.db",
+            "--results",
+            "--only",
+            "failed",
+            "--format",
+            "json",
+        ])
+        .run()
+        .ok();
+    let json: serde_json::Value = serde_json::from_str(&out.stdout).expect("one JSON object");
+    let row = &json["results"][0];
+    assert_eq!(row["attempts"], 2, "{row}");
+    assert_eq!(row["first_attempt_at"], "1970-01-01T00:16:40Z", "{row}");
+    assert_ne!(row["last_attempt_at"], row["first_attempt_at"], "{row}");
 }
 
 /// `report --results --only failed` lists the refused `phone` item alone, with its type, a
@@ -196,7 +222,7 @@ fn failed_rows_name_the_type_code_and_request(test: &Test) {
         .ok();
     assert!(
         out.stdout.starts_with(
-            "seq,type,value,action,state,attempts,http_status,error_code,error_message,request_id,last_attempt_at,origin\n"
+            "seq,type,value,action,state,attempts,http_status,error_code,error_message,request_id,first_attempt_at,last_attempt_at,origin\n"
         ),
         "{}",
         out.stdout
@@ -217,6 +243,8 @@ fn failed_rows_name_the_type_code_and_request(test: &Test) {
     assert_eq!(row[7], "unsupported_eid_type");
     assert!(!row[8].is_empty() && !row[9].is_empty(), "{row:?}");
     assert!(row[10].ends_with('Z'), "an RFC 3339 time: {}", row[10]);
+    assert!(row[11].ends_with('Z'), "an RFC 3339 time: {}", row[11]);
+    assert!(row[10] <= row[11], "first before last: {row:?}");
 
     let out = test
         .idprune([
