@@ -137,7 +137,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__apply)
-            opts="-q -h --approve --receipt --yes --retry-failed --format --reapply --canary --canary-wait --policy --override --why --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-q -h --approve --receipt --yes --retry-failed --format --reapply --canary --canary-wait --checkpoint-every --state --state-key-file --policy --override --why --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -160,6 +160,18 @@ _idprune() {
                     return 0
                     ;;
                 --canary-wait)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --checkpoint-every)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -329,7 +341,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__guard)
-            opts="-q -h --archive --write-filtered --follow-symlinks --format --quiet --color --help"
+            opts="-q -h --archive --write-filtered --follow-symlinks --format --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -345,6 +357,14 @@ _idprune() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -661,7 +681,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__plan)
-            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --diff --policy --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-o -q -h --out --detailed-exitcode --format --redact --reveal --force --ttl --refresh --sample --max-drift --allow-drift --receipt --check-receipt --allow-unresolved --diff --policy --state --state-key-file --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -707,6 +727,14 @@ _idprune() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -735,13 +763,21 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__purge)
-            opts="-q -h --key-file --quiet --color --help"
+            opts="-q -h --key-file --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -757,7 +793,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__report)
-            opts="-q -h --downstream --sql --results --only --reveal --format --schema --dialect --csv --discover --discover-csv --quiet --color --help"
+            opts="-q -h --downstream --sql --results --only --reveal --format --schema --dialect --csv --discover --discover-csv --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -791,6 +827,14 @@ _idprune() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -803,7 +847,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__show)
-            opts="-q -h --format --redact --reveal --quiet --color --help"
+            opts="-q -h --format --redact --reveal --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -815,6 +859,14 @@ _idprune() {
                     ;;
                 --redact)
                     COMPREPLY=($(compgen -W "preview full" -- "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -829,7 +881,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__status)
-            opts="-q -h --format --reveal --quiet --color --help"
+            opts="-q -h --format --reveal --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -837,6 +889,14 @@ _idprune() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)
@@ -851,12 +911,20 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__unlock)
-            opts="-q -h --quiet --color --help"
+            opts="-q -h --state --state-key-file --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --color)
                     COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
@@ -891,7 +959,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__verify)
-            opts="-q -h --redact --wait --format --reveal --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
+            opts="-q -h --redact --wait --format --reveal --state --state-key-file --rate --concurrency --api-url --token-file --token-stdin --insecure --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -903,6 +971,14 @@ _idprune() {
                     ;;
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --state)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --state-key-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --rate)

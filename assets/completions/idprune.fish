@@ -66,6 +66,8 @@ complete -c idprune -n "__fish_idprune_using_subcommand plan" -l sample -d 'With
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l max-drift -d 'The sampled drift above which plan exits 1 (unless `--allow-drift`)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l check-receipt -d 'Plan afresh and exit 4 when the committed receipt (default: `NAME.receipt.json` beside the manifest) no longer matches; exit 0 when it does' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l policy -d 'The team\'s rules to judge the plan by (default: `idprune.policy.yaml` found walking up from the manifest\'s folder). Its sha256 is sealed into the plan; a failed hard rule exits 1 (the state file is still written, to inspect)' -r -F
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand plan" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l rate -d 'Requests per second for the whole space, reads and deletes together (0: unlimited)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l concurrency -d 'Requests in flight at most. The window actually used is sized to the rate times the observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for latencies over about 1.5 s' -r
 complete -c idprune -n "__fish_idprune_using_subcommand plan" -l api-url -d 'API base URL (default: from the manifest\'s region; also `IDPRUNE_API_URL`)' -r
@@ -89,6 +91,8 @@ markdown\t'For a pull-request comment or job summary: redacted unless `--reveal`
 json\t'For programs: redacted unless `--reveal`'"
 complete -c idprune -n "__fish_idprune_using_subcommand show" -l redact -d 'Hide identifier values in text output; in markdown, `--redact=full` hides even the masked preview (an email\'s domain), leaving the type and a keyed fingerprint' -r -f -a "preview\t'A masked preview (an email keeps its domain) and a keyed fingerprint'
 full\t'Only the type and a keyed fingerprint'"
+complete -c idprune -n "__fish_idprune_using_subcommand show" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand show" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand show" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
@@ -101,6 +105,9 @@ complete -c idprune -n "__fish_idprune_using_subcommand apply" -l format -d 'How
 json\t'One JSON object on stdout, with a `format_version`'"
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l canary -d 'Send the first N deletions one at a time and re-read each profile before the fan-out; stop (exit 1) unless each target is gone and nothing else changed' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l canary-wait -d 'How long the canary re-reads a profile for Segment to propagate a delete' -r
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l checkpoint-every -d 'With a state in a store: push the journal there this often during the run (and always on the way out), so a resume elsewhere repeats at most this much' -r
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand apply" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l policy -d 'The policy the plan was judged by, when it was given to `plan --policy` (apply refuses, exit 4, when it is not the sealed one)' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l override -d 'Go past a failed soft policy rule (repeatable); needs `--why`. Recorded with the run. Hard rules cannot be overridden' -r
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -l why -d 'Why the overridden rules may be passed (recorded with the run, shown by `show` and `status`)' -r
@@ -120,6 +127,8 @@ complete -c idprune -n "__fish_idprune_using_subcommand apply" -s q -l quiet -d 
 complete -c idprune -n "__fish_idprune_using_subcommand apply" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idprune -n "__fish_idprune_using_subcommand status" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'For programs (items redacted unless `--reveal`)'"
+complete -c idprune -n "__fish_idprune_using_subcommand status" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand status" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand status" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
@@ -129,6 +138,8 @@ complete -c idprune -n "__fish_idprune_using_subcommand status" -s h -l help -d 
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l wait -d 'Poll with back-off until every removed identifier is gone or this much time has passed (`--wait` alone: 6m, beyond Segment\'s documented propagation of up to 5 minutes)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'One JSON object (values redacted unless `--reveal`)'"
+complete -c idprune -n "__fish_idprune_using_subcommand verify" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand verify" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l rate -d 'Requests per second for the whole space, reads and deletes together (0: unlimited)' -r
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l concurrency -d 'Requests in flight at most. The window actually used is sized to the rate times the observed latency (100/s at 1 s latency: about 150), up to this cap; raise it for latencies over about 1.5 s' -r
 complete -c idprune -n "__fish_idprune_using_subcommand verify" -l api-url -d 'API base URL (default: from the manifest\'s region; also `IDPRUNE_API_URL`)' -r
@@ -155,6 +166,8 @@ duckdb\t'`\'…\'` with `\'` doubled and nothing else escaped (a DuckDB string c
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l csv -d 'Write the removed identifiers to this CSV and print a query that loads and joins it (for more than 1,000 identifiers; a million is fine)' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l discover -d 'Instead: queries listing the profiles that carry a TYPE identifier LIKE PATTERN (`email:%@import.invalid`; repeatable, any matches), each with a user_id it keeps, to export as CSV for `idprune init --from-csv`' -r
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l discover-csv -d 'Instead: the same queries for the identifiers listed in this CSV (`id_type,id_value` with a header), which the warehouse loads and joins' -r -F
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand report" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand report" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
@@ -165,11 +178,15 @@ complete -c idprune -n "__fish_idprune_using_subcommand report" -l reveal -d 'Wi
 complete -c idprune -n "__fish_idprune_using_subcommand report" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
 complete -c idprune -n "__fish_idprune_using_subcommand report" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c idprune -n "__fish_idprune_using_subcommand purge" -l key-file -d 'Read the fingerprint key from this file instead of `IDPRUNE_FINGERPRINT_KEY`' -r -F
+complete -c idprune -n "__fish_idprune_using_subcommand purge" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand purge" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand purge" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
 complete -c idprune -n "__fish_idprune_using_subcommand purge" -s q -l quiet -d 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)'
 complete -c idprune -n "__fish_idprune_using_subcommand purge" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c idprune -n "__fish_idprune_using_subcommand unlock" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand unlock" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand unlock" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
@@ -212,6 +229,8 @@ complete -c idprune -n "__fish_idprune_using_subcommand guard" -l archive -d 'Ev
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -l write-filtered -d 'Write copies without the matching events here (same layout, same compression; malformed lines are kept unchanged). Refuses to replace existing files' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -l format -d 'Output format' -r -f -a "text\t'For people'
 json\t'One JSON object (no identifier values)'"
+complete -c idprune -n "__fish_idprune_using_subcommand guard" -l state -d 'Where the state lives: a store URL (`s3://bucket/plans/x.state`, `gs://`, `az://`, `file://`), whose object is the truth and whose copy there is always encrypted; the state path given, if any, is then the local working copy. A plain path is the same as giving it as the state path. A state path may also be a store URL itself' -r
+complete -c idprune -n "__fish_idprune_using_subcommand guard" -l state-key-file -d 'Read the state key (32 random bytes, base64) from this file instead of `IDPRUNE_STATE_KEY`. Needed for a state in a store' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand guard" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"
