@@ -63,6 +63,9 @@ pub struct Applied {
     pub run: Option<RunRecord>,
     /// The plan's counts by state afterwards.
     pub counts: Counts,
+    /// True when this run is the first to complete the plan: the scope notes are said once a
+    /// plan, after it.
+    pub first_completion: bool,
 }
 
 /// One removed identifier under verification.

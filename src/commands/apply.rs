@@ -48,20 +48,6 @@ pub async fn apply(args: &ApplyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit>
     report(&applied, args.format, ui)
 }
 
-/// True when the run just recorded is the plan's first to complete.
-fn first_completion(applied: &Applied) -> anyhow::Result<bool> {
-    let runs = crate::state::State::open(&applied.state)?.runs()?;
-    let completed = Some(crate::outcome::RunOutcome::Completed.as_str());
-    Ok(runs
-        .last()
-        .is_some_and(|r| r.outcome.as_deref() == completed)
-        && runs
-            .iter()
-            .filter(|r| r.outcome.as_deref() == completed)
-            .count()
-            == 1)
-}
-
 /// Prints what `apply` did and decides its exit code.
 fn report(applied: &Applied, format: OutputFormat, ui: &Ui) -> anyhow::Result<Exit> {
     let failed = applied.counts.state(ItemState::Failed);
@@ -110,7 +96,7 @@ fn report(applied: &Applied, format: OutputFormat, ui: &Ui) -> anyhow::Result<Ex
         None => {}
     }
     // Once per plan: after the first run that completed it, not after every resume.
-    if first_completion(applied)? {
+    if applied.first_completion {
         for line in render::SCOPE_AFTER_APPLY {
             ui.note(format!("note: {line}"));
         }

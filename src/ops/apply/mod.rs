@@ -188,11 +188,22 @@ async fn apply_state(
     // usually fails for the same reason, and the next apply takes a dead holder's lock over.
     let run = result?;
     released?;
+    let completed = Some(RunOutcome::Completed.as_str());
+    let runs = state.runs()?;
+    let first_completion = run
+        .as_ref()
+        .is_some_and(|r| r.outcome == RunOutcome::Completed)
+        && runs
+            .iter()
+            .filter(|r| r.outcome.as_deref() == completed)
+            .count()
+            == 1;
     Ok(Applied {
         state: opts.state.clone(),
         counts: state.counts()?,
         meta,
         run,
+        first_completion,
     })
 }
 
