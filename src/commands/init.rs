@@ -24,6 +24,14 @@ fn quoted(value: &str) -> String {
 /// `idprune init --from-csv FILE --profile-column COL --remove-column COL [-o PATH]`.
 pub fn init(args: &InitArgs) -> anyhow::Result<Exit> {
     let csv_path = &args.from_csv;
+    if let Some(text) = csv_path.to_str()
+        && crate::manifest::source_url(text).is_some()
+    {
+        bail!(
+            "`init --from-csv` reads a local file, and `{}` is a URL; run it on your local copy of the CSV (the one you upload), then change `csv:` in the manifest to the URL, keeping its `sha256:` pin (a CSV in a store needs one)",
+            clean(text)
+        );
+    }
     let out = match &args.out {
         Some(p) => p.clone(),
         None => csv_path.with_extension("yaml"),

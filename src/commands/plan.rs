@@ -35,11 +35,35 @@ pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
         plural(sources, "row", "rows"),
         render::clean(&m.space),
     ))?;
+    let unfetched: Vec<&str> = not_fetched(&m).collect();
+    if !unfetched.is_empty() {
+        ui.say(format!(
+            "Not fetched: {} in a store ({}). `validate` works offline; `plan` fetches {}, checks {} sha256 pin before reading a row, and validates {} rows.",
+            plural(unfetched.len() as u64, "CSV source", "CSV sources"),
+            unfetched
+                .iter()
+                .map(|u| format!("`{}`", render::clean(u)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if unfetched.len() == 1 { "it" } else { "them" },
+            if unfetched.len() == 1 { "its" } else { "each one's" },
+            if unfetched.len() == 1 { "its" } else { "their" },
+        ))?;
+    }
     Ok(Exit::Success)
 }
 
-/// The version of `validate --format json`'s object (minor: additive; major: breaking).
-pub const VALIDATE_JSON_VERSION: &str = "1.0";
+/// The URL sources `validate` did not fetch (it works offline), as written.
+fn not_fetched(m: &manifest::Manifest) -> impl Iterator<Item = &str> {
+    m.sources
+        .iter()
+        .filter(|s| !s.fetched)
+        .map(|s| s.written.as_str())
+}
+
+/// The version of `validate --format json`'s object (minor: additive; major: breaking). 1.1
+/// added `sources_not_fetched`: the URL sources (in a store) an offline validate did not read.
+pub const VALIDATE_JSON_VERSION: &str = "1.1";
 
 /// `validate --format json`: one object with every problem and warning, located. The exit code
 /// is the text form's (1 when invalid).
@@ -66,6 +90,7 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
                     "entries": m.entries.len(),
                     "sources": m.sources.len(),
                     "source_rows": sources,
+                    "sources_not_fetched": not_fetched(&m).collect::<Vec<_>>(),
                     "problems": [],
                     "warnings": m.warnings.iter().map(diag).collect::<Vec<_>>(),
                 }),

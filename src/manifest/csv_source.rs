@@ -27,7 +27,8 @@ const CSV_READ_AHEAD: usize = 8 * 1024;
 /// What to read from a CSV, already validated against the manifest.
 #[derive(Debug)]
 pub(super) struct SourceSpec {
-    /// The file, resolved against the manifest's directory.
+    /// The file, resolved against the manifest's directory; for a URL source, the URL, which
+    /// problems in its rows name (its bytes are read from the fetched copy).
     pub path: PathBuf,
     /// Where `csv:` is in the manifest (for open errors).
     pub csv_at: Location,
@@ -198,16 +199,22 @@ fn finish_hash<R: Read>(mut reader: HashingReader<R>) -> io::Result<String> {
     Ok(hex::encode(reader.hasher.finalize()))
 }
 
-/// Reads `spec`'s file, passing each entry to `sink`. Problems go to `problems` (CSV-located,
-/// capped by the caller's [`Capped`]), warnings to `warnings`.
+/// Reads `spec`'s file (or `opened`, a file already open and rewound, such as a URL source's
+/// fetched copy, which `spec.path` then only names), passing each entry to `sink`. Problems go
+/// to `problems` (CSV-located, capped by the caller's [`Capped`]), warnings to `warnings`.
 pub(super) fn read(
     spec: &SourceSpec,
+    opened: Option<std::fs::File>,
     sink: &mut dyn FnMut(Entry, &mut Capped),
     problems: &mut Capped,
     warnings: &mut Capped,
 ) -> SourceRead {
     let mut out = SourceRead::default();
-    let file = match crate::bounded::open_regular(&spec.path, "CSV source") {
+    let opened = match opened {
+        Some(file) => Ok(file),
+        None => crate::bounded::open_regular(&spec.path, "CSV source"),
+    };
+    let file = match opened {
         Ok(f) => f,
         Err(e) => {
             let why = e

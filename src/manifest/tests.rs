@@ -419,6 +419,8 @@ fn csv_with_bom_crlf_quotes() {
         vec![SourceFile {
             path: csv_path,
             written: "data/bad.csv".into(),
+            url: None,
+            fetched: true,
             sha256: hex::encode(Sha256::digest(csv.as_bytes())),
             pinned: false,
             rows: 3,
@@ -749,4 +751,94 @@ fn over_long_values_are_refused_quoting_only_their_start() {
         got[0].starts_with("2:2: `bbb") && got[0].len() < 300,
         "{got:?}"
     );
+}
+
+/// URL sources through a fetch hook (here: bytes in an unnamed file, no store): the pin is
+/// checked before a row is read, rows are located at the URL, the hook is not called for an
+/// unpinned source, and offline loading calls nothing and says the source was not fetched.
+#[test]
+fn url_sources_are_pinned_checked_first_and_located_at_their_url() {
+    use std::cell::Cell;
+    use std::io::{Seek as _, Write as _};
+
+    let url = "s3://exports/2026-11/bad.csv";
+    let csv = "user_id,email\nu_1,a@x.invalid\nu_2\n";
+    let good = hex::encode(Sha256::digest(csv.as_bytes()));
+    let calls = Cell::new(0);
+    let fetch = |u: &url::Url| -> anyhow::Result<FetchedCsv> {
+        calls.set(calls.get() + 1);
+        assert_eq!(u.as_str(), url);
+        let mut file = tempfile::tempfile()?;
+        file.write_all(csv.as_bytes())?;
+        file.rewind()?;
+        Ok(FetchedCsv {
+            file,
+            sha256: hex::encode(Sha256::digest(csv.as_bytes())),
+        })
+    };
+    let f = Fixture::new();
+    let yaml = |pin: Option<&str>| {
+        let pin = pin
+            .map(|p| format!("    sha256: {p}\n"))
+            .unwrap_or_default();
+        format!(
+            "{HEAD}sources:\n  - csv: {url}\n{pin}    profile_column: user_id\n    remove_columns: [email]\n"
+        )
+    };
+    let load_with = |text: &str| {
+        let path = f.file("m.yaml", text);
+        let mut sink = VecSink::default();
+        load_into(&path, &mut sink, UrlSources::Fetch(&fetch)).map(|_| sink.entries)
+    };
+
+    // Unpinned: refused at `csv:`, the hook never called.
+    let problems: Vec<String> = match load_with(&yaml(None)) {
+        Err(ManifestError::Invalid(d)) => d
+            .iter()
+            .map(|d| format!("{}:{} {}", d.location.line, d.location.column, d.message))
+            .collect(),
+        other => panic!("expected problems, got {other:?}"),
+    };
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert!(
+        problems[0].starts_with(
+            "5:10 CSV source `s3://exports/2026-11/bad.csv` is in a store, so it needs a `sha256:` pin"
+        ),
+        "{problems:?}"
+    );
+    assert_eq!(calls.get(), 0);
+
+    // A wrong pin: refused at the pin, no entry reaches the sink.
+    let wrong = "0".repeat(64);
+    let path = f.file("m.yaml", yaml(Some(&wrong)));
+    let mut sink = VecSink::default();
+    let err = load_into(&path, &mut sink, UrlSources::Fetch(&fetch)).expect_err("wrong pin");
+    assert!(sink.entries.is_empty());
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!(
+            "m.yaml:6:13: CSV source `{url}` has sha256 {good} but the manifest pins {wrong}"
+        )),
+        "{message}"
+    );
+    assert_eq!(calls.get(), 1);
+
+    // The right pin: the rows are read, and their problems name the URL.
+    let path = f.file("m.yaml", yaml(Some(&good)));
+    let err = load_into(&path, &mut VecSink::default(), UrlSources::Fetch(&fetch))
+        .expect_err("short row");
+    assert!(
+        err.to_string()
+            .contains(&format!("{url}:3:1: this row has 1 field")),
+        "{err}"
+    );
+
+    // Offline: nothing fetched, the source listed as not fetched, its pin as its hash.
+    let m = load(&path).expect("valid offline");
+    assert_eq!(calls.get(), 2);
+    assert_eq!(m.sources.len(), 1);
+    let source = &m.sources[0];
+    assert!(!source.fetched && source.pinned);
+    assert_eq!(source.sha256, good);
+    assert_eq!(source.url.as_ref().map(url::Url::as_str), Some(url));
 }

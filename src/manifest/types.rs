@@ -40,10 +40,16 @@ pub struct Manifest {
 /// One CSV source of a manifest.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SourceFile {
-    /// The file, resolved against the manifest's directory.
+    /// The file, resolved against the manifest's directory; for a URL source, the URL (it is
+    /// what every message names).
     pub path: PathBuf,
-    /// The path as written in the manifest.
+    /// The path (or URL) as written in the manifest.
     pub written: String,
+    /// The store URL of a URL source (`csv: s3://...`), `None` for a file.
+    pub url: Option<url::Url>,
+    /// False only for a URL source that was not fetched ([`super::UrlSources::Offline`]):
+    /// `sha256` is then the manifest's pin and `rows` is 0.
+    pub fetched: bool,
     /// Lowercase hex sha256 of the file's bytes as read.
     pub sha256: String,
     /// True when the manifest pins the hash (`sha256:`); the pin matched, or loading failed.

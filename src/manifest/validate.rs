@@ -73,6 +73,11 @@ impl Collector<'_> {
 /// Validation state: the manifest path and what has been found so far.
 pub(super) struct Validator<'a> {
     path: &'a Path,
+    /// How URL sources are read.
+    urls: super::UrlSources<'a>,
+    /// URL sources left unread ([`super::UrlSources::Offline`]): a manifest whose only
+    /// entries are in them is not "empty".
+    unfetched: usize,
     problems: Vec<Diagnostic>,
     /// Warnings located in the manifest.
     warnings: Capped,
@@ -87,9 +92,11 @@ fn type_name_error(name: &str) -> Option<ParseError> {
 }
 
 impl<'a> Validator<'a> {
-    pub(super) fn new(path: &'a Path) -> Self {
+    pub(super) fn new(path: &'a Path, urls: super::UrlSources<'a>) -> Self {
         Self {
             path,
+            urls,
+            unfetched: 0,
             problems: Vec::new(),
             warnings: Capped::new("warnings"),
             source_warnings: Vec::new(),
@@ -225,7 +232,7 @@ impl<'a> Validator<'a> {
         if let Some(failure) = collector.failure {
             return Err(ManifestError::Store(failure));
         }
-        if problems.is_empty() && collector.count() == 0 {
+        if problems.is_empty() && collector.count() == 0 && self.unfetched == 0 {
             problems.push(Diagnostic::new(
                 top_at,
                 "the manifest yields no entries; add `remove` entries or `sources` rows",

@@ -104,7 +104,7 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     guard_existing(&state_path, args.force)?;
     let mut scratch = Scratch::create(&state_path)?;
     scratch.set_refresh(args.refresh);
-    let manifest = manifest::load_into(&args.manifest, &mut scratch)?;
+    let manifest = load_manifest(&args.manifest, &mut scratch, ui)?;
     for w in &manifest.warnings {
         ui.warn(render::clean(&render::warning_text(
             w,
@@ -239,6 +239,40 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     })
 }
 
+/// Loads the manifest into the scratch file, fetching its URL sources (`csv: s3://...`) from
+/// their stores. The manifest layer is synchronous and never talks to a store: it calls this
+/// hook, which blocks this worker on the runtime for each fetch (the whole load runs in
+/// `block_in_place`, as it is long synchronous file work anyway: millions of CSV rows).
+fn load_manifest(path: &Path, scratch: &mut Scratch, ui: &Ui) -> anyhow::Result<Manifest> {
+    let runtime = tokio::runtime::Handle::current();
+    let fetch = |url: &url::Url| -> anyhow::Result<manifest::FetchedCsv> {
+        ui.note(format!("Fetching CSV source `{url}` ..."));
+        let fetched = runtime.block_on(crate::store::source::fetch(
+            url,
+            manifest::MAX_URL_SOURCE_BYTES,
+            &[],
+        ))?;
+        Ok(manifest::FetchedCsv {
+            file: fetched.file,
+            sha256: fetched.sha256,
+        })
+    };
+    if runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::CurrentThread {
+        // `block_in_place` needs the multi-thread runtime `main` builds; a single-threaded
+        // caller (a test) can still plan a manifest of local files.
+        let loaded = manifest::load_into(path, scratch, manifest::UrlSources::Offline)?;
+        if let Some(source) = loaded.sources.iter().find(|s| !s.fetched) {
+            anyhow::bail!(
+                "CSV source `{}` is in a store, which plan fetches only on a multi-thread runtime",
+                source.written
+            );
+        }
+        return Ok(loaded);
+    }
+    let load = || manifest::load_into(path, scratch, manifest::UrlSources::Fetch(&fetch));
+    Ok(tokio::task::block_in_place(load)?)
+}
+
 /// A folder with symbolic links resolved (as [`crate::policy::find`] resolves them), or as
 /// given when it cannot be.
 fn canonical(dir: &Path) -> PathBuf {
@@ -357,7 +391,11 @@ fn sources(manifest: &Manifest, state_path: &Path) -> anyhow::Result<Vec<SourceR
         .map(|s| {
             Ok(SourceRecord {
                 written: s.written.clone(),
-                path: relative_to(&s.path, &dir)?,
+                // A URL source is recorded as its URL: there is no local file to find again.
+                path: match &s.url {
+                    Some(url) => url.to_string(),
+                    None => relative_to(&s.path, &dir)?,
+                },
                 sha256: s.sha256.clone(),
                 pinned: s.pinned,
                 rows: s.rows,

@@ -16,6 +16,7 @@
 
 pub mod envelope;
 pub mod lease;
+pub mod source;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

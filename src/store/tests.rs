@@ -267,3 +267,66 @@ async fn s3_store() {
     .await;
     leases(&moto.open("idprune-test", "plans/y.state", key(1))).await;
 }
+
+/// A CSV source in a store: fetched whole into an unnamed 0600 file with its sha256; an object
+/// over the cap refused, naming the URL and the cap; a missing one said so.
+#[tokio::test]
+async fn source_fetch() {
+    use sha2::Digest as _;
+    use std::io::Read as _;
+    use std::os::unix::fs::PermissionsExt as _;
+    use std::os::unix::io::AsRawFd as _;
+
+    let moto = Moto::start();
+    let side = moto
+        .remote("idprune-sources", "2026-11/bad.csv", key(1))
+        .await;
+    let body = b"user_id,email\nu_1,a@x.invalid\n".repeat(1000);
+    side.store
+        .put(&side.object, PutPayload::from(body.clone()))
+        .await
+        .expect("put");
+    let url = Url::parse("s3://idprune-sources/2026-11/bad.csv").expect("url");
+    let overrides = [
+        ("aws_endpoint", moto.endpoint.as_str()),
+        ("aws_allow_http", "true"),
+        ("aws_access_key_id", "testing"),
+        ("aws_secret_access_key", "testing"),
+        ("aws_region", "us-east-1"),
+    ];
+    let size = body.len() as u64;
+    let mut got = source::fetch(&url, size, &overrides).await.expect("fetch");
+    assert_eq!(got.bytes, size);
+    assert_eq!(got.sha256, hex::encode(sha2::Sha256::digest(&body)));
+    let mode = got.file.metadata().expect("metadata").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let name =
+        std::fs::read_link(format!("/proc/self/fd/{}", got.file.as_raw_fd())).expect("readlink");
+    assert!(
+        name.to_string_lossy().ends_with("(deleted)"),
+        "the copy has a name: {}",
+        name.display()
+    );
+    let mut read = Vec::new();
+    got.file.read_to_end(&mut read).expect("read");
+    assert_eq!(read, body);
+
+    let err = source::fetch(&url, size - 1, &overrides)
+        .await
+        .expect_err("over the cap");
+    let message = format!("{err:#}");
+    assert!(message.contains(url.as_str()), "{message}");
+    assert!(
+        message.contains(&format!("{size} bytes, over the {}-byte", size - 1)),
+        "{message}"
+    );
+
+    let gone = Url::parse("s3://idprune-sources/gone.csv").expect("url");
+    let err = source::fetch(&gone, size, &overrides)
+        .await
+        .expect_err("absent");
+    assert!(
+        format!("{err:#}").contains("does not exist in the store"),
+        "{err:#}"
+    );
+}

@@ -440,9 +440,10 @@ fn json_of_validate_apply_and_verify() {
         .run()
         .ok();
     let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("validate JSON");
-    assert_eq!(v["format_version"], "1.0");
+    assert_eq!(v["format_version"], "1.1");
     assert_eq!(v["valid"], true);
     assert_eq!(v["entries"], 1);
+    assert_eq!(v["sources_not_fetched"], serde_json::json!([]));
 
     test.write(
         "bad.yaml",

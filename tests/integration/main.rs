@@ -54,6 +54,9 @@
 //! - `policy`: the team's rules: each fails a plan and refuses its apply with zero requests; soft
 //!   overrides recorded and shown; a changed or added policy refused; `--policy FILE`.
 //! - `schema`: `show --format json` validated against the published `docs/schema/show.schema.json`.
+//! - `sources`: CSV sources in a store (`file://`, moto's S3): the same plan as from disk, apply
+//!   without the file, missing and wrong pins, an oversized object, row errors naming the URL,
+//!   no temporary copy left, `validate` offline.
 //! - `review`: the pull-request flow (receipt, drift, apply from the manifest), paste-safe
 //!   markdown checked with a GFM renderer, no identifier value in what a pull request shows.
 
@@ -93,6 +96,7 @@ mod schema;
 mod secrets;
 mod signals;
 mod slow_start;
+mod sources;
 mod tamper;
 mod verify;
 mod warehouse;

@@ -1,6 +1,8 @@
-//! Validation of one `sources` item (the `csv` path kept inside the manifest's directory, the
-//! `remove_columns`, `profile_column`/`profile_type`, the `sha256` pin), then the CSV streamed
-//! through [`csv_source`](super::super::csv_source) into the validator's collector.
+//! Validation of one `sources` item (the `csv` path kept inside the manifest's directory, or a
+//! store URL with its required pin; the `remove_columns`, `profile_column`/`profile_type`, the
+//! `sha256` pin), then the CSV (a URL source fetched through the caller's hook and checked
+//! against its pin first) streamed through [`csv_source`](super::super::csv_source) into the
+//! validator's collector.
 
 use std::path::{Component, Path};
 
@@ -10,6 +12,7 @@ use super::{Collector, Validator, type_name_error};
 use crate::manifest::csv_source;
 use crate::manifest::diagnostic::{Capped, Diagnostic, shown};
 use crate::manifest::raw;
+use crate::manifest::remote::{UrlSources, source_url};
 use crate::manifest::types::SourceFile;
 
 impl Validator<'_> {
@@ -91,17 +94,29 @@ impl Validator<'_> {
         let source = &raw.value;
         let mut usable = true;
 
+        let mut url = None;
         let written = match &source.csv {
             None => {
                 self.problem(
                     at,
-                    "this source needs `csv: PATH` (relative to the manifest)",
+                    "this source needs `csv: PATH` (relative to the manifest) or `csv: URL` (in a store, with `sha256:`)",
                 );
                 None
             }
-            Some(c) => self
-                .text(c, "csv")
-                .and_then(|w| self.inside(c.referenced, w, manifest_dir)),
+            Some(c) => match self.text(c, "csv") {
+                None => None,
+                Some(w) => match source_url(&w) {
+                    None => self.inside(c.referenced, w, manifest_dir),
+                    Some(Ok(u)) => {
+                        url = Some(u);
+                        Some(w)
+                    }
+                    Some(Err(why)) => {
+                        self.problem(c.referenced, format!("`csv` URL `{}` {why}", shown(&w)));
+                        None
+                    }
+                },
+            },
         };
 
         let mut remove_columns = Vec::new();
@@ -213,12 +228,77 @@ impl Validator<'_> {
             },
         };
 
+        if let (Some(u), None) = (&url, &source.sha256) {
+            self.problem(
+                source.csv.as_ref().map_or(at, |c| c.referenced),
+                format!(
+                    "CSV source `{}` is in a store, so it needs a `sha256:` pin: its rows stay out of the repository, and the pin is what the reviewer approves; add `sha256: HASH` to this source, HASH being the output of `sha256sum FILE` on the file you uploaded{}",
+                    shown(u.as_str()),
+                    hash_hint(u)
+                ),
+            );
+            usable = false;
+        }
+
         let written = written?;
-        let path = manifest_dir.join(&written);
         let csv_at = self.at(source.csv.as_ref().map_or(at, |c| c.referenced));
         if !usable {
             return None;
         }
+        let (path, opened) = match (url.clone(), &pin) {
+            (None, _) => (manifest_dir.join(&written), None),
+            // A URL source without a valid pin was refused above.
+            (Some(_), None) => return None,
+            (Some(u), Some((pinned, pin_at))) => {
+                let shown_as = std::path::PathBuf::from(u.as_str());
+                let fetch = match self.urls {
+                    UrlSources::Offline => {
+                        self.unfetched += 1;
+                        return Some((
+                            SourceFile {
+                                path: shown_as,
+                                written,
+                                url: Some(u),
+                                fetched: false,
+                                sha256: pinned.clone(),
+                                pinned: true,
+                                rows: 0,
+                                data_as_of,
+                            },
+                            Vec::new(),
+                        ));
+                    }
+                    UrlSources::Fetch(fetch) => fetch,
+                };
+                let fetched = match fetch(&u) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        self.problems.push(Diagnostic::new(
+                            csv_at,
+                            format!(
+                                "cannot fetch CSV source `{}`: {}",
+                                shown(u.as_str()),
+                                shown(&format!("{e:#}"))
+                            ),
+                        ));
+                        return None;
+                    }
+                };
+                // Checked before a single row is read: the pin is what the reviewer approved.
+                if fetched.sha256 != *pinned {
+                    self.problem(
+                        *pin_at,
+                        format!(
+                            "CSV source `{}` has sha256 {} but the manifest pins {pinned}; the object changed since it was pinned, or the pin is wrong; none of its rows were read (update the pin only if the change is intended)",
+                            shown(u.as_str()),
+                            fetched.sha256
+                        ),
+                    );
+                    return None;
+                }
+                (shown_as, Some(fetched.file))
+            }
+        };
         let spec = csv_source::SourceSpec {
             path: path.clone(),
             csv_at,
@@ -230,6 +310,7 @@ impl Validator<'_> {
         let mut source_warnings = Capped::new("warnings");
         let read = csv_source::read(
             &spec,
+            opened,
             &mut |entry, warnings| collector.add(entry, warnings),
             &mut csv_problems,
             &mut source_warnings,
@@ -273,6 +354,8 @@ impl Validator<'_> {
             SourceFile {
                 path,
                 written,
+                url,
+                fetched: true,
                 sha256,
                 pinned: pin.is_some(),
                 rows: read.rows,
@@ -280,5 +363,16 @@ impl Validator<'_> {
             },
             in_csv,
         ))
+    }
+}
+
+/// How to hash an object already in the store, for the message asking for a pin.
+fn hash_hint(url: &url::Url) -> String {
+    let shown_url = shown(url.as_str());
+    match url.scheme() {
+        "s3" => format!(" (or of `aws s3 cp {shown_url} - | sha256sum`)"),
+        "gs" => format!(" (or of `gcloud storage cat {shown_url} | sha256sum`)"),
+        "file" => format!(" (here: `sha256sum {}`)", shown(url.path())),
+        _ => String::new(),
     }
 }

@@ -62,6 +62,12 @@ pub(super) fn check_before_sending(
         ));
     }
     for source in state.sources()?.iter().filter(|s| s.pinned) {
+        // A source in a store is not fetched again: the manifest (its hash checked above, or
+        // the digest, which seals both) pins the source's sha256, and the plan read exactly
+        // those bytes.
+        if crate::manifest::is_url_source(&source.written) {
+            continue;
+        }
         let file = dir.join(&source.path);
         if !file.exists() {
             ui.warn(format!(
