@@ -23,6 +23,8 @@ pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
     for w in &m.warnings {
         ui.warn(render::clean(&w.to_string()));
     }
+    // The sources read: a URL source is left to `plan` (said below).
+    let read = m.sources.iter().filter(|s| s.fetched).count() as u64;
     let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
     let entries = m.entries.len() as u64;
     let inline = m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64;
@@ -31,7 +33,7 @@ pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
         args.manifest.display(),
         plural(entries, "entry", "entries"),
         render::thousands(entries - inline),
-        plural(m.sources.len() as u64, "CSV source", "CSV sources"),
+        plural(read, "CSV source", "CSV sources"),
         plural(sources, "row", "rows"),
         render::clean(&m.space),
     ))?;

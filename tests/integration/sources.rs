@@ -187,9 +187,19 @@ fn a_source_in_s3_or_at_a_file_url_plans_exactly_as_the_csv_on_disk_and_applies(
     assert_eq!(items(&test, "s3.state.db"), reference);
     assert_empty(&tmp);
 
-    // What a reviewer sees names the source by its URL, with its pin.
+    // What a reviewer sees names the source by its URL, with its pin: each item's origin is
+    // `URL:line:field` (show), the receipt and the markdown list the source.
     let shown = test.show_json("s3.state.db").to_string();
-    assert!(shown.contains(s3_url), "{shown}");
+    assert!(
+        shown.contains(&format!("\"origin\":\"{s3_url}:2:2\"")),
+        "{shown}"
+    );
+    let text = test.idprune(["show", "s3.state.db"]).run().ok();
+    assert!(
+        text.stdout.contains(&format!("{s3_url}:2")),
+        "{}",
+        text.stdout
+    );
     let receipt = test.read("s3.receipt.json");
     assert!(
         receipt.contains(s3_url) && receipt.contains(&pin),
