@@ -77,6 +77,10 @@ mod init;
 mod input_errors;
 mod kills;
 mod lifecycle;
+/// moto's S3 server (`tests/support/moto.rs`, which the store's unit tests use too), for
+/// `remote` and `sources`.
+#[path = "../support/moto.rs"]
+mod moto;
 mod outside_files;
 mod pacing;
 mod plan_apply;

@@ -9,9 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::harness::{Deleted, Run, Test, wait_bounded};
 use crate::kills::fleet;
 
-#[path = "../support/moto.rs"]
-mod moto;
-use moto::Moto;
+use crate::moto::Moto;
 
 /// A state key (base64 of 32 bytes), and a different one.
 const KEY: &str = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=";

@@ -6,12 +6,13 @@
 //! located, naming the URL; no temporary copy is left behind; `validate` stays offline and says
 //! so; `init --from-csv` stays local.
 
-use std::io::{BufRead as _, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use sha2::Digest as _;
 
 use crate::harness::{Run, Test, seed};
+
+use crate::moto::Moto;
 
 const CSV: &str = "user_id,email\r\nu_1,bad1@import.invalid\r\nu_2,bad2@import.invalid\r\nu_3,gone@import.invalid\r\n";
 
@@ -75,77 +76,31 @@ fn assert_empty(dir: &str) {
     assert!(left.is_empty(), "left behind in TMPDIR: {left:?}");
 }
 
-/// moto's S3 server on 127.0.0.1, port chosen by the OS.
-struct Moto {
-    child: Child,
-    endpoint: String,
+/// Stores `body` at `key` in `bucket` (created if needed) on moto, by a plain HTTP `PUT`.
+fn upload(moto: &Moto, bucket: &str, key: &str, body: &[u8]) {
+    use std::io::{Read as _, Write as _};
+    moto.create_bucket(bucket);
+    let host = moto.endpoint.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(host).expect("connecting to moto");
+    write!(
+        conn,
+        "PUT /{bucket}/{key} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .and_then(|()| conn.write_all(body))
+    .expect("uploading the object");
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).expect("moto's answer");
+    assert!(
+        answer.starts_with("HTTP/1.1 200"),
+        "uploading {bucket}/{key}: {}",
+        answer.lines().next().unwrap_or_default()
+    );
 }
 
-impl Moto {
-    fn start() -> Moto {
-        let mut child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", "0"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("`moto_server` did not start; install it with `pip install 'moto[server]'`");
-        let stderr = child.stderr.take().expect("piped stderr");
-        let mut lines = BufReader::new(stderr).lines();
-        let endpoint = loop {
-            let line = lines
-                .next()
-                .expect("moto_server exited before listening")
-                .expect("reading moto_server's output");
-            if let Some(at) = line.find("http://127.0.0.1:") {
-                break line[at..].trim().to_owned();
-            }
-        };
-        // Keep draining its log so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Moto { child, endpoint }
-    }
-
-    /// Creates `bucket` (if needed) and stores `body` at `key` in it.
-    fn put(&self, bucket: &str, key: &str, body: &[u8]) {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        runtime.block_on(async {
-            let client = reqwest::Client::new();
-            let status = client
-                .put(format!("{}/{bucket}", self.endpoint))
-                .send()
-                .await
-                .expect("creating the bucket")
-                .status();
-            assert!(status.is_success() || status.as_u16() == 409, "{status}");
-            let status = client
-                .put(format!("{}/{bucket}/{key}", self.endpoint))
-                .body(body.to_vec())
-                .send()
-                .await
-                .expect("uploading the object")
-                .status();
-            assert!(status.is_success(), "{status}");
-        });
-    }
-
-    /// `run` with the AWS environment pointing at this server, as CI would set it.
-    fn env(&self, run: Run) -> Run {
-        run.env("AWS_ENDPOINT_URL", &self.endpoint)
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "testing")
-            .env("AWS_SECRET_ACCESS_KEY", "testing")
-            .env("AWS_REGION", "us-east-1")
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// `run` with the AWS environment pointing at moto, as CI would set it.
+fn with_moto(moto: &Moto, run: Run) -> Run {
+    moto.env().iter().fold(run, |run, (k, v)| run.env(k, v))
 }
 
 #[test]
@@ -175,14 +130,16 @@ fn a_source_in_s3_or_at_a_file_url_plans_exactly_as_the_csv_on_disk_and_applies(
     assert_eq!(items(&test, "file.state.db"), reference);
 
     // In S3 (moto).
-    moto.put("exports", "2026-11/bad.csv", CSV.as_bytes());
+    upload(&moto, "exports", "2026-11/bad.csv", CSV.as_bytes());
     let s3_url = "s3://exports/2026-11/bad.csv";
     test.write("s3.yaml", &manifest(s3_url, Some(&pin)));
-    let planned = moto
-        .env(test.idprune(["plan", "s3.yaml", "-o", "s3.state.db", "--receipt"]))
-        .env("TMPDIR", &tmp)
-        .run()
-        .ok();
+    let planned = with_moto(
+        &moto,
+        test.idprune(["plan", "s3.yaml", "-o", "s3.state.db", "--receipt"]),
+    )
+    .env("TMPDIR", &tmp)
+    .run()
+    .ok();
     assert!(planned.stderr.contains(s3_url), "{}", planned.stderr);
     assert_eq!(items(&test, "s3.state.db"), reference);
     assert_empty(&tmp);
@@ -274,10 +231,12 @@ fn a_url_source_without_a_pin_is_refused_at_its_csv_key_saying_why_and_how() {
 fn a_wrong_pin_is_refused_before_any_row_is_read_naming_url_and_both_hashes() {
     let test = cleanup_test();
     let moto = Moto::start();
-    moto.put("exports", "bad.csv", CSV.as_bytes());
+    upload(&moto, "exports", "bad.csv", CSV.as_bytes());
     let wrong = sha(b"another file");
     test.write("m.yaml", &manifest("s3://exports/bad.csv", Some(&wrong)));
-    let out = moto.env(test.idprune(["plan", "m.yaml"])).run().code(1);
+    let out = with_moto(&moto, test.idprune(["plan", "m.yaml"]))
+        .run()
+        .code(1);
     assert!(out.stderr.contains("m.yaml:6:13:"), "{}", out.stderr);
     assert!(
         out.stderr.contains("`s3://exports/bad.csv`"),
@@ -299,7 +258,7 @@ fn a_wrong_pin_is_refused_before_any_row_is_read_naming_url_and_both_hashes() {
         "gone.yaml",
         &manifest("s3://exports/gone.csv", Some(&wrong)),
     );
-    moto.env(test.idprune(["plan", "gone.yaml"]))
+    with_moto(&moto, test.idprune(["plan", "gone.yaml"]))
         .run()
         .code(1)
         .stderr_has("gone.yaml:5:10:")
@@ -312,13 +271,12 @@ fn problems_in_a_url_sources_rows_name_the_url_not_a_temporary_file() {
     let moto = Moto::start();
     let tmp = private_tmp(&test);
     let bad = "user_id,email\nu_1,bad1@import.invalid\nu_2\n";
-    moto.put("exports", "rows.csv", bad.as_bytes());
+    upload(&moto, "exports", "rows.csv", bad.as_bytes());
     test.write(
         "m.yaml",
         &manifest("s3://exports/rows.csv", Some(&sha(bad.as_bytes()))),
     );
-    let out = moto
-        .env(test.idprune(["plan", "m.yaml"]))
+    let out = with_moto(&moto, test.idprune(["plan", "m.yaml"]))
         .env("TMPDIR", &tmp)
         .run()
         .code(1);
