@@ -303,3 +303,58 @@ fn init_force_does_not_write_through_a_symlink_and_refuses_a_fifo_csv() {
         .code(1)
         .stderr_has("is not a regular file (a named pipe)");
 }
+
+/// A discovery export's `data_as_of` column becomes the source's `data_as_of`: the oldest
+/// time, offsets read, written in RFC 3339; a cell that is not a time is refused with its line.
+#[test]
+fn a_data_as_of_column_becomes_the_sources_oldest_time_or_is_refused_with_its_line() {
+    let test = Test::offline();
+    test.write(
+        "export.csv",
+        "USER_ID,EMAIL,DATA_AS_OF\nu_1,a@import.invalid,2026-12-01 10:00:00\nu_2,b@import.invalid,2026-12-01 01:59:00 -0800\n",
+    );
+    let out = test
+        .idprune([
+            "init",
+            "--from-csv",
+            "export.csv",
+            "--profile-column",
+            "user_id",
+            "--remove-column",
+            "email",
+            "-o",
+            "m.yaml",
+        ])
+        .run()
+        .ok();
+    assert!(
+        out.stdout
+            .contains("The data is as of 2026-12-01T09:59:00Z"),
+        "{}",
+        out.stdout
+    );
+    let text = std::fs::read_to_string(test.path("m.yaml")).expect("manifest");
+    assert!(
+        text.contains("    data_as_of: \"2026-12-01T09:59:00Z\"\n"),
+        "{text}"
+    );
+    test.write(
+        "bad.csv",
+        "user_id,email,data_as_of\nu_1,a@import.invalid,2026-12-01 10:00:00\nu_2,b@import.invalid,last tuesday\n",
+    );
+    test.idprune([
+        "init",
+        "--from-csv",
+        "bad.csv",
+        "--profile-column",
+        "user_id",
+        "--remove-column",
+        "email",
+        "-o",
+        "b.yaml",
+    ])
+    .run()
+    .code(1)
+    .stderr_has("`bad.csv` line 3: `last tuesday` in the `data_as_of` column is not a time");
+    assert!(!test.path("b.yaml").exists(), "no manifest is written");
+}
