@@ -203,8 +203,10 @@ fn one_apply(
     Ok(items as f64 / wall.as_secs_f64())
 }
 
+/// A bucket name of its own for each run.
 fn rand_suffix() -> u32 {
-    std::process::id() ^ (Instant::now().elapsed().subsec_nanos())
+    static RUNS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

@@ -400,3 +400,74 @@ fn the_merge_job_trusts_only_the_store_and_its_rerun_resumes_without_replanning(
         "the re-run sent requests"
     );
 }
+
+/// SIGTERM (a cancelled CI job) mid-apply pushes the journal on the way out: the store then
+/// holds exactly what the working copy holds, with checkpoints too far apart to have done it,
+/// and a resume elsewhere repeats only the requests that were on the wire.
+#[test]
+fn sigterm_pushes_the_journal_before_exiting_143() {
+    let test = fleet(ITEMS, &[]);
+    let store = Store::file(&test);
+    let url = store.url("big.state");
+    let planned = plan_into(&test, &store, "big.state");
+    let mut first = store
+        .run(
+            &test,
+            &test.path("a"),
+            KEY,
+            &[
+                "apply",
+                "big.state.db",
+                "--state",
+                &url,
+                "--yes",
+                "--rate",
+                "200",
+                "--concurrency",
+                "8",
+                "--checkpoint-every",
+                "10m",
+            ],
+        )
+        .spawn();
+    test.wait_for_items("a/big.state.db", "a quarter of the deletions", |c| {
+        c.get("done").copied().unwrap_or(0) >= (ITEMS / 4) as u64
+    });
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(first.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(wait_bounded(&mut first).code(), Some(143));
+    let local = test.item_states("a/big.state.db");
+    let json = store
+        .run(
+            &test,
+            &test.path("b"),
+            KEY,
+            &["status", &url, "--format", "json"],
+        )
+        .run()
+        .ok();
+    let status: serde_json::Value = serde_json::from_str(&json.stdout).expect("status JSON");
+    let by_state = &status["summary"]["by_state"];
+    assert_eq!(
+        by_state["done"].as_u64(),
+        local.get("done").copied(),
+        "the store's journal is not the working copy's: {by_state} vs {local:?}"
+    );
+    assert!(local.get("done").copied().unwrap_or(0) < ITEMS as u64);
+    store
+        .run(
+            &test,
+            &test.path("b"),
+            KEY,
+            &["apply", &url, "--yes", "--rate", "0"],
+        )
+        .run()
+        .ok();
+    let (deleted, attempts) = emulator_deletes(&test);
+    assert_eq!(deleted, planned);
+    assert!(
+        attempts - ITEMS <= CONCURRENCY as usize,
+        "{} repeated",
+        attempts - ITEMS
+    );
+}
