@@ -48,6 +48,7 @@ Register-ArgumentCompleter -Native -CommandName 'idprune' -ScriptBlock {
         }
         'idprune;validate' {
             [CompletionResult]::new('--format', '--format', [CompletionResultType]::ParameterName, 'Output format (`json`: the problems and warnings as one object, exit code unchanged)')
+            [CompletionResult]::new('--policy', '--policy', [CompletionResultType]::ParameterName, 'Also validate this policy (default: `idprune.policy.yaml` found walking up from the manifest''s folder, as `plan` finds it)')
             [CompletionResult]::new('--color', '--color', [CompletionResultType]::ParameterName, 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)')
             [CompletionResult]::new('-q', '-q', [CompletionResultType]::ParameterName, 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)')
             [CompletionResult]::new('--quiet', '--quiet', [CompletionResultType]::ParameterName, 'Print errors only: no progress, notes or warnings, and no human summary on stdout (views asked for, like `show`, `status`, `report` and `--format json`, still print)')

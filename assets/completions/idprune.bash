@@ -937,7 +937,7 @@ _idprune() {
             return 0
             ;;
         idprune__subcmd__validate)
-            opts="-q -h --format --quiet --color --help"
+            opts="-q -h --format --policy --quiet --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -945,6 +945,10 @@ _idprune() {
             case "${prev}" in
                 --format)
                     COMPREPLY=($(compgen -W "text json" -- "${cur}"))
+                    return 0
+                    ;;
+                --policy)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --color)

@@ -48,6 +48,7 @@ complete -c idprune -n "__fish_idprune_needs_command" -f -a "man" -d 'Print the 
 complete -c idprune -n "__fish_idprune_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c idprune -n "__fish_idprune_using_subcommand validate" -l format -d 'Output format (`json`: the problems and warnings as one object, exit code unchanged)' -r -f -a "text\t'For people'
 json\t'One JSON object on stdout, with a `format_version`'"
+complete -c idprune -n "__fish_idprune_using_subcommand validate" -l policy -d 'Also validate this policy (default: `idprune.policy.yaml` found walking up from the manifest\'s folder, as `plan` finds it)' -r -F
 complete -c idprune -n "__fish_idprune_using_subcommand validate" -l color -d 'When to colour diffs and summaries (`auto`: on a terminal, unless `NO_COLOR` is set)' -r -f -a "auto\t'Colour when the output is a terminal and `NO_COLOR` is unset or empty'
 always\t'Always colour'
 never\t'Never colour'"

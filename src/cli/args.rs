@@ -15,6 +15,10 @@ pub struct ValidateArgs {
     /// Output format (`json`: the problems and warnings as one object, exit code unchanged).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Also validate this policy (default: `idprune.policy.yaml` found walking up from the
+    /// manifest's folder, as `plan` finds it).
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
 }
 
 /// `--redact` and `--reveal` of the views of `plan` and `show`.

@@ -52,6 +52,20 @@ pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
             if unfetched.len() == 1 { "its" } else { "their" },
         ))?;
     }
+    if let Some(path) = ops::plan::policy_path(args.policy.as_deref(), &args.manifest) {
+        let policy = crate::policy::load(&path)?;
+        let rules: Vec<String> = policy
+            .rules
+            .iter()
+            .map(|r| format!("{} ({})", r.name, r.level.as_str()))
+            .collect();
+        ui.say(format!(
+            "Policy `{}` is valid: {}: {}.",
+            path.display(),
+            plural(rules.len() as u64, "rule", "rules"),
+            rules.join(", ")
+        ))?;
+    }
     Ok(Exit::Success)
 }
 
@@ -79,7 +93,20 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
             "message": d.message,
         })
     };
-    let (body, exit) = match manifest::load(&args.manifest) {
+    // The policy `plan` would judge by: its rules, or its problems (then the result is invalid).
+    let policy = match ops::plan::policy_path(args.policy.as_deref(), &args.manifest) {
+        None => Ok(serde_json::Value::Null),
+        Some(path) => match crate::policy::load(&path) {
+            Ok(p) => Ok(json!({
+                "path": path.display().to_string(),
+                "sha256": p.sha256,
+                "rules": p.rules.iter().map(|r| json!({"rule": r.name, "level": r.level.as_str()})).collect::<Vec<_>>(),
+            })),
+            Err(crate::policy::PolicyError::Invalid(problems)) => Err(problems),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let (mut body, mut exit) = match manifest::load(&args.manifest) {
         Ok(m) => {
             let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
             (
@@ -111,6 +138,17 @@ fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
         ),
         Err(e) => return Err(e.into()),
     };
+    match policy {
+        Ok(value) => body["policy"] = value,
+        Err(problems) => {
+            body["valid"] = json!(false);
+            body["policy"] = serde_json::Value::Null;
+            if let Some(list) = body["problems"].as_array_mut() {
+                list.extend(problems.iter().map(diag));
+            }
+            exit = Exit::Error;
+        }
+    }
     ui.out(body)?;
     Ok(exit)
 }

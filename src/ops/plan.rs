@@ -279,6 +279,14 @@ fn canonical(dir: &Path) -> PathBuf {
     std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_owned())
 }
 
+/// Where the policy of a plan of `manifest` is: `--policy FILE`, else `idprune.policy.yaml`
+/// found walking up from the manifest's folder, else none.
+pub fn policy_path(explicit: Option<&Path>, manifest: &Path) -> Option<PathBuf> {
+    explicit
+        .map(Path::to_owned)
+        .or_else(|| crate::policy::find(manifest))
+}
+
 /// The policy a plan of `manifest` is judged by: `--policy FILE`, else `idprune.policy.yaml`
 /// found walking up from the manifest's folder, else none. Read and validated before any
 /// request; an invalid policy stops the plan with every problem located.
@@ -287,12 +295,8 @@ pub fn load_policy(
     manifest: &Path,
     ui: &Ui,
 ) -> anyhow::Result<Option<crate::policy::Policy>> {
-    let path = match explicit {
-        Some(p) => p.to_owned(),
-        None => match crate::policy::find(manifest) {
-            Some(found) => found,
-            None => return Ok(None),
-        },
+    let Some(path) = policy_path(explicit, manifest) else {
+        return Ok(None);
     };
     let policy = crate::policy::load(&path)?;
     ui.note(format!(

@@ -338,3 +338,45 @@ fn an_invalid_policy_stops_the_plan_before_any_request() {
     assert_eq!(test.emu().stats().requests, 0);
     assert!(!test.path("m.state.db").exists());
 }
+
+#[test]
+fn validate_checks_the_policy_plan_would_use() {
+    let test = policy_test();
+    test.write("idprune.policy.yaml", &policy("reason_pattern", "soft"));
+    let text = test.idprune(["validate", "m.yaml"]).run().ok().stdout;
+    assert!(
+        text.contains("is valid: 2 rules: max_deletes (hard), reason_pattern (soft)."),
+        "validate names the policy's rules: {text}"
+    );
+    let json = test
+        .idprune(["validate", "m.yaml", "--format", "json"])
+        .run()
+        .ok()
+        .stdout;
+    let v: serde_json::Value = serde_json::from_str(&json).expect("JSON");
+    assert_eq!(v["policy"]["rules"][1]["rule"], "reason_pattern", "{v}");
+    test.write(
+        "idprune.policy.yaml",
+        "version: 1\nrules:\n  max_deletes: {limit: 10, level: medium}\n",
+    );
+    test.idprune(["validate", "m.yaml"])
+        .run()
+        .code(1)
+        .stderr_has("idprune.policy.yaml:3:");
+    let out = test
+        .idprune(["validate", "m.yaml", "--format", "json"])
+        .run()
+        .code(1);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).expect("JSON");
+    assert_eq!(v["valid"], false, "{v}");
+    assert_eq!(v["problems"][0]["line"], 3, "{v}");
+    // --policy names another file, which is valid.
+    test.write(
+        "team.yaml",
+        "version: 1\nrules:\n  forbid_types: {types: [user_id], level: hard}\n",
+    );
+    test.idprune(["validate", "m.yaml", "--policy", "team.yaml"])
+        .run()
+        .ok();
+    assert_eq!(test.emu().stats().requests, 0, "validate is offline");
+}
