@@ -341,13 +341,7 @@ fn main() -> anyhow::Result<()> {
         std::fs::create_dir_all(dir.path().join("store"))?;
         let file_url = format!("file://{}/store/big.state", dir.path().display());
         moto.create_bucket("bigbench");
-        let s3_overrides = [
-            ("aws_endpoint", moto.endpoint.as_str()),
-            ("aws_allow_http", "true"),
-            ("aws_access_key_id", "testing"),
-            ("aws_secret_access_key", "testing"),
-            ("aws_region", "us-east-1"),
-        ];
+        let s3_overrides = moto.overrides();
         for (name, url, overrides) in [
             ("file:// store", file_url.as_str(), &[][..]),
             (

@@ -30,19 +30,7 @@ impl Moto {
 
     fn open(&self, bucket: &str, object: &str, key: StateKey) -> Remote {
         let url = Url::parse(&format!("s3://{bucket}/{object}")).expect("url");
-        Remote::open_with(
-            &url,
-            key,
-            &[
-                ("aws_endpoint", self.endpoint.as_str()),
-                ("aws_allow_http", "true"),
-                ("aws_access_key_id", "testing"),
-                ("aws_secret_access_key", "testing"),
-                ("aws_region", "us-east-1"),
-                ("aws_skip_signature", "false"),
-            ],
-        )
-        .expect("open remote")
+        Remote::open_with(&url, key, &self.overrides()).expect("open remote")
     }
 }
 
@@ -287,13 +275,7 @@ async fn source_fetch() {
         .await
         .expect("put");
     let url = Url::parse("s3://idprune-sources/2026-11/bad.csv").expect("url");
-    let overrides = [
-        ("aws_endpoint", moto.endpoint.as_str()),
-        ("aws_allow_http", "true"),
-        ("aws_access_key_id", "testing"),
-        ("aws_secret_access_key", "testing"),
-        ("aws_region", "us-east-1"),
-    ];
+    let overrides = moto.overrides();
     let size = body.len() as u64;
     let mut got = source::fetch(&url, size, &overrides).await.expect("fetch");
     assert_eq!(got.bytes, size);

@@ -49,13 +49,7 @@ impl Store {
                 // Read as any S3 client would, signed (moto refuses anonymous reads), through
                 // the same `object_store` client idprune uses; the key is never used to open it.
                 let url = url::Url::parse(&self.url(object)).expect("the object's URL");
-                let overrides = [
-                    ("aws_endpoint", moto.endpoint.as_str()),
-                    ("aws_allow_http", "true"),
-                    ("aws_access_key_id", "testing"),
-                    ("aws_secret_access_key", "testing"),
-                    ("aws_region", "us-east-1"),
-                ];
+                let overrides = moto.overrides();
                 let remote = idprune::store::Remote::open_with(
                     &url,
                     idprune::store::StateKey::from_bytes([0; 32]),

@@ -56,6 +56,18 @@ impl Moto {
         );
     }
 
+    /// The same settings as `object_store` config keys, for a client opened in-process
+    /// (tests run in parallel, so they cannot change the process environment).
+    pub fn overrides(&self) -> [(&'static str, &str); 5] {
+        [
+            ("aws_endpoint", self.endpoint.as_str()),
+            ("aws_allow_http", "true"),
+            ("aws_access_key_id", "testing"),
+            ("aws_secret_access_key", "testing"),
+            ("aws_region", "us-east-1"),
+        ]
+    }
+
     /// The environment that points `object_store`'s S3 client at this server.
     pub fn env(&self) -> [(&'static str, String); 5] {
         [
