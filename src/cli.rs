@@ -183,7 +183,7 @@ const FREE_TEXT_FLAGS: [&str; 2] = ["--discover", "--why"];
 /// ([`crate::text::is_deceptive`]), before clap reads any: no path, digest, column or other
 /// value needs one, and once in a message (clap's usage errors quote values raw, and every
 /// error names its file) a line break would start a line of its own in a CI log or job
-/// summary, and an escape would drive the terminal. The values of [`FREE_TEXT_FLAGS`] are
+/// summary, and an escape would drive the terminal. The values of `FREE_TEXT_FLAGS` are
 /// exempt. `args` excludes the program name.
 pub fn refuse_deceptive_arguments(
     args: impl IntoIterator<Item = std::ffi::OsString>,

@@ -18,7 +18,7 @@ use crate::model::{Identifier, Lookup};
 /// Longest CSV record (the header, or one row with any quoted line breaks in it) accepted, in
 /// bytes. A real row is a few identifiers; a longer record is a file that is not a CSV export,
 /// or a quote left open that runs a record on to the end of the file. The parser holds at most
-/// this much (plus its [`CSV_READ_AHEAD`]) of one record, so a file of one endless line costs
+/// this much (plus its `CSV_READ_AHEAD`) of one record, so a file of one endless line costs
 /// no more memory than a good one.
 pub const MAX_CSV_RECORD_BYTES: u64 = 1 << 20;
 /// The CSV parser's read buffer: how far it may read past the record it is in.
@@ -321,7 +321,7 @@ pub(super) fn read(
 
 /// The header (a leading byte-order mark dropped) and the number of data rows of the CSV at
 /// `path`, for `init`, which checks the columns it is given before it writes a manifest. Read
-/// as [`read`] reads a source: a regular file only, no record over [`MAX_CSV_RECORD_BYTES`];
+/// as `read` reads a source: a regular file only, no record over [`MAX_CSV_RECORD_BYTES`];
 /// rows may differ in length here.
 ///
 /// With `time_column`, the oldest time (Unix seconds, [`crate::text::parse_time`]) among the

@@ -108,7 +108,7 @@ impl ApplyOptions {
 
 /// `apply STATE` or `apply MANIFEST`: the file is sniffed, not named by its extension. With a
 /// store, the run holds the store's lease throughout and works on a fresh copy of the store's
-/// state ([`stored`]).
+/// state (`stored`).
 pub async fn apply(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::Result<Applied> {
     if let (Some(store), None) = (&opts.store, &opts.held) {
         return stored::apply(opts, store, api, ui).await;
