@@ -298,11 +298,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let demo_token = seed.token.as_deref().is_none_or(str::is_empty)
         && std::env::var(TOKEN_ENV).ok().is_none_or(|t| t.is_empty());
     let emulator = Emulator::start(config, seed).await?;
-    eprintln!(
+    // Written, not `eprintln!`ed: a closed stderr (`2>&1 | head`) must not panic the server.
+    let mut err = std::io::stderr().lock();
+    let _ = writeln!(
+        err,
         "emulator: fault-injection random seed {0} (pass --random-seed {0} to replay)",
         emulator.random_seed()
     );
-    eprintln!(
+    let _ = writeln!(
+        err,
         "emulator: point idprune here, in another shell:\n  export IDPRUNE_API_URL={}\n  export SEGMENT_ACCESS_TOKEN={}",
         emulator.base_url(),
         if demo_token {
@@ -311,10 +315,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             "<the token of the seed or of IDPRUNE_EMULATOR_TOKEN>"
         }
     );
+    drop(err);
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "listening on {}", emulator.base_url()).context("writing to stdout")?;
-        out.flush().context("flushing stdout")?;
+        let said = writeln!(out, "listening on {}", emulator.base_url()).and_then(|()| out.flush());
+        match said {
+            // Nobody reads stdout (`| head` closed it): the server goes on serving.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            other => other.context("writing to stdout")?,
+        }
     }
     wait_for_stop_signal().await?;
     emulator.shutdown().await;

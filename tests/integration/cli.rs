@@ -44,7 +44,8 @@ fn quiet_exit(out: Output, what: &str) {
     );
 }
 
-/// Every command of the CLI (the emulator aside: a server keeps serving), with the files it
+/// Every command of the CLI (the emulator aside: a server keeps serving, see
+/// `the_emulator_keeps_serving_when_its_output_pipes_are_closed`), with the files it
 /// needs in `test`'s directory: `small()`'s plan applied, an archive line, a CSV, a key.
 fn every_command(test: &Test) -> Vec<Vec<&'static str>> {
     test.write(
@@ -879,4 +880,71 @@ fn the_scope_notes_come_once_a_plan_and_in_the_right_tense() {
         "{}",
         md.stdout
     );
+}
+
+#[test]
+fn the_emulator_keeps_serving_when_its_output_pipes_are_closed() {
+    use std::process::{Command, Stdio};
+    use std::time::{Duration, Instant};
+    let test = Test::offline();
+    let seed = test.write(
+        "seed.json",
+        &seed(&[("use_1", &["user_id:u_1", "email:a@x.com"])]).to_string(),
+    );
+    // A free port, named up front: the `listening on` line goes into the closed pipe.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let (reader, writer) = std::io::pipe().expect("a pipe");
+    drop(reader);
+    let mut child = Command::new(crate::harness::BIN)
+        .args([
+            "emulator",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--seed",
+        ])
+        .arg(&seed)
+        .env_remove("SEGMENT_ACCESS_TOKEN")
+        .env_remove("IDPRUNE_EMULATOR_TOKEN")
+        .stdin(Stdio::null())
+        .stderr(writer.try_clone().expect("cloning the writer"))
+        .stdout(writer)
+        .spawn()
+        .expect("starting the emulator");
+    // It serves: a profile read answers, however long the start takes (bounded).
+    let start = Instant::now();
+    let answered = loop {
+        let read = std::net::TcpStream::connect(("127.0.0.1", port)).and_then(|mut s| {
+            use std::io::{Read as _, Write as _};
+            s.set_read_timeout(Some(Duration::from_secs(5)))?;
+            s.write_all(b"GET /__emulator/stats HTTP/1.0\r\nHost: x\r\n\r\n")?;
+            let mut body = String::new();
+            s.read_to_string(&mut body)?;
+            Ok(body)
+        });
+        match read {
+            Ok(body) if body.starts_with("HTTP/1.0 200") || body.starts_with("HTTP/1.1 200") => {
+                break body;
+            }
+            _ if start.elapsed() > crate::harness::PATIENCE => {
+                let _ = child.kill();
+                panic!("the emulator never answered with its output pipes closed");
+            }
+            _ => {
+                if let Some(status) = child.try_wait().expect("polling the emulator") {
+                    panic!("the emulator ended ({status}) when its output pipes were closed");
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+    };
+    assert!(answered.contains("requests"), "{answered}");
+    // And it stops on SIGTERM as usual.
+    let pid = i32::try_from(child.id()).expect("a pid");
+    // SAFETY: a plain kill(2) of the child this test started.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let status = wait_bounded(&mut child);
+    assert_eq!(status.code(), Some(0), "{status}");
 }
