@@ -235,11 +235,7 @@ pub fn purge(args: &PurgeArgs, ui: &Ui) -> anyhow::Result<Exit> {
     }
     let mut state = State::open(&args.state)?;
     if let Some(holder) = state.lock_holder()?.filter(|h| !h.is_stale()) {
-        return Err(Refused(format!(
-            "state file `{}` is locked by {holder}",
-            args.state.display()
-        ))
-        .into());
+        return Err(Refused(crate::state::lock::locked_by(&args.state, &holder)).into());
     }
     let n = state.purge(key.as_bytes())?;
     ui.say(format!(

@@ -372,8 +372,8 @@ fn guard_existing(path: &Path, force: bool) -> anyhow::Result<()> {
     existing.checkpoint()?;
     if let Some(holder) = existing.lock_holder()?.filter(|h| !h.is_stale()) {
         return Err(Refused(format!(
-            "state file `{}` is locked by {holder}; wait for that apply to end",
-            path.display()
+            "{}; wait for that apply to end",
+            crate::state::lock::locked_by(path, &holder)
         ))
         .into());
     }

@@ -57,6 +57,15 @@ impl fmt::Display for Holder {
     }
 }
 
+/// The one message for a state file someone else holds: "state file `PATH` is locked by WHO"
+/// (`who`: a [`Holder`], or the sidecar's description of one). Every refusal and error about
+/// a held state file starts with it and adds what to do. The store's lease has its own
+/// message (`store::lease`): it names the store URL, what the holder is doing and when its
+/// lease ends.
+pub fn locked_by(state: &Path, who: &dyn fmt::Display) -> String {
+    format!("state file `{}` is locked by {who}", state.display())
+}
+
 impl Holder {
     /// A holder describing this process.
     pub fn this_process() -> Self {
@@ -253,8 +262,8 @@ impl FileLock {
         match Self::take(state, holder)? {
             Ok(lock) => Ok(lock),
             Err(who) => Err(Refusal(format!(
-                "state file `{}` is locked by {who}; wait for it to end before {doing}",
-                state.display()
+                "{}; wait for it to end before {doing}",
+                locked_by(state, &who)
             ))
             .into()),
         }
@@ -374,8 +383,8 @@ impl State {
             Ok(lock) => lock,
             Err(who) => {
                 return Err(Refusal(format!(
-                    "state file `{}` is locked by {who}; wait for it to end",
-                    self.path.display()
+                    "{}; wait for it to end",
+                    locked_by(&self.path, &who)
                 ))
                 .into());
             }
@@ -430,8 +439,8 @@ impl State {
         };
         if holder.lock_id != lock_id {
             bail!(
-                "state file `{}` is locked by {holder}, not by lock id `{lock_id}`",
-                self.path().display()
+                "{}, not by lock id `{lock_id}`",
+                locked_by(self.path(), &holder)
             );
         }
         if holder.host == this_host() && !holder.is_stale() {

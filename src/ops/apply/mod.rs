@@ -161,8 +161,8 @@ async fn apply_state(
         }
         Acquired::HeldBy(holder) => {
             return Err(Refused(format!(
-                "state file `{}` is locked by {holder}; wait, or if that run is dead run `idprune unlock {} {}`",
-                opts.state.display(),
+                "{}; wait, or if that run is dead run `idprune unlock {} {}`",
+                crate::state::lock::locked_by(&opts.state, &holder),
                 crate::text::shell_path(&opts.state),
                 holder.lock_id
             ))
