@@ -11,9 +11,9 @@ mod args;
 mod net;
 
 pub use args::{
-    ApplyArgs, DemoArgs, GuardArgs, GuardFormat, InitArgs, InitRegion, PlanArgs, PurgeArgs,
-    ReportArgs, ReportFormat, ResultRows, ShowArgs, StatusArgs, StatusFormat, StoreArgs,
-    UnlockArgs, ValidateArgs, ValueArgs, VerifyArgs, VerifyFormat,
+    ApplyArgs, DemoArgs, GuardArgs, InitArgs, InitRegion, PlanArgs, PurgeArgs, ReportArgs,
+    ReportFormat, ResultRows, ShowArgs, StatusArgs, StoreArgs, UnlockArgs, ValidateArgs, ValueArgs,
+    VerifyArgs,
 };
 pub use net::{ApiArgs, NetArgs, PaceArgs};
 
@@ -165,13 +165,32 @@ pub enum Command {
     Man,
 }
 
-/// Formats of `validate`, `apply` and `verify`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+/// `--format` of `validate`, `apply`, `status`, `verify` and `guard`: text for people, or one
+/// JSON object. What the JSON holds differs by command, so each flag says it in its help
+/// ([`OutputFormat::values`]). (`plan` and `show` add markdown: [`crate::render::Format`];
+/// `report` writes CSV or JSON: [`ReportFormat`].)
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum OutputFormat {
     /// For people.
     Text,
-    /// One JSON object on stdout, with a `format_version`.
+    /// One JSON object.
     Json,
+}
+
+impl OutputFormat {
+    /// The values of a command's `--format` (`text`, the default, and `json`), with `json`
+    /// described as `json_help` in `--help`.
+    pub fn values(json_help: &'static str) -> impl clap::builder::TypedValueParser<Value = Self> {
+        use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+        PossibleValuesParser::new([
+            PossibleValue::new("text").help("For people"),
+            PossibleValue::new("json").help(json_help),
+        ])
+        .map(|value| match value.as_str() {
+            "json" => Self::Json,
+            _ => Self::Text,
+        })
+    }
 }
 
 /// Flags whose values are free text that their command quotes or escapes itself, and may hold

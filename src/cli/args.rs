@@ -13,7 +13,7 @@ pub struct ValidateArgs {
     /// The manifest (YAML).
     pub manifest: PathBuf,
     /// Output format (`json`: the problems and warnings as one object, exit code unchanged).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, value_parser = OutputFormat::values("One JSON object on stdout, with a `format_version`"), default_value = "text")]
     pub format: OutputFormat,
     /// Also validate this policy (default: `idprune.policy.yaml` found walking up from the
     /// manifest's folder, as `plan` finds it).
@@ -149,7 +149,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub retry_failed: bool,
     /// How to print the final report (`json`: one object on stdout with `format_version`).
-    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(long, value_parser = OutputFormat::values("One JSON object on stdout, with a `format_version`"), default_value = "text")]
     pub format: OutputFormat,
     /// Re-run a finished journal's deletions as a new recorded run (after a space rebuild,
     /// which does not replay deletions). Same seal and approval checks.
@@ -192,38 +192,20 @@ fn non_blank(text: &str) -> Result<String, String> {
     }
 }
 
-/// Formats of `status`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum StatusFormat {
-    /// For people.
-    Text,
-    /// For programs (items redacted unless `--reveal`).
-    Json,
-}
-
 /// `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
     /// The state file.
     pub state: PathBuf,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
-    pub format: StatusFormat,
+    #[arg(long, value_parser = OutputFormat::values("For programs (items redacted unless `--reveal`)"), default_value = "text")]
+    pub format: OutputFormat,
     /// Show identifier values in JSON output.
     #[arg(long)]
     pub reveal: bool,
     /// Where the state lives.
     #[command(flatten)]
     pub store: StoreArgs,
-}
-
-/// Formats of `verify`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum VerifyFormat {
-    /// For people.
-    Text,
-    /// One JSON object (values redacted unless `--reveal`).
-    Json,
 }
 
 /// `verify`.
@@ -240,8 +222,8 @@ pub struct VerifyArgs {
           value_parser = humantime::parse_duration)]
     pub wait: Option<std::time::Duration>,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = VerifyFormat::Text)]
-    pub format: VerifyFormat,
+    #[arg(long, value_parser = OutputFormat::values("One JSON object (values redacted unless `--reveal`)"), default_value = "text")]
+    pub format: OutputFormat,
     /// Show identifier values in JSON output.
     #[arg(long)]
     pub reveal: bool,
@@ -361,15 +343,6 @@ pub struct DemoArgs {
     pub dir: Option<PathBuf>,
 }
 
-/// Formats of `guard`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum GuardFormat {
-    /// For people.
-    Text,
-    /// One JSON object (no identifier values).
-    Json,
-}
-
 /// `guard`.
 #[derive(Debug, Args)]
 pub struct GuardArgs {
@@ -389,8 +362,8 @@ pub struct GuardArgs {
     #[arg(long)]
     pub follow_symlinks: bool,
     /// Output format.
-    #[arg(long, value_enum, default_value_t = GuardFormat::Text)]
-    pub format: GuardFormat,
+    #[arg(long, value_parser = OutputFormat::values("One JSON object (no identifier values)"), default_value = "text")]
+    pub format: OutputFormat,
     /// Where the state lives.
     #[command(flatten)]
     pub store: StoreArgs,

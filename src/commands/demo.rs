@@ -10,8 +10,8 @@ use secrecy::SecretString;
 
 use super::{Api, Pace, Ui, apply, plan, show};
 use crate::cli::{
-    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StatusFormat, StoreArgs,
-    ValueArgs, VerifyArgs,
+    ApplyArgs, DemoArgs, OutputFormat, PlanArgs, ShowArgs, StatusArgs, StoreArgs, ValueArgs,
+    VerifyArgs,
 };
 use crate::emulator::{Config, Emulator, Seed};
 use crate::exit::Exit;
@@ -152,7 +152,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
     show::status(
         &StatusArgs {
             state: state.clone(),
-            format: StatusFormat::Text,
+            format: OutputFormat::Text,
             reveal: false,
             store: StoreArgs::default(),
         },
@@ -165,7 +165,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
             state: state.clone(),
             redact: false,
             wait: None,
-            format: crate::cli::VerifyFormat::Text,
+            format: OutputFormat::Text,
             reveal: false,
             store: StoreArgs::default(),
         },

@@ -2,7 +2,7 @@
 
 use std::io::Write as _;
 
-use crate::cli::{GuardArgs, GuardFormat};
+use crate::cli::{GuardArgs, OutputFormat};
 use crate::exit::Exit;
 use crate::guard::{self, archive, matcher::Targets};
 use crate::plan::Action;
@@ -63,7 +63,7 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
     if let Some(dir) = &args.write_filtered {
         guard::check_output(&found, &args.archive, dir)?;
     }
-    let quiet = args.format == GuardFormat::Json;
+    let quiet = args.format == OutputFormat::Json;
     let scan = guard::scan(&targets, &found, args.write_filtered.as_deref(), |p| {
         if !quiet {
             ui.shout(format!(
@@ -77,8 +77,8 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
     })?;
     let mut out = std::io::BufWriter::new(crate::ui::stdout());
     match args.format {
-        GuardFormat::Text => crate::render::guard_text(&scan, &mut out)?,
-        GuardFormat::Json => crate::render::guard_json(&scan, &mut out)?,
+        OutputFormat::Text => crate::render::guard_text(&scan, &mut out)?,
+        OutputFormat::Json => crate::render::guard_json(&scan, &mut out)?,
     }
     out.flush()?;
     let unreadable: Vec<String> = scan

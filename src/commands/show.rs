@@ -7,7 +7,7 @@ use std::io::Write as _;
 use super::plan::{default_redaction, print_plan};
 use super::{Refused, Ui};
 use crate::cli::{
-    PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, StatusFormat, UnlockArgs,
+    OutputFormat, PurgeArgs, ReportArgs, ReportFormat, ShowArgs, StatusArgs, UnlockArgs,
 };
 use crate::exit::Exit;
 use crate::ops::sniff;
@@ -48,14 +48,14 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
         data_as_of: state.data_as_of()?,
         state: &state,
     };
-    let color = ui.color && args.format == StatusFormat::Text;
+    let color = ui.color && args.format == OutputFormat::Text;
     let mut out = super::ui::Colored::new(std::io::BufWriter::new(super::ui::stdout()), color);
     match args.format {
-        StatusFormat::Text => {
+        OutputFormat::Text => {
             render::status_text(&view, &mut out)?;
             verification_history(&state, &mut out)?;
         }
-        StatusFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
+        OutputFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
     }
     out.flush()?;
     Ok(Exit::Success)

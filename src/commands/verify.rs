@@ -4,7 +4,7 @@
 use std::io::Write as _;
 
 use super::Ui;
-use crate::cli::{VerifyArgs, VerifyFormat};
+use crate::cli::{OutputFormat, VerifyArgs};
 use crate::exit::Exit;
 use crate::ops::{self, Api, VerifyOptions};
 use crate::render;
@@ -31,12 +31,12 @@ async fn run_verify(args: &VerifyArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exi
     let verified = ops::verify::verify(&opts, api, ui).await?;
     let mut out = std::io::BufWriter::new(crate::ui::stdout());
     match args.format {
-        VerifyFormat::Text => render::verify_text(&verified, args.redact, &mut out)?,
-        VerifyFormat::Json => render::verify_json(&verified, args.reveal, &mut out)?,
+        OutputFormat::Text => render::verify_text(&verified, args.redact, &mut out)?,
+        OutputFormat::Json => render::verify_json(&verified, args.reveal, &mut out)?,
     }
     out.flush()?;
     // The text view prints the hints first; beside JSON on stdout they go to stderr.
-    if args.format == VerifyFormat::Json {
+    if args.format == OutputFormat::Json {
         for hint in render::verify_hints(&verified) {
             ui.note(hint);
         }
