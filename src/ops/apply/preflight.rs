@@ -4,21 +4,16 @@
 //! `--approve`, `--yes` or at a terminal prompt). Each refusal names the fix.
 
 use std::io::{BufRead as _, IsTerminal as _};
-use std::path::Path;
 use std::time::Duration;
 
 use super::Approval;
 use crate::digest;
+use crate::manifest::sha256_file;
 use crate::ops::{Refused, state_dir};
 use crate::render;
 use crate::state::{ItemState, State, now_unix};
 use crate::text::plural;
 use crate::ui::Ui;
-
-/// The hex sha256 of a file's bytes, with the file named on error.
-fn sha256_file(path: &Path) -> anyhow::Result<String> {
-    crate::manifest::sha256_file(path, "file")
-}
 
 /// Every check that must pass before a single request: seal, inputs, target, age, approval.
 /// The sealed digest, once they all passed.
@@ -48,7 +43,7 @@ pub(super) fn check_before_sending(
     let dir = state_dir(state.path());
     let manifest = dir.join(&meta.manifest_path);
     if manifest.exists() {
-        if sha256_file(&manifest)? != meta.manifest_sha256 {
+        if sha256_file(&manifest, "file")? != meta.manifest_sha256 {
             return Err(Refused(format!(
                 "manifest `{}` changed since the plan was made; run `idprune plan` again and get the new plan approved",
                 manifest.display()
@@ -74,7 +69,7 @@ pub(super) fn check_before_sending(
                 "pinned source `{}` is not there; relying on the plan digest alone",
                 file.display()
             ));
-        } else if sha256_file(&file)? != source.sha256 {
+        } else if sha256_file(&file, "file")? != source.sha256 {
             return Err(Refused(format!(
                 "pinned source `{}` changed since the plan was made; run `idprune plan` again",
                 file.display()
