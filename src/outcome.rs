@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::apply::ApplyReport;
 use crate::exit::Signal;
+use crate::manifest::{Diagnostic, Region};
 use crate::model::Identifier;
 use crate::state::verify::{Prior, Seen};
 use crate::state::{Counts, Meta, RunFigures};
@@ -111,4 +112,45 @@ impl Verified {
     pub fn count(&self, s: Seen) -> u64 {
         self.seen().filter(|(_, x)| *x == s).count() as u64
     }
+}
+
+/// What `validate` found in a manifest: one value behind its text and its JSON.
+#[derive(Clone, Debug)]
+pub struct Validated {
+    /// The manifest's path as given.
+    pub manifest: PathBuf,
+    /// A valid manifest's figures, or every problem of an invalid one, located.
+    pub found: Result<Valid, Vec<Diagnostic>>,
+}
+
+/// The figures of a valid manifest.
+#[derive(Clone, Debug)]
+pub struct Valid {
+    /// The Segment space.
+    pub space: String,
+    /// Its region.
+    pub region: Region,
+    /// Entries: those written in the manifest and the rows of its CSV sources.
+    pub entries: u64,
+    /// Entries written in the manifest itself (the rest come from CSV sources).
+    pub inline_entries: u64,
+    /// CSV sources.
+    pub sources: u64,
+    /// CSV sources read (a source in a store is left to `plan`).
+    pub sources_read: u64,
+    /// The sources in a store, as written, that `validate` did not fetch (it works offline).
+    pub not_fetched: Vec<String>,
+    /// Rows read from them.
+    pub source_rows: u64,
+    /// Warnings, located.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// What `validate` found in the policy `plan` would judge the manifest by.
+#[derive(Clone, Debug)]
+pub struct PolicyChecked {
+    /// The policy file.
+    pub path: PathBuf,
+    /// The policy, or every problem in it, located.
+    pub found: Result<crate::policy::Policy, Vec<Diagnostic>>,
 }

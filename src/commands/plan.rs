@@ -11,146 +11,42 @@ use crate::ops::{self, Api, checks, sniff};
 use crate::receipt::{Receipt, Unresolved, receipt_path};
 use crate::render::{self, Format, PlanView, Redaction};
 use crate::state::State;
-use crate::text::{plural, thousands};
+use crate::text::thousands;
 
-/// `idprune validate MANIFEST`: offline checks only.
+/// `idprune validate MANIFEST`: offline checks of the manifest and of the policy `plan` would
+/// judge it by. Either one invalid exits 1: the text form as an error naming every problem,
+/// the JSON form as its object.
 pub fn validate(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
     sniff::expect_manifest(&args.manifest, "validate")?;
     if args.format == OutputFormat::Json {
-        return validate_json(args, ui);
+        let policy = ops::validate::policy(args.policy.as_deref(), &args.manifest)?;
+        let validated = ops::validate::validate(&args.manifest)?;
+        ui.out(render::validate_json(&validated, policy.as_ref()))?;
+        let policy_ok = policy.is_none_or(|p| p.found.is_ok());
+        return Ok(if validated.found.is_ok() && policy_ok {
+            Exit::Success
+        } else {
+            Exit::Error
+        });
     }
-    let m = manifest::load(&args.manifest)?;
-    for w in &m.warnings {
+    let validated = ops::validate::validate(&args.manifest)?;
+    let valid = match validated.found {
+        Ok(valid) => valid,
+        Err(problems) => return Err(manifest::ManifestError::Invalid(problems).into()),
+    };
+    for w in &valid.warnings {
         ui.warn(render::clean(&w.to_string()));
     }
-    // The sources read: a URL source is left to `plan` (said below).
-    let read = m.sources.iter().filter(|s| s.fetched).count() as u64;
-    let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
-    let entries = m.entries.len() as u64;
-    let inline = m.entries.iter().filter(|e| e.origin.file == m.path).count() as u64;
-    ui.say(format!(
-        "`{}` is valid: {} ({} from {} with {}) for space {}.",
-        args.manifest.display(),
-        plural(entries, "entry", "entries"),
-        render::thousands(entries - inline),
-        plural(read, "CSV source", "CSV sources"),
-        plural(sources, "row", "rows"),
-        render::clean(&m.space),
-    ))?;
-    let unfetched: Vec<&str> = not_fetched(&m).collect();
-    if !unfetched.is_empty() {
-        ui.say(format!(
-            "Not fetched: {} in a store ({}). `validate` works offline; `plan` fetches {}, checks {} sha256 pin before reading a row, and validates {} rows.",
-            plural(unfetched.len() as u64, "CSV source", "CSV sources"),
-            unfetched
-                .iter()
-                .map(|u| format!("`{}`", render::clean(u)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if unfetched.len() == 1 { "it" } else { "them" },
-            if unfetched.len() == 1 { "its" } else { "each one's" },
-            if unfetched.len() == 1 { "its" } else { "their" },
-        ))?;
+    for line in render::validate_text(&validated.manifest, &valid) {
+        ui.say(line)?;
     }
-    if let Some(path) = ops::plan::policy_path(args.policy.as_deref(), &args.manifest) {
-        let policy = crate::policy::load(&path)?;
-        let rules: Vec<String> = policy
-            .rules
-            .iter()
-            .map(|r| format!("{} ({})", r.name, r.level.as_str()))
-            .collect();
-        ui.say(format!(
-            "Policy `{}` is valid: {}: {}.",
-            path.display(),
-            plural(rules.len() as u64, "rule", "rules"),
-            rules.join(", ")
-        ))?;
+    if let Some(checked) = ops::validate::policy(args.policy.as_deref(), &args.manifest)? {
+        match checked.found {
+            Ok(policy) => ui.say(render::policy_valid_text(&checked.path, &policy))?,
+            Err(problems) => return Err(crate::policy::PolicyError::Invalid(problems).into()),
+        }
     }
     Ok(Exit::Success)
-}
-
-/// The URL sources `validate` did not fetch (it works offline), as written.
-fn not_fetched(m: &manifest::Manifest) -> impl Iterator<Item = &str> {
-    m.sources
-        .iter()
-        .filter(|s| !s.fetched)
-        .map(|s| s.written.as_str())
-}
-
-/// The version of `validate --format json`'s object (minor: additive; major: breaking). 1.1
-/// added `sources_not_fetched`: the URL sources (in a store) an offline validate did not read.
-pub const VALIDATE_JSON_VERSION: &str = "1.1";
-
-/// `validate --format json`: one object with every problem and warning, located. The exit code
-/// is the text form's (1 when invalid).
-fn validate_json(args: &ValidateArgs, ui: &Ui) -> anyhow::Result<Exit> {
-    use serde_json::json;
-    let diag = |d: &manifest::Diagnostic| {
-        json!({
-            "file": d.location.file.display().to_string(),
-            "line": d.location.line,
-            "column": d.location.column,
-            "message": d.message,
-        })
-    };
-    // The policy `plan` would judge by: its rules, or its problems (then the result is invalid).
-    let policy = match ops::plan::policy_path(args.policy.as_deref(), &args.manifest) {
-        None => Ok(serde_json::Value::Null),
-        Some(path) => match crate::policy::load(&path) {
-            Ok(p) => Ok(json!({
-                "path": path.display().to_string(),
-                "sha256": p.sha256,
-                "rules": p.rules.iter().map(|r| json!({"rule": r.name, "level": r.level.as_str()})).collect::<Vec<_>>(),
-            })),
-            Err(crate::policy::PolicyError::Invalid(problems)) => Err(problems),
-            Err(e) => return Err(e.into()),
-        },
-    };
-    let (mut body, mut exit) = match manifest::load(&args.manifest) {
-        Ok(m) => {
-            let sources: u64 = m.sources.iter().map(|s| s.rows).sum();
-            (
-                json!({
-                    "format_version": VALIDATE_JSON_VERSION,
-                    "manifest": args.manifest.display().to_string(),
-                    "valid": true,
-                    "space": m.space,
-                    "region": m.region.as_str(),
-                    "entries": m.entries.len(),
-                    "sources": m.sources.len(),
-                    "source_rows": sources,
-                    "sources_not_fetched": not_fetched(&m).collect::<Vec<_>>(),
-                    "problems": [],
-                    "warnings": m.warnings.iter().map(diag).collect::<Vec<_>>(),
-                }),
-                Exit::Success,
-            )
-        }
-        Err(manifest::ManifestError::Invalid(problems)) => (
-            json!({
-                "format_version": VALIDATE_JSON_VERSION,
-                "manifest": args.manifest.display().to_string(),
-                "valid": false,
-                "problems": problems.iter().map(diag).collect::<Vec<_>>(),
-                "warnings": [],
-            }),
-            Exit::Error,
-        ),
-        Err(e) => return Err(e.into()),
-    };
-    match policy {
-        Ok(value) => body["policy"] = value,
-        Err(problems) => {
-            body["valid"] = json!(false);
-            body["policy"] = serde_json::Value::Null;
-            if let Some(list) = body["problems"].as_array_mut() {
-                list.extend(problems.iter().map(diag));
-            }
-            exit = Exit::Error;
-        }
-    }
-    ui.out(body)?;
-    Ok(exit)
 }
 
 /// `idprune plan MANIFEST`: load into the scratch file, resolve, plan, seal, print. SIGINT or

@@ -53,47 +53,12 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
     match args.format {
         OutputFormat::Text => {
             render::status_text(&view, &mut out)?;
-            verification_history(&state, &mut out)?;
+            render::verification_history_text(&state.verifications()?, &mut out)?;
         }
         OutputFormat::Json => render::status_json(&view, Redaction(!args.reveal), &mut out)?,
     }
     out.flush()?;
     Ok(Exit::Success)
-}
-
-/// The last verifications `status` lists.
-const VERIFICATIONS_SHOWN: usize = 10;
-
-/// Appends the verification history (the last [`VERIFICATIONS_SHOWN`]) to `status`.
-fn verification_history(state: &State, mut out: impl std::io::Write) -> anyhow::Result<()> {
-    let all = state.verifications()?;
-    if all.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "Verifications ({}):", all.len())?;
-    for v in all
-        .iter()
-        .skip(all.len().saturating_sub(VERIFICATIONS_SHOWN))
-    {
-        writeln!(
-            out,
-            "  #{} {}: {} checked, {} gone, {} still present, {} re-introduced{} ({} reads, {})",
-            v.id,
-            render::timestamp(v.finished_at),
-            render::thousands(v.checked),
-            render::thousands(v.gone),
-            render::thousands(v.still_present),
-            render::thousands(v.reintroduced),
-            if v.not_found > 0 {
-                format!(", {} on profiles not found", render::thousands(v.not_found))
-            } else {
-                String::new()
-            },
-            v.polls,
-            v.outcome()
-        )?;
-    }
-    Ok(())
 }
 
 /// `idprune report STATE --downstream | --results | --sql [--dialect D] [--csv FILE]`, and

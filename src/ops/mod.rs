@@ -17,6 +17,7 @@ pub mod plan;
 pub mod poll;
 pub mod sniff;
 pub mod stored;
+pub mod validate;
 pub mod verify;
 
 use std::path::{Path, PathBuf};

@@ -27,6 +27,7 @@ mod json;
 mod plan;
 mod policy;
 mod status;
+mod validate;
 mod verify;
 mod warning;
 
@@ -34,7 +35,8 @@ pub use apply::{APPLY_JSON_VERSION, apply_json, apply_progress_text, run_summary
 pub use guard::{guard_json, guard_text};
 pub use plan::{SHORT_DIFF_LINES, SUMMARY_EXCEPTION_ROWS, TextOptions, plan_json, plan_text};
 pub use policy::{override_line, policy_head, policy_refusal, policy_text, verdict_line};
-pub use status::{StatusView, latency_text, status_json, status_text};
+pub use status::{StatusView, latency_text, status_json, status_text, verification_history_text};
+pub use validate::{VALIDATE_JSON_VERSION, policy_valid_text, validate_json, validate_text};
 pub use verify::{VERIFY_ROWS, verify_hints, verify_json, verify_text};
 pub use warning::{redact_quoted, warning_text};
 

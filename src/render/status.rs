@@ -7,6 +7,7 @@ use serde_json::{Value, json};
 
 use super::json::{head_json, json_with_items};
 use super::{clean, expires_at, progress_line, summary_line, thousands, timestamp};
+use crate::state::verify::Verification;
 use crate::state::{Counts, Meta, Run, RunFigures, State, lock::Holder};
 use crate::text::Redaction;
 
@@ -118,6 +119,41 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         for (seq, e) in &view.last_errors {
             writeln!(out, "  #{seq}: {}", clean(e))?;
         }
+    }
+    Ok(())
+}
+
+/// The last verifications `status` lists.
+const VERIFICATIONS_SHOWN: usize = 10;
+
+/// The verification history `status` appends to its text (the last
+/// [`VERIFICATIONS_SHOWN`] of `all`, oldest first); nothing when there is none.
+pub fn verification_history_text(all: &[Verification], out: &mut impl Write) -> io::Result<()> {
+    if all.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "Verifications ({}):", all.len())?;
+    for v in all
+        .iter()
+        .skip(all.len().saturating_sub(VERIFICATIONS_SHOWN))
+    {
+        writeln!(
+            out,
+            "  #{} {}: {} checked, {} gone, {} still present, {} re-introduced{} ({} reads, {})",
+            v.id,
+            timestamp(v.finished_at),
+            thousands(v.checked),
+            thousands(v.gone),
+            thousands(v.still_present),
+            thousands(v.reintroduced),
+            if v.not_found > 0 {
+                format!(", {} on profiles not found", thousands(v.not_found))
+            } else {
+                String::new()
+            },
+            v.polls,
+            v.outcome()
+        )?;
     }
     Ok(())
 }
