@@ -11,9 +11,8 @@ mod args;
 mod net;
 
 pub use args::{
-    ApplyArgs, DemoArgs, GuardArgs, InitArgs, InitRegion, PlanArgs, PurgeArgs, ReportArgs,
-    ReportFormat, ResultRows, ShowArgs, StatusArgs, StoreArgs, UnlockArgs, ValidateArgs, ValueArgs,
-    VerifyArgs,
+    ApplyArgs, DemoArgs, GuardArgs, InitArgs, PlanArgs, PurgeArgs, ReportArgs, ReportFormat,
+    ResultRows, ShowArgs, StatusArgs, StoreArgs, UnlockArgs, ValidateArgs, ValueArgs, VerifyArgs,
 };
 pub use net::{ApiArgs, NetArgs, PaceArgs};
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use super::OutputFormat;
+use crate::manifest::Region;
 use crate::render::Format;
 
 /// `validate`.
@@ -369,23 +370,15 @@ pub struct GuardArgs {
     pub store: StoreArgs,
 }
 
-/// Regions of `init`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-pub enum InitRegion {
-    /// `profiles.segment.com`.
-    Us,
-    /// `profiles.euw1.segment.com`.
-    Eu,
-}
-
-impl InitRegion {
-    /// The manifest spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Us => "us",
-            Self::Eu => "eu",
-        }
-    }
+/// `init --region`'s values: the manifest's own [`Region`]s, in its spelling, each described
+/// by its host in `--help`.
+fn region_values() -> impl clap::builder::TypedValueParser<Value = Region> {
+    use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
+    PossibleValuesParser::new([
+        PossibleValue::new(Region::Us.as_str()).help("`profiles.segment.com`"),
+        PossibleValue::new(Region::Eu.as_str()).help("`profiles.euw1.segment.com`"),
+    ])
+    .try_map(|value| value.parse::<Region>())
 }
 
 /// `init`.
@@ -408,8 +401,8 @@ pub struct InitArgs {
     #[arg(long, value_name = "SPACE")]
     pub space: Option<String>,
     /// The space's region.
-    #[arg(long, value_enum, default_value_t = InitRegion::Us)]
-    pub region: InitRegion,
+    #[arg(long, value_parser = region_values(), default_value = "us")]
+    pub region: Region,
     /// Replace an existing manifest.
     #[arg(long)]
     pub force: bool,
