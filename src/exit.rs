@@ -68,8 +68,9 @@ impl Exit {
     }
 }
 
-/// A refusal: the plan is stale or tampered, the digest is not approved, or the state is locked.
-/// Maps to exit code 4.
+/// A refusal: the plan is stale, tampered with or past its TTL, the digest is not approved,
+/// the state is locked (a file, or a store's lease), or a stored object was edited. The one
+/// error type every layer refuses with (`state/` and `store/` too); maps to exit code 4.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Refused(pub String);
@@ -84,8 +85,7 @@ pub struct Ending {
     pub report: bool,
 }
 
-/// Maps an error to how the process ends: [`Refused`] and the state layer's
-/// [`crate::state::Refusal`] → 4; a closed standard output
+/// Maps an error to how the process ends: [`Refused`] → 4; a closed standard output
 /// ([`StdoutClosed`]) anywhere in the chain → a quiet 0; everything else → 1.
 pub fn for_error(error: &anyhow::Error) -> Ending {
     if is_broken_pipe(error) {
@@ -94,9 +94,7 @@ pub fn for_error(error: &anyhow::Error) -> Ending {
             report: false,
         };
     }
-    let exit = if error.downcast_ref::<Refused>().is_some()
-        || error.downcast_ref::<crate::state::Refusal>().is_some()
-    {
+    let exit = if error.downcast_ref::<Refused>().is_some() {
         Exit::Refused
     } else {
         Exit::Error

@@ -193,7 +193,7 @@ impl StoreAt {
         )
     }
 
-    /// Takes the lease beside the object for `doing` (a [`crate::state::Refusal`] naming the
+    /// Takes the lease beside the object for `doing` (a [`crate::exit::Refused`] naming the
     /// holder when another process anywhere holds it), with `local` as the working copy.
     pub async fn hold(
         &self,

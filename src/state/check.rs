@@ -1,7 +1,7 @@
 //! The checks that stand between a file on disk and anything idprune reads from or writes to
 //! it: the header (is this an idprune state file at all, before SQLite touches it), the
 //! connection's defensive settings, the schema, the file seal (a sha256 over every row `plan`
-//! wrote, stored in `meta`) and the journal's invariants. Every failure is a [`Refusal`] or an
+//! wrote, stored in `meta`) and the journal's invariants. Every failure is a [`Refused`] or an
 //! error naming the file and the field; none is a panic. See `docs/ARCHITECTURE.md` for how the
 //! file seal relates to the plan digest.
 
@@ -14,13 +14,9 @@ use rusqlite::config::DbConfig;
 use rusqlite::types::ValueRef;
 use sha2::{Digest as _, Sha256};
 
-use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
+use crate::exit::Refused;
 
-/// A state file idprune must not act on: tampered with, locked, or replaced while in use.
-/// The command layer maps it to exit code 4.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct Refusal(pub String);
+use super::schema::{self, APPLICATION_ID, SCHEMA_VERSION};
 
 /// The last second of year 9999 (`9999-12-31T23:59:59Z`): the latest time a state file may
 /// hold, and the latest a plan's TTL may reach.
@@ -118,14 +114,14 @@ pub fn schema(conn: &Connection, path: &Path) -> anyhow::Result<()> {
     let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let app: i32 = conn.query_row("PRAGMA application_id", [], |r| r.get(0))?;
     if app != APPLICATION_ID || version != SCHEMA_VERSION {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{shown}` changed its application id or schema version while being opened; it may have been tampered with: plan again from the manifest"
         ))
         .into());
     }
     let diff = schema::differences(conn)?;
     if !diff.is_empty() {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{shown}` holds schema objects idprune did not create: {}; it may have been tampered with: plan again from the manifest",
             diff.join(", ")
         ))
@@ -265,7 +261,7 @@ pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         |r| r.get(0),
     ))?;
     let Some(stored) = stored else {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{}` has no file seal; it was not written by `idprune plan` or was tampered with: plan again from the manifest",
             path.display()
         ))
@@ -282,7 +278,7 @@ pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         Ok(())
     })?;
     if computed != stored {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{}` was changed after it was sealed: its rows hash to {computed}, its seal says {}; it may have been tampered with: plan again from the manifest",
             path.display(),
             crate::text::clean(&stored)
@@ -290,7 +286,7 @@ pub fn verify(conn: &Connection, path: &Path) -> anyhow::Result<()> {
         .into());
     }
     if let Some((seq, what)) = fault {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{}`: item #{seq} {what}; no apply writes that, so the file may have been tampered with: plan again from the manifest",
             path.display()
         ))
@@ -345,7 +341,7 @@ mod tests {
             .and_then(|c| c.execute("UPDATE meta SET value = 'x' WHERE key = 'reason'", []))
             .expect("edit");
         let err = State::open(&path).expect_err("tampered");
-        assert!(err.downcast_ref::<Refusal>().is_some());
+        assert!(err.downcast_ref::<Refused>().is_some());
         assert!(err.to_string().contains("was changed after it was sealed"));
         reseal(&path);
         State::open(&path).expect("a consistent file opens");
@@ -426,6 +422,6 @@ mod tests {
         let err = state
             .for_each_profile_diff(10, |_, _| Ok(()))
             .expect_err("a hidden delete");
-        assert!(err.downcast_ref::<Refusal>().is_some(), "{err:#}");
+        assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
     }
 }

@@ -22,8 +22,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 
-use super::check::{self, Refusal};
+use super::check;
 use super::{State, now_unix};
+use crate::exit::Refused;
 
 /// Who holds the lock.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,7 +164,7 @@ pub fn true_path(state: &Path) -> anyhow::Result<PathBuf> {
 pub fn refuse_hard_links(state: &Path, metadata: &std::fs::Metadata) -> anyhow::Result<()> {
     use std::os::unix::fs::MetadataExt as _;
     if metadata.nlink() > 1 {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "state file `{}` has {} hard links; idprune locks a state file by its one name, so another name could run a second apply on it at once; remove the other links (`find / -xdev -samefile {}`) or copy the file",
             state.display(),
             metadata.nlink(),
@@ -261,7 +262,7 @@ impl FileLock {
     pub fn take_or_refuse(state: &Path, holder: &Holder, doing: &str) -> anyhow::Result<Self> {
         match Self::take(state, holder)? {
             Ok(lock) => Ok(lock),
-            Err(who) => Err(Refusal(format!(
+            Err(who) => Err(Refused(format!(
                 "{}; wait for it to end before {doing}",
                 locked_by(state, &who)
             ))
@@ -382,7 +383,7 @@ impl State {
         let file_lock = match FileLock::take(&self.path, &mine)? {
             Ok(lock) => lock,
             Err(who) => {
-                return Err(Refusal(format!(
+                return Err(Refused(format!(
                     "{}; wait for it to end",
                     locked_by(&self.path, &who)
                 ))
@@ -512,7 +513,7 @@ mod tests {
         std::fs::copy(state.path(), &other).expect("copy");
         std::fs::rename(&other, state.path()).expect("rename over");
         let err = state.acquire_lock().expect_err("replaced");
-        assert!(err.downcast_ref::<Refusal>().is_some(), "{err:#}");
+        assert!(err.downcast_ref::<Refused>().is_some(), "{err:#}");
         assert!(
             err.to_string().contains("replaced by a new plan"),
             "{err:#}"

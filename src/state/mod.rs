@@ -14,7 +14,7 @@
 //! application id before SQLite touches it, opens it read-only with SQLite's defensive settings
 //! to compare its schema with this build's, and only then reopens it for writing; it then
 //! checks the file seal over every row `plan` wrote and the journal's invariants. A file that
-//! fails any of these is refused ([`Refusal`]) before anything is sent or shown.
+//! fails any of these is refused ([`Refused`]) before anything is sent or shown.
 
 pub mod check;
 mod journal;
@@ -28,7 +28,7 @@ mod seal;
 pub mod verify;
 mod views;
 
-pub use check::{MAX_UNIX, Refusal};
+pub use check::MAX_UNIX;
 pub use journal::{Failure, ItemState, Journal, Outcome, StoredItem, Work};
 pub use purge::{FINGERPRINT_PREFIX, MIN_KEY_BYTES, fingerprint};
 pub use results::ResultItem;
@@ -44,6 +44,7 @@ use anyhow::{Context as _, bail};
 use rusqlite::{Connection, OptionalExtension as _};
 
 use crate::digest::{Header, ItemFields, PlanHasher};
+use crate::exit::Refused;
 use crate::plan::Item;
 
 /// The version of the state format (and of the JSON views of it).
@@ -204,7 +205,7 @@ fn open_checked(path: &Path, flags: rusqlite::OpenFlags) -> anyhow::Result<Conne
         .with_context(|| format!("opening state file `{}`", path.display()))?;
     check::harden(&conn).with_context(|| format!("opening state file `{}`", path.display()))?;
     match check::schema(&conn, path) {
-        Err(e) if e.downcast_ref::<Refusal>().is_none() => {
+        Err(e) if e.downcast_ref::<Refused>().is_none() => {
             Err(e.context(format!("opening state file `{}`", path.display())))
         }
         other => other.map(|()| conn),
@@ -301,7 +302,7 @@ impl State {
         )?);
         let conn = open_checked(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE)?;
         if identity(path)? != identity_before {
-            return Err(Refusal(format!(
+            return Err(Refused(format!(
                 "state file `{}` was replaced while it was being opened (a `plan` finished?); run the command again",
                 path.display()
             ))
@@ -323,7 +324,7 @@ impl State {
     /// renamed a new file over it, and writing on would journal into a deleted file.
     pub fn still_at_path(&self) -> anyhow::Result<()> {
         if identity(&self.path)? != self.identity {
-            return Err(Refusal(format!(
+            return Err(Refused(format!(
                 "state file `{}` was replaced by a new plan after this command opened it; nothing was sent: review the new plan, then apply it",
                 self.path.display()
             ))

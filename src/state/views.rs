@@ -7,8 +7,9 @@ use std::collections::BTreeMap;
 use anyhow::Context as _;
 use rusqlite::OptionalExtension as _;
 
+use super::State;
 use super::journal::{ITEM_COLUMNS, ItemState, StoredItem, read_item};
-use super::{Refusal, State};
+use crate::exit::Refused;
 use crate::model::Identifier;
 use crate::plan::{Action, Profile};
 
@@ -197,7 +198,7 @@ impl State {
     }
 
     fn unbound_view(&self, profile: &str) -> anyhow::Error {
-        Refusal(format!(
+        Refused(format!(
             "state file `{}`: the before-state of profile `{}` does not hold every identifier sealed for deletion from it, so its diff would hide one; the file may have been tampered with: plan again from the manifest",
             self.path.display(),
             crate::text::clean(profile)

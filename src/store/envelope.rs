@@ -10,7 +10,7 @@
 //! The associated data is the header (magic, version, key id, nonce) followed by the object's
 //! key in the store, so an object copied to another key, or a header edited, fails to open.
 //! The key id (the first 8 bytes of SHA-256 over a domain label and the key) tells a wrong key
-//! (an error, exit 1: the fix is the key) apart from an edited object (a [`Refusal`], exit 4:
+//! (an error, exit 1: the fix is the key) apart from an edited object (a [`Refused`], exit 4:
 //! the object cannot be trusted); it reveals nothing of the key. Nonces are 96 random bits per
 //! seal, far below the 2^32 seals per key where random nonces start to matter.
 //!
@@ -22,7 +22,7 @@ use anyhow::bail;
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
 
-use crate::state::Refusal;
+use crate::exit::Refused;
 
 /// The first bytes of every envelope.
 pub const MAGIC: &[u8; 8] = b"IDPRUNE\x01";
@@ -133,18 +133,18 @@ pub fn seal(key: &StateKey, object: &str, plain: &[u8]) -> anyhow::Result<Vec<u8
 }
 
 /// Checks that `sealed` is an envelope this build reads, sealed under `key`: a wrong key is an
-/// error naming the fix; anything that is not an envelope is a [`Refusal`]. Reads the header
+/// error naming the fix; anything that is not an envelope is a [`Refused`]. Reads the header
 /// only, so it can run on the first [`HEADER_LEN`] bytes.
 pub fn check_key(key: &StateKey, object: &str, sealed: &[u8]) -> anyhow::Result<()> {
     if sealed.len() < HEADER_LEN || &sealed[..MAGIC.len()] != MAGIC {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "store object `{object}` is not an idprune state envelope (edited, or written by something else); nothing was changed: restore it from the store's version history, or remove it and plan again"
         ))
         .into());
     }
     let version = sealed[MAGIC.len()];
     if version != VERSION {
-        return Err(Refusal(format!(
+        return Err(Refused(format!(
             "store object `{object}` is envelope version {version}, and this idprune reads version {VERSION}; use the idprune that wrote it"
         ))
         .into());
@@ -161,7 +161,7 @@ pub fn check_key(key: &StateKey, object: &str, sealed: &[u8]) -> anyhow::Result<
 }
 
 /// Opens an envelope read from the store object `object`: a wrong key is an error (exit 1),
-/// an edited object a [`Refusal`] (exit 4).
+/// an edited object a [`Refused`] (exit 4).
 pub fn open(key: &StateKey, object: &str, sealed: &[u8]) -> anyhow::Result<Vec<u8>> {
     check_key(key, object, sealed)?;
     if sealed.len() < HEADER_LEN + TAG_LEN {
@@ -182,7 +182,7 @@ pub fn open(key: &StateKey, object: &str, sealed: &[u8]) -> anyhow::Result<Vec<u
 }
 
 fn edited(object: &str) -> anyhow::Error {
-    Refusal(format!(
+    Refused(format!(
         "store object `{object}` fails its authentication check: it was edited or damaged after idprune wrote it; nothing was sent or changed: restore it from the store's version history"
     ))
     .into()
@@ -197,7 +197,7 @@ mod tests {
     }
 
     fn is_refusal(e: &anyhow::Error) -> bool {
-        e.downcast_ref::<Refusal>().is_some()
+        e.downcast_ref::<Refused>().is_some()
     }
 
     #[test]

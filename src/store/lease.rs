@@ -23,7 +23,8 @@ use object_store::path::Path as ObjectPath;
 use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use crate::state::{Refusal, now_unix};
+use crate::exit::Refused;
+use crate::state::now_unix;
 
 /// How long a lease lasts unless renewed.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(120);
@@ -201,7 +202,7 @@ impl LockChain {
     }
 
     /// Takes the lease for `doing`, lasting `ttl`: when it is free, released or expired.
-    /// Held by another (unexpired), it is a [`Refusal`] naming the holder.
+    /// Held by another (unexpired), it is a [`Refused`] naming the holder.
     pub async fn acquire(&self, doing: &str, ttl: Duration) -> anyhow::Result<Lease> {
         let now = now_unix();
         let record = LeaseRecord {
@@ -241,7 +242,7 @@ impl LockChain {
     }
 
     fn held_by(&self, holder: &LeaseRecord) -> anyhow::Error {
-        Refusal(format!(
+        Refused(format!(
             "state `{}` is locked by {holder}; wait for it to finish, or once that run is surely gone run `idprune unlock {} {}`",
             self.url,
             self.url,
@@ -297,7 +298,7 @@ impl Lease {
         &self.chain
     }
 
-    /// Extends the lease by its length from now. A [`Refusal`] when it was lost meanwhile
+    /// Extends the lease by its length from now. A [`Refused`] when it was lost meanwhile
     /// (taken over after expiring, or broken): the holder must stop writing the state.
     pub async fn renew(&mut self) -> anyhow::Result<()> {
         let mut next = self.record.clone();
@@ -336,7 +337,7 @@ impl Lease {
     }
 
     fn lost(&self, now: &LeaseRecord) -> anyhow::Error {
-        Refusal(format!(
+        Refused(format!(
             "lost the lock of `{}` (lock id {}): it is now {}; stopped writing the state: check the other run, then resume",
             self.chain.url,
             crate::text::clean(&self.record.lock_id),
@@ -350,7 +351,7 @@ impl Lease {
     }
 
     fn lost_unknown(&self) -> anyhow::Error {
-        Refusal(format!(
+        Refused(format!(
             "lost the lock of `{}` (lock id {}): its lock objects were removed; stopped writing the state: check the store, then resume",
             self.chain.url,
             crate::text::clean(&self.record.lock_id)

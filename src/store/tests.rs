@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::state::Refusal;
+use crate::exit::Refused;
 use crate::state::testing::{delete_item, sealed};
 
 fn key(byte: u8) -> StateKey {
@@ -12,7 +12,7 @@ fn key(byte: u8) -> StateKey {
 }
 
 fn is_refusal(e: &anyhow::Error) -> bool {
-    e.downcast_ref::<Refusal>().is_some()
+    e.downcast_ref::<Refused>().is_some()
 }
 
 // Shared with the integration tests, which use other parts of it.

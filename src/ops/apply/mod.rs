@@ -456,7 +456,7 @@ async fn run_locked(
     let figures = report.figures();
     if let Some(error) = checkpoint_failed.get() {
         state.finish_run(run, RunOutcome::Stopped.as_str(), &figures)?;
-        let refused = error.downcast_ref::<crate::state::Refusal>().is_some();
+        let refused = error.downcast_ref::<Refused>().is_some();
         let message = format!(
             "{error:#}; stopped sending after {} so that nothing goes unrecorded. The working copy `{}` holds the journal; run the same command to resume",
             plural(figures.requests, "request", "requests"),
