@@ -97,7 +97,7 @@ fn store_of(positional: &Path, store: &StoreArgs) -> anyhow::Result<stored::Reso
 async fn read_state(
     state: &mut PathBuf,
     store: &StoreArgs,
-) -> anyhow::Result<Option<stored::Scratch>> {
+) -> anyhow::Result<Option<stored::PrivateCopy>> {
     let resolved = store_of(state, store)?;
     let (local, scratch) = resolved.local_or_scratch()?;
     if let Some(store) = &resolved.store {

@@ -103,13 +103,13 @@ pub fn resolve(
 impl Resolved {
     /// The local state file: the one named, else (for a store) a fresh private working copy
     /// that is removed with the returned guard, else an error naming what is missing.
-    pub fn local_or_scratch(&self) -> anyhow::Result<(PathBuf, Option<Scratch>)> {
+    pub fn local_or_scratch(&self) -> anyhow::Result<(PathBuf, Option<PrivateCopy>)> {
         if let Some(local) = &self.local {
             return Ok((local.clone(), None));
         }
         match &self.store {
             Some(store) => {
-                let scratch = Scratch::for_store(store)?;
+                let scratch = PrivateCopy::for_store(store)?;
                 Ok((scratch.file.clone(), Some(scratch)))
             }
             None => bail!(
@@ -121,12 +121,12 @@ impl Resolved {
 }
 
 /// A private folder (mode 0700) holding a working copy no one asked to keep, removed on drop.
-pub struct Scratch {
+pub struct PrivateCopy {
     dir: PathBuf,
     file: PathBuf,
 }
 
-impl Scratch {
+impl PrivateCopy {
     /// A fresh private working copy for `store`'s state.
     pub fn for_store(store: &StoreAt) -> anyhow::Result<Self> {
         Self::new(&store.url)
@@ -158,7 +158,7 @@ impl Scratch {
     }
 }
 
-impl Drop for Scratch {
+impl Drop for PrivateCopy {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
     }
@@ -198,7 +198,7 @@ impl StoreAt {
     pub async fn hold(
         &self,
         local: &Path,
-        scratch: Option<Scratch>,
+        scratch: Option<PrivateCopy>,
         doing: &str,
     ) -> anyhow::Result<Held> {
         let remote = self.remote()?;
@@ -234,7 +234,7 @@ impl StoreAt {
     /// What the store holds now (fetched into a private copy, removed after), `None` when it
     /// holds no state yet.
     pub async fn holds(&self) -> anyhow::Result<Option<StoredPlan>> {
-        let scratch = Scratch::new(&self.url)?;
+        let scratch = PrivateCopy::new(&self.url)?;
         match self.remote()?.pull(&scratch.file).await? {
             Pulled::Absent => Ok(None),
             Pulled::Fetched { .. } => {
@@ -282,7 +282,7 @@ pub struct Held {
     remote: Remote,
     lease: tokio::sync::Mutex<Option<Lease>>,
     local: PathBuf,
-    _scratch: Option<Scratch>,
+    _scratch: Option<PrivateCopy>,
 }
 
 impl Held {

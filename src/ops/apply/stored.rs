@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{ApplyOptions, apply as apply_here};
-use crate::ops::stored::{Scratch, StoreAt};
+use crate::ops::stored::{PrivateCopy, StoreAt};
 use crate::ops::{Api, checks, default_state_path, sniff};
 use crate::outcome::Applied;
 use crate::store::Pulled;
@@ -27,7 +27,7 @@ pub(super) async fn apply(
     } else if named {
         (opts.state.clone(), None)
     } else {
-        let scratch = Scratch::for_store(store)?;
+        let scratch = PrivateCopy::for_store(store)?;
         (scratch.file().to_owned(), Some(scratch))
     };
     checks::refuse_tracked(&working)?;
