@@ -607,7 +607,7 @@ fn only_segment_speaks_http_and_only_the_emulator_serves_it() {
 #[test]
 fn the_rule_scanners_see_what_they_look_for() {
     assert!(!offenders(&[], |code| code.contains("reqwest::Client")).is_empty());
-    assert!(!offenders(&[], |code| code.contains("eprintln!")).is_empty());
+    assert!(!offenders(&[], |code| code.contains("io::stderr()")).is_empty());
     assert!(!offenders(&[], |code| code.contains("rusqlite")).is_empty());
     assert!(offenders(&["state/"], |code| code.contains("fn record_verification")).is_empty());
 }
