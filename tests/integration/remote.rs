@@ -234,8 +234,11 @@ fn sealed_object(test: &Test, store: &Store) {
     let url = store.url("big.state");
     let planned = plan_into(test, store, "big.state");
     let bytes = store.object_bytes("big.state");
+    // Values of six bytes or more: a three-byte one (`u_5`) turns up by chance in a few hundred
+    // KB of ciphertext in a run of a few (this test failed so); six bytes, about once in 2^48
+    // positions.
     for d in &planned {
-        for value in [&d.id, &d.user_id] {
+        for value in [&d.id, &d.user_id].into_iter().filter(|v| v.len() >= 6) {
             assert!(
                 !bytes.windows(value.len()).any(|w| w == value.as_bytes()),
                 "the store object holds `{value}` in the clear"
