@@ -126,8 +126,8 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
 /// The last verifications `status` lists.
 const VERIFICATIONS_SHOWN: usize = 10;
 
-/// The verification history `status` appends to its text (the last
-/// [`VERIFICATIONS_SHOWN`] of `all`, oldest first); nothing when there is none.
+/// The verification history `status` appends to its text (the last ten of `all`, oldest
+/// first); nothing when there is none.
 pub fn verification_history_text(all: &[Verification], out: &mut impl Write) -> io::Result<()> {
     if all.is_empty() {
         return Ok(());
