@@ -5,14 +5,15 @@
 //! run and returns what happened as an [`Applied`] outcome, which `render/` draws.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::sync::watch;
 
+use super::canary::CanaryReport;
 use super::stored::{Held, StoreAt};
-use super::{Api, Refused, checks, sniff, state_dir};
+use super::{Api, Refused, Signal, checks, sniff, state_dir};
 use crate::apply::{ApplyReport, ExecuteOptions, PROFILE_RATE, Progress, Stop, execute};
 use crate::outcome::{Applied, RunOutcome, RunRecord};
 use crate::receipt::Receipt;
@@ -217,6 +218,63 @@ async fn run_locked(
     (digest, reason, granted): (&str, &str, &[policy::Granted]),
     ui: &Ui,
 ) -> anyhow::Result<Option<RunRecord>> {
+    let Some(run) = open_run(state, opts, pace, (digest, reason, granted), ui)? else {
+        return Ok(None);
+    };
+    // With a store: the run's start goes there before any request, then a checkpoint every
+    // interval while it runs. A failed checkpoint (a lost lease, an unreachable store) stops
+    // the run like a signal: what it sent next would go unrecorded.
+    let (cancel_tx, cancel_rx) = watch::channel(false);
+    let cancel_tx = Arc::new(cancel_tx);
+    let checkpoint_failed = Arc::new(OnceLock::new());
+    let checkpoints = match &opts.held {
+        Some(held) => {
+            Some(start_checkpoints(held, opts, pace, &api, &cancel_tx, &checkpoint_failed).await?)
+        }
+        None => None,
+    };
+    // From here on a signal stops the run: during the canary at once (its item stays
+    // `in_flight`, re-sent on resume), during the fan-out after the requests on the wire.
+    let mut signals = super::Signals::listen()?;
+    let canary = match canary_phase(state, &api, opts, run, &mut signals, ui).await? {
+        CanaryEnd::Passed(canary) => canary,
+        CanaryEnd::Interrupted(record) => return Ok(Some(record)),
+    };
+    let work = state.count_work(opts.retry_failed)?;
+    ui.note(format!(
+        "Applying {} at {}, at most {} in flight (reason: {}).",
+        plural(work, "deletion", "deletions"),
+        rate_limit_text(pace.rate),
+        pace.concurrency,
+        render::clean(reason)
+    ));
+    let received = Arc::new(OnceLock::new());
+    let signals = watch_signals(signals, &api, cancel_tx, Arc::clone(&received), *ui);
+    let report = fan_out(state, api, opts, pace, cancel_rx, work, ui).await;
+    signals.abort();
+    drop(checkpoints);
+    let signal = received.get().copied();
+    close_run(
+        state,
+        run,
+        report,
+        &canary,
+        checkpoint_failed.get(),
+        signal,
+        opts,
+    )
+}
+
+/// Opens the run's record: dead runs closed, the run started with its rate and the policy
+/// overrides it goes past, a finished journal reset for `--reapply`. `None` when there is
+/// nothing to apply (no run is recorded then).
+fn open_run(
+    state: &mut State,
+    opts: &ApplyOptions,
+    pace: super::Pace,
+    (digest, reason, granted): (&str, &str, &[policy::Granted]),
+    ui: &Ui,
+) -> anyhow::Result<Option<i64>> {
     let recording = || {
         format!(
             "recording the run in `{}` before sending anything; free space or fix the file, then run the same command to resume",
@@ -244,23 +302,7 @@ async fn run_locked(
     if !opts.reapply && state.count_work(opts.retry_failed)? == 0 {
         return Ok(None);
     }
-    if let Some(last) = state.runs()?.last() {
-        let asked = match state.run_rate(last.id)? {
-            Some(rate) => format!("was started at {}", rate_limit_text(rate)),
-            None => "was started at a rate not recorded".to_owned(),
-        };
-        let went = if last.figures.requests > 0 {
-            format!(" and went at {}", per_second_text(last.figures.rate))
-        } else {
-            String::new()
-        };
-        ui.note(format!(
-            "Resuming: run {} ({}) {asked}{went}; this run goes at {}.",
-            last.id,
-            last.outcome.as_deref().unwrap_or("open"),
-            rate_limit_text(pace.rate)
-        ));
-    }
+    note_resuming(state, pace, ui)?;
     let run = state
         .start_run(
             &crate::state::lock::this_user(),
@@ -291,120 +333,157 @@ async fn run_locked(
             plural(reset, "deletion is", "deletions are")
         ));
     }
-    // With a store: the run's start goes there before any request, then a checkpoint every
-    // interval while it runs. A failed checkpoint (a lost lease, an unreachable store) stops
-    // the run like a signal: what it sent next would go unrecorded.
-    let (cancel_tx, cancel_rx) = watch::channel(false);
-    let cancel_tx = std::sync::Arc::new(cancel_tx);
-    let checkpoint_failed = std::sync::Arc::new(std::sync::OnceLock::new());
-    let checkpoints = match &opts.held {
-        Some(held) => {
-            let horizon = super::stored::checkpoint_horizon(
-                pace.rate,
-                pace.concurrency,
-                opts.checkpoint_every,
-            );
-            held.checkpoint(horizon).await.with_context(|| {
-                format!(
-                    "pushing the run's start to `{}` before sending anything; run the same command to try again",
-                    held.url()
-                )
-            })?;
-            let (held, every) = (Arc::clone(held), opts.checkpoint_every);
-            let (pacer, cancel, failed) = (
-                api.pacer().cloned(),
-                Arc::clone(&cancel_tx),
-                Arc::clone(&checkpoint_failed),
-            );
-            let (stop, stopped) = watch::channel(false);
-            tokio::spawn(async move {
-                if let Some(error) =
-                    super::stored::keep_checkpointing(held, every, horizon, stopped).await
-                {
-                    let _ = failed.set(error);
-                    if let Some(pacer) = pacer {
-                        pacer.halt();
-                    }
-                    let _ = cancel.send(true);
-                }
-            });
-            Some(StopOnDrop(stop))
-        }
-        None => None,
+    Ok(Some(run))
+}
+
+/// Says how the last run went and at what rate this one goes, when this one resumes it.
+fn note_resuming(state: &State, pace: super::Pace, ui: &Ui) -> anyhow::Result<()> {
+    let Some(last) = state.runs()?.pop() else {
+        return Ok(());
     };
-    // From here on a signal stops the run: during the canary at once (its item stays
-    // `in_flight`, re-sent on resume), during the fan-out after the requests on the wire.
-    let mut signals = super::Signals::listen()?;
-    let mut canary = super::canary::CanaryReport::default();
-    if opts.canary > 0 && state.count_work(opts.retry_failed)? > 0 {
-        ui.note(format!(
-            "Canary: sending the first {} one at a time and re-reading each profile (up to {} per profile for Segment to propagate) before the fan-out.",
-            plural(opts.canary, "deletion", "deletions"),
-            humantime::format_duration(opts.canary_wait)
-        ));
-        canary = tokio::select! {
-            report = super::canary::run(
-                state,
-                &api,
-                opts.canary,
-                opts.retry_failed,
-                opts.canary_wait,
-            ) => report?,
-            signal = signals.next() => {
-                if let Some(pacer) = api.pacer() {
-                    pacer.halt();
-                }
-                let figures = RunFigures::default();
-                state.finish_run(run, RunOutcome::Interrupted.as_str(), &figures)?;
-                return Ok(Some(RunRecord {
-                    id: run,
-                    report: ApplyReport::default(),
-                    outcome: RunOutcome::Interrupted,
-                    figures,
-                    signal: Some(signal),
-                    in_canary: true,
-                }));
-            }
-        };
-        if let Some(problem) = canary.stop.take() {
-            let figures = RunFigures {
-                requests: canary.requests,
-                ..RunFigures::default()
-            };
-            state.finish_run(run, "stopped", &figures)?;
-            anyhow::bail!(
-                "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
-                thousands(canary.verified),
-                thousands(state.count_work(opts.retry_failed)?),
-                crate::text::shell_path(&opts.state)
-            );
-        }
-        ui.note(format!(
-            "Canary passed: {} sent one at a time, each profile re-read: the target gone and nothing else changed.",
-            plural(canary.verified, "deletion", "deletions")
-        ));
-    }
-    let work = state.count_work(opts.retry_failed)?;
+    let asked = match state.run_rate(last.id)? {
+        Some(rate) => format!("was started at {}", rate_limit_text(rate)),
+        None => "was started at a rate not recorded".to_owned(),
+    };
+    let went = if last.figures.requests > 0 {
+        format!(" and went at {}", per_second_text(last.figures.rate))
+    } else {
+        String::new()
+    };
     ui.note(format!(
-        "Applying {} at {}, at most {} in flight (reason: {}).",
-        plural(work, "deletion", "deletions"),
-        rate_limit_text(pace.rate),
-        pace.concurrency,
-        render::clean(reason)
+        "Resuming: run {} ({}) {asked}{went}; this run goes at {}.",
+        last.id,
+        last.outcome.as_deref().unwrap_or("open"),
+        rate_limit_text(pace.rate)
     ));
-    let received = std::sync::Arc::new(std::sync::OnceLock::new());
-    let signal_ui = *ui;
-    let (pacer, first_signal) = (api.pacer().cloned(), received.clone());
-    let signals = tokio::spawn(async move {
+    Ok(())
+}
+
+/// Pushes the run's start to the store before any request, then keeps checkpointing beside
+/// the run; a failed step records its error in `failed`, halts the pacer and cancels the run.
+/// The task ends when the returned guard drops.
+async fn start_checkpoints(
+    held: &Arc<Held>,
+    opts: &ApplyOptions,
+    pace: super::Pace,
+    api: &crate::segment::Client,
+    cancel: &Arc<watch::Sender<bool>>,
+    failed: &Arc<OnceLock<anyhow::Error>>,
+) -> anyhow::Result<StopOnDrop> {
+    let horizon =
+        super::stored::checkpoint_horizon(pace.rate, pace.concurrency, opts.checkpoint_every);
+    held.checkpoint(horizon).await.with_context(|| {
+        format!(
+            "pushing the run's start to `{}` before sending anything; run the same command to try again",
+            held.url()
+        )
+    })?;
+    let (held, every) = (Arc::clone(held), opts.checkpoint_every);
+    let (pacer, cancel, failed) = (api.pacer().cloned(), Arc::clone(cancel), Arc::clone(failed));
+    let (stop, stopped) = watch::channel(false);
+    tokio::spawn(async move {
+        if let Some(error) = super::stored::keep_checkpointing(held, every, horizon, stopped).await
+        {
+            let _ = failed.set(error);
+            if let Some(pacer) = pacer {
+                pacer.halt();
+            }
+            let _ = cancel.send(true);
+        }
+    });
+    Ok(StopOnDrop(stop))
+}
+
+/// How the canary phase ended.
+enum CanaryEnd {
+    /// It passed (or there was none): the fan-out goes on, the canary's figures added.
+    Passed(CanaryReport),
+    /// A signal stopped it; the run is recorded as interrupted.
+    Interrupted(RunRecord),
+}
+
+/// `--canary N`: the first deletions sent one at a time, each profile re-read, before the
+/// fan-out. A signal ends it at once; a problem it finds ends the run with an error.
+async fn canary_phase(
+    state: &mut State,
+    api: &crate::segment::Client,
+    opts: &ApplyOptions,
+    run: i64,
+    signals: &mut super::Signals,
+    ui: &Ui,
+) -> anyhow::Result<CanaryEnd> {
+    if opts.canary == 0 || state.count_work(opts.retry_failed)? == 0 {
+        return Ok(CanaryEnd::Passed(CanaryReport::default()));
+    }
+    ui.note(format!(
+        "Canary: sending the first {} one at a time and re-reading each profile (up to {} per profile for Segment to propagate) before the fan-out.",
+        plural(opts.canary, "deletion", "deletions"),
+        humantime::format_duration(opts.canary_wait)
+    ));
+    let mut canary = tokio::select! {
+        report = super::canary::run(
+            state,
+            api,
+            opts.canary,
+            opts.retry_failed,
+            opts.canary_wait,
+        ) => report?,
+        signal = signals.next() => {
+            if let Some(pacer) = api.pacer() {
+                pacer.halt();
+            }
+            let figures = RunFigures::default();
+            state.finish_run(run, RunOutcome::Interrupted.as_str(), &figures)?;
+            return Ok(CanaryEnd::Interrupted(RunRecord {
+                id: run,
+                report: ApplyReport::default(),
+                outcome: RunOutcome::Interrupted,
+                figures,
+                signal: Some(signal),
+                in_canary: true,
+            }));
+        }
+    };
+    if let Some(problem) = canary.stop.take() {
+        let figures = RunFigures {
+            requests: canary.requests,
+            ..RunFigures::default()
+        };
+        state.finish_run(run, "stopped", &figures)?;
+        anyhow::bail!(
+            "the canary stopped the run before the fan-out: {problem}. {} deletions were verified; the other {} stay pending. Find out why (`idprune status {}`), then run again (`--canary 0` skips the check)",
+            thousands(canary.verified),
+            thousands(state.count_work(opts.retry_failed)?),
+            crate::text::shell_path(&opts.state)
+        );
+    }
+    ui.note(format!(
+        "Canary passed: {} sent one at a time, each profile re-read: the target gone and nothing else changed.",
+        plural(canary.verified, "deletion", "deletions")
+    ));
+    Ok(CanaryEnd::Passed(canary))
+}
+
+/// Watches for signals during the fan-out: the first halts the pacer, cancels the run and is
+/// kept in `received`; the second ends the process at once. Aborted when the run returns.
+fn watch_signals(
+    mut signals: super::Signals,
+    api: &crate::segment::Client,
+    cancel: Arc<watch::Sender<bool>>,
+    received: Arc<OnceLock<Signal>>,
+    ui: Ui,
+) -> tokio::task::JoinHandle<()> {
+    let pacer = api.pacer().cloned();
+    tokio::spawn(async move {
         let first = signals.next().await;
-        let _ = first_signal.set(first);
+        let _ = received.set(first);
         // No request starts from here on: queued ones and those waiting for a slot are
         // dropped before the pacer; those on the wire get the grace.
         if let Some(pacer) = pacer {
             pacer.halt();
         }
-        let _ = cancel_tx.send(true);
-        signal_ui.note(format!(
+        let _ = cancel.send(true);
+        ui.note(format!(
             "\n{}: no new request starts; waiting up to {} s for the requests in flight, then stopping. Send the signal again to quit at once.",
             first.name(),
             crate::pace::HALT_GRACE.as_secs()
@@ -412,24 +491,47 @@ async fn run_locked(
         signals.next().await;
         // The one exit outside `main` (documented in `exit.rs`): the journal is consistent
         // at every commit; in-flight items are re-sent on resume.
-        signal_ui.note("Stopped at once; run the same command to resume.");
+        ui.note("Stopped at once; run the same command to resume.");
         std::process::exit(i32::from(first.exit().code()));
-    });
+    })
+}
+
+/// The fan-out: the executor over the `work` items left, with a progress bar.
+async fn fan_out(
+    state: &mut State,
+    api: crate::segment::Client,
+    opts: &ApplyOptions,
+    pace: super::Pace,
+    cancel: watch::Receiver<bool>,
+    work: u64,
+    ui: &Ui,
+) -> anyhow::Result<ApplyReport> {
     let options = ExecuteOptions {
         concurrency: pace.concurrency as usize,
         retry_failed: opts.retry_failed,
         profile_rate: PROFILE_RATE,
     };
     let progress = ProgressOut::new("deleted", work, ui);
-    let report = execute(api, state, &options, cancel_rx, |p: &Progress| {
+    let report = execute(api, state, &options, cancel, |p: &Progress| {
         let settled = p.settled.done + p.settled.already_absent + p.settled.failed;
         progress.update(settled, || render::apply_progress_text(p));
     })
     .await;
     progress.finish();
-    signals.abort();
-    drop(checkpoints);
-    let signal = received.get().copied();
+    report
+}
+
+/// Closes the run's record with its figures (the canary's added) and how it ended. A failed
+/// checkpoint ends it with that error, a refusal when the error was one (a lost lease).
+fn close_run(
+    state: &mut State,
+    run: i64,
+    report: anyhow::Result<ApplyReport>,
+    canary: &CanaryReport,
+    checkpoint_failed: Option<&anyhow::Error>,
+    signal: Option<Signal>,
+    opts: &ApplyOptions,
+) -> anyhow::Result<Option<RunRecord>> {
     let report = match report {
         Ok(mut r) => {
             r.requests += canary.requests;
@@ -454,7 +556,7 @@ async fn run_locked(
         None => RunOutcome::Completed,
     };
     let figures = report.figures();
-    if let Some(error) = checkpoint_failed.get() {
+    if let Some(error) = checkpoint_failed {
         state.finish_run(run, RunOutcome::Stopped.as_str(), &figures)?;
         let refused = error.downcast_ref::<Refused>().is_some();
         let message = format!(
