@@ -86,17 +86,7 @@ pub struct SampleOptions {
 /// not the plan. `plan` and `apply MANIFEST` share it.
 pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     let state_path = args.state.clone();
-    check_out_dir(&state_path)?;
-    sniff::expect_state_target(&state_path)?;
-    let leftovers = state::remove_leftovers(&state_path);
-    if leftovers > 0 {
-        ui.note(format!(
-            "Removed {} a killed plan left beside `{}`.",
-            plural(leftovers as u64, "scratch file", "scratch files"),
-            state_path.display()
-        ));
-    }
-    check_ttl(args.ttl)?;
+    check_target(&state_path, args.ttl, ui)?;
     let policy = load_policy(args.policy.as_deref(), &args.manifest, ui)?;
     // Held from the first look at the old file to the rename of the new one: no `apply` can
     // start on the old file meanwhile, and none is running on it now.
@@ -105,16 +95,106 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
     let mut scratch = Scratch::create(&state_path)?;
     scratch.set_refresh(args.refresh);
     let manifest = load_manifest(&args.manifest, &mut scratch, ui)?;
-    for w in &manifest.warnings {
-        ui.warn(render::clean(&render::warning_text(
-            w,
-            args.redact_warnings,
-        )));
-    }
+    warn_of(&manifest, args.redact_warnings, ui);
     let base = args.api.base_url(manifest.region)?;
-    let pace = args.api.pace;
     let api = Arc::new(args.api.client(&base, &manifest.space)?);
+    let window = resolve_chunks(&mut scratch, &api, args.api.pace, ui).await?;
 
+    let writing = || {
+        let full = state::full_disk_note(&state_path)
+            .map(|note| format!(": {note}; free space, then plan again"))
+            .unwrap_or_default();
+        format!("writing state file `{}`{full}", state_path.display())
+    };
+    let mut sealer = Sealer::begin_locked(
+        lock,
+        meta(
+            &manifest,
+            &state_path,
+            &base,
+            args.ttl.as_secs(),
+            policy.as_ref(),
+        )?,
+        &sources(&manifest, &state_path)?,
+    )
+    .with_context(writing)?;
+    let planned = scratch.seal(&mut sealer).with_context(writing)?;
+    // The oldest `data_as_of` of the sources: the plan is as fresh as its stalest export.
+    let data_as_of = manifest.sources.iter().filter_map(|s| s.data_as_of).min();
+    if let Some(at) = data_as_of {
+        sealer
+            .meta_row(state::DATA_AS_OF_KEY, &at.to_string())
+            .with_context(writing)?;
+    }
+    let sample = match &args.sample {
+        Some(inputs) => {
+            let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;
+            sealer
+                .meta_row(crate::sample::META_KEY, &serde_json::to_string(&sample)?)
+                .with_context(writing)?;
+            Some(sample)
+        }
+        None => None,
+    };
+    let verdicts = match &policy {
+        Some(policy) => {
+            let judged = Judged {
+                deletes: planned.deletes,
+                manifest: &manifest,
+                ttl: args.ttl,
+                state_path: &state_path,
+            };
+            let (verdicts, sealed) = judge(&sealer, policy, &judged)?;
+            sealer
+                .meta_row(crate::policy::META_KEY, &serde_json::to_string(&sealed)?)
+                .with_context(writing)?;
+            Some(verdicts)
+        }
+        None => None,
+    };
+    let digest = sealer.finish().with_context(writing)?;
+    drop(scratch);
+    Ok(Sealed {
+        digest,
+        deletes: planned.deletes,
+        sample,
+        policy: verdicts,
+    })
+}
+
+/// Prints the manifest's warnings, their quoted values hidden when `redact`.
+fn warn_of(manifest: &Manifest, redact: bool, ui: &Ui) {
+    for w in &manifest.warnings {
+        ui.warn(render::clean(&render::warning_text(w, redact)));
+    }
+}
+
+/// Checks what can be checked of the state file's path before anything is read: its folder
+/// exists, it is not something else than a state file, the TTL can be written; removes the
+/// scratch files a killed plan left beside it.
+fn check_target(state_path: &Path, ttl: std::time::Duration, ui: &Ui) -> anyhow::Result<()> {
+    check_out_dir(state_path)?;
+    sniff::expect_state_target(state_path)?;
+    let leftovers = state::remove_leftovers(state_path);
+    if leftovers > 0 {
+        ui.note(format!(
+            "Removed {} a killed plan left beside `{}`.",
+            plural(leftovers as u64, "scratch file", "scratch files"),
+            state_path.display()
+        ));
+    }
+    check_ttl(ttl)
+}
+
+/// Resolves every lookup of the scratch file, [`RESOLVE_CHUNK`] at a time, and records the
+/// answers there; returns the in-flight window as the reads left it (the sampled check goes
+/// on with it).
+async fn resolve_chunks(
+    scratch: &mut Scratch,
+    api: &Arc<crate::segment::Client>,
+    pace: super::Pace,
+    ui: &Ui,
+) -> anyhow::Result<crate::window::Window> {
     let total = scratch.lookup_count()?;
     ui.note(format!(
         "Resolving {} at {} ...",
@@ -166,77 +246,46 @@ pub async fn seal(args: &PlanOptions, ui: &Ui) -> anyhow::Result<Sealed> {
         after = Some(last);
     }
     progress.finish();
+    Ok(window)
+}
 
-    let writing = || {
-        let full = state::full_disk_note(&state_path)
-            .map(|note| format!(": {note}; free space, then plan again"))
-            .unwrap_or_default();
-        format!("writing state file `{}`{full}", state_path.display())
+/// What the policy judges a plan by, besides its delete items.
+struct Judged<'a> {
+    /// How many `delete` items the plan holds.
+    deletes: u64,
+    /// The manifest planned.
+    manifest: &'a Manifest,
+    /// The plan's TTL.
+    ttl: std::time::Duration,
+    /// The state file being written.
+    state_path: &'a Path,
+}
+
+/// Judges the sealed delete items by `policy`: the verdicts, and the policy as the plan's
+/// meta seals it (its path, hash, text and verdicts).
+fn judge(
+    sealer: &Sealer,
+    policy: &crate::policy::Policy,
+    plan: &Judged<'_>,
+) -> anyhow::Result<(Vec<crate::policy::Verdict>, crate::policy::Sealed)> {
+    let mut judge = crate::policy::Evaluator::new(policy);
+    let profiles = sealer.for_each_delete(|seq, kind, value| {
+        judge.visit(&crate::policy::Deletion { seq, kind, value })
+    })?;
+    let verdicts = judge.finish(&crate::policy::Summary {
+        deletes: plan.deletes,
+        profiles,
+        reason: &plan.manifest.reason,
+        ttl: plan.ttl,
+        canary: None,
+    });
+    let sealed = crate::policy::Sealed {
+        path: relative_to(&policy.path, &canonical(&state_dir(plan.state_path)))?,
+        sha256: policy.sha256.clone(),
+        text: policy.text.clone(),
+        verdicts: verdicts.clone(),
     };
-    let mut sealer = Sealer::begin_locked(
-        lock,
-        meta(
-            &manifest,
-            &state_path,
-            &base,
-            args.ttl.as_secs(),
-            policy.as_ref(),
-        )?,
-        &sources(&manifest, &state_path)?,
-    )
-    .with_context(writing)?;
-    let planned = scratch.seal(&mut sealer).with_context(writing)?;
-    // The oldest `data_as_of` of the sources: the plan is as fresh as its stalest export.
-    let data_as_of = manifest.sources.iter().filter_map(|s| s.data_as_of).min();
-    if let Some(at) = data_as_of {
-        sealer
-            .meta_row(state::DATA_AS_OF_KEY, &at.to_string())
-            .with_context(writing)?;
-    }
-    let sample = match &args.sample {
-        Some(inputs) => {
-            let sample = sampled_check(&sealer, inputs, api.clone(), window, ui).await?;
-            sealer
-                .meta_row(crate::sample::META_KEY, &serde_json::to_string(&sample)?)
-                .with_context(writing)?;
-            Some(sample)
-        }
-        None => None,
-    };
-    let verdicts = match &policy {
-        Some(policy) => {
-            let mut judge = crate::policy::Evaluator::new(policy);
-            let profiles = sealer.for_each_delete(|seq, kind, value| {
-                judge.visit(&crate::policy::Deletion { seq, kind, value })
-            })?;
-            let verdicts = judge.finish(&crate::policy::Summary {
-                deletes: planned.deletes,
-                profiles,
-                reason: &manifest.reason,
-                ttl: args.ttl,
-                canary: None,
-            });
-            let sealed = crate::policy::Sealed {
-                path: relative_to(&policy.path, &canonical(&state_dir(&state_path)))?,
-                sha256: policy.sha256.clone(),
-                text: policy.text.clone(),
-                verdicts: verdicts.clone(),
-            };
-            sealer
-                .meta_row(crate::policy::META_KEY, &serde_json::to_string(&sealed)?)
-                .with_context(writing)?;
-            Some(verdicts)
-        }
-        None => None,
-    };
-    let digest = sealer.finish().with_context(writing)?;
-    drop(scratch);
-    Ok(Sealed {
-        digest,
-        deletes: planned.deletes,
-        sample,
-        policy: verdicts,
-    })
+    Ok((verdicts, sealed))
 }
 
 /// Loads the manifest into the scratch file, fetching its URL sources (`csv: s3://...`) from

@@ -11,7 +11,7 @@ use crate::digest;
 use crate::mask::{Masker, RedactLevel};
 use crate::ops::api::Api;
 use crate::ops::checks::{check_receipt, refuse_expired, refuse_tracked, warn_if_committable};
-use crate::ops::plan::{PlanOptions, seal};
+use crate::ops::plan::{PlanOptions, Sealed, seal};
 use crate::ops::{Refused, default_state_path};
 use crate::outcome::Applied;
 use crate::receipt::{Receipt, ReceiptCounts, side_by_side};
@@ -41,6 +41,51 @@ impl Drop for FreshFile {
 /// the fresh digest is the approved one.
 pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::Result<Applied> {
     let manifest = &opts.state;
+    let (approved, receipt) = approved_digest(opts)?;
+    let state_path = default_state_path(manifest);
+    refuse_tracked(&state_path)?;
+    let at_hand = match existing_state(opts, &state_path, &approved, receipt.as_ref(), ui)? {
+        Existing::Resume(digest) => return resume(opts, &state_path, &digest, api, ui).await,
+        Existing::AtHand(at_hand) => at_hand,
+    };
+    let (scratch, fresh) = plan_afresh(opts, &state_path, api, ui).await?;
+    if digest::approves(&approved, &fresh.digest) {
+        if let Some((path, r)) = &receipt {
+            check_receipt(r, path, &State::open(&scratch.0)?, manifest)?;
+        }
+        drop(at_hand);
+        {
+            // The same discipline as `plan`: no apply may run on the old file while it is
+            // replaced, and none of its side files may follow the new one.
+            let _lock = FileLock::take_or_refuse(
+                &state_path,
+                &Holder::this_process(),
+                "replacing it with the fresh plan",
+            )?;
+            state::replace_file(&scratch.0, &state_path)?;
+        }
+        warn_if_committable(&state_path, ui);
+        ui.shout(format!(
+            "The fresh plan is the approved one ({}); applying `{}`.",
+            fresh.digest,
+            state_path.display()
+        ));
+        return resume(opts, &state_path, &fresh.digest, api, ui).await;
+    }
+    let approved_plan = Approved {
+        digest: &approved,
+        receipt: receipt.as_ref(),
+        state: at_hand.as_ref(),
+        state_path: &state_path,
+    };
+    Err(not_approved(manifest, &approved_plan, &fresh.digest, &scratch.0)?.into())
+}
+
+/// The approved digest (`--approve`, or the receipt's) and the receipt it came from, read
+/// and checked unexpired. Refused when neither names an approved plan: a manifest alone is
+/// never applied.
+fn approved_digest(opts: &ApplyOptions) -> anyhow::Result<(String, Option<(PathBuf, Receipt)>)> {
+    let manifest = &opts.state;
     let receipt = match &opts.approval {
         Approval::Receipt(path) => {
             let r = Receipt::read(path)?;
@@ -61,46 +106,36 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             .into());
         }
     };
-    let state_path = default_state_path(manifest);
-    refuse_tracked(&state_path)?;
-    // A state file of the approved plan that was already applied (in part): resume it. A
-    // fresh plan would differ by exactly the deletions already made.
-    let mut at_hand: Option<State> = None;
-    if state_path.exists() {
-        let existing = State::open(&state_path)?;
-        let meta = existing.meta()?;
-        if digest::approves(&approved, &meta.digest) {
-            if let Some((path, r)) = &receipt {
-                check_receipt(r, path, &existing, manifest)?;
-            }
-            // A copy fresh from the store is trusted as it is: the approved plan, sealed in
-            // the store, is applied (or resumed) with no re-plan. This is how a cancelled or
-            // failed merge job is re-run.
-            let from_store = opts.held.is_some();
-            if existing.has_journal()? || from_store {
-                ui.shout(format!(
-                    "{} holds the approved plan {}{}: {} it.",
-                    match &opts.held {
-                        Some(held) => format!("The store `{}`", held.url()),
-                        None => format!("State file `{}`", state_path.display()),
-                    },
-                    meta.digest,
-                    if existing.has_journal()? {
-                        " and its journal"
-                    } else {
-                        ""
-                    },
-                    if existing.has_journal()? {
-                        "resuming"
-                    } else {
-                        "applying"
-                    }
-                ));
-                drop(existing);
-                return resume(opts, &state_path, &meta.digest, api, ui).await;
-            }
-            at_hand = Some(existing);
-        } else if existing.has_journal()? {
+    Ok((approved, receipt))
+}
+
+/// What the default state file beside the manifest holds.
+enum Existing {
+    /// The approved plan with its journal (or fresh from the store): resume it with this
+    /// digest, no re-plan.
+    Resume(String),
+    /// The approved plan, never applied (kept to compare with a fresh plan that differs), or
+    /// nothing of use.
+    AtHand(Option<State>),
+}
+
+/// Looks at the state file at `state_path`: a state file of the approved plan that was
+/// already applied (in part) is resumed, since a fresh plan would differ by exactly the
+/// deletions already made; another plan's journal is refused.
+fn existing_state(
+    opts: &ApplyOptions,
+    state_path: &Path,
+    approved: &str,
+    receipt: Option<&(PathBuf, Receipt)>,
+    ui: &Ui,
+) -> anyhow::Result<Existing> {
+    if !state_path.exists() {
+        return Ok(Existing::AtHand(None));
+    }
+    let existing = State::open(state_path)?;
+    let meta = existing.meta()?;
+    if !digest::approves(approved, &meta.digest) {
+        if existing.has_journal()? {
             return Err(Refused(format!(
                 "state file `{}` holds the journal of another plan ({}); keep it as the record of that run: move it away, then run this again",
                 state_path.display(),
@@ -108,7 +143,48 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             ))
             .into());
         }
+        return Ok(Existing::AtHand(None));
     }
+    if let Some((path, r)) = receipt {
+        check_receipt(r, path, &existing, &opts.state)?;
+    }
+    // A copy fresh from the store is trusted as it is: the approved plan, sealed in the
+    // store, is applied (or resumed) with no re-plan. This is how a cancelled or failed
+    // merge job is re-run.
+    let from_store = opts.held.is_some();
+    if !(existing.has_journal()? || from_store) {
+        return Ok(Existing::AtHand(Some(existing)));
+    }
+    ui.shout(format!(
+        "{} holds the approved plan {}{}: {} it.",
+        match &opts.held {
+            Some(held) => format!("The store `{}`", held.url()),
+            None => format!("State file `{}`", state_path.display()),
+        },
+        meta.digest,
+        if existing.has_journal()? {
+            " and its journal"
+        } else {
+            ""
+        },
+        if existing.has_journal()? {
+            "resuming"
+        } else {
+            "applying"
+        }
+    ));
+    Ok(Existing::Resume(meta.digest))
+}
+
+/// Plans the manifest afresh into a file beside `state_path`, removed when the returned
+/// guard drops (unless it replaced the state file).
+async fn plan_afresh(
+    opts: &ApplyOptions,
+    state_path: &Path,
+    api: &Api,
+    ui: &Ui,
+) -> anyhow::Result<(FreshFile, Sealed)> {
+    let manifest = &opts.state;
     let mut scratch_path = state_path.as_os_str().to_owned();
     scratch_path.push(format!(".tmp-{}", std::process::id()));
     let scratch = FreshFile(PathBuf::from(scratch_path));
@@ -139,41 +215,41 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             e
         }
     })?;
-    if digest::approves(&approved, &fresh.digest) {
-        if let Some((path, r)) = &receipt {
-            check_receipt(r, path, &State::open(&scratch.0)?, manifest)?;
-        }
-        drop(at_hand);
-        {
-            // The same discipline as `plan`: no apply may run on the old file while it is
-            // replaced, and none of its side files may follow the new one.
-            let _lock = FileLock::take_or_refuse(
-                &state_path,
-                &Holder::this_process(),
-                "replacing it with the fresh plan",
-            )?;
-            state::replace_file(&scratch.0, &state_path)?;
-        }
-        warn_if_committable(&state_path, ui);
-        ui.shout(format!(
-            "The fresh plan is the approved one ({}); applying `{}`.",
-            fresh.digest,
-            state_path.display()
-        ));
-        return resume(opts, &state_path, &fresh.digest, api, ui).await;
-    }
-    let fresh_state = State::open(&scratch.0)?;
+    Ok((scratch, fresh))
+}
+
+/// The plan a reviewer approved, as far as it is at hand.
+struct Approved<'a> {
+    /// Its digest (or a prefix of it), as given.
+    digest: &'a str,
+    /// The receipt it came from, if any.
+    receipt: Option<&'a (PathBuf, Receipt)>,
+    /// Its state file, when the default one holds it.
+    state: Option<&'a State>,
+    /// Where that state file is.
+    state_path: &'a Path,
+}
+
+/// The refusal when the fresh plan (`fresh_digest`, sealed in `fresh_path`) is not the
+/// approved one: the counts side by side and the changed items, masked, then what to do.
+fn not_approved(
+    manifest: &Path,
+    approved: &Approved<'_>,
+    fresh_digest: &str,
+    fresh_path: &Path,
+) -> anyhow::Result<Refused> {
+    let fresh_state = State::open(fresh_path)?;
     let fresh_counts = ReceiptCounts::of(&fresh_state)?;
     let mut msg = format!(
         "the fresh plan of `{}` is {}, not the approved {}: the profiles or the inputs changed since review, so nothing was sent.\n",
         manifest.display(),
-        fresh.digest,
-        clean(&approved)
+        fresh_digest,
+        clean(approved.digest)
     );
-    let approved_counts = match (&receipt, &at_hand) {
+    let approved_counts = match (approved.receipt, approved.state) {
         (Some((path, r)), _) => Some((format!("receipt `{}`", path.display()), r.counts.clone())),
         (None, Some(s)) => Some((
-            format!("state `{}`", state_path.display()),
+            format!("state `{}`", approved.state_path.display()),
             ReceiptCounts::of(s)?,
         )),
         (None, None) => None,
@@ -192,15 +268,14 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             ));
         }
     }
-    if let Some(approved_state) = &at_hand {
+    if let Some(approved_state) = approved.state {
         msg.push_str(&changed_items(approved_state, &fresh_state)?);
     }
     msg.push_str(&format!(
         "Plan again (`idprune plan {} --receipt`), commit the new receipt and get it reviewed",
         crate::text::shell_path(manifest)
     ));
-    drop(fresh_state);
-    Err(Refused(msg).into())
+    Ok(Refused(msg))
 }
 
 /// The classic apply of `state`, approved by the fresh plan's `digest`.
