@@ -17,7 +17,7 @@ use super::sniff;
 use crate::model::{Identifier, Lookup, USER_ID};
 use crate::outcome::{Check, Verified};
 use crate::plan::Resolution;
-use crate::state::verify::Seen;
+use crate::state::verify::{Prior, Seen};
 use crate::state::{ItemState, State, now_unix};
 use crate::text::thousands;
 use crate::ui::Ui;
@@ -52,20 +52,7 @@ pub async fn verify(opts: &VerifyOptions, api: &Api, ui: &Ui) -> anyhow::Result<
     let base = api.base_url(super::state_region(&meta)?)?;
     let concurrency = api.pace.concurrency as usize;
     let api = Arc::new(api.client(&base, &meta.space)?);
-    // user_id → the identifiers removed from that profile.
-    let mut profiles: BTreeMap<String, Vec<Check>> = BTreeMap::new();
-    state.for_each_item(|s| {
-        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) =
-            (s.journal.state, &s.item.user_id)
-        {
-            profiles.entry(uid.clone()).or_default().push(Check {
-                seq: s.item.seq,
-                identifier: s.item.identifier,
-                seen: None,
-            });
-        }
-        Ok(())
-    })?;
+    let mut profiles = removed_by_profile(&state)?;
     let priors = state.verify_priors()?;
     let started_at = now_unix();
     let start = Instant::now();
@@ -76,16 +63,7 @@ pub async fn verify(opts: &VerifyOptions, api: &Api, ui: &Ui) -> anyhow::Result<
     );
     let mut polls = 0u32;
     loop {
-        // Re-read every profile that still has an identifier not seen gone in this run.
-        let pending: Vec<String> = profiles
-            .iter()
-            .filter(|(_, checks)| {
-                checks
-                    .iter()
-                    .any(|c| c.seen.is_none() || c.seen == Some(Seen::StillPresent))
-            })
-            .map(|(uid, _)| uid.clone())
-            .collect();
+        let pending = not_seen_gone(&profiles);
         if pending.is_empty() {
             break;
         }
@@ -101,33 +79,7 @@ pub async fn verify(opts: &VerifyOptions, api: &Api, ui: &Ui) -> anyhow::Result<
             tokio::time::sleep(pause).await;
         }
         polls += 1;
-        let lookups: Vec<Lookup> = pending
-            .iter()
-            .map(|uid| Lookup::External(Identifier::new(USER_ID, uid.clone())))
-            .collect();
-        // Each poll opens by slow start, so a token revoked since the apply costs one read.
-        let mut window = crate::window::Window::new(concurrency);
-        let resolved =
-            crate::resolve::resolve_all(api.clone(), lookups, &mut window, |_| {}).await?;
-        for uid in &pending {
-            let lookup = Lookup::External(Identifier::new(USER_ID, uid.clone()));
-            let ids: Option<BTreeSet<&Identifier>> = match resolved.get(&lookup) {
-                Some(Resolution::Found(ids)) => Some(ids.iter().collect()),
-                _ => None,
-            };
-            for check in profiles.get_mut(uid).into_iter().flatten() {
-                let was_gone = check.seen == Some(Seen::Gone)
-                    || priors
-                        .get(&check.seq)
-                        .is_some_and(|p| p.last_gone_at.is_some());
-                check.seen = Some(match &ids {
-                    None => Seen::NotFound,
-                    Some(ids) if !ids.contains(&check.identifier) => Seen::Gone,
-                    Some(_) if was_gone => Seen::Reintroduced,
-                    Some(_) => Seen::StillPresent,
-                });
-            }
-        }
+        read_again(&api, concurrency, &pending, &mut profiles, &priors).await?;
     }
     let seen: Vec<(u64, Seen)> = profiles
         .values()
@@ -144,4 +96,75 @@ pub async fn verify(opts: &VerifyOptions, api: &Api, ui: &Ui) -> anyhow::Result<
         elapsed: start.elapsed(),
         waited: opts.wait.is_some(),
     })
+}
+
+/// user_id → the identifiers removed from that profile (items `done` or `already_absent`),
+/// none seen yet.
+fn removed_by_profile(state: &State) -> anyhow::Result<BTreeMap<String, Vec<Check>>> {
+    let mut profiles: BTreeMap<String, Vec<Check>> = BTreeMap::new();
+    state.for_each_item(|s| {
+        if let (ItemState::Done | ItemState::AlreadyAbsent, Some(uid)) =
+            (s.journal.state, &s.item.user_id)
+        {
+            profiles.entry(uid.clone()).or_default().push(Check {
+                seq: s.item.seq,
+                identifier: s.item.identifier,
+                seen: None,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(profiles)
+}
+
+/// The profiles that still have an identifier not seen gone in this run: those to re-read.
+fn not_seen_gone(profiles: &BTreeMap<String, Vec<Check>>) -> Vec<String> {
+    profiles
+        .iter()
+        .filter(|(_, checks)| {
+            checks
+                .iter()
+                .any(|c| c.seen.is_none() || c.seen == Some(Seen::StillPresent))
+        })
+        .map(|(uid, _)| uid.clone())
+        .collect()
+}
+
+/// Reads the `pending` profiles by user_id once and records what each check saw: `gone`,
+/// `not_found`, `still present`, or `re-introduced` when an earlier read (this run's, or a
+/// prior verification's) saw it gone.
+async fn read_again(
+    api: &Arc<crate::segment::Client>,
+    concurrency: usize,
+    pending: &[String],
+    profiles: &mut BTreeMap<String, Vec<Check>>,
+    priors: &BTreeMap<u64, Prior>,
+) -> anyhow::Result<()> {
+    let lookups: Vec<Lookup> = pending
+        .iter()
+        .map(|uid| Lookup::External(Identifier::new(USER_ID, uid.clone())))
+        .collect();
+    // Each poll opens by slow start, so a token revoked since the apply costs one read.
+    let mut window = crate::window::Window::new(concurrency);
+    let resolved = crate::resolve::resolve_all(api.clone(), lookups, &mut window, |_| {}).await?;
+    for uid in pending {
+        let lookup = Lookup::External(Identifier::new(USER_ID, uid.clone()));
+        let ids: Option<BTreeSet<&Identifier>> = match resolved.get(&lookup) {
+            Some(Resolution::Found(ids)) => Some(ids.iter().collect()),
+            _ => None,
+        };
+        for check in profiles.get_mut(uid).into_iter().flatten() {
+            let was_gone = check.seen == Some(Seen::Gone)
+                || priors
+                    .get(&check.seq)
+                    .is_some_and(|p| p.last_gone_at.is_some());
+            check.seen = Some(match &ids {
+                None => Seen::NotFound,
+                Some(ids) if !ids.contains(&check.identifier) => Seen::Gone,
+                Some(_) if was_gone => Seen::Reintroduced,
+                Some(_) => Seen::StillPresent,
+            });
+        }
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use crate::digest;
 use crate::manifest::sha256_file;
 use crate::ops::{Refused, state_dir};
 use crate::render;
-use crate::state::{ItemState, State, now_unix};
+use crate::state::{ItemState, Meta, State, now_unix};
 use crate::text::plural;
 use crate::ui::Ui;
 
@@ -25,6 +25,30 @@ pub(super) fn check_before_sending(
     ui: &Ui,
 ) -> anyhow::Result<String> {
     let meta = state.meta()?;
+    refuse_changed_seal(state, &meta)?;
+    refuse_changed_inputs(state, &meta, ui)?;
+    if api_origin != meta.api_origin {
+        return Err(Refused(format!(
+            "the plan was resolved against {} but this apply would send to {api_origin}; use the same --api-url / IDPRUNE_API_URL, or plan again",
+            meta.api_origin
+        ))
+        .into());
+    }
+    let age = now_unix().saturating_sub(meta.created_at).max(0) as u64;
+    if age > meta.ttl_secs {
+        return Err(Refused(format!(
+            "the plan is {} old, past its TTL of {}; profiles may have changed: plan again",
+            humantime::format_duration(Duration::from_secs(age)),
+            humantime::format_duration(Duration::from_secs(meta.ttl_secs))
+        ))
+        .into());
+    }
+    check_approval(state, approval, &meta.digest, reapply, ui)?;
+    Ok(meta.digest)
+}
+
+/// Refuses a purged state file, and one whose items no longer hash to the sealed digest.
+fn refuse_changed_seal(state: &State, meta: &Meta) -> anyhow::Result<()> {
     let path = state.path().display().to_string();
     if state.purged_at()?.is_some() {
         return Err(Refused(format!(
@@ -40,6 +64,12 @@ pub(super) fn check_before_sending(
         ))
         .into());
     }
+    Ok(())
+}
+
+/// Refuses a manifest or a pinned local source that changed since the plan; warns when one
+/// is not there (the digest alone then vouches for it).
+fn refuse_changed_inputs(state: &State, meta: &Meta, ui: &Ui) -> anyhow::Result<()> {
     let dir = state_dir(state.path());
     let manifest = dir.join(&meta.manifest_path);
     if manifest.exists() {
@@ -77,24 +107,20 @@ pub(super) fn check_before_sending(
             .into());
         }
     }
-    if api_origin != meta.api_origin {
-        return Err(Refused(format!(
-            "the plan was resolved against {} but this apply would send to {api_origin}; use the same --api-url / IDPRUNE_API_URL, or plan again",
-            meta.api_origin
-        ))
-        .into());
-    }
-    let age = now_unix().saturating_sub(meta.created_at).max(0) as u64;
-    if age > meta.ttl_secs {
-        return Err(Refused(format!(
-            "the plan is {} old, past its TTL of {}; profiles may have changed: plan again",
-            humantime::format_duration(Duration::from_secs(age)),
-            humantime::format_duration(Duration::from_secs(meta.ttl_secs))
-        ))
-        .into());
-    }
+    Ok(())
+}
+
+/// Refuses unless `approval` approves the sealed `digest`: `--approve` naming it (a long
+/// enough prefix), `--yes`, or `yes` typed at the prompt.
+fn check_approval(
+    state: &State,
+    approval: &Approval,
+    digest: &str,
+    reapply: bool,
+    ui: &Ui,
+) -> anyhow::Result<()> {
     match approval {
-        Approval::Digest(approval) if digest::approves(approval, &meta.digest) => {}
+        Approval::Digest(approval) if digest::approves(approval, digest) => {}
         Approval::Digest(approval)
             if digest::normalize_approval(approval)
                 .is_some_and(|hex| hex.len() < digest::MIN_APPROVAL_PREFIX) =>
@@ -103,7 +129,7 @@ pub(super) fn check_before_sending(
                 "`--approve {}` is too short to name a plan: use at least {} hex digits of the digest (`--approve {}`)",
                 render::clean(approval),
                 digest::MIN_APPROVAL_PREFIX,
-                &meta.digest[..digest::MIN_APPROVAL_PREFIX + "sha256:".len()]
+                &digest[..digest::MIN_APPROVAL_PREFIX + "sha256:".len()]
             ))
             .into());
         }
@@ -111,13 +137,13 @@ pub(super) fn check_before_sending(
             return Err(Refused(format!(
                 "`--approve {}` does not name this plan's digest {}; review the plan again (`idprune show {}`)",
                 render::clean(approval),
-                meta.digest,
+                digest,
                 crate::text::shell_path(state.path())
             ))
             .into());
         }
         Approval::Yes => {}
-        Approval::Prompt => confirm(state, &meta.digest, reapply, ui)?,
+        Approval::Prompt => confirm(state, digest, reapply, ui)?,
         Approval::Receipt(path) => {
             // `apply` reads a receipt into its digest before pre-flight.
             anyhow::bail!(
@@ -126,7 +152,7 @@ pub(super) fn check_before_sending(
             )
         }
     }
-    Ok(meta.digest)
+    Ok(())
 }
 
 /// Asks on a terminal; refuses without one.
