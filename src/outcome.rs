@@ -114,6 +114,29 @@ impl Verified {
     }
 }
 
+/// What `init` wrote: a manifest for a CSV export.
+#[derive(Clone, Debug)]
+pub struct Initialized {
+    /// The manifest written.
+    pub manifest: PathBuf,
+    /// The CSV it reads, as given.
+    pub csv: PathBuf,
+    /// The CSV's data rows.
+    pub rows: u64,
+    /// The column of profile lookups.
+    pub profile_column: String,
+    /// The columns of identifiers to remove.
+    pub remove_columns: Vec<String>,
+    /// The CSV's sha256, pinned in the manifest.
+    pub sha256: String,
+    /// The oldest time of the export's `data_as_of` column (Unix seconds), if it has one.
+    pub data_as_of: Option<i64>,
+    /// That column's name, as the warehouse queries write it.
+    pub data_as_of_column: &'static str,
+    /// True when `--space` was given (false: a placeholder to fill in).
+    pub space_given: bool,
+}
+
 /// What `validate` found in a manifest: one value behind its text and its JSON.
 #[derive(Clone, Debug)]
 pub struct Validated {

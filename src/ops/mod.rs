@@ -1,10 +1,10 @@
 //! The operations behind the commands, as library functions: planning (resolve, draft,
 //! seal: [`plan`]), apply's pre-flight and run lifecycle ([`apply`]), `apply MANIFEST`
-//! ([`apply::manifest`]), the canary ([`canary`]) and `verify` ([`verify`]). Each takes plain
-//! option structs (an [`Api`] with its [`Pace`], a resolved [`Approval`]) and returns an
-//! outcome value; `commands/` parses the flags into those options, calls one operation and
-//! hands the outcome to `render/`. No clap type reaches this layer, so the library plans
-//! and applies without the command line.
+//! ([`apply::manifest`]), the canary ([`canary`]), `verify` ([`verify`]) and `init`
+//! ([`init`]). Each takes plain option structs (an [`Api`] with its [`Pace`], a resolved
+//! [`Approval`]) and returns an outcome value; `commands/` parses the flags into those
+//! options, calls one operation and hands the outcome to `render/`. No clap type reaches this
+//! layer, so the library plans and applies without the command line.
 //!
 //! What every operation shares lives here: where a state file sits beside its manifest, the
 //! token and API URL variables, the request timeout, and Ctrl-C.
@@ -13,6 +13,7 @@ pub mod api;
 pub mod apply;
 pub mod canary;
 pub mod checks;
+pub mod init;
 pub mod plan;
 pub mod poll;
 pub mod sniff;
@@ -30,6 +31,7 @@ use crate::manifest::Region;
 pub use crate::exit::{Refused, Signal};
 pub use api::{Api, Pace, TokenSource};
 pub use apply::{ApplyOptions, Approval};
+pub use init::InitOptions;
 pub use plan::PlanOptions;
 pub use verify::VerifyOptions;
 

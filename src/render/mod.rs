@@ -23,6 +23,7 @@ pub use crate::text::{REDACTED, Redaction, clean, thousands, timestamp};
 
 mod apply;
 mod guard;
+mod init;
 mod json;
 mod plan;
 mod policy;
@@ -33,6 +34,7 @@ mod warning;
 
 pub use apply::{APPLY_JSON_VERSION, apply_json, apply_progress_text, run_summary_text};
 pub use guard::{guard_json, guard_text};
+pub use init::init_text;
 pub use plan::{SHORT_DIFF_LINES, SUMMARY_EXCEPTION_ROWS, TextOptions, plan_json, plan_text};
 pub use policy::{override_line, policy_head, policy_refusal, policy_text, verdict_line};
 pub use status::{StatusView, latency_text, status_json, status_text, verification_history_text};
