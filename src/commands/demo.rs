@@ -70,40 +70,10 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
     let state = dir.join("demo.state.db");
     let _ = std::fs::remove_file(&state);
 
-    let emulator = Emulator::start(Config::default(), Seed::from_json(SEED)?).await?;
-    ui.say(format!(
-        "Started the Unify emulator at {} (space spa_demo).",
-        emulator.base_url()
-    ))?;
-    let api = Api::fixed(
-        emulator.base_url(),
-        SecretString::from(DEMO_TOKEN),
-        Pace {
-            rate: 100,
-            concurrency: 16,
-        },
-    );
+    let (emulator, api) = start_emulator(ui).await?;
 
     step(ui, &format!("idprune plan {}", manifest.display()))?;
-    let plan_args = PlanArgs {
-        manifest: manifest.clone(),
-        out: None,
-        detailed_exitcode: true,
-        format: Format::Text,
-        values: ValueArgs::default(),
-        force: false,
-        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
-        refresh: true,
-        sample: 0,
-        max_drift: crate::sample::DEFAULT_MAX_DRIFT_PERCENT,
-        allow_drift: false,
-        receipt: false,
-        check_receipt: None,
-        allow_unresolved: false,
-        policy: None,
-        store: StoreArgs::default(),
-        diff: false,
-    };
+    let plan_args = plan_args(&manifest);
     let planned = plan::plan(&plan_args, &api, ui).await?;
     ui.say(format!(
         "(exit code {} with --detailed-exitcode: the plan has changes)",
@@ -126,27 +96,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
 
     let digest = crate::state::State::open(&state)?.meta()?.digest;
     step(ui, &format!("idprune apply --approve {}", &digest[..19]))?;
-    let applied = apply::apply(
-        &ApplyArgs {
-            state: state.clone(),
-            approve: Some(digest[..19].to_owned()),
-            receipt: None,
-            yes: false,
-            retry_failed: false,
-            reapply: false,
-            canary: 0,
-            canary_wait: std::time::Duration::from_secs(360),
-            format: OutputFormat::Text,
-            policy: None,
-            overrides: Vec::new(),
-            why: None,
-            checkpoint_every: crate::ops::stored::DEFAULT_CHECKPOINT_EVERY,
-            store: StoreArgs::default(),
-        },
-        &api,
-        ui,
-    )
-    .await?;
+    let applied = apply::apply(&apply_args(&state, &digest[..19]), &api, ui).await?;
 
     step(ui, "idprune status")?;
     show::status(
@@ -160,19 +110,7 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
     )?;
 
     step(ui, "idprune verify")?;
-    let verified = super::verify::verify(
-        &VerifyArgs {
-            state: state.clone(),
-            redact: false,
-            wait: None,
-            format: OutputFormat::Text,
-            reveal: false,
-            store: StoreArgs::default(),
-        },
-        &api,
-        ui,
-    )
-    .await?;
+    let verified = super::verify::verify(&verify_args(&state), &api, ui).await?;
 
     step(
         ui,
@@ -194,4 +132,77 @@ async fn run(dir: &Path, ui: &Ui) -> anyhow::Result<Exit> {
         replanned.code()
     ))?;
     Ok(if ok { Exit::Success } else { Exit::Error })
+}
+
+/// Starts the emulator with the demo's seed, and the API that reaches it.
+async fn start_emulator(ui: &Ui) -> anyhow::Result<(Emulator, Api)> {
+    let emulator = Emulator::start(Config::default(), Seed::from_json(SEED)?).await?;
+    ui.say(format!(
+        "Started the Unify emulator at {} (space spa_demo).",
+        emulator.base_url()
+    ))?;
+    let api = Api::fixed(
+        emulator.base_url(),
+        SecretString::from(DEMO_TOKEN),
+        Pace {
+            rate: 100,
+            concurrency: 16,
+        },
+    );
+    Ok((emulator, api))
+}
+
+/// `idprune plan MANIFEST --detailed-exitcode`, every other flag at its default.
+fn plan_args(manifest: &Path) -> PlanArgs {
+    PlanArgs {
+        manifest: manifest.to_owned(),
+        out: None,
+        detailed_exitcode: true,
+        format: Format::Text,
+        values: ValueArgs::default(),
+        force: false,
+        ttl: std::time::Duration::from_secs(7 * 24 * 3600),
+        refresh: true,
+        sample: 0,
+        max_drift: crate::sample::DEFAULT_MAX_DRIFT_PERCENT,
+        allow_drift: false,
+        receipt: false,
+        check_receipt: None,
+        allow_unresolved: false,
+        policy: None,
+        store: StoreArgs::default(),
+        diff: false,
+    }
+}
+
+/// `idprune apply STATE --approve DIGEST`, every other flag at its default.
+fn apply_args(state: &Path, digest: &str) -> ApplyArgs {
+    ApplyArgs {
+        state: state.to_owned(),
+        approve: Some(digest.to_owned()),
+        receipt: None,
+        yes: false,
+        retry_failed: false,
+        reapply: false,
+        canary: 0,
+        canary_wait: std::time::Duration::from_secs(360),
+        format: OutputFormat::Text,
+        policy: None,
+        overrides: Vec::new(),
+        why: None,
+        checkpoint_every: crate::ops::stored::DEFAULT_CHECKPOINT_EVERY,
+        store: StoreArgs::default(),
+    }
+}
+
+/// `idprune verify STATE`, every other flag at its default.
+fn verify_args(state: &Path) -> VerifyArgs {
+    VerifyArgs {
+        state: state.to_owned(),
+        redact: false,
+        wait: None,
+        format: OutputFormat::Text,
+        reveal: false,
+        store: StoreArgs::default(),
+    }
 }

@@ -20,18 +20,7 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
             args.state.display()
         );
     }
-    // The identifiers this plan removes: every `delete` item, whatever its state (an item not
-    // yet applied is removed by the next apply; a replay before that re-adds nothing new, but
-    // one after it does).
-    let mut pairs: Vec<(String, String)> = Vec::new();
-    state.for_each_item(|s| {
-        if s.item.action == Action::Delete {
-            pairs.push((s.item.identifier.kind, s.item.identifier.id));
-        }
-        Ok(())
-    })?;
-    let targets = Targets::new(pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    drop(pairs);
+    let targets = removed_identifiers(&state)?;
     if targets.is_empty() {
         writeln!(
             super::ui::stdout(),
@@ -44,22 +33,7 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
             "note: a removed identifier has no ASCII character, so every line is parsed (slower)",
         );
     }
-    let links = if args.follow_symlinks {
-        archive::Links::Follow
-    } else {
-        archive::Links::Skip
-    };
-    let found = archive::find(&args.archive, links)?;
-    if found.files.is_empty() {
-        anyhow::bail!(
-            "no archive files (.gz, .jsonl, .ndjson, .json) under {}; pass the export's directory or its files",
-            args.archive
-                .iter()
-                .map(|p| format!("`{}`", p.display()))
-                .collect::<Vec<_>>()
-                .join(", ")
-        );
-    }
+    let found = archive_files(args)?;
     if let Some(dir) = &args.write_filtered {
         guard::check_output(&found, &args.archive, dir)?;
     }
@@ -97,4 +71,42 @@ pub fn guard(args: &GuardArgs, ui: &super::Ui) -> anyhow::Result<Exit> {
     } else {
         Exit::Success
     })
+}
+
+/// The identifiers this plan removes: every `delete` item, whatever its state (an item not
+/// yet applied is removed by the next apply; a replay before that re-adds nothing new, but
+/// one after it does).
+fn removed_identifiers(state: &State) -> anyhow::Result<Targets> {
+    let mut pairs: Vec<(String, String)> = Vec::new();
+    state.for_each_item(|s| {
+        if s.item.action == Action::Delete {
+            pairs.push((s.item.identifier.kind, s.item.identifier.id));
+        }
+        Ok(())
+    })?;
+    Ok(Targets::new(
+        pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    ))
+}
+
+/// The archive files under `--archive` (symbolic links followed with `--follow-symlinks`);
+/// refused when there is none.
+fn archive_files(args: &GuardArgs) -> anyhow::Result<archive::Found> {
+    let links = if args.follow_symlinks {
+        archive::Links::Follow
+    } else {
+        archive::Links::Skip
+    };
+    let found = archive::find(&args.archive, links)?;
+    if found.files.is_empty() {
+        anyhow::bail!(
+            "no archive files (.gz, .jsonl, .ndjson, .json) under {}; pass the export's directory or its files",
+            args.archive
+                .iter()
+                .map(|p| format!("`{}`", p.display()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(found)
 }

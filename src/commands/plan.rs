@@ -91,22 +91,7 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         args.values.redact.is_some(),
         args.values.reveal,
     );
-    let opts = PlanOptions {
-        manifest: args.manifest.clone(),
-        state: state_path.clone(),
-        force: args.force,
-        ttl: args.ttl,
-        api: api.clone(),
-        redact_warnings: redact.0,
-        refresh: args.refresh,
-        sample: (args.sample > 0).then_some(ops::plan::SampleOptions {
-            size: args.sample,
-            max_drift_percent: args.max_drift,
-            allow: args.allow_drift,
-        }),
-        policy: args.policy.clone(),
-    };
-    let fresh = ops::plan::seal(&opts, ui).await?;
+    let fresh = ops::plan::seal(&plan_options(args, api, &state_path, redact), ui).await?;
     let (digest, deletes, sample, policy) =
         (fresh.digest, fresh.deletes, fresh.sample, fresh.policy);
     if let Some(store) = &resolved.store {
@@ -137,14 +122,8 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
         state_path.display()
     ));
     checks::warn_if_committable(&state_path, ui);
-    if let Some(sample) = sample.filter(|s| s.over() && !s.allowed) {
-        ui.shout(format!(
-            "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the observed drift {:.1} % is above --max-drift {}, so the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
-            sample.line(),
-            sample.rate_percent(),
-            crate::sample::percent_text(sample.max_drift_percent),
-        ));
-        return Ok(Exit::Error);
+    if let Some(exit) = sample_verdict(sample, ui) {
+        return Ok(exit);
     }
     if let Some(exit) = policy_verdict(policy.as_deref(), &state_path, ui) {
         return Ok(exit);
@@ -152,6 +131,17 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
     if let Some(exit) = after_plan(args, &state, ui)? {
         return Ok(exit);
     }
+    say_next(deletes, &shown_state, &digest, ui);
+    Ok(if args.detailed_exitcode && deletes > 0 {
+        Exit::Changes
+    } else {
+        Exit::Success
+    })
+}
+
+/// What to do next with a sealed plan of `deletes` deletions: review and apply it (with the
+/// reminder of what a deletion does not reach), or nothing.
+fn say_next(deletes: u64, shown_state: &str, digest: &str, ui: &Ui) {
     if deletes == 0 {
         ui.note("No changes: nothing to delete.");
     } else {
@@ -162,11 +152,43 @@ async fn run_plan(args: &PlanArgs, api: &Api, ui: &Ui) -> anyhow::Result<Exit> {
             "Review it, then: idprune apply {shown_state} --approve {digest}"
         ));
     }
-    Ok(if args.detailed_exitcode && deletes > 0 {
-        Exit::Changes
-    } else {
-        Exit::Success
-    })
+}
+
+/// The flags of `plan` as [`PlanOptions`], sealing into `state`.
+fn plan_options(
+    args: &PlanArgs,
+    api: &Api,
+    state: &std::path::Path,
+    redact: Redaction,
+) -> PlanOptions {
+    PlanOptions {
+        manifest: args.manifest.clone(),
+        state: state.to_owned(),
+        force: args.force,
+        ttl: args.ttl,
+        api: api.clone(),
+        redact_warnings: redact.0,
+        refresh: args.refresh,
+        sample: (args.sample > 0).then_some(ops::plan::SampleOptions {
+            size: args.sample,
+            max_drift_percent: args.max_drift,
+            allow: args.allow_drift,
+        }),
+        policy: args.policy.clone(),
+    }
+}
+
+/// What the sampled check means for `plan`'s exit: 1 when the drift is over `--max-drift`
+/// and `--allow-drift` did not accept it.
+fn sample_verdict(sample: Option<crate::sample::Sample>, ui: &Ui) -> Option<Exit> {
+    let sample = sample.filter(|s| s.over() && !s.allowed)?;
+    ui.shout(format!(
+        "\n!!! {}\n!!! Refusing to call this plan a success (exit 1): the observed drift {:.1} % is above --max-drift {}, so the warehouse data is older than the space. Export it afresh and plan again, plan with --refresh=true, or pass --allow-drift to accept it (apply still deletes only the sealed user_id and identifier pairs).",
+        sample.line(),
+        sample.rate_percent(),
+        crate::sample::percent_text(sample.max_drift_percent),
+    ));
+    Some(Exit::Error)
 }
 
 /// What the policy's verdicts mean for `plan`'s exit: 1 on a failed hard rule (the state file

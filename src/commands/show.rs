@@ -65,31 +65,11 @@ pub fn status(args: &StatusArgs, ui: &Ui) -> anyhow::Result<Exit> {
 /// `idprune report --sql --discover TYPE:PATTERN` (no state file needed).
 pub fn report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<Exit> {
     use crate::downstream;
-    use crate::warehouse::{self, Removed};
     if args.sql {
-        let schema_ok = !args.schema.is_empty()
-            && args
-                .schema
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$'));
-        if !schema_ok {
-            anyhow::bail!(
-                "--schema `{}` may only hold letters, digits, `_`, `-`, `$` and `.`",
-                render::clean(&args.schema)
-            );
-        }
+        check_schema(&args.schema)?;
     }
     let mut out = std::io::BufWriter::new(super::ui::stdout());
-    if let Some(csv_path) = &args.discover_csv {
-        let name = csv_path.display().to_string();
-        let discover = warehouse::Discover::csv(csv_path, &name)?;
-        warehouse::discover_sql(args.dialect, &args.schema, &discover, &mut out)?;
-        out.flush()?;
-        return Ok(Exit::Success);
-    }
-    if !args.discover.is_empty() {
-        let discover = warehouse::Discover::patterns(&args.discover)?;
-        warehouse::discover_sql(args.dialect, &args.schema, &discover, &mut out)?;
+    if discover(args, &mut out)? {
         out.flush()?;
         return Ok(Exit::Success);
     }
@@ -112,44 +92,7 @@ pub fn report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<Exit> {
         state.for_each_item_in(ItemFilter::All, u64::MAX, f)
     };
     if args.sql {
-        match &args.csv {
-            Some(csv_path) => {
-                warehouse::check_printable_path("--csv", &csv_path.display().to_string())?;
-                let file = std::fs::OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode_0600()
-                    .open(csv_path)
-                    .with_context(|| {
-                        format!("creating `{}` (it must not exist yet)", csv_path.display())
-                    })?;
-                let mut w = std::io::BufWriter::new(file);
-                let n = warehouse::removed_csv(items, &mut w)?;
-                w.flush()
-                    .with_context(|| format!("writing `{}`", csv_path.display()))?;
-                let name = csv_path.display().to_string();
-                warehouse::profiles_sync_sql(
-                    &Removed::Csv(&name),
-                    args.dialect,
-                    &args.schema,
-                    &mut out,
-                )?;
-                ui.shout(format!(
-                    "Wrote {} removed identifiers to `{}` (it holds the identifiers themselves: delete it after the check).",
-                    render::thousands(n),
-                    csv_path.display()
-                ));
-            }
-            None => {
-                let rows = warehouse::inline_rows(items)?;
-                warehouse::profiles_sync_sql(
-                    &Removed::Inline(rows),
-                    args.dialect,
-                    &args.schema,
-                    &mut out,
-                )?;
-            }
-        }
+        profiles_sync_check(args, &state, &mut out, ui)?;
     } else if args.results {
         let level = (!args.reveal).then_some(crate::mask::RedactLevel::Preview);
         let masker = crate::mask::Masker::for_state(&state, level)?;
@@ -169,6 +112,77 @@ pub fn report(args: &ReportArgs, ui: &Ui) -> anyhow::Result<Exit> {
     }
     out.flush()?;
     Ok(Exit::Success)
+}
+
+/// Refuses a `--schema` that is not a plain (possibly dotted) SQL name.
+fn check_schema(schema: &str) -> anyhow::Result<()> {
+    let schema_ok = !schema.is_empty()
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'$'));
+    if !schema_ok {
+        anyhow::bail!(
+            "--schema `{}` may only hold letters, digits, `_`, `-`, `$` and `.`",
+            render::clean(schema)
+        );
+    }
+    Ok(())
+}
+
+/// `--sql --discover-csv FILE` or `--sql --discover TYPE:PATTERN`: the discovery query, no
+/// state file needed. False when neither was asked for.
+fn discover(args: &ReportArgs, out: &mut impl std::io::Write) -> anyhow::Result<bool> {
+    use crate::warehouse::{self, Discover};
+    let name = args.discover_csv.as_ref().map(|p| p.display().to_string());
+    let discover = match (&args.discover_csv, &name) {
+        (Some(csv_path), Some(name)) => Discover::csv(csv_path, name)?,
+        _ if !args.discover.is_empty() => Discover::patterns(&args.discover)?,
+        _ => return Ok(false),
+    };
+    warehouse::discover_sql(args.dialect, &args.schema, &discover, out)?;
+    Ok(true)
+}
+
+/// `--sql`: the Profiles Sync check over the removed identifiers, inline in the query or,
+/// with `--csv FILE`, written to a new `0600` file the query loads.
+fn profiles_sync_check(
+    args: &ReportArgs,
+    state: &State,
+    out: &mut impl std::io::Write,
+    ui: &Ui,
+) -> anyhow::Result<()> {
+    use crate::warehouse::{self, Removed};
+    let items = |f: &mut dyn FnMut(StoredItem) -> anyhow::Result<()>| {
+        state.for_each_item_in(ItemFilter::All, u64::MAX, f)
+    };
+    let Some(csv_path) = &args.csv else {
+        let rows = warehouse::inline_rows(items)?;
+        return warehouse::profiles_sync_sql(
+            &Removed::Inline(rows),
+            args.dialect,
+            &args.schema,
+            out,
+        );
+    };
+    warehouse::check_printable_path("--csv", &csv_path.display().to_string())?;
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode_0600()
+        .open(csv_path)
+        .with_context(|| format!("creating `{}` (it must not exist yet)", csv_path.display()))?;
+    let mut w = std::io::BufWriter::new(file);
+    let n = warehouse::removed_csv(items, &mut w)?;
+    w.flush()
+        .with_context(|| format!("writing `{}`", csv_path.display()))?;
+    let name = csv_path.display().to_string();
+    warehouse::profiles_sync_sql(&Removed::Csv(&name), args.dialect, &args.schema, out)?;
+    ui.shout(format!(
+        "Wrote {} removed identifiers to `{}` (it holds the identifiers themselves: delete it after the check).",
+        render::thousands(n),
+        csv_path.display()
+    ));
+    Ok(())
 }
 
 /// Opens files `0600`: they hold identifiers.
