@@ -12,7 +12,7 @@ use crate::ops::{Refused, state_dir};
 use crate::plan::Action;
 use crate::policy::{self, Deletion, Evaluator, Level, Summary};
 use crate::render;
-use crate::state::{ItemFilter, State};
+use crate::state::{ItemFilter, Meta, State};
 use crate::ui::Ui;
 
 /// A soft rule this apply goes past, to record with its run.
@@ -29,41 +29,8 @@ pub(super) struct Granted {
 pub(super) fn check(state: &State, opts: &ApplyOptions, ui: &Ui) -> anyhow::Result<Vec<Granted>> {
     let meta = state.meta()?;
     let dir = state_dir(state.path());
-    let sealed = state.sealed_policy()?;
-    let sealed = match (&meta.policy_sha256, sealed) {
-        (None, None) => {
-            let now = opts.policy.clone().or_else(|| {
-                policy::find(&dir.join(&meta.manifest_path)).filter(|_| {
-                    // `find` walks up from the manifest's folder: only when that folder is
-                    // there (a manifest moved away leaves nothing to walk from).
-                    dir.join(&meta.manifest_path)
-                        .parent()
-                        .is_some_and(Path::exists)
-                })
-            });
-            if let Some(now) = now {
-                return Err(Refused(format!(
-                    "policy `{}` applies to this plan's manifest, but the plan was made without a policy; plan again so its rules judge the plan, and get the new plan approved",
-                    now.display()
-                ))
-                .into());
-            }
-            if !opts.overrides.is_empty() {
-                anyhow::bail!(
-                    "--override {} names a policy rule, but the plan was made without a policy; drop --override",
-                    opts.overrides.join(", ")
-                );
-            }
-            return Ok(Vec::new());
-        }
-        (Some(sha), Some(sealed)) if *sha == sealed.sha256 => sealed,
-        _ => {
-            return Err(Refused(format!(
-                "state file `{}` holds a policy that does not match its seal; plan again",
-                state.path().display()
-            ))
-            .into());
-        }
+    let Some(sealed) = sealed_policy(state, &meta, opts)? else {
+        return Ok(Vec::new());
     };
     let file = opts
         .policy
@@ -71,25 +38,7 @@ pub(super) fn check(state: &State, opts: &ApplyOptions, ui: &Ui) -> anyhow::Resu
         .unwrap_or_else(|| dir.join(&sealed.path));
     check_unchanged(&file, &sealed.sha256, opts.policy.is_some(), ui)?;
     let rules = sealed.policy(&file)?;
-    let counts = state.counts()?;
-    let mut judge = Evaluator::new(&rules);
-    state.for_each_item_in(ItemFilter::All, u64::MAX, |s| {
-        if s.item.action == Action::Delete {
-            judge.visit(&Deletion {
-                seq: s.item.seq,
-                kind: &s.item.identifier.kind,
-                value: &s.item.identifier.id,
-            });
-        }
-        Ok(())
-    })?;
-    let verdicts = judge.finish(&Summary {
-        deletes: counts.action(Action::Delete),
-        profiles: counts.delete_profiles,
-        reason: &meta.reason,
-        ttl: Duration::from_secs(meta.ttl_secs),
-        canary: Some(opts.canary),
-    });
+    let verdicts = judge(state, &rules, &meta, opts.canary)?;
     for o in &opts.overrides {
         if !verdicts.iter().any(|v| &v.rule == o) {
             let names: Vec<&str> = verdicts.iter().map(|v| v.rule.as_str()).collect();
@@ -113,8 +62,86 @@ pub(super) fn check(state: &State, opts: &ApplyOptions, ui: &Ui) -> anyhow::Resu
         ))
         .into());
     }
+    Ok(grant(&verdicts, opts, ui))
+}
+
+/// The policy sealed in the plan, checked against its seal; `None` for a plan made without
+/// one, which is refused when a policy applies to its manifest now (or `--override` names a
+/// rule).
+fn sealed_policy(
+    state: &State,
+    meta: &Meta,
+    opts: &ApplyOptions,
+) -> anyhow::Result<Option<policy::Sealed>> {
+    let dir = state_dir(state.path());
+    match (&meta.policy_sha256, state.sealed_policy()?) {
+        (None, None) => {
+            let now = opts.policy.clone().or_else(|| {
+                policy::find(&dir.join(&meta.manifest_path)).filter(|_| {
+                    // `find` walks up from the manifest's folder: only when that folder is
+                    // there (a manifest moved away leaves nothing to walk from).
+                    dir.join(&meta.manifest_path)
+                        .parent()
+                        .is_some_and(Path::exists)
+                })
+            });
+            if let Some(now) = now {
+                return Err(Refused(format!(
+                    "policy `{}` applies to this plan's manifest, but the plan was made without a policy; plan again so its rules judge the plan, and get the new plan approved",
+                    now.display()
+                ))
+                .into());
+            }
+            if !opts.overrides.is_empty() {
+                anyhow::bail!(
+                    "--override {} names a policy rule, but the plan was made without a policy; drop --override",
+                    opts.overrides.join(", ")
+                );
+            }
+            Ok(None)
+        }
+        (Some(sha), Some(sealed)) if *sha == sealed.sha256 => Ok(Some(sealed)),
+        _ => Err(Refused(format!(
+            "state file `{}` holds a policy that does not match its seal; plan again",
+            state.path().display()
+        ))
+        .into()),
+    }
+}
+
+/// The verdicts of `rules` on the plan in `state`, now knowing the canary.
+fn judge(
+    state: &State,
+    rules: &policy::Policy,
+    meta: &Meta,
+    canary: u64,
+) -> anyhow::Result<Vec<policy::Verdict>> {
+    let counts = state.counts()?;
+    let mut judge = Evaluator::new(rules);
+    state.for_each_item_in(ItemFilter::All, u64::MAX, |s| {
+        if s.item.action == Action::Delete {
+            judge.visit(&Deletion {
+                seq: s.item.seq,
+                kind: &s.item.identifier.kind,
+                value: &s.item.identifier.id,
+            });
+        }
+        Ok(())
+    })?;
+    Ok(judge.finish(&Summary {
+        deletes: counts.action(Action::Delete),
+        profiles: counts.delete_profiles,
+        reason: &meta.reason,
+        ttl: Duration::from_secs(meta.ttl_secs),
+        canary: Some(canary),
+    }))
+}
+
+/// The failed soft rules `--override` goes past, each said with the reason recorded; an
+/// override of a rule that holds is said and not recorded.
+fn grant(verdicts: &[policy::Verdict], opts: &ApplyOptions, ui: &Ui) -> Vec<Granted> {
     let mut granted = Vec::new();
-    for v in &verdicts {
+    for v in verdicts {
         let named = opts.overrides.iter().any(|o| o == &v.rule);
         match (v.passed, v.level, named) {
             (false, Level::Soft, true) => {
@@ -136,7 +163,7 @@ pub(super) fn check(state: &State, opts: &ApplyOptions, ui: &Ui) -> anyhow::Resu
             _ => {}
         }
     }
-    Ok(granted)
+    granted
 }
 
 /// Refuses when the policy file is not the sealed one any more. A policy file that is not
