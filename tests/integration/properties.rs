@@ -3,8 +3,8 @@
 //!
 //! - the lookup path segment round-trips through the real emulator for arbitrary Unicode
 //!   `user_id`s (read by `user_id:V`, then a delete addressed by it), with the library's client;
-//! - the digest `idprune plan` seals changes exactly with its sealed inputs: re-planning the
-//!   same manifest against the same profiles (another output file, another `--ttl`) keeps it;
+//! - the digest a plan seals changes exactly with its sealed inputs: re-planning the same
+//!   manifest against the same profiles (another output file, another TTL) keeps it;
 //!   a manifest that differs only in a comment (same items, another manifest hash) changes it;
 //!   and after a random identifier is deleted from a random profile, the new plan's digest
 //!   equals the old one exactly when the items the state file stores are the same;
@@ -13,8 +13,10 @@
 //!   as an uninterrupted apply of the same plan, and no delete the journal had recorded as
 //!   finished is ever sent again (the emulator records every delete request it answers).
 //!
-//! The last two drive the real binary against the real emulator, so they run the planning
-//! path `idprune plan` runs (manifest → scratch file → sealer), not a model of it.
+//! The last two run against the real emulator. The digest property calls `idprune::ops::plan::seal`,
+//! the planning path `idprune plan` runs (manifest → scratch file → sealer), not a model of it,
+//! without spawning a process per plan; the kill property drives the real binary, since what
+//! it tests is a process dying.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -23,10 +25,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use idprune::model::{Identifier, Lookup};
+use idprune::ops::{Api, Pace, PlanOptions};
 use idprune::segment::{DeleteOutcome, ProfileApi as _, ReadPage};
+use idprune::ui::Ui;
 use proptest::prelude::*;
+use secrecy::SecretString;
 
-use crate::harness::{Deleted, Test, wait_bounded};
+use crate::harness::{Deleted, TOKEN, Test, wait_bounded};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -232,26 +237,41 @@ impl World {
     }
 }
 
+/// `plan`'s default TTL.
+const WEEK: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Emulator flags for the properties: no server-side limits, so only the product paces.
 const UNLIMITED: [&str; 4] = ["--space-rate", "0", "--profile-rate", "0"];
 
-/// `idprune plan MANIFEST -o STATE --rate 0 --allow-unresolved EXTRA...`, which must succeed;
-/// returns the digest. Random worlds often have lookups that find no profile, and the property
-/// is about the seal, so a plan of only unresolved lookups is accepted here.
-fn plan(test: &Test, manifest: &str, state: &str, extra: &[&str]) -> String {
-    test.idprune([
-        "plan",
-        manifest,
-        "-o",
-        state,
-        "--rate",
-        "0",
-        "--allow-unresolved",
-    ])
-    .args(extra)
-    .run()
-    .ok();
-    test.digest(state)
+/// Seals a plan of `manifest` into `state` (both in the test's directory) with
+/// [`idprune::ops::plan::seal`], the planning path `idprune plan` runs, against the test's
+/// emulator with pacing off; returns the digest. No process is spawned: a case plans four
+/// times.
+fn plan(test: &Test, manifest: &str, state: &str, ttl: Duration) -> String {
+    let api = Api::fixed(
+        test.emu().url(),
+        SecretString::from(TOKEN),
+        Pace {
+            rate: 0,
+            concurrency: 256,
+        },
+    );
+    let opts = PlanOptions {
+        manifest: test.path(manifest),
+        state: test.path(state),
+        force: false,
+        ttl,
+        api,
+        redact_warnings: false,
+        refresh: true,
+        sample: None,
+        policy: None,
+    };
+    let ui = Ui::new(true, Some(false));
+    runtime()
+        .block_on(idprune::ops::plan::seal(&opts, &ui))
+        .unwrap_or_else(|e| panic!("planning `{manifest}` into `{state}`: {e:#}"))
+        .digest
 }
 
 /// `(seq, user_id, type, id, action)` of every item, as the state file stores them.
@@ -284,17 +304,17 @@ proptest! {
         let test = Test::with_emulator(&world.seed(), &UNLIMITED);
         let manifest = world.manifest();
         test.write("m.yaml", &manifest);
-        let first = plan(&test, "m.yaml", "a.state.db", &[]);
+        let first = plan(&test, "m.yaml", "a.state.db", WEEK);
         let first_rows = rows(&test, "a.state.db");
 
         // Unchanged sealed inputs (another file, another TTL, later): the same digest.
-        let again = plan(&test, "m.yaml", "b.state.db", &["--ttl", "36h"]);
+        let again = plan(&test, "m.yaml", "b.state.db", Duration::from_secs(36 * 3600));
         prop_assert_eq!(&rows(&test, "b.state.db"), &first_rows);
         prop_assert_eq!(&again, &first, "the same inputs must seal the same digest");
 
         // The same items from a manifest with other bytes: the manifest hash is sealed.
         test.write("c.yaml", &format!("{manifest}# reviewed\n"));
-        let commented = plan(&test, "c.yaml", "c.state.db", &[]);
+        let commented = plan(&test, "c.yaml", "c.state.db", WEEK);
         prop_assert_eq!(&rows(&test, "c.state.db"), &first_rows);
         prop_assert_ne!(&commented, &first, "another manifest hash must change the digest");
 
@@ -317,7 +337,7 @@ proptest! {
             let (by, target) = &removable[victim.index(removable.len())];
             prop_assert_eq!(test.emu().delete_identifier(by, &target.kind, &target.id), 200);
         }
-        let changed = plan(&test, "m.yaml", "d.state.db", &[]);
+        let changed = plan(&test, "m.yaml", "d.state.db", WEEK);
         let changed_rows = rows(&test, "d.state.db");
         prop_assert_eq!(
             changed == first,
@@ -394,7 +414,7 @@ fn kill_anywhere_then_resume_ends_like_an_uninterrupted_run() {
         let manifest = world.manifest();
         for test in [&straight, &crashy] {
             test.write("m.yaml", &manifest);
-            plan(test, "m.yaml", "m.state.db", &[]);
+            plan(test, "m.yaml", "m.state.db", WEEK);
         }
         prop_assert_eq!(rows(&straight, "m.state.db"), rows(&crashy, "m.state.db"));
         let planned = crashy.planned_deletes("m.state.db");
