@@ -17,8 +17,8 @@
 //!   warehouse queries over them (both behind `idprune report`); [`guard`] scans Event
 //!   Archive exports for events that would re-add a removed identifier.
 //! - The operations: [`ops`] runs the steps above as library calls (plan, apply with its
-//!   canary, `apply MANIFEST`, verify) over plain options, returning the [`outcome`] values
-//!   that [`render`] draws; [`ui`] is the only way out to the terminal.
+//!   canary, `apply MANIFEST`, verify, validate, init) over plain options, returning the
+//!   [`outcome`] values that [`render`] draws; [`ui`] is the only way out to the terminal.
 //! - Around them: [`commands`] wires the operations to the command line of [`cli`]; [`exit`] holds
 //!   the exit codes; [`ci`] reads the CI context a run records and [`git`] whether git tracks a
 //!   state file; [`sync`] the one lock helper; [`bounded`] the one bounded read of a file named from outside; [`emulator`] is a stand-in for Segment used
