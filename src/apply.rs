@@ -201,122 +201,198 @@ pub async fn execute<A: ProfileApi>(
         pacer.as_ref().is_some_and(|p| p.ceiling() > 0),
     ));
     let (tx, mut rx) = mpsc::unbounded_channel::<Sent>();
-    let mut queue: VecDeque<Work> = VecDeque::new();
-    let mut after = 0u64;
-    let mut exhausted = false;
-    let mut outstanding = 0usize;
-    let mut stop: Option<Stop> = None;
-    let mut settled = Settled::default();
-    let mut throttled = 0u64;
+    let mut queue = Queue::default();
+    let mut tally = Tally::new(options.concurrency);
     let mut buffer: Vec<Outcome> = Vec::new();
-    let mut latencies = Latencies::new();
-    // Slow start, then sized to rate × latency.
-    let mut window = Window::new(options.concurrency);
     let mut last_progress = Instant::now();
 
     loop {
-        let halted = stop.is_some();
-        if queue.is_empty() && !exhausted && !halted {
-            let batch = state.work_batch(after, DISPATCH_BATCH, options.retry_failed)?;
-            match batch.last() {
-                None => exhausted = true,
-                Some(last) => {
-                    shared.forget_idle_profiles();
-                    after = last.seq;
-                    let seqs: Vec<u64> = batch.iter().map(|w| w.seq).collect();
-                    state.mark_in_flight(&seqs)?;
-                    queue.extend(batch);
-                }
-            }
+        let halted = tally.stop.is_some();
+        if !halted {
+            queue.refill(state, options.retry_failed, &shared)?;
         }
-        if (queue.is_empty() || halted) && outstanding == 0 {
+        if (queue.items.is_empty() || halted) && tally.outstanding == 0 {
             break;
         }
         let rate = pacer.as_ref().and_then(|p| p.current_rate());
         // Dispatch without waiting: the task itself waits for the pacer.
-        if let Some(work) = (!halted && outstanding < window.allowed(rate))
-            .then(|| queue.pop_front())
+        if let Some(work) = (!halted && tally.outstanding < tally.window.allowed(rate))
+            .then(|| queue.items.pop_front())
             .flatten()
         {
-            outstanding += 1;
-            let (api, shared) = (api.clone(), shared.clone());
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let report = send(&*api, &shared, work).await;
-                // The receiver lives until every outstanding report arrived.
-                let _ = tx.send(report);
-            });
+            tally.outstanding += 1;
+            dispatch(&api, &shared, &tx, work);
             continue;
         }
         tokio::select! {
             biased;
-            changed = cancel.changed(), if stop.is_none() => {
+            changed = cancel.changed(), if tally.stop.is_none() => {
                 if changed.is_err() || *cancel.borrow() {
-                    stop = Some(Stop::Interrupted);
+                    tally.stop = Some(Stop::Interrupted);
                     halt(&shared, pacer.as_ref());
                 }
             }
             Some(report) = rx.recv() => {
+                // A group commit: every report that arrived meanwhile goes into this one.
                 let mut next = Some(report);
                 while let Some(report) = next {
-                    outstanding -= 1;
-                    throttled += u64::from(report.throttled);
-                    for &l in &report.latencies {
-                        window.observe(l);
-                        latencies.add(l);
-                    }
-                    if report.said_yes {
-                        window.said_yes();
-                    }
-                    if let Some(s) = report.stop {
-                        halt(&shared, pacer.as_ref());
-                        // The first reason wins: later tasks only echo it.
-                        stop.get_or_insert(s);
-                    }
-                    match report.outcome.journal.state {
-                        ItemState::Done => settled.done += 1,
-                        ItemState::AlreadyAbsent => settled.already_absent += 1,
-                        ItemState::Failed => settled.failed += 1,
-                        _ => {}
-                    }
-                    buffer.push(report.outcome);
+                    buffer.push(tally.count(report, &shared, pacer.as_ref()));
                     next = rx.try_recv().ok();
                 }
                 state.record(&buffer)?;
                 buffer.clear();
                 if last_progress.elapsed() >= Duration::from_millis(200) {
                     last_progress = Instant::now();
-                    on_progress(&Progress {
-                        settled,
-                        total,
-                        requests: shared.requests.load(Ordering::Relaxed),
-                        elapsed: started.elapsed(),
-                    });
+                    on_progress(&tally.progress(&shared, total, started));
                 }
             }
         }
     }
     // Items fetched but never dispatched go back to their earlier state for an honest status
     // (leaving them `in_flight` would be safe too: they would be re-sent on resume).
-    let untouched: Vec<Outcome> = queue.drain(..).map(|w| unsent(&w)).collect();
+    let untouched: Vec<Outcome> = queue.items.drain(..).map(|w| unsent(&w)).collect();
     state.record(&untouched)?;
-    let (latency_p50, latency_p99) = (latencies.quantile(0.5), latencies.quantile(0.99));
-    let report = ApplyReport {
-        requests: shared.requests.load(Ordering::Relaxed),
-        throttled,
-        elapsed: started.elapsed(),
-        stop,
-        settled,
-        latency_p50,
-        latency_p99,
-    };
+    let report = tally.report(&shared, started);
     on_progress(&Progress {
-        settled,
+        settled: report.settled,
         total,
         requests: report.requests,
         elapsed: report.elapsed,
     });
     Ok(report)
+}
+
+/// Sends `work` on a task of its own; its report comes back on `tx`.
+fn dispatch<A: ProfileApi>(
+    api: &Arc<A>,
+    shared: &Arc<Shared>,
+    tx: &mpsc::UnboundedSender<Sent>,
+    work: Work,
+) {
+    let (api, shared) = (api.clone(), shared.clone());
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let report = send(&*api, &shared, work).await;
+        // The receiver lives until every outstanding report arrived.
+        let _ = tx.send(report);
+    });
+}
+
+/// The work taken from the journal and not yet dispatched.
+#[derive(Default)]
+struct Queue {
+    /// Committed `in_flight`, in seq order.
+    items: VecDeque<Work>,
+    /// The last seq taken.
+    after: u64,
+    /// True once the journal has no more work.
+    exhausted: bool,
+}
+
+impl Queue {
+    /// When the queue is empty, takes the next batch from the journal and commits it
+    /// `in_flight` before any of its requests leaves.
+    fn refill(
+        &mut self,
+        state: &mut State,
+        retry_failed: bool,
+        shared: &Shared,
+    ) -> anyhow::Result<()> {
+        if !self.items.is_empty() || self.exhausted {
+            return Ok(());
+        }
+        let batch = state.work_batch(self.after, DISPATCH_BATCH, retry_failed)?;
+        match batch.last() {
+            None => self.exhausted = true,
+            Some(last) => {
+                shared.forget_idle_profiles();
+                self.after = last.seq;
+                let seqs: Vec<u64> = batch.iter().map(|w| w.seq).collect();
+                state.mark_in_flight(&seqs)?;
+                self.items.extend(batch);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What the answers of a run add up to so far, and what they decide: the window's size and
+/// whether the run stops.
+struct Tally {
+    /// Items dispatched whose report has not arrived.
+    outstanding: usize,
+    /// Why the run stops, once it does (the first reason wins).
+    stop: Option<Stop>,
+    /// Items settled, by final state.
+    settled: Settled,
+    /// Requests answered 429.
+    throttled: u64,
+    /// Every request's latency.
+    latencies: Latencies,
+    /// Slow start, then sized to rate × latency.
+    window: Window,
+}
+
+impl Tally {
+    fn new(concurrency: usize) -> Self {
+        Self {
+            outstanding: 0,
+            stop: None,
+            settled: Settled::default(),
+            throttled: 0,
+            latencies: Latencies::new(),
+            window: Window::new(concurrency),
+        }
+    }
+
+    /// Counts one item's report in (its requests, the window's evidence, a stop, its final
+    /// state) and returns its outcome, to be committed.
+    fn count(&mut self, report: Sent, shared: &Shared, pacer: Option<&Arc<Pacer>>) -> Outcome {
+        self.outstanding -= 1;
+        self.throttled += u64::from(report.throttled);
+        for &l in &report.latencies {
+            self.window.observe(l);
+            self.latencies.add(l);
+        }
+        if report.said_yes {
+            self.window.said_yes();
+        }
+        if let Some(s) = report.stop {
+            halt(shared, pacer);
+            // The first reason wins: later tasks only echo it.
+            self.stop.get_or_insert(s);
+        }
+        match report.outcome.journal.state {
+            ItemState::Done => self.settled.done += 1,
+            ItemState::AlreadyAbsent => self.settled.already_absent += 1,
+            ItemState::Failed => self.settled.failed += 1,
+            _ => {}
+        }
+        report.outcome
+    }
+
+    /// The progress snapshot at this moment.
+    fn progress(&self, shared: &Shared, total: u64, started: Instant) -> Progress {
+        Progress {
+            settled: self.settled,
+            total,
+            requests: shared.requests.load(Ordering::Relaxed),
+            elapsed: started.elapsed(),
+        }
+    }
+
+    /// The run's report, once it ended.
+    fn report(self, shared: &Shared, started: Instant) -> ApplyReport {
+        ApplyReport {
+            requests: shared.requests.load(Ordering::Relaxed),
+            throttled: self.throttled,
+            elapsed: started.elapsed(),
+            latency_p50: self.latencies.quantile(0.5),
+            latency_p99: self.latencies.quantile(0.99),
+            stop: self.stop,
+            settled: self.settled,
+        }
+    }
 }
 
 #[cfg(test)]

@@ -191,21 +191,65 @@ async fn settle<A: ProfileApi>(
             Err(fault) => fault,
         };
         outcome.journal.last_error = Some(fault.to_string());
+        let mut item = Item {
+            outcome: &mut outcome,
+            work,
+            ambiguous: &mut ambiguous,
+            attempts: &mut attempts,
+            throttled,
+        };
+        match item.after_fault(fault, shared) {
+            AfterFault::Settled(stop) => return (outcome, stop),
+            AfterFault::Retry(delay) => {
+                crate::ui::say_waiting(delay);
+                shared.sleep_unless_stopped(delay).await
+            }
+        }
+    }
+}
+
+/// What a fault leaves of an item's attempts.
+enum AfterFault {
+    /// Its outcome is decided; the run stops too when a reason is given.
+    Settled(Option<Stop>),
+    /// Another attempt after this delay.
+    Retry(Duration),
+}
+
+/// One item in its retry loop: what a fault changes.
+struct Item<'a> {
+    /// Its outcome so far.
+    outcome: &'a mut Outcome,
+    /// The item.
+    work: &'a Work,
+    /// True once a request may have landed unacknowledged.
+    ambiguous: &'a mut bool,
+    /// Its attempts, for the retry machine.
+    attempts: &'a mut Attempts,
+    /// Its requests answered 429.
+    throttled: &'a mut u32,
+}
+
+impl Item<'_> {
+    /// Journals a fault (not a stop, handled before): failed for good, back where it was with
+    /// the run stopped (a space-level fault, a spent budget), or retried after a delay.
+    fn after_fault(&mut self, fault: Fault, shared: &Shared) -> AfterFault {
+        let outcome = &mut *self.outcome;
         match fault {
             Fault::Stopped { .. } => unreachable!("handled before the answer is journaled"),
             Fault::Permanent { .. } => {
                 outcome.journal.state = ItemState::Failed;
                 outcome.journal.failure = Some(Failure::Permanent);
-                return (outcome, None);
+                AfterFault::Settled(None)
             }
             Fault::Space { .. } => {
                 // Refused before any change: the item goes back to where it was.
-                outcome.journal.state = if ambiguous {
+                outcome.journal.state = if *self.ambiguous {
                     ItemState::InFlight
                 } else {
-                    unsent(work).journal.state
+                    unsent(self.work).journal.state
                 };
-                return (outcome, Some(Stop::Space(fault)));
+                AfterFault::Settled(Some(Stop::Space(fault)))
             }
             Fault::Retryable {
                 throttled: was_throttled,
@@ -213,31 +257,30 @@ async fn settle<A: ProfileApi>(
                 ref reason,
             } => {
                 if was_throttled {
-                    *throttled += 1;
+                    *self.throttled += 1;
                 } else {
                     // A timeout or a 5xx may hide a delete the server applied.
-                    ambiguous = true;
+                    *self.ambiguous = true;
                 }
                 let fault = Retryable {
                     throttled: was_throttled,
                     retry_after,
                     paced: shared.paced,
                 };
-                let next = attempts.on_fault(fault, &mut lock(&shared.budget), rand::random());
+                let next = self
+                    .attempts
+                    .on_fault(fault, &mut lock(&shared.budget), rand::random());
                 match next {
-                    Next::Retry(delay) => {
-                        crate::ui::say_waiting(delay);
-                        shared.sleep_unless_stopped(delay).await
-                    }
+                    Next::Retry(delay) => AfterFault::Retry(delay),
                     Next::GiveUp => {
                         outcome.journal.state = ItemState::Failed;
                         outcome.journal.failure = Some(Failure::Transient);
-                        return (outcome, None);
+                        AfterFault::Settled(None)
                     }
                     Next::BudgetSpent => {
                         outcome.journal.state = ItemState::InFlight;
                         let why = format!("transient faults are sustained (last: {reason})");
-                        return (outcome, Some(Stop::BudgetSpent(why)));
+                        AfterFault::Settled(Some(Stop::BudgetSpent(why)))
                     }
                 }
             }
