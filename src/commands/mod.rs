@@ -55,7 +55,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<Exit> {
         }
         Command::Verify { mut args, net } => {
             let held = hold_state(&mut args.state, &args.store, "verify").await?;
-            let result = verify::verify(&args, &api_from_flags(&net), &ui).await;
+            let api = api_from_flags(&net);
+            let verified = verify::verify(&args, &api, &ui);
+            let result = stored::while_renewed(held.as_ref(), verified).await;
             finish(held, result).await
         }
         Command::Report(mut args) => {

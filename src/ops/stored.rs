@@ -399,6 +399,32 @@ pub async fn keep_checkpointing(
     }
 }
 
+/// Runs `work`, a writer other than apply, while `held`'s lease (if any) is renewed every
+/// quarter of its length: `verify --wait` polls for minutes and a lease lasts two, and no one
+/// may take the lease over meanwhile. When a renewal fails, the lease is lost and `work` is
+/// stopped (its push would be refused): that error is the result.
+pub async fn while_renewed<T>(
+    held: Option<&Held>,
+    work: impl std::future::Future<Output = anyhow::Result<T>>,
+) -> anyhow::Result<T> {
+    let Some(held) = held else {
+        return work.await;
+    };
+    let renewing = async {
+        let tick = (lease_length() / 4).max(Duration::from_millis(100));
+        loop {
+            tokio::time::sleep(tick).await;
+            if let Err(e) = held.renew().await {
+                return e.context(format!("renewing the lease on `{}`", held.url()));
+            }
+        }
+    };
+    tokio::select! {
+        result = work => result,
+        lost = renewing => Err(lost),
+    }
+}
+
 /// How long one checkpoint (a lease renewal and a push) may take before the run stops:
 /// three intervals, and at least 30 s, since a large state takes a while to upload.
 pub fn push_patience(every: Duration) -> Duration {

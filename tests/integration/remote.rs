@@ -334,6 +334,58 @@ fn a_second_apply_from_another_folder_is_refused_naming_the_first() {
     assert_eq!(test.emu().stats().deleted.len(), 600);
 }
 
+/// `verify --wait` polls for minutes (6 by default) and a lease lasts two: verify renews it
+/// while it waits, so the lease binds all along (status says so after twice its length), an
+/// apply started meanwhile is refused, and the verification is pushed at the end.
+#[test]
+fn a_verify_that_waits_longer_than_its_lease_keeps_it_renewed() {
+    const LEASE_SECS: u64 = 2;
+    let test = fleet(20, &["--ineffective-deletes"]);
+    let store = Store::file(&test);
+    let url = store.url("big.state");
+    plan_into(&test, &store, "big.state");
+    store
+        .run(&test, &test.path("a"), KEY, &["apply", &url, "--yes"])
+        .run()
+        .ok();
+    // The deletes took no effect: verify keeps reading until its `--wait` is over.
+    let log = test.path("verify.log");
+    let mut verify = store
+        .run(
+            &test,
+            &test.path("b"),
+            KEY,
+            &["verify", &url, "--wait", "12s"],
+        )
+        .env("IDPRUNE_LEASE_SECS", &LEASE_SECS.to_string())
+        .spawn_logged(&log);
+    crate::harness::wait_for_text(&log, "reading again in");
+    // Observed over twice the lease's length: an unrenewed lease would have lapsed.
+    let watched = std::time::Instant::now();
+    while watched.elapsed() < std::time::Duration::from_secs(2 * LEASE_SECS) {
+        store
+            .run(&test, &test.path("c"), KEY, &["status", &url])
+            .run()
+            .ok()
+            .stderr_has("lease: held by `verify`");
+    }
+    store
+        .run(&test, &test.path("c"), KEY, &["apply", &url, "--yes"])
+        .run()
+        .code(4)
+        .stderr_has("is locked by `verify`");
+    // Exit 2: identifiers still present, as the emulator keeps them.
+    assert_eq!(wait_bounded(&mut verify).code(), Some(2));
+    let log = std::fs::read_to_string(&log).expect("the verify log");
+    assert!(!log.contains("lease"), "verify lost its lease: {log}");
+    let status = store
+        .run(&test, &test.path("c"), KEY, &["status", &url])
+        .run()
+        .ok()
+        .stderr_has("lease: free");
+    assert!(status.all().contains("Verifications (1)"), "{status:?}");
+}
+
 /// The merge job: the pull request planned without the store (read-only) and committed a
 /// receipt; the merge job, in a fresh checkout whose default state path holds a forged file,
 /// sets that file aside, plans afresh, pushes, applies; its re-run resumes from the store with
