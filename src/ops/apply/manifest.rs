@@ -42,10 +42,13 @@ impl Drop for FreshFile {
 pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::Result<Applied> {
     let manifest = &opts.state;
     let (approved, receipt) = approved_digest(opts)?;
+    // The one approval this run goes by, resolved once: pre-flight checks it against the
+    // digest of the state file it sends from, whichever plan is chosen below.
+    let approval = Approval::Digest(approved.clone());
     let state_path = default_state_path(manifest);
     refuse_tracked(&state_path)?;
     let at_hand = match existing_state(opts, &state_path, &approved, receipt.as_ref(), ui)? {
-        Existing::Resume(digest) => return resume(opts, &state_path, &digest, api, ui).await,
+        Existing::Resume => return resume(opts, &state_path, &approval, api, ui).await,
         Existing::AtHand(at_hand) => at_hand,
     };
     let (scratch, fresh) = plan_afresh(opts, &state_path, api, ui).await?;
@@ -70,12 +73,12 @@ pub async fn apply_manifest(opts: &ApplyOptions, api: &Api, ui: &Ui) -> anyhow::
             fresh.digest,
             state_path.display()
         ));
-        return resume(opts, &state_path, &fresh.digest, api, ui).await;
+        return resume(opts, &state_path, &approval, api, ui).await;
     }
     let approved_plan = Approved {
         digest: &approved,
         receipt: receipt.as_ref(),
-        state: at_hand.as_ref(),
+        state: at_hand.as_deref(),
         state_path: &state_path,
     };
     Err(not_approved(manifest, &approved_plan, &fresh.digest, &scratch.0)?.into())
@@ -111,12 +114,11 @@ fn approved_digest(opts: &ApplyOptions) -> anyhow::Result<(String, Option<(PathB
 
 /// What the default state file beside the manifest holds.
 enum Existing {
-    /// The approved plan with its journal (or fresh from the store): resume it with this
-    /// digest, no re-plan.
-    Resume(String),
+    /// The approved plan with its journal (or fresh from the store): resume it, no re-plan.
+    Resume,
     /// The approved plan, never applied (kept to compare with a fresh plan that differs), or
     /// nothing of use.
-    AtHand(Option<State>),
+    AtHand(Option<Box<State>>),
 }
 
 /// Looks at the state file at `state_path`: a state file of the approved plan that was
@@ -153,7 +155,7 @@ fn existing_state(
     // merge job is re-run.
     let from_store = opts.held.is_some();
     if !(existing.has_journal()? || from_store) {
-        return Ok(Existing::AtHand(Some(existing)));
+        return Ok(Existing::AtHand(Some(Box::new(existing))));
     }
     ui.shout(format!(
         "{} holds the approved plan {}{}: {} it.",
@@ -173,7 +175,7 @@ fn existing_state(
             "applying"
         }
     ));
-    Ok(Existing::Resume(meta.digest))
+    Ok(Existing::Resume)
 }
 
 /// Plans the manifest afresh into a file beside `state_path`, removed when the returned
@@ -278,11 +280,12 @@ fn not_approved(
     Ok(Refused(msg))
 }
 
-/// The classic apply of `state`, approved by the fresh plan's `digest`.
+/// The classic apply of `state`, the plan chosen as the approved one, by the same
+/// `approval`: its pre-flight is where the approval is checked against the state's digest.
 async fn resume(
     opts: &ApplyOptions,
     state: &Path,
-    digest: &str,
+    approval: &Approval,
     api: &Api,
     ui: &Ui,
 ) -> anyhow::Result<Applied> {
@@ -290,7 +293,7 @@ async fn resume(
         state: state.to_owned(),
         ..opts.clone()
     };
-    super::apply_state(&classic, &Approval::Digest(digest.to_owned()), api, ui).await
+    super::apply_state(&classic, approval, api, ui).await
 }
 
 /// The items that differ between an approved state file and a fresh one, by seq, masked.
