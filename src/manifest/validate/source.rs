@@ -93,150 +93,13 @@ impl Validator<'_> {
         let at = raw.referenced;
         let source = &raw.value;
         let mut usable = true;
-
-        let mut url = None;
-        let written = match &source.csv {
-            None => {
-                self.problem(
-                    at,
-                    "this source needs `csv: PATH` (relative to the manifest) or `csv: URL` (in a store, with `sha256:`)",
-                );
-                None
-            }
-            Some(c) => match self.text(c, "csv") {
-                None => None,
-                Some(w) => match source_url(&w) {
-                    None => self.inside(c.referenced, w, manifest_dir),
-                    Some(Ok(u)) => {
-                        url = Some(u);
-                        Some(w)
-                    }
-                    Some(Err(why)) => {
-                        self.problem(c.referenced, format!("`csv` URL `{}` {why}", shown(&w)));
-                        None
-                    }
-                },
-            },
-        };
-
-        let mut remove_columns = Vec::new();
-        match &source.remove_columns {
-            None => {
-                self.problem(
-                    at,
-                    "this source needs `remove_columns: [COLUMN, ...]` (each header is the identifier type)",
-                );
-                usable = false;
-            }
-            Some(cols) if cols.value.is_empty() => {
-                self.problem(cols.referenced, "`remove_columns` is empty");
-                usable = false;
-            }
-            Some(cols) => {
-                for (i, col) in cols.value.iter().enumerate() {
-                    if cols.value[..i].iter().any(|c| c.value == col.value) {
-                        self.problem(
-                            col.referenced,
-                            format!(
-                                "column `{}` is listed twice in `remove_columns`",
-                                shown(&col.value)
-                            ),
-                        );
-                        usable = false;
-                        continue;
-                    }
-                    match self.column(col, "remove_columns", true) {
-                        Some(c) => remove_columns.push(c),
-                        None => usable = false,
-                    }
-                }
-            }
-        }
-
-        let profile = match (&source.profile_column, &source.profile_type) {
-            (None, None) => None,
-            (None, Some(t)) => {
-                self.problem(t.referenced, "`profile_type` needs a `profile_column`");
-                usable = false;
-                None
-            }
-            (Some(col), ty) => {
-                let kind = match ty {
-                    None => Some(col.value.clone()),
-                    Some(t) => match self.text(t, "profile_type") {
-                        Some(k) => match type_name_error(&k) {
-                            None => Some(k),
-                            Some(e) => {
-                                self.problem(
-                                    t.referenced,
-                                    format!(
-                                        "`profile_type` `{}` is not an identifier type: {e}",
-                                        shown(&k)
-                                    ),
-                                );
-                                None
-                            }
-                        },
-                        None => None,
-                    },
-                };
-                let column = self.column(col, "profile_column", ty.is_none());
-                match (column, kind) {
-                    (Some(column), Some(kind)) => Some(csv_source::ProfileColumn { column, kind }),
-                    _ => {
-                        usable = false;
-                        None
-                    }
-                }
-            }
-        };
-
-        let pin = match &source.sha256 {
-            None => None,
-            Some(h) => {
-                let v = &h.value;
-                if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
-                    Some((v.to_ascii_lowercase(), h.referenced))
-                } else {
-                    self.problem(
-                        h.referenced,
-                        format!(
-                            "`sha256` must be 64 hex digits (the output of `sha256sum FILE`), found `{}`",
-                            shown(v)
-                        ),
-                    );
-                    None
-                }
-            }
-        };
-
-        let data_as_of = match &source.data_as_of {
-            None => None,
-            Some(t) => match crate::text::parse_time(&t.value) {
-                Some(unix) => Some(unix),
-                None => {
-                    self.problem(
-                        t.referenced,
-                        format!(
-                            "`data_as_of` `{}` is not a time; write it like \"2026-12-01T10:00:00Z\" (the newest received_at of the warehouse export)",
-                            shown(&t.value)
-                        ),
-                    );
-                    usable = false;
-                    None
-                }
-            },
-        };
-
+        let (written, url) = self.csv_key(source, at, manifest_dir);
+        let remove_columns = self.remove_columns(source, at, &mut usable);
+        let profile = self.profile(source, &mut usable);
+        let pin = self.pin(source);
+        let data_as_of = self.data_as_of(source, &mut usable);
         if let (Some(u), None) = (&url, &source.sha256) {
-            self.problem(
-                source.csv.as_ref().map_or(at, |c| c.referenced),
-                format!(
-                    "CSV source `{}` is in a store, so it needs a `sha256:` pin: its rows stay out of the repository, and the pin is what the reviewer approves; add `sha256: HASH` to this source, HASH being the output of `sha256sum FILE` on the file you uploaded{}",
-                    shown(u.as_str()),
-                    hash_hint(u)
-                ),
-            );
+            self.pin_required(u, source.csv.as_ref().map_or(at, |c| c.referenced));
             usable = false;
         }
 
@@ -251,52 +114,22 @@ impl Validator<'_> {
             (Some(_), None) => return None,
             (Some(u), Some((pinned, pin_at))) => {
                 let shown_as = std::path::PathBuf::from(u.as_str());
-                let fetch = match self.urls {
-                    UrlSources::Offline => {
-                        self.unfetched += 1;
-                        return Some((
-                            SourceFile {
-                                path: shown_as,
-                                written,
-                                url: Some(u),
-                                fetched: false,
-                                sha256: pinned.clone(),
-                                pinned: true,
-                                rows: 0,
-                                data_as_of,
-                            },
-                            Vec::new(),
-                        ));
-                    }
-                    UrlSources::Fetch(fetch) => fetch,
+                let UrlSources::Fetch(fetch) = self.urls else {
+                    self.unfetched += 1;
+                    let offline = SourceFile {
+                        path: shown_as,
+                        written,
+                        url: Some(u),
+                        fetched: false,
+                        sha256: pinned.clone(),
+                        pinned: true,
+                        rows: 0,
+                        data_as_of,
+                    };
+                    return Some((offline, Vec::new()));
                 };
-                let fetched = match fetch(&u) {
-                    Ok(f) => f,
-                    Err(e) => {
-                        self.problems.push(Diagnostic::new(
-                            csv_at,
-                            format!(
-                                "cannot fetch CSV source `{}`: {}",
-                                shown(u.as_str()),
-                                shown(&format!("{e:#}"))
-                            ),
-                        ));
-                        return None;
-                    }
-                };
-                // Checked before a single row is read: the pin is what the reviewer approved.
-                if fetched.sha256 != *pinned {
-                    self.problem(
-                        *pin_at,
-                        format!(
-                            "CSV source `{}` has sha256 {} but the manifest pins {pinned}; the object changed since it was pinned, or the pin is wrong; none of its rows were read (update the pin only if the change is intended)",
-                            shown(u.as_str()),
-                            fetched.sha256
-                        ),
-                    );
-                    return None;
-                }
-                (shown_as, Some(fetched.file))
+                let file = self.fetch_pinned(fetch, &u, (pinned, *pin_at), &csv_at)?;
+                (shown_as, Some(file))
             }
         };
         let spec = csv_source::SourceSpec {
@@ -305,17 +138,244 @@ impl Validator<'_> {
             profile,
             remove_columns,
         };
+        let read = self.read_csv(&spec, opened, collector)?;
+        self.check_read(&read, pin.as_ref(), &written, at);
+        Some((
+            SourceFile {
+                path,
+                written,
+                url,
+                fetched: true,
+                sha256: read.sha256,
+                pinned: pin.is_some(),
+                rows: read.rows,
+                data_as_of,
+            },
+            read.in_csv,
+        ))
+    }
+
+    /// The `csv` key: the path as written (kept only inside the manifest's directory), and the
+    /// URL when it names a store.
+    fn csv_key(
+        &mut self,
+        source: &raw::RawSource,
+        at: serde_saphyr::Location,
+        manifest_dir: &Path,
+    ) -> (Option<String>, Option<url::Url>) {
+        let Some(c) = &source.csv else {
+            self.problem(
+                at,
+                "this source needs `csv: PATH` (relative to the manifest) or `csv: URL` (in a store, with `sha256:`)",
+            );
+            return (None, None);
+        };
+        let Some(w) = self.text(c, "csv") else {
+            return (None, None);
+        };
+        match source_url(&w) {
+            None => (self.inside(c.referenced, w, manifest_dir), None),
+            Some(Ok(u)) => (Some(w), Some(u)),
+            Some(Err(why)) => {
+                self.problem(c.referenced, format!("`csv` URL `{}` {why}", shown(&w)));
+                (None, None)
+            }
+        }
+    }
+
+    /// The `remove_columns` key: each column once, each a valid identifier type. Clears
+    /// `usable` on any problem.
+    fn remove_columns(
+        &mut self,
+        source: &raw::RawSource,
+        at: serde_saphyr::Location,
+        usable: &mut bool,
+    ) -> Vec<csv_source::NamedColumn> {
+        let mut remove_columns = Vec::new();
+        match &source.remove_columns {
+            None => {
+                self.problem(
+                    at,
+                    "this source needs `remove_columns: [COLUMN, ...]` (each header is the identifier type)",
+                );
+                *usable = false;
+            }
+            Some(cols) if cols.value.is_empty() => {
+                self.problem(cols.referenced, "`remove_columns` is empty");
+                *usable = false;
+            }
+            Some(cols) => {
+                for (i, col) in cols.value.iter().enumerate() {
+                    if cols.value[..i].iter().any(|c| c.value == col.value) {
+                        self.problem(
+                            col.referenced,
+                            format!(
+                                "column `{}` is listed twice in `remove_columns`",
+                                shown(&col.value)
+                            ),
+                        );
+                        *usable = false;
+                        continue;
+                    }
+                    match self.column(col, "remove_columns", true) {
+                        Some(c) => remove_columns.push(c),
+                        None => *usable = false,
+                    }
+                }
+            }
+        }
+        remove_columns
+    }
+
+    /// The `profile_column` and `profile_type` keys: the column naming each row's profile and
+    /// the identifier type of its values (the column's name when no type is given). Clears
+    /// `usable` on any problem.
+    fn profile(
+        &mut self,
+        source: &raw::RawSource,
+        usable: &mut bool,
+    ) -> Option<csv_source::ProfileColumn> {
+        let (col, ty) = match (&source.profile_column, &source.profile_type) {
+            (None, None) => return None,
+            (None, Some(t)) => {
+                self.problem(t.referenced, "`profile_type` needs a `profile_column`");
+                *usable = false;
+                return None;
+            }
+            (Some(col), ty) => (col, ty),
+        };
+        let kind = match ty {
+            None => Some(col.value.clone()),
+            Some(t) => match self.text(t, "profile_type") {
+                Some(k) => match type_name_error(&k) {
+                    None => Some(k),
+                    Some(e) => {
+                        self.problem(
+                            t.referenced,
+                            format!(
+                                "`profile_type` `{}` is not an identifier type: {e}",
+                                shown(&k)
+                            ),
+                        );
+                        None
+                    }
+                },
+                None => None,
+            },
+        };
+        let column = self.column(col, "profile_column", ty.is_none());
+        match (column, kind) {
+            (Some(column), Some(kind)) => Some(csv_source::ProfileColumn { column, kind }),
+            _ => {
+                *usable = false;
+                None
+            }
+        }
+    }
+
+    /// The `sha256` pin, lowercased, and where it is written, when it is 64 hex digits.
+    fn pin(&mut self, source: &raw::RawSource) -> Option<(String, serde_saphyr::Location)> {
+        let h = source.sha256.as_ref()?;
+        let v = &h.value;
+        if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Some((v.to_ascii_lowercase(), h.referenced));
+        }
+        self.problem(
+            h.referenced,
+            format!(
+                "`sha256` must be 64 hex digits (the output of `sha256sum FILE`), found `{}`",
+                shown(v)
+            ),
+        );
+        None
+    }
+
+    /// The `data_as_of` key as a unix time. Clears `usable` when it is not a time.
+    fn data_as_of(&mut self, source: &raw::RawSource, usable: &mut bool) -> Option<i64> {
+        let t = source.data_as_of.as_ref()?;
+        let unix = crate::text::parse_time(&t.value);
+        if unix.is_none() {
+            self.problem(
+                t.referenced,
+                format!(
+                    "`data_as_of` `{}` is not a time; write it like \"2026-12-01T10:00:00Z\" (the newest received_at of the warehouse export)",
+                    shown(&t.value)
+                ),
+            );
+            *usable = false;
+        }
+        unix
+    }
+
+    /// The problem of a CSV source in a store without a `sha256:` pin, at `at`.
+    fn pin_required(&mut self, url: &url::Url, at: serde_saphyr::Location) {
+        self.problem(
+            at,
+            format!(
+                "CSV source `{}` is in a store, so it needs a `sha256:` pin: its rows stay out of the repository, and the pin is what the reviewer approves; add `sha256: HASH` to this source, HASH being the output of `sha256sum FILE` on the file you uploaded{}",
+                shown(url.as_str()),
+                hash_hint(url)
+            ),
+        );
+    }
+
+    /// Fetches a URL source through `fetch` and checks it against its pin before a single row
+    /// is read: the pin is what the reviewer approved. The fetched file, rewound.
+    fn fetch_pinned(
+        &mut self,
+        fetch: &dyn Fn(&url::Url) -> anyhow::Result<crate::manifest::remote::FetchedCsv>,
+        url: &url::Url,
+        (pinned, pin_at): (&str, serde_saphyr::Location),
+        csv_at: &crate::manifest::diagnostic::Location,
+    ) -> Option<std::fs::File> {
+        let fetched = match fetch(url) {
+            Ok(f) => f,
+            Err(e) => {
+                self.problems.push(Diagnostic::new(
+                    csv_at.clone(),
+                    format!(
+                        "cannot fetch CSV source `{}`: {}",
+                        shown(url.as_str()),
+                        shown(&format!("{e:#}"))
+                    ),
+                ));
+                return None;
+            }
+        };
+        if fetched.sha256 != pinned {
+            self.problem(
+                pin_at,
+                format!(
+                    "CSV source `{}` has sha256 {} but the manifest pins {pinned}; the object changed since it was pinned, or the pin is wrong; none of its rows were read (update the pin only if the change is intended)",
+                    shown(url.as_str()),
+                    fetched.sha256
+                ),
+            );
+            return None;
+        }
+        Some(fetched.file)
+    }
+
+    /// Streams the CSV of `spec` (or `opened`) into `collector`. Problems located in the
+    /// manifest (`csv:` open and read failures) join the validator's; the rest are returned
+    /// apart. `None` when the file was not read to its end (a record over the cap, a read
+    /// error): it has no hash, and its problems are all said.
+    fn read_csv(
+        &mut self,
+        spec: &csv_source::SourceSpec,
+        opened: Option<std::fs::File>,
+        collector: &mut Collector,
+    ) -> Option<CsvRead> {
         let mut csv_problems = Capped::new("problems");
         let before = collector.count();
         let mut source_warnings = Capped::new("warnings");
         let read = csv_source::read(
-            &spec,
+            spec,
             opened,
             &mut |entry, warnings| collector.add(entry, warnings),
             &mut csv_problems,
             &mut source_warnings,
         );
-        // `csv:` open/read failures are located in the manifest; the rest in the CSV.
         let mut in_csv = Vec::new();
         for d in csv_problems.finish() {
             if d.location.file == self.path {
@@ -326,44 +386,59 @@ impl Validator<'_> {
         }
         let no_entries = collector.count() == before;
         self.source_warnings.extend(source_warnings.finish());
-        // A file not read to its end (a record over the cap, a read error) has no hash; its
-        // problems are still said.
         let Some(sha256) = read.sha256 else {
             self.problems.extend(in_csv);
             return None;
         };
-        if let Some((pinned, pin_at)) = &pin
-            && *pinned != sha256
+        Some(CsvRead {
+            sha256,
+            rows: read.rows,
+            in_csv,
+            no_entries,
+        })
+    }
+
+    /// What a CSV read to its end still owes: its hash against the pin, and a warning when it
+    /// added no entries and has no problem of its own to explain why.
+    fn check_read(
+        &mut self,
+        read: &CsvRead,
+        pin: Option<&(String, serde_saphyr::Location)>,
+        written: &str,
+        at: serde_saphyr::Location,
+    ) {
+        if let Some((pinned, pin_at)) = pin
+            && *pinned != read.sha256
         {
             self.problem(
                 *pin_at,
                 format!(
-                    "`{}` has sha256 {sha256} but the manifest pins {pinned}; the file changed since it was pinned (update the pin only if the change is intended)",
-                    shown(&written)
+                    "`{}` has sha256 {} but the manifest pins {pinned}; the file changed since it was pinned (update the pin only if the change is intended)",
+                    shown(written),
+                    read.sha256
                 ),
             );
         }
-        if no_entries && in_csv.is_empty() {
+        if read.no_entries && read.in_csv.is_empty() {
             let at = self.at(at);
             self.warnings.push(Diagnostic::new(
                 at,
-                format!("CSV source `{}` adds no entries", shown(&written)),
+                format!("CSV source `{}` adds no entries", shown(written)),
             ));
         }
-        Some((
-            SourceFile {
-                path,
-                written,
-                url,
-                fetched: true,
-                sha256,
-                pinned: pin.is_some(),
-                rows: read.rows,
-                data_as_of,
-            },
-            in_csv,
-        ))
     }
+}
+
+/// A CSV source read to its end.
+struct CsvRead {
+    /// Lowercase hex sha256 of every byte of the file.
+    sha256: String,
+    /// Data rows read (the header excluded).
+    rows: u64,
+    /// The problems located in the CSV file.
+    in_csv: Vec<Diagnostic>,
+    /// Whether it added no entries to the collector.
+    no_entries: bool,
 }
 
 /// How to hash an object already in the store, for the message asking for a pin.
