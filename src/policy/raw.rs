@@ -80,7 +80,38 @@ fn options() -> serde_saphyr::Options {
 
 /// Parses and checks the policy's bytes; every problem with its `file:line:col`.
 pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnostic>> {
-    let at = |l: serde_saphyr::Location| Location::new(path, l.line().max(1), l.column().max(1));
+    let text = policy_text(path, bytes)?;
+    let raw = deserialize(path, text)?;
+    let mut checker = Checker {
+        path,
+        problems: Vec::new(),
+    };
+    checker.version(raw.version.as_ref());
+    let Some(rules) = raw.rules else {
+        checker.problems.push(Diagnostic::new(
+            Location::new(path, 1, 1),
+            "the policy has no `rules`; add at least one rule (for example `max_deletes: {limit: 50000, level: hard}`)",
+        ));
+        return Err(checker.problems);
+    };
+    let out = checker.rules(&rules.value);
+    let mut problems = checker.problems;
+    if out.is_empty() && problems.is_empty() {
+        problems.push(Diagnostic::new(
+            located(path, rules.referenced),
+            "`rules` is empty; add at least one rule (for example `max_deletes: {limit: 50000, level: hard}`)",
+        ));
+    }
+    if problems.is_empty() {
+        Ok(out)
+    } else {
+        problems.sort_by_key(|d| (d.location.line, d.location.column));
+        Err(problems)
+    }
+}
+
+/// The policy's text: within its size, UTF-8 with any byte-order mark dropped, not blank.
+fn policy_text<'b>(path: &Path, bytes: &'b [u8]) -> Result<&'b str, Vec<Diagnostic>> {
     let start = Location::new(path, 1, 1);
     if bytes.len() as u64 > MAX_POLICY_BYTES {
         return Err(vec![Diagnostic::new(
@@ -101,12 +132,17 @@ pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnost
             "the policy is empty; it needs `version: 1` and `rules`",
         )]);
     }
-    let raw: RawPolicy = serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
+    Ok(text)
+}
+
+/// The raw policy, under the budget of [`options`]; a YAML or shape error is the one problem.
+fn deserialize(path: &Path, text: &str) -> Result<RawPolicy, Vec<Diagnostic>> {
+    serde_saphyr::from_str_with_options(text, options()).map_err(|err| {
         let inner = err.without_snippet();
         let location = inner
             .location()
             .filter(|l| l.line() > 0)
-            .map_or_else(|| Location::new(path, 1, 1), at);
+            .map_or_else(|| Location::new(path, 1, 1), |l| located(path, l));
         vec![Diagnostic::new(
             location,
             format!(
@@ -114,32 +150,96 @@ pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnost
                 UserMessageFormatter.format_message(inner)
             ),
         )]
-    })?;
-    let mut problems = Vec::new();
-    match &raw.version {
-        None => problems.push(Diagnostic::new(
-            Location::new(path, 1, 1),
-            "the policy has no `version`; add `version: 1`",
-        )),
-        Some(v) if v.value != 1 => problems.push(Diagnostic::new(
-            at(v.referenced),
-            format!(
-                "policy `version` {} is not supported; use `version: 1`",
-                v.value
-            ),
-        )),
-        Some(_) => {}
+    })
+}
+
+/// Where `l` is in the policy file at `path` (line and column at least 1).
+fn located(path: &Path, l: serde_saphyr::Location) -> Location {
+    Location::new(path, l.line().max(1), l.column().max(1))
+}
+
+/// A rule as the evaluator takes it.
+fn rule(name: &'static str, level: Level, check: Check) -> Rule {
+    Rule { name, level, check }
+}
+
+/// Checks the raw rules into [`Rule`]s, collecting every problem.
+struct Checker<'a> {
+    /// The policy file, for the problems' locations.
+    path: &'a Path,
+    /// The problems found so far.
+    problems: Vec<Diagnostic>,
+}
+
+impl Checker<'_> {
+    fn at(&self, l: serde_saphyr::Location) -> Location {
+        located(self.path, l)
     }
-    let Some(rules) = raw.rules else {
-        problems.push(Diagnostic::new(
-            Location::new(path, 1, 1),
-            "the policy has no `rules`; add at least one rule (for example `max_deletes: {limit: 50000, level: hard}`)",
-        ));
-        return Err(problems);
-    };
-    let r = rules.value;
-    let mut out = Vec::new();
-    let pattern = |p: &Spanned<String>, problems: &mut Vec<Diagnostic>| {
+
+    /// `version` is there and is 1.
+    fn version(&mut self, version: Option<&Spanned<u64>>) {
+        match version {
+            None => self.problems.push(Diagnostic::new(
+                Location::new(self.path, 1, 1),
+                "the policy has no `version`; add `version: 1`",
+            )),
+            Some(v) if v.value != 1 => self.problems.push(Diagnostic::new(
+                self.at(v.referenced),
+                format!(
+                    "policy `version` {} is not supported; use `version: 1`",
+                    v.value
+                ),
+            )),
+            Some(_) => {}
+        }
+    }
+
+    /// Each rule given, in this fixed order whatever the file's.
+    fn rules(&mut self, r: &RawRules) -> Vec<Rule> {
+        let mut out = Vec::new();
+        if let Some(l) = &r.max_deletes {
+            let check = Check::MaxDeletes(l.value.limit);
+            out.push(rule("max_deletes", l.value.level, check));
+        }
+        if let Some(l) = &r.max_profiles {
+            let check = Check::MaxProfiles(l.value.limit);
+            out.push(rule("max_profiles", l.value.level, check));
+        }
+        if let Some(t) = &r.allowed_types {
+            let check = Check::AllowedTypes(self.types(&t.value, "allowed_types"));
+            out.push(rule("allowed_types", t.value.level, check));
+        }
+        if let Some(t) = &r.forbid_types {
+            let check = Check::ForbidTypes(self.types(&t.value, "forbid_types"));
+            out.push(rule("forbid_types", t.value.level, check));
+        }
+        if let Some(p) = &r.value_patterns {
+            let check = Check::ValuePatterns(self.value_patterns(p));
+            out.push(rule("value_patterns", p.value.level, check));
+        }
+        if let Some(l) = &r.require_canary_above {
+            let check = Check::RequireCanaryAbove(l.value.limit);
+            out.push(rule("require_canary_above", l.value.level, check));
+        }
+        if let Some(p) = &r.reason_pattern
+            && let Some(re) = self.pattern(&p.value.pattern)
+        {
+            out.push(rule(
+                "reason_pattern",
+                p.value.level,
+                Check::ReasonPattern(re),
+            ));
+        }
+        if let Some(l) = &r.max_ttl
+            && let Some(d) = self.duration(&l.value.limit)
+        {
+            out.push(rule("max_ttl", l.value.level, Check::MaxTtl(d)));
+        }
+        out
+    }
+
+    /// A pattern compiled within [`MAX_PATTERN_PROGRAM`].
+    fn pattern(&mut self, p: &Spanned<String>) -> Option<regex::Regex> {
         match regex::RegexBuilder::new(&p.value)
             .size_limit(MAX_PATTERN_PROGRAM)
             .build()
@@ -149,8 +249,8 @@ pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnost
                 let first = e.to_string();
                 let first = first.lines().last().unwrap_or_default().trim();
                 let first = first.strip_prefix("error: ").unwrap_or(first).to_owned();
-                problems.push(Diagnostic::new(
-                    at(p.referenced),
+                self.problems.push(Diagnostic::new(
+                    self.at(p.referenced),
                     format!(
                         "pattern `{}` is not a valid regular expression ({first}); fix it (Rust regex syntax)",
                         p.value.escape_debug()
@@ -159,20 +259,20 @@ pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnost
                 None
             }
         }
-    };
-    let types = |t: &Types, problems: &mut Vec<Diagnostic>, rule: &str| -> Vec<String> {
+    }
+
+    /// The types the rule `key` lists, each an identifier type, at least one.
+    fn types(&mut self, t: &Types, key: &str) -> Vec<String> {
         if t.types.is_empty() {
-            problems.push(Diagnostic::new(
-                Location::new(path, 1, 1),
-                format!(
-                    "`{rule}` lists no types; name at least one (for example `types: [email]`)"
-                ),
+            self.problems.push(Diagnostic::new(
+                Location::new(self.path, 1, 1),
+                format!("`{key}` lists no types; name at least one (for example `types: [email]`)"),
             ));
         }
         for ty in &t.types {
             if crate::model::Identifier::parse(&format!("{}:x", ty.value)).is_err() {
-                problems.push(Diagnostic::new(
-                    at(ty.referenced),
+                self.problems.push(Diagnostic::new(
+                    self.at(ty.referenced),
                     format!(
                         "`{}` is not an identifier type; use a type such as `email` or `anonymous_id`",
                         ty.value.escape_debug()
@@ -181,99 +281,39 @@ pub(super) fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Rule>, Vec<Diagnost
             }
         }
         t.types.iter().map(|t| t.value.clone()).collect()
-    };
-    if let Some(l) = &r.max_deletes {
-        out.push(Rule {
-            name: "max_deletes",
-            level: l.value.level,
-            check: Check::MaxDeletes(l.value.limit),
-        });
     }
-    if let Some(l) = &r.max_profiles {
-        out.push(Rule {
-            name: "max_profiles",
-            level: l.value.level,
-            check: Check::MaxProfiles(l.value.limit),
-        });
-    }
-    if let Some(t) = &r.allowed_types {
-        let list = types(&t.value, &mut problems, "allowed_types");
-        out.push(Rule {
-            name: "allowed_types",
-            level: t.value.level,
-            check: Check::AllowedTypes(list),
-        });
-    }
-    if let Some(t) = &r.forbid_types {
-        let list = types(&t.value, &mut problems, "forbid_types");
-        out.push(Rule {
-            name: "forbid_types",
-            level: t.value.level,
-            check: Check::ForbidTypes(list),
-        });
-    }
-    if let Some(p) = &r.value_patterns {
+
+    /// `value_patterns`' patterns by type, those that compile, at least one given.
+    fn value_patterns(&mut self, p: &Spanned<Patterns>) -> Vec<(String, regex::Regex)> {
         if p.value.patterns.is_empty() {
-            problems.push(Diagnostic::new(
-                at(p.referenced),
+            self.problems.push(Diagnostic::new(
+                self.at(p.referenced),
                 "`value_patterns` has no patterns; give one per type (for example `patterns: {email: '@import\\.invalid$'}`)",
             ));
         }
         let mut list = Vec::new();
         for (kind, source) in &p.value.patterns {
-            if let Some(re) = pattern(source, &mut problems) {
+            if let Some(re) = self.pattern(source) {
                 list.push((kind.clone(), re));
             }
         }
-        out.push(Rule {
-            name: "value_patterns",
-            level: p.value.level,
-            check: Check::ValuePatterns(list),
-        });
+        list
     }
-    if let Some(l) = &r.require_canary_above {
-        out.push(Rule {
-            name: "require_canary_above",
-            level: l.value.level,
-            check: Check::RequireCanaryAbove(l.value.limit),
-        });
-    }
-    if let Some(p) = &r.reason_pattern
-        && let Some(re) = pattern(&p.value.pattern, &mut problems)
-    {
-        out.push(Rule {
-            name: "reason_pattern",
-            level: p.value.level,
-            check: Check::ReasonPattern(re),
-        });
-    }
-    if let Some(l) = &r.max_ttl {
-        let limit = &l.value.limit;
+
+    /// `max_ttl`'s limit as a duration.
+    fn duration(&mut self, limit: &Spanned<String>) -> Option<std::time::Duration> {
         match humantime::parse_duration(&limit.value) {
-            Ok(d) => out.push(Rule {
-                name: "max_ttl",
-                level: l.value.level,
-                check: Check::MaxTtl(d),
-            }),
-            Err(e) => problems.push(Diagnostic::new(
-                at(limit.referenced),
-                format!(
-                    "`max_ttl` limit `{}` is not a duration ({e}); write it like `7d` or `36h`",
-                    limit.value.escape_debug()
-                ),
-            )),
+            Ok(d) => Some(d),
+            Err(e) => {
+                self.problems.push(Diagnostic::new(
+                    self.at(limit.referenced),
+                    format!(
+                        "`max_ttl` limit `{}` is not a duration ({e}); write it like `7d` or `36h`",
+                        limit.value.escape_debug()
+                    ),
+                ));
+                None
+            }
         }
-    }
-    if out.is_empty() && problems.is_empty() {
-        problems.push(Diagnostic::new(
-            at(rules.referenced),
-            "`rules` is empty; add at least one rule (for example `max_deletes: {limit: 50000, level: hard}`)",
-        ));
-    }
-    if problems.is_empty() {
-        Ok(out)
-    } else {
-        problems.sort_by_key(|d| (d.location.line, d.location.column));
-        Err(problems)
     }
 }
