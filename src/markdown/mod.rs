@@ -246,9 +246,27 @@ pub fn plan(
 
 /// The title, the summary and the table of the facts a reviewer approves.
 fn head_section(view: &PlanView<'_>) -> anyhow::Result<String> {
+    let mut s = title(view)?;
+    // A two-column table of facts: never a list, so nothing below can run into it.
+    writeln!(s, "| fact | value |\n|---|---|")?;
+    for (name, value) in facts(view)? {
+        writeln!(s, "| {name} | {value} |")?;
+    }
+    if let Some(sample) = &view.sample
+        && sample.over()
+    {
+        // Our own sentence of numbers: nothing from outside to escape.
+        writeln!(s, "\n> [!WARNING]\n> {}", sample.line())?;
+    }
+    s.push('\n');
+    Ok(s)
+}
+
+/// The title, a warning when many lookups found no profile, the summary and, once applied,
+/// the progress.
+fn title(view: &PlanView<'_>) -> anyhow::Result<String> {
     let meta = &view.meta;
     let counts = &view.counts;
-    let applied = started(counts);
     let mut s = String::new();
     writeln!(
         s,
@@ -267,143 +285,143 @@ fn head_section(view: &PlanView<'_>) -> anyhow::Result<String> {
         )?;
     }
     writeln!(s, "**{}**\n", summary_line(counts))?;
-    if applied {
+    if started(counts) {
         writeln!(s, "**Applied.** {}\n", progress_line(counts))?;
     }
-    // A two-column table of facts: never a list, so nothing below can run into it.
-    writeln!(s, "| fact | value |\n|---|---|")?;
-    let mut row = |name: &str, value: String| writeln!(s, "| {name} | {value} |");
-    row("Digest", code_span(&meta.digest))?;
-    row(
-        "Space",
-        format!(
-            "{} · region {}",
-            code_span(&meta.space),
-            code_span(&meta.region)
-        ),
-    )?;
-    row("API host", code_span(&meta.api_origin))?;
-    let reason: String = meta.reason.chars().take(REASON_CHARS).collect();
-    row(
-        "Reason",
-        format!(
-            "{}{}",
-            escape(&reason),
-            if reason.len() < meta.reason.len() {
-                " …"
-            } else {
-                ""
-            }
-        ),
-    )?;
-    row(
-        "Manifest",
-        format!(
-            "{} (sha256 {})",
-            code_span(&meta.manifest_path),
-            code_span(&meta.manifest_sha256)
-        ),
-    )?;
-    let sources = view.state.sources()?;
-    for src in sources.iter().take(TABLE_ROWS) {
-        row(
-            "Source",
+    Ok(s)
+}
+
+/// The rows of the facts table, in order: what the plan is, what it read, when it expires,
+/// what it costs, the policy, then the last run or how to approve.
+fn facts(view: &PlanView<'_>) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let meta = &view.meta;
+    let mut rows = vec![
+        ("Digest", code_span(&meta.digest)),
+        (
+            "Space",
             format!(
-                "{} ({} rows, sha256 {}{})",
-                code_span(&src.written),
-                thousands(src.rows),
-                code_span(&src.sha256),
-                if src.pinned { ", pinned" } else { "" }
+                "{} · region {}",
+                code_span(&meta.space),
+                code_span(&meta.region)
             ),
-        )?;
-    }
-    if sources.len() > TABLE_ROWS {
-        row(
-            "Source",
+        ),
+        ("API host", code_span(&meta.api_origin)),
+        ("Reason", reason_fact(&meta.reason)),
+        (
+            "Manifest",
             format!(
-                "… and {} more",
-                thousands((sources.len() - TABLE_ROWS) as u64)
+                "{} (sha256 {})",
+                code_span(&meta.manifest_path),
+                code_span(&meta.manifest_sha256)
             ),
-        )?;
-    }
-    row("Data as of", data_as_of(view)?)?;
-    row(
+        ),
+    ];
+    rows.extend(source_facts(view)?);
+    rows.push(("Data as of", data_as_of(view)?));
+    rows.push((
         "Expires",
         format!(
             "{} (planned {})",
             timestamp(crate::render::expires_at(meta)),
             timestamp(meta.created_at)
         ),
-    )?;
-    row(
+    ));
+    let estimate = crate::render::Estimate::of(&view.counts).line();
+    rows.push((
         "Estimate",
-        crate::render::Estimate::of(counts)
-            .line()
-            .trim_start_matches("Estimate: ")
-            .to_owned(),
-    )?;
-    if let Some(p) = &view.policy {
-        let failed = p.verdicts.iter().filter(|v| !v.passed).count();
-        row(
-            "Policy",
-            format!(
-                "{} (sha256 {}): {}",
-                code_span(&p.path),
-                code_span(&p.sha256[..p.sha256.len().min(12)]),
-                if failed == 0 {
-                    "✅ every rule holds".to_owned()
-                } else {
-                    format!("❌ {failed} of {} rules failed", p.verdicts.len())
-                }
-            ),
-        )?;
-    } else {
-        row(
-            "Policy",
-            "none (no `idprune.policy.yaml` above the manifest)".to_owned(),
-        )?;
-    }
-    if applied {
-        let last = view.state.runs()?.last().map(|run| {
-            // Who ran it: the last run's CI context, as a code span (no value in it can
-            // form a link, a mention or markup).
-            let at = run
-                .context
-                .as_ref()
-                .map(|c| format!(" in {}", code_span(&c.summary())))
-                .unwrap_or_default();
-            format!(
-                "run {} by {} on {}{at}, {}",
-                run.id,
-                code_span(&run.user),
-                code_span(&run.host),
-                run.outcome.as_deref().map_or("running or died", |o| o)
-            )
-        });
-        if let Some(last) = last {
-            row("Last run", last)?;
+        estimate.trim_start_matches("Estimate: ").to_owned(),
+    ));
+    rows.push(("Policy", policy_fact(view)));
+    rows.extend(run_facts(view)?);
+    Ok(rows)
+}
+
+/// The reason, escaped, cut at [`REASON_CHARS`] with an ellipsis.
+fn reason_fact(full: &str) -> String {
+    let reason: String = full.chars().take(REASON_CHARS).collect();
+    format!(
+        "{}{}",
+        escape(&reason),
+        if reason.len() < full.len() {
+            " …"
+        } else {
+            ""
         }
-        row(
-            "Next",
-            "`idprune status` shows the runs, `idprune verify` re-reads the profiles".to_owned(),
-        )?;
-    } else {
-        row(
-            "Approve",
-            format!(
-                "merge with the committed receipt, or `idprune apply <state> --approve {}`",
-                meta.digest
-            ),
-        )?;
+    )
+}
+
+/// A `Source` row for each of the first [`TABLE_ROWS`] sources, then how many more.
+fn source_facts(view: &PlanView<'_>) -> anyhow::Result<Vec<(&'static str, String)>> {
+    let sources = view.state.sources()?;
+    let mut rows: Vec<_> = sources
+        .iter()
+        .take(TABLE_ROWS)
+        .map(|src| {
+            let fact = format!(
+                "{} ({} rows, sha256 {}{})",
+                code_span(&src.written),
+                thousands(src.rows),
+                code_span(&src.sha256),
+                if src.pinned { ", pinned" } else { "" }
+            );
+            ("Source", fact)
+        })
+        .collect();
+    if sources.len() > TABLE_ROWS {
+        let more = thousands((sources.len() - TABLE_ROWS) as u64);
+        rows.push(("Source", format!("… and {more} more")));
     }
-    if let Some(sample) = &view.sample
-        && sample.over()
-    {
-        // Our own sentence of numbers: nothing from outside to escape.
-        writeln!(s, "\n> [!WARNING]\n> {}", sample.line())?;
+    Ok(rows)
+}
+
+/// The policy the plan was judged by and whether every rule holds.
+fn policy_fact(view: &PlanView<'_>) -> String {
+    let Some(p) = &view.policy else {
+        return "none (no `idprune.policy.yaml` above the manifest)".to_owned();
+    };
+    let failed = p.verdicts.iter().filter(|v| !v.passed).count();
+    format!(
+        "{} (sha256 {}): {}",
+        code_span(&p.path),
+        code_span(&p.sha256[..p.sha256.len().min(12)]),
+        if failed == 0 {
+            "✅ every rule holds".to_owned()
+        } else {
+            format!("❌ {failed} of {} rules failed", p.verdicts.len())
+        }
+    )
+}
+
+/// Once applied, the last run and where to look next; before, how to approve.
+fn run_facts(view: &PlanView<'_>) -> anyhow::Result<Vec<(&'static str, String)>> {
+    if !started(&view.counts) {
+        let approve = format!(
+            "merge with the committed receipt, or `idprune apply <state> --approve {}`",
+            view.meta.digest
+        );
+        return Ok(vec![("Approve", approve)]);
     }
-    s.push('\n');
-    Ok(s)
+    let mut rows = Vec::new();
+    if let Some(run) = view.state.runs()?.last() {
+        // Who ran it: the last run's CI context, as a code span (no value in it can form a
+        // link, a mention or markup).
+        let at = run
+            .context
+            .as_ref()
+            .map(|c| format!(" in {}", code_span(&c.summary())))
+            .unwrap_or_default();
+        let last = format!(
+            "run {} by {} on {}{at}, {}",
+            run.id,
+            code_span(&run.user),
+            code_span(&run.host),
+            run.outcome.as_deref().map_or("running or died", |o| o)
+        );
+        rows.push(("Last run", last));
+    }
+    let next = "`idprune status` shows the runs, `idprune verify` re-reads the profiles";
+    rows.push(("Next", next.to_owned()));
+    Ok(rows)
 }
 
 /// When the plan's view of the profiles dates from: the plan's reads, or for deletes planned
