@@ -36,76 +36,99 @@ pub fn guard_text(scan: &Scan, mut out: impl Write) -> anyhow::Result<()> {
         )?;
     }
     let matched = scan.matched();
+    matches_text(scan, matched, &mut out)?;
+    let malformed = scan.malformed_total();
+    malformed_text(scan, malformed, &mut out)?;
+    closing_text(scan, (matched, malformed), &mut out)
+}
+
+/// The events that reference a removed identifier: by type, then by file with their
+/// `messageId`s; or that none does.
+fn matches_text(scan: &Scan, matched: u64, out: &mut impl Write) -> anyhow::Result<()> {
     if matched == 0 {
         writeln!(
             out,
             "No event references a removed identifier: replaying these files does not re-add one."
         )?;
+        return Ok(());
+    }
+    let identifiers: u64 = scan.identifiers_by_type.values().sum();
+    writeln!(
+        out,
+        "Found {} events referencing {} removed identifiers; replaying them would re-add those identifiers.",
+        thousands(matched),
+        thousands(identifiers)
+    )?;
+    writeln!(out, "By identifier type (events, distinct identifiers):")?;
+    for (kind, n) in scan.by_type() {
+        writeln!(
+            out,
+            "  {}: {} events, {} identifiers",
+            clean(&kind),
+            thousands(n),
+            thousands(scan.identifiers_by_type.get(&kind).copied().unwrap_or(0))
+        )?;
+    }
+    writeln!(out, "By file:")?;
+    for f in scan.files.iter().filter(|f| f.matched > 0) {
+        let samples: Vec<String> = f.samples.iter().map(sample_text).collect();
+        writeln!(
+            out,
+            "  {}: {} of {} events ({}{})",
+            clean(&f.path.display().to_string()),
+            thousands(f.matched),
+            thousands(f.events),
+            samples.join(", "),
+            if f.matched > f.samples.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// The malformed lines, as many as were kept, and how many more.
+fn malformed_text(scan: &Scan, malformed: u64, out: &mut impl Write) -> anyhow::Result<()> {
+    if malformed == 0 {
+        return Ok(());
+    }
+    let kept = if scan.filtered_dir.is_some() {
+        "kept unchanged in the filtered copy"
     } else {
-        let identifiers: u64 = scan.identifiers_by_type.values().sum();
+        "not events; a filtered copy keeps them unchanged"
+    };
+    writeln!(
+        out,
+        "Malformed lines: {} ({kept}; check them by hand before a replay):",
+        thousands(malformed)
+    )?;
+    for m in &scan.malformed {
         writeln!(
             out,
-            "Found {} events referencing {} removed identifiers; replaying them would re-add those identifiers.",
-            thousands(matched),
-            thousands(identifiers)
+            "  {}:{}: {}",
+            clean(&m.file.display().to_string()),
+            m.line,
+            clean(&m.error)
         )?;
-        writeln!(out, "By identifier type (events, distinct identifiers):")?;
-        for (kind, n) in scan.by_type() {
-            writeln!(
-                out,
-                "  {}: {} events, {} identifiers",
-                clean(&kind),
-                thousands(n),
-                thousands(scan.identifiers_by_type.get(&kind).copied().unwrap_or(0))
-            )?;
-        }
-        writeln!(out, "By file:")?;
-        for f in scan.files.iter().filter(|f| f.matched > 0) {
-            let samples: Vec<String> = f.samples.iter().map(sample_text).collect();
-            writeln!(
-                out,
-                "  {}: {} of {} events ({}{})",
-                clean(&f.path.display().to_string()),
-                thousands(f.matched),
-                thousands(f.events),
-                samples.join(", "),
-                if f.matched > f.samples.len() as u64 {
-                    ", …"
-                } else {
-                    ""
-                }
-            )?;
-        }
     }
-    let malformed = scan.malformed_total();
-    if malformed > 0 {
-        let kept = if scan.filtered_dir.is_some() {
-            "kept unchanged in the filtered copy"
-        } else {
-            "not events; a filtered copy keeps them unchanged"
-        };
+    if malformed > scan.malformed.len() as u64 {
         writeln!(
             out,
-            "Malformed lines: {} ({kept}; check them by hand before a replay):",
-            thousands(malformed)
+            "  … and {} more",
+            thousands(malformed - scan.malformed.len() as u64)
         )?;
-        for m in &scan.malformed {
-            writeln!(
-                out,
-                "  {}:{}: {}",
-                clean(&m.file.display().to_string()),
-                m.line,
-                clean(&m.error)
-            )?;
-        }
-        if malformed > scan.malformed.len() as u64 {
-            writeln!(
-                out,
-                "  … and {} more",
-                thousands(malformed - scan.malformed.len() as u64)
-            )?;
-        }
     }
+    Ok(())
+}
+
+/// The unreadable files, then the filtered copies written or how to write them.
+fn closing_text(
+    scan: &Scan,
+    (matched, malformed): (u64, u64),
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     for f in scan.unreadable() {
         writeln!(
             out,
