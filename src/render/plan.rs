@@ -124,6 +124,15 @@ pub fn plan_text(
     o: TextOptions,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
+    head_text(view, out)?;
+    let cut = exceptions_text(view, r, o, out)?;
+    notes_text(view, out)?;
+    diffs_text(view, r, o, cut, out)
+}
+
+/// The sealed facts, the summary, the estimate, the warehouse lines (sampled check, data as
+/// of), the policy and, once applied, the progress.
+fn head_text(view: &PlanView<'_>, out: &mut impl Write) -> anyhow::Result<()> {
     let m = &view.meta;
     writeln!(
         out,
@@ -151,6 +160,17 @@ pub fn plan_text(
     if started(&view.counts) {
         writeln!(out, "{}", progress_line(&view.counts))?;
     }
+    Ok(())
+}
+
+/// The exceptions grouped by reason, each with its next step and at most `o.exception_rows`
+/// of its items. How many items were left out.
+fn exceptions_text(
+    view: &PlanView<'_>,
+    r: Redaction,
+    o: TextOptions,
+    out: &mut impl Write,
+) -> anyhow::Result<u64> {
     let groups = view
         .state
         .count_by_action_and_note(ItemFilter::Exceptions)?;
@@ -192,6 +212,11 @@ pub fn plan_text(
             }
         }
     }
+    Ok(cut)
+}
+
+/// The deletions planned without a read of their profile, and the plan's warnings.
+fn notes_text(view: &PlanView<'_>, out: &mut impl Write) -> anyhow::Result<()> {
     let unverified: u64 = view
         .state
         .count_by_action_and_note(ItemFilter::Noted)?
@@ -213,6 +238,18 @@ pub fn plan_text(
     for w in &view.warnings {
         writeln!(out, "warning: {}", clean(w))?;
     }
+    Ok(())
+}
+
+/// The per-profile diffs when `o` asks for them, else what was left out (`cut` exception
+/// items among it) and where to see it.
+fn diffs_text(
+    view: &PlanView<'_>,
+    r: Redaction,
+    o: TextOptions,
+    cut: u64,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     if o.diffs && view.counts.delete_profiles > 0 {
         writeln!(
             out,
