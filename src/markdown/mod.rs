@@ -188,45 +188,7 @@ pub fn plan(
 
     if counts.delete_profiles > 0 {
         let reserve = closing_fixed + CLOSING_RESERVE;
-        let head = format!(
-            "\n<details><summary>Per-profile changes ({} profiles)</summary>\n\n```diff\n",
-            thousands(counts.delete_profiles)
-        );
-        let foot = "```\n</details>\n";
-        if doc.fits(&head, reserve + foot.len()) {
-            let mut shown = 0u64;
-            let walked = view
-                .state
-                .for_each_profile_diff(u64::MAX, |profile, items| {
-                    let deleting = items
-                        .iter()
-                        .map(|s| (&s.item.identifier, s.item.seq))
-                        .collect();
-                    let mut block = format!("# profile {}\n", code(&m.lookup(&profile.lookup)));
-                    for line in profile_diff(profile, &deleting) {
-                        let seq = line.seq.map(|s| format!("   #{s}")).unwrap_or_default();
-                        let _ =
-                            writeln!(block, "{}   {}{seq}", line.sign, code(&m.ident(line.ident)));
-                    }
-                    doc.fits_or_stop(&block, reserve + foot.len())?;
-                    shown += 1;
-                    Ok(())
-                });
-            stop_at_budget(walked)?;
-            doc.push(foot);
-            if shown < counts.delete_profiles {
-                left_out.push(format!(
-                    "the diffs of {} of {} profiles",
-                    thousands(counts.delete_profiles - shown),
-                    thousands(counts.delete_profiles)
-                ));
-            }
-        } else {
-            left_out.push(format!(
-                "the diffs of all {} profiles",
-                thousands(counts.delete_profiles)
-            ));
-        }
+        diffs_section(&mut doc, view, m, reserve, &mut left_out)?;
     }
     if !left_out.is_empty() {
         doc.push(&format!(
@@ -241,6 +203,56 @@ pub fn plan(
         doc.push(&format!("> {line}\n"));
     }
     out.write_all(doc.buf.as_bytes())?;
+    Ok(())
+}
+
+/// The per-profile diffs in a collapsed block, as many as fit with `reserve` bytes kept for
+/// what follows; what did not fit goes to `left_out`.
+fn diffs_section(
+    doc: &mut Doc,
+    view: &PlanView<'_>,
+    m: &Masker,
+    reserve: usize,
+    left_out: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let head = format!(
+        "\n<details><summary>Per-profile changes ({} profiles)</summary>\n\n```diff\n",
+        thousands(view.counts.delete_profiles)
+    );
+    let foot = "```\n</details>\n";
+    if doc.fits(&head, reserve + foot.len()) {
+        let mut shown = 0u64;
+        let walked = view
+            .state
+            .for_each_profile_diff(u64::MAX, |profile, items| {
+                let deleting = items
+                    .iter()
+                    .map(|s| (&s.item.identifier, s.item.seq))
+                    .collect();
+                let mut block = format!("# profile {}\n", code(&m.lookup(&profile.lookup)));
+                for line in profile_diff(profile, &deleting) {
+                    let seq = line.seq.map(|s| format!("   #{s}")).unwrap_or_default();
+                    let _ = writeln!(block, "{}   {}{seq}", line.sign, code(&m.ident(line.ident)));
+                }
+                doc.fits_or_stop(&block, reserve + foot.len())?;
+                shown += 1;
+                Ok(())
+            });
+        stop_at_budget(walked)?;
+        doc.push(foot);
+        if shown < view.counts.delete_profiles {
+            left_out.push(format!(
+                "the diffs of {} of {} profiles",
+                thousands(view.counts.delete_profiles - shown),
+                thousands(view.counts.delete_profiles)
+            ));
+        }
+    } else {
+        left_out.push(format!(
+            "the diffs of all {} profiles",
+            thousands(view.counts.delete_profiles)
+        ));
+    }
     Ok(())
 }
 
@@ -522,6 +534,55 @@ fn exceptions_section(
             .join(", ")
     )?;
     // The group lines first, so that every group shows whatever the rows cost.
+    let heads = exception_heads(groups, order)?;
+    let heads_len: usize = heads.iter().map(|h| h.line.len()).sum();
+    let mut rows_room = room.saturating_sub(text.len() + heads_len);
+    let mut left_out = 0u64;
+    for head in heads {
+        text.push_str(&head.line);
+        let table_head = "| # | identifier | lookup | entry |\n|---:|---|---|---|\n";
+        let (rows, shown) = exception_rows(
+            view,
+            m,
+            (head.action, &head.note),
+            table_head,
+            &mut rows_room,
+        )?;
+        if shown > 0 {
+            text.push_str(table_head);
+            text.push_str(&rows);
+        }
+        if shown < head.n {
+            left_out += head.n - shown;
+            writeln!(
+                text,
+                "\n… and {} more not listed here, to stay under the size limit.",
+                thousands(head.n - shown)
+            )?;
+        }
+        text.push('\n');
+    }
+    Ok(Exceptions {
+        text,
+        total,
+        left_out,
+    })
+}
+
+/// One group of exceptions: its action and note, how many items, and its line.
+struct GroupHead {
+    action: Action,
+    note: Option<String>,
+    n: u64,
+    /// Its count, action, reason and next step, as shown.
+    line: String,
+}
+
+/// Each group's line (its count, action, reason and next step), in `order` of actions.
+fn exception_heads(
+    groups: &[(Action, Option<String>, u64)],
+    order: [Action; 4],
+) -> anyhow::Result<Vec<GroupHead>> {
     let mut heads = Vec::new();
     for action in order {
         for (a, note, n) in groups.iter().filter(|(a, _, _)| *a == action) {
@@ -541,58 +602,51 @@ fn exceptions_section(
                 write!(head, ". **Next:** {}", escape(next))?;
             }
             head.push_str("\n\n");
-            heads.push((*a, note.clone(), *n, head));
+            heads.push(GroupHead {
+                action: *a,
+                note: note.clone(),
+                n: *n,
+                line: head,
+            });
         }
     }
-    let heads_len: usize = heads.iter().map(|h| h.3.len()).sum();
-    let mut rows_room = room.saturating_sub(text.len() + heads_len);
-    let mut left_out = 0u64;
-    for (action, note, n, head) in heads {
-        text.push_str(&head);
-        let table_head = "| # | identifier | lookup | entry |\n|---:|---|---|---|\n";
-        let mut rows = String::new();
-        let mut shown = 0u64;
-        let filter = exception_filter(action);
-        let walked = view.state.for_each_item_in(filter, u64::MAX, |s| {
-            if s.item.note != note {
-                return Ok(());
-            }
-            let row = format!(
-                "| {} | {} | {} | {} |\n",
-                s.item.seq,
-                cell(&m.ident(&s.item.identifier)),
-                cell(&m.lookup(&s.item.lookup)),
-                escape(breakdown::origin_line(&s.item.origin))
-            );
-            let need = row.len() + if shown == 0 { table_head.len() } else { 0 };
-            if need > rows_room {
-                return Err(BudgetSpent.into());
-            }
-            rows_room -= need;
-            rows.push_str(&row);
-            shown += 1;
-            Ok(())
-        });
-        stop_at_budget(walked)?;
-        if shown > 0 {
-            text.push_str(table_head);
-            text.push_str(&rows);
+    Ok(heads)
+}
+
+/// The table rows of one group's items (those of `action` with `note`), while they fit in
+/// `rows_room` (less what they take, `table_head` counted with the first); how many.
+fn exception_rows(
+    view: &PlanView<'_>,
+    m: &Masker,
+    (action, note): (Action, &Option<String>),
+    table_head: &str,
+    rows_room: &mut usize,
+) -> anyhow::Result<(String, u64)> {
+    let mut rows = String::new();
+    let mut shown = 0u64;
+    let filter = exception_filter(action);
+    let walked = view.state.for_each_item_in(filter, u64::MAX, |s| {
+        if s.item.note != *note {
+            return Ok(());
         }
-        if shown < n {
-            left_out += n - shown;
-            writeln!(
-                text,
-                "\n… and {} more not listed here, to stay under the size limit.",
-                thousands(n - shown)
-            )?;
+        let row = format!(
+            "| {} | {} | {} | {} |\n",
+            s.item.seq,
+            cell(&m.ident(&s.item.identifier)),
+            cell(&m.lookup(&s.item.lookup)),
+            escape(breakdown::origin_line(&s.item.origin))
+        );
+        let need = row.len() + if shown == 0 { table_head.len() } else { 0 };
+        if need > *rows_room {
+            return Err(BudgetSpent.into());
         }
-        text.push('\n');
-    }
-    Ok(Exceptions {
-        text,
-        total,
-        left_out,
-    })
+        *rows_room -= need;
+        rows.push_str(&row);
+        shown += 1;
+        Ok(())
+    });
+    stop_at_budget(walked)?;
+    Ok((rows, shown))
 }
 
 /// The items of one exception action (notes are matched by the caller).
