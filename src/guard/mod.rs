@@ -315,59 +315,14 @@ fn scan_file(
             // Already written to the copy as it streamed by; never held in memory whole.
             archive::Line::Oversize(bytes) => {
                 scanned.bytes += bytes;
-                scanned.malformed += 1;
-                if malformed.len() < MAX_NAMED_MALFORMED {
-                    malformed.push(Malformed {
-                        file: file.path.clone(),
-                        line: scanned.lines,
-                        error: format!(
-                            "a line of {bytes} bytes, over the {MAX_LINE_BYTES}-byte limit (Segment accepts calls of at most 32 KB); not parsed"
-                        ),
-                    });
-                }
+                let error = format!(
+                    "a line of {bytes} bytes, over the {MAX_LINE_BYTES}-byte limit (Segment accepts calls of at most 32 KB); not parsed"
+                );
+                scanned.malformed_line(error, &file.path, malformed);
                 continue;
             }
         };
-        let keep = match line {
-            Line::Blank => true,
-            Line::Clean => {
-                scanned.events += 1;
-                true
-            }
-            Line::Malformed(error) => {
-                scanned.malformed += 1;
-                if malformed.len() < MAX_NAMED_MALFORMED {
-                    malformed.push(Malformed {
-                        file: file.path.clone(),
-                        line: scanned.lines,
-                        error,
-                    });
-                }
-                true
-            }
-            Line::Hit {
-                message_id,
-                references,
-            } => {
-                scanned.events += 1;
-                scanned.matched += 1;
-                if scanned.samples.len() < SAMPLES_PER_FILE {
-                    scanned.samples.push(Sample {
-                        line: scanned.lines,
-                        message_id,
-                    });
-                }
-                let mut kinds: Vec<&str> = references.iter().map(|r| r.kind.as_str()).collect();
-                kinds.dedup();
-                for kind in kinds {
-                    *scanned.by_type.entry(kind.to_owned()).or_insert(0) += 1;
-                }
-                for r in references {
-                    hit.insert((r.kind, r.value));
-                }
-                false
-            }
-        };
+        let keep = scanned.count(line, &file.path, malformed, hit);
         if keep && let Some(copy) = copy.as_mut() {
             copy.line(&buf)?;
         }
@@ -380,6 +335,65 @@ fn scan_file(
         }
     }
     Ok(scanned)
+}
+
+impl FileScan {
+    /// Counts one parsed line in (an event, a hit with its sample and the identifiers it
+    /// references, a malformed line); whether it stays in the filtered copy (all but hits).
+    fn count(
+        &mut self,
+        line: Line,
+        file: &Path,
+        malformed: &mut Vec<Malformed>,
+        hit: &mut std::collections::HashSet<(String, String)>,
+    ) -> bool {
+        match line {
+            Line::Blank => true,
+            Line::Clean => {
+                self.events += 1;
+                true
+            }
+            Line::Malformed(error) => {
+                self.malformed_line(error, file, malformed);
+                true
+            }
+            Line::Hit {
+                message_id,
+                references,
+            } => {
+                self.events += 1;
+                self.matched += 1;
+                if self.samples.len() < SAMPLES_PER_FILE {
+                    self.samples.push(Sample {
+                        line: self.lines,
+                        message_id,
+                    });
+                }
+                let mut kinds: Vec<&str> = references.iter().map(|r| r.kind.as_str()).collect();
+                kinds.dedup();
+                for kind in kinds {
+                    *self.by_type.entry(kind.to_owned()).or_insert(0) += 1;
+                }
+                for r in references {
+                    hit.insert((r.kind, r.value));
+                }
+                false
+            }
+        }
+    }
+
+    /// Counts the current line as malformed, and names it while fewer than
+    /// [`MAX_NAMED_MALFORMED`] are named.
+    fn malformed_line(&mut self, error: String, file: &Path, malformed: &mut Vec<Malformed>) {
+        self.malformed += 1;
+        if malformed.len() < MAX_NAMED_MALFORMED {
+            malformed.push(Malformed {
+                file: file.to_path_buf(),
+                line: self.lines,
+                error,
+            });
+        }
+    }
 }
 
 fn strip_line_end(line: &[u8]) -> &[u8] {
