@@ -210,36 +210,15 @@ pub(super) fn read(
     warnings: &mut Capped,
 ) -> SourceRead {
     let mut out = SourceRead::default();
-    let opened = match opened {
-        Some(file) => Ok(file),
-        None => crate::bounded::open_regular(&spec.path, "CSV source"),
-    };
-    let file = match opened {
-        Ok(f) => f,
-        Err(e) => {
-            let why = e
-                .chain()
-                .last()
-                .map(ToString::to_string)
-                .unwrap_or_default();
-            problems.push(Diagnostic::new(
-                spec.csv_at.clone(),
-                format!("cannot open CSV source `{}`: {why}", shown_path(&spec.path)),
-            ));
-            return out;
-        }
+    let Some(file) = open_source(spec, opened, problems) else {
+        return out;
     };
     let mut rdr = csv_reader(
         file,
         csv::ReaderBuilder::new().has_headers(false).flexible(false),
     );
     let at = |line: u64, column: u64| Location::new(spec.path.clone(), line, column);
-    let io_problem = |e: &dyn std::fmt::Display| {
-        Diagnostic::new(
-            spec.csv_at.clone(),
-            format!("cannot read CSV source `{}`: {e}", shown_path(&spec.path)),
-        )
-    };
+    let io_problem = |e: &dyn std::fmt::Display| io_problem(spec, e);
 
     let mut header = csv::ByteRecord::new();
     match next_record(&mut rdr, &mut header) {
@@ -265,10 +244,7 @@ pub(super) fn read(
         .get_mut()
         .line_at(header.position().map_or(0, csv::Position::byte));
     let Some(columns) = find_columns(spec, &header, header_line, problems) else {
-        match finish_hash(rdr.into_inner()) {
-            Ok(h) => out.sha256 = Some(h),
-            Err(e) => problems.push(io_problem(&e)),
-        }
+        out.sha256 = hash_rest(rdr, spec, problems);
         return out;
     };
 
@@ -287,36 +263,100 @@ pub(super) fn read(
                     .line_at(record.position().map_or(0, csv::Position::byte));
                 read_row(spec, &columns, &record, line, sink, problems, warnings);
             }
-            Err(RecordError::Csv(e)) => {
-                if let csv::ErrorKind::UnequalLengths {
-                    pos,
-                    expected_len,
-                    len,
-                } = e.kind()
-                {
+            Err(RecordError::Csv(e)) => match unequal_lengths(&e, &mut rdr, spec, header_line) {
+                Some(problem) => {
                     out.rows += 1;
-                    let line = rdr
-                        .get_mut()
-                        .line_at(pos.as_ref().map_or(0, csv::Position::byte));
-                    problems.push(Diagnostic::new(
-                        at(line, 1),
-                        format!(
-                            "this row has {len} field{} but the header (line {header_line}) has {expected_len}",
-                            if *len == 1 { "" } else { "s" }
-                        ),
-                    ));
-                } else {
+                    problems.push(problem);
+                }
+                None => {
                     problems.push(io_problem(&e));
                     return out;
                 }
-            }
+            },
         }
     }
-    match finish_hash(rdr.into_inner()) {
-        Ok(h) => out.sha256 = Some(h),
-        Err(e) => problems.push(io_problem(&e)),
-    }
+    out.sha256 = hash_rest(rdr, spec, problems);
     out
+}
+
+/// The CSV source's file: `opened`, or `spec.path` opened as a regular file. `None` once
+/// the problem is said.
+fn open_source(
+    spec: &SourceSpec,
+    opened: Option<std::fs::File>,
+    problems: &mut Capped,
+) -> Option<std::fs::File> {
+    let opened = match opened {
+        Some(file) => Ok(file),
+        None => crate::bounded::open_regular(&spec.path, "CSV source"),
+    };
+    match opened {
+        Ok(f) => Some(f),
+        Err(e) => {
+            let why = e
+                .chain()
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            problems.push(Diagnostic::new(
+                spec.csv_at.clone(),
+                format!("cannot open CSV source `{}`: {why}", shown_path(&spec.path)),
+            ));
+            None
+        }
+    }
+}
+
+/// The sha256 of the whole file, once the rest the parser left unread is hashed; `None`
+/// once a read error is said.
+fn hash_rest<R: Read>(
+    rdr: csv::Reader<HashingReader<R>>,
+    spec: &SourceSpec,
+    problems: &mut Capped,
+) -> Option<String> {
+    match finish_hash(rdr.into_inner()) {
+        Ok(h) => Some(h),
+        Err(e) => {
+            problems.push(io_problem(spec, &e));
+            None
+        }
+    }
+}
+
+/// A read error of the CSV source, located at its `csv:` key in the manifest.
+fn io_problem(spec: &SourceSpec, e: &dyn std::fmt::Display) -> Diagnostic {
+    Diagnostic::new(
+        spec.csv_at.clone(),
+        format!("cannot read CSV source `{}`: {e}", shown_path(&spec.path)),
+    )
+}
+
+/// The problem of a row whose length is not the header's, at its line; `None` for any other
+/// CSV error.
+fn unequal_lengths<R: Read>(
+    e: &csv::Error,
+    rdr: &mut csv::Reader<HashingReader<R>>,
+    spec: &SourceSpec,
+    header_line: u64,
+) -> Option<Diagnostic> {
+    let csv::ErrorKind::UnequalLengths {
+        pos,
+        expected_len,
+        len,
+    } = e.kind()
+    else {
+        return None;
+    };
+    let line = rdr
+        .get_mut()
+        .line_at(pos.as_ref().map_or(0, csv::Position::byte));
+    Some(Diagnostic::new(
+        Location::new(spec.path.clone(), line, 1),
+        format!(
+            "this row has {len} field{} but the header (line {header_line}) has {expected_len}",
+            if *len == 1 { "" } else { "s" }
+        ),
+    ))
 }
 
 /// The header (a leading byte-order mark dropped) and the number of data rows of the CSV at
@@ -492,6 +532,42 @@ fn find_columns(
     })
 }
 
+/// Cell `index` of `record` as text, or a problem at `at()` (made only then): invalid UTF-8,
+/// a value over the length limit and control characters are refused.
+fn cell_text<'r>(
+    record: &'r csv::ByteRecord,
+    index: usize,
+    at: impl Fn() -> Location,
+    problems: &mut Capped,
+) -> Option<&'r str> {
+    let bytes = record.get(index).unwrap_or_default();
+    let Ok(text) = std::str::from_utf8(bytes) else {
+        problems.push(Diagnostic::new(
+            at(),
+            format!(
+                "this cell is not valid UTF-8: `{}`",
+                shown(&String::from_utf8_lossy(bytes))
+            ),
+        ));
+        return None;
+    };
+    if let Some(problem) = super::check::too_long(text) {
+        problems.push(Diagnostic::new(at(), problem));
+        return None;
+    }
+    if text.chars().any(is_forbidden_control) {
+        problems.push(Diagnostic::new(
+            at(),
+            format!(
+                "`{}` holds a control character; no identifier does (fix the export)",
+                shown(text)
+            ),
+        ));
+        return None;
+    }
+    Some(text)
+}
+
 /// Turns one row into entries.
 fn read_row(
     spec: &SourceSpec,
@@ -503,35 +579,8 @@ fn read_row(
     warnings: &mut Capped,
 ) {
     let at = |index: usize| Location::new(spec.path.clone(), line, index as u64 + 1);
-    // A cell as text, or a problem: invalid UTF-8 and control characters are refused.
-    let cell = |index: usize, problems: &mut Capped| -> Option<&str> {
-        let bytes = record.get(index).unwrap_or_default();
-        let Ok(text) = std::str::from_utf8(bytes) else {
-            problems.push(Diagnostic::new(
-                at(index),
-                format!(
-                    "this cell is not valid UTF-8: `{}`",
-                    shown(&String::from_utf8_lossy(bytes))
-                ),
-            ));
-            return None;
-        };
-        if let Some(problem) = super::check::too_long(text) {
-            problems.push(Diagnostic::new(at(index), problem));
-            return None;
-        }
-        if text.chars().any(is_forbidden_control) {
-            problems.push(Diagnostic::new(
-                at(index),
-                format!(
-                    "`{}` holds a control character; no identifier does (fix the export)",
-                    shown(text)
-                ),
-            ));
-            return None;
-        }
-        Some(text)
-    };
+    let cell =
+        |index: usize, problems: &mut Capped| cell_text(record, index, || at(index), problems);
 
     let mut removes: Vec<(usize, &str, &str)> = Vec::new();
     let mut bad = false;
