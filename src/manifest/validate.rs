@@ -162,47 +162,7 @@ impl<'a> Validator<'a> {
             )]));
         }
 
-        match &raw.version {
-            None => self.problem(top, "missing `version: 1`"),
-            Some(v) if v.value != MANIFEST_VERSION => self.problem(
-                v.referenced,
-                format!(
-                    "unsupported manifest version {}; this idprune reads version {MANIFEST_VERSION}",
-                    v.value
-                ),
-            ),
-            Some(_) => {}
-        }
-        let space = match &raw.space {
-            None => {
-                self.problem(
-                    top,
-                    "missing `space` (the Unify space id, like `spa_abc123`)",
-                );
-                None
-            }
-            Some(s) => self.space(s),
-        };
-        let region = match &raw.region {
-            None => Some(Region::Us),
-            Some(r) => match r.value.parse::<Region>() {
-                Ok(region) => Some(region),
-                Err(e) => {
-                    self.problem(r.referenced, e.to_string());
-                    None
-                }
-            },
-        };
-        let reason = match &raw.reason {
-            None => {
-                self.problem(
-                    top,
-                    "missing `reason` (why these identifiers go; it is recorded in the journal)",
-                );
-                None
-            }
-            Some(r) => self.reason(r),
-        };
+        let (space, region, reason) = self.top_keys(&raw, top);
 
         let mut collector = Collector {
             sink,
@@ -255,6 +215,57 @@ impl<'a> Validator<'a> {
             }),
             _ => Err(ManifestError::Invalid(problems)),
         }
+    }
+
+    /// The top-level keys: `version` checked, then `space`, `region` (US by default) and
+    /// `reason`, each `None` once its problem is said.
+    fn top_keys(
+        &mut self,
+        raw: &raw::RawManifest,
+        top: serde_saphyr::Location,
+    ) -> (Option<String>, Option<Region>, Option<String>) {
+        match &raw.version {
+            None => self.problem(top, "missing `version: 1`"),
+            Some(v) if v.value != MANIFEST_VERSION => self.problem(
+                v.referenced,
+                format!(
+                    "unsupported manifest version {}; this idprune reads version {MANIFEST_VERSION}",
+                    v.value
+                ),
+            ),
+            Some(_) => {}
+        }
+        let space = match &raw.space {
+            None => {
+                self.problem(
+                    top,
+                    "missing `space` (the Unify space id, like `spa_abc123`)",
+                );
+                None
+            }
+            Some(s) => self.space(s),
+        };
+        let region = match &raw.region {
+            None => Some(Region::Us),
+            Some(r) => match r.value.parse::<Region>() {
+                Ok(region) => Some(region),
+                Err(e) => {
+                    self.problem(r.referenced, e.to_string());
+                    None
+                }
+            },
+        };
+        let reason = match &raw.reason {
+            None => {
+                self.problem(
+                    top,
+                    "missing `reason` (why these identifiers go; it is recorded in the journal)",
+                );
+                None
+            }
+            Some(r) => self.reason(r),
+        };
+        (space, region, reason)
     }
 
     fn space(&mut self, s: &Spanned<String>) -> Option<String> {
