@@ -55,6 +55,30 @@ impl State {
     /// Replaces every identifier value with its fingerprint under `key`. Refuses while the
     /// plan has items still to send, before any apply ran, or twice.
     pub fn purge(&mut self, key: &[u8]) -> anyhow::Result<u64> {
+        self.refuse_purge(key)?;
+        let tx = self.conn.transaction()?;
+        let purged = fingerprint_items(&tx, key)?;
+        fingerprint_profiles(&tx, key)?;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('purged_at', ?1)",
+            [now_unix().to_string()],
+        )?;
+        // The purged rows are sealed in turn: the views of the record stay bound to it.
+        let seal = super::check::file_seal(&tx)?;
+        tx.execute(
+            "UPDATE meta SET value = ?2 WHERE key = ?1",
+            params![super::check::FILE_SEAL_KEY, seal],
+        )?;
+        tx.commit()?;
+        self.conn.execute_batch(
+            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
+        )?;
+        Ok(purged)
+    }
+
+    /// Refuses a key too short, a file already purged, one never applied, and one with
+    /// items still to send.
+    fn refuse_purge(&self, key: &[u8]) -> anyhow::Result<()> {
         if key.len() < MIN_KEY_BYTES {
             bail!(
                 "the fingerprint key is {} bytes; use at least {MIN_KEY_BYTES}",
@@ -78,78 +102,71 @@ impl State {
                 self.path.display()
             );
         }
-        let tx = self.conn.transaction()?;
-        let mut purged = 0u64;
-        {
-            let mut read =
-                tx.prepare("SELECT seq, lookup, profile, user_id, id_type, id_value FROM items")?;
-            let mut write = tx.prepare(
-                "UPDATE items SET lookup = ?2, profile = ?3, user_id = ?4, id_value = ?5 WHERE seq = ?1",
-            )?;
-            let rows = read.query_map([], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<String>>(3)?,
-                    r.get::<_, String>(4)?,
-                    r.get::<_, String>(5)?,
-                ))
-            })?;
-            for row in rows {
-                let (seq, lookup, profile, user_id, kind, value) = row?;
-                write.execute(params![
-                    seq,
-                    fingerprint_lookup(key, &lookup),
-                    profile.map(|p| fingerprint_lookup(key, &p)),
-                    user_id.map(|u| fingerprint(key, "user_id", &u)),
-                    fingerprint(key, &kind, &value),
-                ])?;
-                purged += 1;
-            }
-            let mut read = tx.prepare("SELECT key, lookup, before FROM profiles")?;
-            let profiles = read
-                .query_map([], |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                    ))
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            let mut write = tx
-                .prepare("UPDATE profiles SET key = ?2, lookup = ?3, before = ?4 WHERE key = ?1")?;
-            for (pkey, lookup, before) in profiles {
-                let pairs: Vec<(String, String)> =
-                    serde_json::from_str(&before).context("a profile row is damaged")?;
-                let pairs: Vec<(String, String)> = pairs
-                    .into_iter()
-                    .map(|(k, v)| (k.clone(), fingerprint(key, &k, &v)))
-                    .collect();
-                write.execute(params![
-                    pkey,
-                    fingerprint_lookup(key, &pkey),
-                    fingerprint_lookup(key, &lookup),
-                    serde_json::to_string(&pairs)?
-                ])?;
-            }
-        }
-        tx.execute(
-            "INSERT INTO meta (key, value) VALUES ('purged_at', ?1)",
-            [now_unix().to_string()],
-        )?;
-        // The purged rows are sealed in turn: the views of the record stay bound to it.
-        let seal = super::check::file_seal(&tx)?;
-        tx.execute(
-            "UPDATE meta SET value = ?2 WHERE key = ?1",
-            params![super::check::FILE_SEAL_KEY, seal],
-        )?;
-        tx.commit()?;
-        self.conn.execute_batch(
-            "PRAGMA wal_checkpoint(TRUNCATE); VACUUM; PRAGMA wal_checkpoint(TRUNCATE);",
-        )?;
-        Ok(purged)
+        Ok(())
     }
+}
+
+/// Replaces the identifier values of every item with their fingerprints; how many items.
+fn fingerprint_items(tx: &rusqlite::Transaction<'_>, key: &[u8]) -> anyhow::Result<u64> {
+    let mut purged = 0u64;
+    let mut read =
+        tx.prepare("SELECT seq, lookup, profile, user_id, id_type, id_value FROM items")?;
+    let mut write = tx.prepare(
+        "UPDATE items SET lookup = ?2, profile = ?3, user_id = ?4, id_value = ?5 WHERE seq = ?1",
+    )?;
+    let rows = read.query_map([], |r| {
+        Ok((
+            r.get::<_, i64>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, Option<String>>(2)?,
+            r.get::<_, Option<String>>(3)?,
+            r.get::<_, String>(4)?,
+            r.get::<_, String>(5)?,
+        ))
+    })?;
+    for row in rows {
+        let (seq, lookup, profile, user_id, kind, value) = row?;
+        write.execute(params![
+            seq,
+            fingerprint_lookup(key, &lookup),
+            profile.map(|p| fingerprint_lookup(key, &p)),
+            user_id.map(|u| fingerprint(key, "user_id", &u)),
+            fingerprint(key, &kind, &value),
+        ])?;
+        purged += 1;
+    }
+    Ok(purged)
+}
+
+/// Replaces the profiles' keys, lookups and before-states with their fingerprints.
+fn fingerprint_profiles(tx: &rusqlite::Transaction<'_>, key: &[u8]) -> anyhow::Result<()> {
+    let mut read = tx.prepare("SELECT key, lookup, before FROM profiles")?;
+    let profiles = read
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut write =
+        tx.prepare("UPDATE profiles SET key = ?2, lookup = ?3, before = ?4 WHERE key = ?1")?;
+    for (pkey, lookup, before) in profiles {
+        let pairs: Vec<(String, String)> =
+            serde_json::from_str(&before).context("a profile row is damaged")?;
+        let pairs: Vec<(String, String)> = pairs
+            .into_iter()
+            .map(|(k, v)| (k.clone(), fingerprint(key, &k, &v)))
+            .collect();
+        write.execute(params![
+            pkey,
+            fingerprint_lookup(key, &pkey),
+            fingerprint_lookup(key, &lookup),
+            serde_json::to_string(&pairs)?
+        ])?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
