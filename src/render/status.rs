@@ -63,52 +63,7 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         None => writeln!(out, "Not locked.")?,
     }
     for run in &view.runs {
-        let open = match (&run.outcome, holder_alive) {
-            (Some(_), _) => None,
-            (None, true) => Some("running"),
-            (None, false) => Some("died (its record is closed by the next apply)"),
-        };
-        let after = run
-            .totals_after
-            .map(|[d, a, f]| {
-                format!(
-                    "; after it: {} done, {} already absent, {} failed",
-                    thousands(d),
-                    thousands(a),
-                    thousands(f)
-                )
-            })
-            .unwrap_or_default();
-        let who = format!(
-            "Run {} by {} on {}{} at {}",
-            run.id,
-            clean(&run.user),
-            clean(&run.host),
-            run.context
-                .as_ref()
-                .map(|c| format!(" ({})", clean(&c.summary())))
-                .unwrap_or_default(),
-            timestamp(run.started_at)
-        );
-        if run.outcome.as_deref() == Some("died") || open.is_some() {
-            writeln!(
-                out,
-                "{who}: {}, requests not recorded{after}.",
-                open.or(run.outcome.as_deref()).unwrap_or("died"),
-            )?;
-            continue;
-        }
-        writeln!(
-            out,
-            "{who}: {}, {} request{} ({} throttled), {:.1} requests/s (estimated at {}/s){}{after}.",
-            run.outcome.as_deref().unwrap_or("running or died"),
-            thousands(run.figures.requests),
-            if run.figures.requests == 1 { "" } else { "s" },
-            thousands(run.figures.throttled),
-            run.figures.rate,
-            super::SPACE_LIMIT_PER_SECOND,
-            latency_text(&run.figures)
-        )?;
+        writeln!(out, "{}", run_line(run, holder_alive))?;
     }
     // The soft policy rules runs went past (`apply --override RULE --why TEXT`).
     for o in view.state.overrides().map_err(io::Error::other)? {
@@ -121,6 +76,55 @@ pub fn status_text(view: &StatusView<'_>, out: &mut impl Write) -> io::Result<()
         }
     }
     Ok(())
+}
+
+/// One apply run: who ran it, where and when, how it ended, its requests and rate (none for
+/// a run still open or dead: its figures were never recorded), and the totals after it.
+/// `holder_alive` tells a running run from a dead one.
+fn run_line(run: &Run, holder_alive: bool) -> String {
+    let open = match (&run.outcome, holder_alive) {
+        (Some(_), _) => None,
+        (None, true) => Some("running"),
+        (None, false) => Some("died (its record is closed by the next apply)"),
+    };
+    let after = run
+        .totals_after
+        .map(|[d, a, f]| {
+            format!(
+                "; after it: {} done, {} already absent, {} failed",
+                thousands(d),
+                thousands(a),
+                thousands(f)
+            )
+        })
+        .unwrap_or_default();
+    let who = format!(
+        "Run {} by {} on {}{} at {}",
+        run.id,
+        clean(&run.user),
+        clean(&run.host),
+        run.context
+            .as_ref()
+            .map(|c| format!(" ({})", clean(&c.summary())))
+            .unwrap_or_default(),
+        timestamp(run.started_at)
+    );
+    if run.outcome.as_deref() == Some("died") || open.is_some() {
+        return format!(
+            "{who}: {}, requests not recorded{after}.",
+            open.or(run.outcome.as_deref()).unwrap_or("died"),
+        );
+    }
+    format!(
+        "{who}: {}, {} request{} ({} throttled), {:.1} requests/s (estimated at {}/s){}{after}.",
+        run.outcome.as_deref().unwrap_or("running or died"),
+        thousands(run.figures.requests),
+        if run.figures.requests == 1 { "" } else { "s" },
+        thousands(run.figures.throttled),
+        run.figures.rate,
+        super::SPACE_LIMIT_PER_SECOND,
+        latency_text(&run.figures)
+    )
 }
 
 /// The last verifications `status` lists.
