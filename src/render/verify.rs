@@ -79,31 +79,10 @@ pub fn verify_text(v: &Verified, redact: bool, out: &mut impl Write) -> io::Resu
         if of_state.is_empty() {
             continue;
         }
-        let title = state.to_string();
-        let mut chars = title.chars();
-        let title: String = chars
-            .next()
-            .map(|c| c.to_uppercase().chain(chars).collect())
-            .unwrap_or_default();
+        let title = capitalized(&state.to_string());
         writeln!(out, "\n{title} ({}):", thousands(of_state.len() as u64))?;
         for (s, seq, uid, c) in of_state.iter().take(VERIFY_ROWS) {
-            let since = match (s, v.priors.get(seq)) {
-                (
-                    Seen::Reintroduced,
-                    Some(Prior {
-                        last_gone_at: Some(at),
-                        last_gone_in,
-                        ..
-                    }),
-                ) => format!(
-                    " (last seen gone {}{})",
-                    timestamp(*at),
-                    last_gone_in
-                        .map(|v| format!(", verification #{v}"))
-                        .unwrap_or_default()
-                ),
-                _ => String::new(),
-            };
+            let since = last_seen_gone(v, *s, *seq);
             writeln!(
                 out,
                 "  #{seq} {}:{} on profile user_id:{}{since}",
@@ -121,6 +100,37 @@ pub fn verify_text(v: &Verified, redact: bool, out: &mut impl Write) -> io::Resu
         }
     }
     Ok(())
+}
+
+/// `text` with its first letter in upper case.
+fn capitalized(text: &str) -> String {
+    let mut chars = text.chars();
+    chars
+        .next()
+        .map(|c| c.to_uppercase().chain(chars).collect())
+        .unwrap_or_default()
+}
+
+/// For an identifier re-introduced, when (and in which verification) it was last seen gone;
+/// nothing otherwise.
+fn last_seen_gone(v: &Verified, state: Seen, seq: u64) -> String {
+    match (state, v.priors.get(&seq)) {
+        (
+            Seen::Reintroduced,
+            Some(Prior {
+                last_gone_at: Some(at),
+                last_gone_in,
+                ..
+            }),
+        ) => format!(
+            " (last seen gone {}{})",
+            timestamp(*at),
+            last_gone_in
+                .map(|v| format!(", verification #{v}"))
+                .unwrap_or_default()
+        ),
+        _ => String::new(),
+    }
 }
 
 /// The JSON view: every identifier checked, values hidden unless `reveal`.
