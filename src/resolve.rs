@@ -84,55 +84,14 @@ async fn resolve_one<A: ProfileApi>(
     let mut cursor: Option<String> = None;
     let mut latencies = Vec::new();
     for _ in 0..MAX_PAGES {
-        let mut attempts = Attempts::default();
-        let page = loop {
-            let reply = api.external_ids_page(lookup, cursor.as_deref()).await;
-            latencies.push(reply.elapsed);
-            let fault = match reply.result {
-                Ok(page) => {
-                    lock(budget).refund();
-                    break page;
-                }
-                Err(fault) => fault,
-            };
-            let request_id = reply
-                .request_id
-                .map(|r| format!(" (Request-Id {r})"))
-                .unwrap_or_default();
-            match fault {
-                Fault::Stopped { .. } => bail!("stopped by a signal; nothing was written"),
-                Fault::Space { .. } => bail!(
-                    "Segment refused the read: {fault}{request_id}; check the token and the space id"
-                ),
-                Fault::Permanent { .. } => {
-                    bail!("Segment refused the read of a profile: {fault}{request_id}")
-                }
-                Fault::Retryable {
-                    throttled,
-                    retry_after,
-                    ref reason,
-                } => {
-                    let fault = Retryable {
-                        throttled,
-                        retry_after,
-                        paced,
-                    };
-                    let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
-                    match next {
-                        Next::Retry(delay) => {
-                            crate::ui::say_waiting(delay);
-                            tokio::time::sleep(delay).await
-                        }
-                        Next::BudgetSpent => bail!(
-                            "transient faults are sustained (last: {reason}); nothing was written, try again later"
-                        ),
-                        Next::GiveUp => bail!(
-                            "a profile read kept failing ({reason}){request_id}; nothing was written, try again later"
-                        ),
-                    }
-                }
-            }
-        };
+        let page = read_page(
+            api,
+            lookup,
+            cursor.as_deref(),
+            (budget, paced),
+            &mut latencies,
+        )
+        .await?;
         match page {
             ReadPage::NotFound if ids.is_empty() => return Ok((Resolution::NotFound, latencies)),
             ReadPage::NotFound => {
@@ -158,4 +117,65 @@ async fn resolve_one<A: ProfileApi>(
         }
     }
     bail!("a profile has more than {MAX_PAGES} pages of identifiers; the cursor may loop")
+}
+
+/// Reads one page of a profile's identifiers at `cursor`, retrying what the retry machine
+/// retries (drawing on `budget`; `paced` when a retry goes back through an adaptive pacer).
+/// Each request's latency is added to `latencies`.
+async fn read_page<A: ProfileApi>(
+    api: &A,
+    lookup: &Lookup,
+    cursor: Option<&str>,
+    (budget, paced): (&Mutex<RetryBudget>, bool),
+    latencies: &mut Vec<Duration>,
+) -> anyhow::Result<ReadPage> {
+    let mut attempts = Attempts::default();
+    loop {
+        let reply = api.external_ids_page(lookup, cursor).await;
+        latencies.push(reply.elapsed);
+        let fault = match reply.result {
+            Ok(page) => {
+                lock(budget).refund();
+                return Ok(page);
+            }
+            Err(fault) => fault,
+        };
+        let request_id = reply
+            .request_id
+            .map(|r| format!(" (Request-Id {r})"))
+            .unwrap_or_default();
+        match fault {
+            Fault::Stopped { .. } => bail!("stopped by a signal; nothing was written"),
+            Fault::Space { .. } => bail!(
+                "Segment refused the read: {fault}{request_id}; check the token and the space id"
+            ),
+            Fault::Permanent { .. } => {
+                bail!("Segment refused the read of a profile: {fault}{request_id}")
+            }
+            Fault::Retryable {
+                throttled,
+                retry_after,
+                ref reason,
+            } => {
+                let fault = Retryable {
+                    throttled,
+                    retry_after,
+                    paced,
+                };
+                let next = attempts.on_fault(fault, &mut lock(budget), rand::random());
+                match next {
+                    Next::Retry(delay) => {
+                        crate::ui::say_waiting(delay);
+                        tokio::time::sleep(delay).await
+                    }
+                    Next::BudgetSpent => bail!(
+                        "transient faults are sustained (last: {reason}); nothing was written, try again later"
+                    ),
+                    Next::GiveUp => bail!(
+                        "a profile read kept failing ({reason}){request_id}; nothing was written, try again later"
+                    ),
+                }
+            }
+        }
+    }
 }
