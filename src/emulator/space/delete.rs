@@ -23,57 +23,11 @@ impl Space {
         content_type: Option<&str>,
         body: &[u8],
     ) -> Reply {
+        let (user_id, kind, id) = match self.check_request(route, content_type, body) {
+            Ok(request) => request,
+            Err(reply) => return reply,
+        };
         let bad = |message: &str| Reply::error(400, "bad_request", message);
-        let missing = || bad("Missing required parameters in URL.");
-        if route.space != self.space_id {
-            return Reply::error(
-                404,
-                "source_id_not_found",
-                format!("No source attached to space_id `{}`.", route.space),
-            );
-        }
-        if self.options.not_activated {
-            return Reply::error(
-                403,
-                "forbidden",
-                format!(
-                    "Deleted identifier not activated for space_id `{}`.",
-                    route.space
-                ),
-            );
-        }
-        if route.collection != USERS {
-            return bad(&format!("Invalid collection: `{}`.", route.collection));
-        }
-        let user_id = match Lookup::parse(&route.lookup) {
-            None => return missing(),
-            Some(Lookup::External { kind, id }) if kind == "user_id" => id,
-            Some(other) => {
-                return bad(&format!(
-                    "Invalid URL: valid `user_id` is required. Unsupported `{}`.",
-                    other.kind()
-                ));
-            }
-        };
-        let is_json = content_type.is_some_and(|ct| {
-            ct.split(';')
-                .next()
-                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
-        });
-        if !is_json {
-            return bad("Invalid request body: `Content-Type` must be `application/json`.");
-        }
-        let (kind, id) = match parse_delete_body(body) {
-            Ok(pair) => pair,
-            Err(BodyError::Missing) => return missing(),
-            Err(BodyError::NotOne) => return bad("Only one external_id can be deleted at a time."),
-        };
-        if kind == "group_id" || self.options.unsupported_types.contains(&kind) {
-            return Reply::error(400, "unsupported_eid_type", "Unsupported external id type.");
-        }
-        if kind == "user_id" && id == user_id {
-            return bad("External id specification must differ from lookup id.");
-        }
         let Some(&n) = self.by_identifier.get(key("user_id", &user_id).as_str()) else {
             return Reply::error(404, "not_found", "The resource was not found.");
         };
@@ -117,6 +71,78 @@ impl Space {
         }
         self.stats.deleted.push(Deleted { user_id, kind, id });
         deleted()
+    }
+
+    /// The request's own checks, in Segment's order (the space, its activation, the
+    /// collection, the lookup, the content type, the body, the identifier's type), before any
+    /// profile is looked at: the `user_id` looked up and the identifier to delete, or the reply
+    /// that refuses the request.
+    fn check_request(
+        &self,
+        route: &Route,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) -> Result<(String, String, String), Reply> {
+        let bad = |message: &str| Reply::error(400, "bad_request", message);
+        let missing = || bad("Missing required parameters in URL.");
+        if route.space != self.space_id {
+            return Err(Reply::error(
+                404,
+                "source_id_not_found",
+                format!("No source attached to space_id `{}`.", route.space),
+            ));
+        }
+        if self.options.not_activated {
+            return Err(Reply::error(
+                403,
+                "forbidden",
+                format!(
+                    "Deleted identifier not activated for space_id `{}`.",
+                    route.space
+                ),
+            ));
+        }
+        if route.collection != USERS {
+            return Err(bad(&format!("Invalid collection: `{}`.", route.collection)));
+        }
+        let user_id = match Lookup::parse(&route.lookup) {
+            None => return Err(missing()),
+            Some(Lookup::External { kind, id }) if kind == "user_id" => id,
+            Some(other) => {
+                return Err(bad(&format!(
+                    "Invalid URL: valid `user_id` is required. Unsupported `{}`.",
+                    other.kind()
+                )));
+            }
+        };
+        let is_json = content_type.is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"))
+        });
+        if !is_json {
+            return Err(bad(
+                "Invalid request body: `Content-Type` must be `application/json`.",
+            ));
+        }
+        let (kind, id) = match parse_delete_body(body) {
+            Ok(pair) => pair,
+            Err(BodyError::Missing) => return Err(missing()),
+            Err(BodyError::NotOne) => {
+                return Err(bad("Only one external_id can be deleted at a time."));
+            }
+        };
+        if kind == "group_id" || self.options.unsupported_types.contains(&kind) {
+            return Err(Reply::error(
+                400,
+                "unsupported_eid_type",
+                "Unsupported external id type.",
+            ));
+        }
+        if kind == "user_id" && id == user_id {
+            return Err(bad("External id specification must differ from lookup id."));
+        }
+        Ok((user_id, kind, id))
     }
 }
 
