@@ -66,6 +66,12 @@ impl Space {
                 }
             },
         };
+        self.page(n, start, &query, now)
+    }
+
+    /// The page of profile `n`'s identifiers from entry `start`: at most `query.limit` of
+    /// those visible at `now` (of the types asked for), and the cursor of the next page.
+    fn page(&self, n: u32, start: usize, query: &ListQuery, now: Instant) -> Reply {
         let propagation = self.options.propagation;
         let profile = &self.profiles[n as usize];
         let wanted = |e: &IdEntry| {
