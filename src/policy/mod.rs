@@ -333,20 +333,7 @@ impl<'p> Evaluator<'p> {
 
 fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
     let n = crate::text::thousands;
-    let items = || {
-        let named: Vec<String> = seqs.iter().map(|q| format!("#{q}")).collect();
-        format!(
-            "{} deletion{} ({}{})",
-            n(count),
-            if count == 1 { "" } else { "s" },
-            named.join(", "),
-            if count > seqs.len() as u64 {
-                ", ..."
-            } else {
-                ""
-            }
-        )
-    };
+    let items = || offending_items(count, seqs);
     let (passed, detail, next) = match &rule.check {
         Check::MaxDeletes(limit) => (
             s.deletes <= *limit,
@@ -391,43 +378,7 @@ fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
                 "remove those entries from the manifest, or fix the pattern in review",
             )
         }
-        Check::RequireCanaryAbove(limit) => {
-            let needed = s.deletes > *limit;
-            match s.canary {
-                _ if !needed => (
-                    true,
-                    format!(
-                        "{} deletions, a canary is needed above {}",
-                        n(s.deletes),
-                        n(*limit)
-                    ),
-                    "",
-                ),
-                None => (
-                    true,
-                    format!(
-                        "{} deletions, above {}: apply must run with --canary N",
-                        n(s.deletes),
-                        n(*limit)
-                    ),
-                    "",
-                ),
-                Some(c) => (
-                    c > 0,
-                    format!(
-                        "{} deletions, above {}: {}",
-                        n(s.deletes),
-                        n(*limit),
-                        if c > 0 {
-                            "apply runs a canary"
-                        } else {
-                            "apply runs no canary"
-                        }
-                    ),
-                    "run apply with --canary N (for example --canary 10)",
-                ),
-            }
-        }
+        Check::RequireCanaryAbove(limit) => canary_verdict(s, *limit),
         Check::ReasonPattern(re) => (
             re.is_match(s.reason),
             if re.is_match(s.reason) {
@@ -453,6 +404,64 @@ fn judge(rule: &Rule, s: &Summary<'_>, count: u64, seqs: &[u64]) -> Verdict {
         passed,
         detail,
         next: (!passed).then(|| next.to_owned()),
+    }
+}
+
+/// The offending deletions, `count` of them, named by the first `seqs`.
+fn offending_items(count: u64, seqs: &[u64]) -> String {
+    let named: Vec<String> = seqs.iter().map(|q| format!("#{q}")).collect();
+    format!(
+        "{} deletion{} ({}{})",
+        crate::text::thousands(count),
+        if count == 1 { "" } else { "s" },
+        named.join(", "),
+        if count > seqs.len() as u64 {
+            ", ..."
+        } else {
+            ""
+        }
+    )
+}
+
+/// `require_canary_above`: passed, detail and next step. Above the limit, a plan judged
+/// before apply (the canary not yet known) passes with the note that apply must run one;
+/// apply's check fails when it runs none.
+fn canary_verdict(s: &Summary<'_>, limit: u64) -> (bool, String, &'static str) {
+    let n = crate::text::thousands;
+    let needed = s.deletes > limit;
+    match s.canary {
+        _ if !needed => (
+            true,
+            format!(
+                "{} deletions, a canary is needed above {}",
+                n(s.deletes),
+                n(limit)
+            ),
+            "",
+        ),
+        None => (
+            true,
+            format!(
+                "{} deletions, above {}: apply must run with --canary N",
+                n(s.deletes),
+                n(limit)
+            ),
+            "",
+        ),
+        Some(c) => (
+            c > 0,
+            format!(
+                "{} deletions, above {}: {}",
+                n(s.deletes),
+                n(limit),
+                if c > 0 {
+                    "apply runs a canary"
+                } else {
+                    "apply runs no canary"
+                }
+            ),
+            "run apply with --canary N (for example --canary 10)",
+        ),
     }
 }
 
