@@ -290,7 +290,7 @@ impl Bench {
     }
 
     /// The JSON of the emulator's admin endpoint `/__emulator/NAME`.
-    fn emulator_json<T: serde::de::DeserializeOwned>(
+    pub fn emulator_json<T: serde::de::DeserializeOwned>(
         &self,
         client: &reqwest::Client,
         base: &str,

@@ -415,16 +415,7 @@ fn profiles(
     client: &reqwest::Client,
     base: &str,
 ) -> anyhow::Result<BTreeMap<String, BTreeSet<String>>> {
-    let body = bench.runtime.block_on(async {
-        client
-            .get(format!("{base}/__emulator/profiles"))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await
-    })?;
-    let v: Value = serde_json::from_slice(&body)?;
+    let v: Value = bench.emulator_json(client, base, "profiles")?;
     let mut out = BTreeMap::new();
     for p in v["profiles"].as_array().context("profiles")? {
         let ids = p["identifiers"]
@@ -440,16 +431,7 @@ fn profiles(
 
 /// The emulator's full stats JSON.
 fn stats(bench: &Bench, client: &reqwest::Client, base: &str) -> anyhow::Result<Value> {
-    let body = bench.runtime.block_on(async {
-        client
-            .get(format!("{base}/__emulator/stats"))
-            .send()
-            .await?
-            .error_for_status()?
-            .bytes()
-            .await
-    })?;
-    Ok(serde_json::from_slice(&body)?)
+    bench.emulator_json(client, base, "stats")
 }
 
 fn email_paths(stats: &Value) -> u64 {

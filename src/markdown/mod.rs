@@ -439,13 +439,7 @@ fn run_facts(view: &PlanView<'_>) -> anyhow::Result<Vec<(&'static str, String)>>
 /// When the plan's view of the profiles dates from: the plan's reads, or for deletes planned
 /// without a read (`--refresh=false`) the source data, with the sampled check when there was one.
 fn data_as_of(view: &PlanView<'_>) -> anyhow::Result<String> {
-    let unverified: u64 = view
-        .state
-        .count_by_action_and_note(ItemFilter::Noted)?
-        .iter()
-        .filter(|(_, note, _)| note.as_deref() == Some(crate::plan::UNVERIFIED_NOTE))
-        .map(|(_, _, n)| *n)
-        .sum();
+    let unverified = view.state.count_unverified()?;
     let read = format!("profiles read at {}", timestamp(view.meta.created_at));
     if unverified == 0 {
         return Ok(read);

@@ -364,7 +364,7 @@ pub async fn keep_checkpointing(
     // Checkpoints start `every` apart, start to start (a slow push delays the next one, never
     // the cadence after it); renewals in between when the lease is shorter than four intervals.
     let tick = every
-        .min(lease_length() / 4)
+        .min(renewal_interval())
         .max(Duration::from_millis(100));
     let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + tick, tick);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -411,9 +411,8 @@ pub async fn while_renewed<T>(
         return work.await;
     };
     let renewing = async {
-        let tick = (lease_length() / 4).max(Duration::from_millis(100));
         loop {
-            tokio::time::sleep(tick).await;
+            tokio::time::sleep(renewal_interval()).await;
             if let Err(e) = held.renew().await {
                 return e.context(format!("renewing the lease on `{}`", held.url()));
             }
@@ -423,6 +422,12 @@ pub async fn while_renewed<T>(
         result = work => result,
         lost = renewing => Err(lost),
     }
+}
+
+/// How often a holder renews its lease: a quarter of its length (at least 100 ms), so a late
+/// renewal or two still lands before it lapses.
+fn renewal_interval() -> Duration {
+    (lease_length() / 4).max(Duration::from_millis(100))
 }
 
 /// How long one checkpoint (a lease renewal and a push) may take before the run stops:

@@ -217,13 +217,7 @@ fn exceptions_text(
 
 /// The deletions planned without a read of their profile, and the plan's warnings.
 fn notes_text(view: &PlanView<'_>, out: &mut impl Write) -> anyhow::Result<()> {
-    let unverified: u64 = view
-        .state
-        .count_by_action_and_note(ItemFilter::Noted)?
-        .iter()
-        .filter(|(_, note, _)| note.as_deref() == Some(crate::plan::UNVERIFIED_NOTE))
-        .map(|(_, _, n)| *n)
-        .sum();
+    let unverified = view.state.count_unverified()?;
     if unverified > 0 {
         writeln!(
             out,

@@ -116,6 +116,17 @@ impl State {
         Ok(self.conn.query_row(&sql, [], |r| r.get::<_, i64>(0))? as u64)
     }
 
+    /// The deletions planned without a read of their profile (`--refresh=false`): the items
+    /// noted [`crate::plan::UNVERIFIED_NOTE`].
+    pub fn count_unverified(&self) -> anyhow::Result<u64> {
+        Ok(self
+            .count_by_action_and_note(ItemFilter::Noted)?
+            .iter()
+            .filter(|(_, note, _)| note.as_deref() == Some(crate::plan::UNVERIFIED_NOTE))
+            .map(|(_, _, n)| *n)
+            .sum())
+    }
+
     /// The items `filter` selects, grouped by action and note: `(action, note, count)`,
     /// by action, then the largest groups first.
     pub fn count_by_action_and_note(
