@@ -694,9 +694,10 @@ pub fn warehouse(bench: &Bench, args: &Args, verdicts: &mut Vec<Verdict>) -> any
     let reads_emails = med(&|r| r.1.email_paths as f64);
     let drift_rate = med(&|r| sample_field(&r.2, "rate_percent"));
     let drift_upper = med(&|r| sample_field(&r.2, "upper95_percent"));
+    let drift_read = med(&|r| sample_field(&r.2, "read"));
     let exits_1 = runs
         .iter()
-        .filter(|r| r.2.plan_code == 1 && r.2.plan_stderr.contains("drifted"))
+        .filter(|r| r.2.plan_code == 1 && r.2.plan_stderr.contains("sampled profiles drifted"))
         .count();
     let clean_applies = runs
         .iter()
@@ -716,7 +717,7 @@ pub fn warehouse(bench: &Bench, args: &Args, verdicts: &mut Vec<Verdict>) -> any
         "2. email values in request paths: warehouse-resolved {wh_emails:.0}; through reads {reads_emails:.0} (requests naming a profile by email, plan and apply, counted by the emulator)"
     );
     println!(
-        "3. warehouse {:.1} % stale ({} of {} profiles): the sample of {SAMPLE} found {drift_rate:.1} % drift (95 % upper bound {drift_upper:.1} %); plan --max-drift {MAX_DRIFT} exited 1 naming the drift in {exits_1} of {} runs; with --allow-drift, apply deleted nothing outside the plan in {clean_applies} of {} runs",
+        "3. warehouse {:.1} % stale ({} of {} profiles): the sample (rounds of {SAMPLE}, {drift_read:.0} profiles read) found {drift_rate:.1} % drift (95 % upper bound {drift_upper:.1} %); plan --max-drift {MAX_DRIFT} exited 1 naming the drift in {exits_1} of {} runs; with --allow-drift, apply deleted nothing outside the plan in {clean_applies} of {} runs",
         100.0 * stale_profiles as f64 / items as f64,
         thousands(stale_profiles),
         thousands(items),
@@ -806,7 +807,7 @@ fn print_run(n: u32, wh: &Measured, reads: &Measured, refused: &Measured, allowe
     let drift_line = refused
         .plan_stderr
         .lines()
-        .find(|l| l.contains("Sampled check:") && l.contains("drifted"))
+        .find(|l| l.contains("Sampled check:") && l.contains("sampled profiles drifted"))
         .unwrap_or("(no sampled-check line)");
     let drift_line = drift_line
         .find("Sampled check:")

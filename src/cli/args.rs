@@ -64,7 +64,9 @@ pub struct PlanArgs {
     pub refresh: bool,
     /// With `--refresh=false`: after sealing the unverified deletes, read N of their
     /// profiles, drawn at random, by `user_id` (never by the identifier), and seal the drift
-    /// found (profiles gone or lacking an identifier the plan deletes) into the plan.
+    /// found (profiles gone or lacking an identifier the plan deletes) into the plan. A round
+    /// that saw drift within `--max-drift`, its 95 % upper bound above it, is followed by
+    /// another N, up to 4 rounds, judged together.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub sample: u64,
     /// The sampled drift above which plan exits 1 (unless `--allow-drift`).

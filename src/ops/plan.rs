@@ -357,7 +357,8 @@ pub fn load_policy(
 }
 
 /// Reads the sampled profiles by `user_id` (paced like every read, through the same window)
-/// and compares them with the items sealed for them (see [`crate::sample`]).
+/// in rounds of N, and compares them with the items sealed for them; another round while the
+/// verdict is unsettled (see [`crate::sample`]).
 async fn sampled_check(
     sealer: &Sealer,
     inputs: &SampleOptions,
@@ -365,37 +366,69 @@ async fn sampled_check(
     mut window: crate::window::Window,
     ui: &Ui,
 ) -> anyhow::Result<crate::sample::Sample> {
+    use crate::sample::{MAX_ROUNDS, Sample, compare};
+    let targets = sealer.sample_targets(inputs.size.saturating_mul(MAX_ROUNDS))?;
+    let mut sample = Sample {
+        asked: inputs.size,
+        read: 0,
+        rounds: 0,
+        drifted: 0,
+        gone: 0,
+        max_drift_percent: inputs.max_drift_percent,
+        allowed: false,
+    };
+    let round_size = usize::try_from(inputs.size.max(1)).unwrap_or(usize::MAX);
+    for round in targets.chunks(round_size) {
+        if sample.rounds == 0 {
+            ui.note(format!(
+                "Sampled check: reading {} by user_id ...",
+                plural(round.len() as u64, "profile", "profiles")
+            ));
+        } else if sample.unsettled() {
+            ui.note(format!(
+                "Sampled check: {} of {} drifted, within --max-drift {} but its 95 % upper bound is {:.1} %: reading another {} (round {} of at most {MAX_ROUNDS}) ...",
+                sample.drifted,
+                sample.read,
+                crate::sample::percent_text(sample.max_drift_percent),
+                sample.upper_percent(),
+                plural(round.len() as u64, "profile", "profiles"),
+                sample.rounds + 1
+            ));
+        } else {
+            break;
+        }
+        let read = read_by_user_id(&api, round, &mut window).await?;
+        let (drifted, gone) = compare(round, &read);
+        sample.read += round.len() as u64;
+        sample.rounds += 1;
+        sample.drifted += drifted;
+        sample.gone += gone;
+    }
+    sample.allowed = sample.over() && inputs.allow;
+    Ok(sample)
+}
+
+/// Reads each of `round`'s profiles by its user_id: what each read found, by user_id.
+async fn read_by_user_id(
+    api: &Arc<crate::segment::Client>,
+    round: &[(String, std::collections::BTreeSet<crate::model::Identifier>)],
+    window: &mut crate::window::Window,
+) -> anyhow::Result<std::collections::BTreeMap<String, crate::plan::Resolution>> {
     use crate::model::{Identifier, Lookup};
-    let sealed = sealer.sample_targets(inputs.size)?;
-    ui.note(format!(
-        "Sampled check: reading {} by user_id ...",
-        plural(sealed.len() as u64, "profile", "profiles")
-    ));
-    let lookups: Vec<Lookup> = sealed
-        .keys()
-        .map(|u| Lookup::External(Identifier::new("user_id", u.clone())))
+    let lookups: Vec<Lookup> = round
+        .iter()
+        .map(|(u, _)| Lookup::External(Identifier::new("user_id", u.clone())))
         .collect();
-    let read = crate::resolve::resolve_all(api, lookups, &mut window, |_| {})
+    let read = crate::resolve::resolve_all(api.clone(), lookups, window, |_| {})
         .await
         .context("the sampled check's reads; no state file was written")?;
-    let read = read
+    Ok(read
         .into_iter()
         .filter_map(|(lookup, r)| match lookup {
             Lookup::External(id) => Some((id.id, r)),
             Lookup::SegmentId(_) => None,
         })
-        .collect();
-    let (drifted, gone) = crate::sample::compare(&sealed, &read);
-    let mut sample = crate::sample::Sample {
-        asked: inputs.size,
-        read: sealed.len() as u64,
-        drifted,
-        gone,
-        max_drift_percent: inputs.max_drift_percent,
-        allowed: false,
-    };
-    sample.allowed = sample.over() && inputs.allow;
-    Ok(sample)
+        .collect())
 }
 
 /// Refuses a TTL whose end could not be written and read back (past year 9999).

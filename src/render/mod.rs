@@ -130,7 +130,7 @@ pub(crate) fn warehouse_json(
             "sample".into(),
             sample.map_or(Value::Null, |s| {
                 json!({
-                    "asked": s.asked, "read": s.read, "drifted": s.drifted,
+                    "asked": s.asked, "read": s.read, "rounds": s.rounds, "drifted": s.drifted,
                     "gone": s.gone, "rate_percent": s.rate_percent(),
                     "upper95_percent": s.upper_percent(),
                     "max_drift_percent": s.max_drift_percent, "judged": "observed",

@@ -11,11 +11,13 @@
 //! never adopts the old file's write-ahead log. A `kill -9` at any point leaves the old file intact or the new one
 //! complete.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
+use rand::seq::SliceRandom as _;
 use rusqlite::{Connection, params};
 
 use super::check::{self, FILE_SEAL_KEY};
@@ -24,6 +26,7 @@ use super::{
     FINGERPRINT_KEY_META, ItemState, Meta, SourceRecord, configure, fields, header, pinned, schema,
 };
 use crate::digest::PlanHasher;
+use crate::model::Identifier;
 use crate::plan::{Action, Item, Profile};
 
 /// A state file being written.
@@ -245,14 +248,9 @@ impl Sealer {
     }
 
     /// Draws up to `n` distinct user_ids of the unverified deletes at random (SQLite's
-    /// `random()`), each with the identifiers the plan deletes from it: the sample of
-    /// `plan --refresh=false --sample N`.
-    pub fn sample_targets(
-        &self,
-        n: u64,
-    ) -> anyhow::Result<
-        std::collections::BTreeMap<String, std::collections::BTreeSet<crate::model::Identifier>>,
-    > {
+    /// `random()`), each with the identifiers the plan deletes from it, in random order (so
+    /// every prefix is itself a random sample): the rounds of `plan --refresh=false --sample N`.
+    pub fn sample_targets(&self, n: u64) -> anyhow::Result<Vec<(String, BTreeSet<Identifier>)>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT i.user_id, i.id_type, i.id_value FROM items i
@@ -274,15 +272,17 @@ impl Sealer {
                 ))
             },
         )?;
-        let mut out: std::collections::BTreeMap<String, std::collections::BTreeSet<_>> =
-            std::collections::BTreeMap::new();
+        let mut drawn: BTreeMap<String, BTreeSet<Identifier>> = BTreeMap::new();
         for row in rows {
             let (user_id, kind, id) = row?;
-            out.entry(user_id)
+            drawn
+                .entry(user_id)
                 .or_default()
-                .insert(crate::model::Identifier::new(kind, id));
+                .insert(Identifier::new(kind, id));
         }
-        Ok(out)
+        let mut drawn: Vec<_> = drawn.into_iter().collect();
+        drawn.shuffle(&mut rand::rng());
+        Ok(drawn)
     }
 
     /// Calls `visit` with every `delete` item written so far (seq, type, value), in seq order,

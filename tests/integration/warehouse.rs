@@ -1061,3 +1061,90 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
     .code(1)
     .stderr_has("--refresh=false");
 }
+
+/// A round of the sampled check that saw drift within `--max-drift` (its upper bound above
+/// it) leaves the verdict to a profile or two, so the check reads another round and judges
+/// them together; a round with no drift ends it. 40 profiles, one stale, rounds of 20 at
+/// 10 %: the stale one drawn in the first round (1 of 20, 5 %, bound 23.6 %) means a second
+/// round (the other 20); not drawn, one round. Planned until both were seen.
+#[test]
+fn a_round_that_saw_drift_within_the_threshold_is_followed_by_another() {
+    let n = 40;
+    let profile = |i: usize, with_email: bool| {
+        let mut ids = vec![format!("user_id:u_{i:03}")];
+        if with_email {
+            ids.push(format!("email:bad{i:03}@import.invalid"));
+        }
+        json!({"segment_id": format!("use_{i:03}"), "identifiers": ids})
+    };
+    let then = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, true)).collect::<Vec<_>>()});
+    // Since the export, one profile lost its email.
+    let now = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, i != 7)).collect::<Vec<_>>()});
+    let test = Test::new(&now);
+    let tables = tables(&crate::harness::seed_profiles(&then));
+    let sql = discover_output(&test, "duckdb", &["--discover", "email:%@import.invalid"]);
+    let results = engine(&json!({
+        "engine": "duckdb", "schema": "ps", "tables": tables, "statements": statements(&sql),
+    }));
+    manifest_for_export(&test, &results[0]["rows"], "rounds");
+    let (mut one_round, mut two_rounds, mut reads) = (0, 0, 0);
+    for attempt in 0..40 {
+        if one_round > 0 && two_rounds > 0 {
+            break;
+        }
+        let out = format!("plans/rounds-{attempt}.state.db");
+        let run = test
+            .idprune([
+                "plan",
+                "plans/rounds.yaml",
+                "--refresh=false",
+                "--sample",
+                "20",
+                "--max-drift",
+                "10%",
+                "-o",
+                &out,
+            ])
+            .run()
+            .ok();
+        let sample = &test.show_json(&out)["sample"];
+        let (read, rounds, drifted) = (&sample["read"], &sample["rounds"], &sample["drifted"]);
+        reads += read.as_u64().expect("read");
+        if rounds == 1 {
+            assert_eq!((read, drifted), (&json!(20), &json!(0)), "{sample}");
+            one_round += 1;
+        } else {
+            assert_eq!(
+                (read, rounds, drifted),
+                (&json!(40), &json!(2), &json!(1)),
+                "{sample}"
+            );
+            assert!(
+                run.stderr.contains(
+                    "Sampled check: 1 of 20 drifted, within --max-drift 10% but its 95 % upper bound is 23.6 %: reading another 20 profiles (round 2 of at most 4)"
+                ) && run
+                    .stdout
+                    .contains("1 of 40 sampled profiles drifted (2.5 % observed, 95 % upper bound 12.9 %; 0 gone; read in 2 rounds of 20, as drift was seen within the threshold)"),
+                "{}\n{}",
+                run.stderr,
+                run.stdout
+            );
+            two_rounds += 1;
+        }
+    }
+    assert!(
+        one_round > 0 && two_rounds > 0,
+        "{one_round} / {two_rounds}"
+    );
+    let stats = test.emu().stats();
+    assert_eq!(
+        stats.requests - stats.deletes,
+        reads,
+        "only the rounds are read"
+    );
+    assert_eq!(
+        stats.path_types,
+        BTreeMap::from([("user_id".to_owned(), reads)]),
+        "profiles are read by user_id, never by email"
+    );
+}
