@@ -42,6 +42,10 @@ pub struct Args {
     /// Repeat every measurement K times and print medians.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=20))]
     pub repeat: u32,
+    /// `--scenario warehouse`: how many plans of the 5 %-stale warehouse measure the sampled
+    /// check's detection rate (plans only read, so one emulator serves them all).
+    #[arg(long, value_name = "K", default_value_t = 30)]
+    pub stale_plans: u32,
     /// Keep each run's scratch directory (manifest, CSV, state file, the children's stdout and
     /// stderr) instead of deleting it; its path is printed.
     #[arg(long)]

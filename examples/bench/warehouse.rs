@@ -21,7 +21,10 @@
 //! 3. on a warehouse 5 % stale (the space has moved on: a twentieth of the profiles lost the
 //!    email, were deleted, or the email moved to another profile), the drift the sample of 100
 //!    found and plan's exit with `--max-drift 2%`; then, planned with `--allow-drift` and
-//!    applied, whether the emulator lost anything outside the sealed (user_id, email) pairs.
+//!    applied, whether the emulator lost anything outside the sealed (user_id, email) pairs;
+//! 4. the sampled check's detection rate: `--stale-plans K` plans (30 by default) of that
+//!    stale warehouse against one emulator, each a fresh random draw: how many exited 1, how
+//!    many read more than one round, and the profiles read on average.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -30,7 +33,7 @@ use super::*;
 
 /// Profiles without a user_id that carry a bad email (listed apart by the discovery).
 const UNADDRESSABLE: u64 = 20;
-/// Profiles read by the sampled check (issue 22's figure).
+/// Profiles read by a round of the sampled check (issue 22's figure).
 const SAMPLE: u64 = 100;
 /// The `--max-drift` of the stale check, percent.
 const MAX_DRIFT: &str = "2%";
@@ -593,6 +596,69 @@ impl Bench {
     }
 }
 
+/// What many plans of the stale warehouse found: how often the sampled check refused it.
+struct Detection {
+    plans: u32,
+    refused: u32,
+    more_rounds: u32,
+    reads: u64,
+}
+
+/// Plans the clean-up `plans` times against one emulator of the stale world `now` (a plan
+/// only reads, so the space stays as it is) with `--sample` and `--max-drift`: the sampled
+/// check's detection rate, each plan a fresh random draw.
+fn detection(
+    bench: &Bench,
+    dir: &Path,
+    now: &World,
+    manifest: &Path,
+    plans: u32,
+) -> anyhow::Result<Detection> {
+    let emulator = bench
+        .runtime
+        .block_on(Emulator::start(strict(), seed_of(now)))?;
+    let base = emulator.base_url();
+    let mut found = Detection {
+        plans,
+        refused: 0,
+        more_rounds: 0,
+        reads: 0,
+    };
+    let state = dir.join("detection.state.db");
+    let result = (|| {
+        for k in 0..plans {
+            eprintln!("bench: detection plan {} of {plans}", k + 1);
+            let _ = fs::remove_file(&state);
+            let args = [
+                "plan".to_owned(),
+                path_arg(manifest),
+                "-o".to_owned(),
+                path_arg(&state),
+                "--refresh=false".to_owned(),
+                "--sample".to_owned(),
+                SAMPLE.to_string(),
+                "--max-drift".to_owned(),
+                MAX_DRIFT.to_owned(),
+            ];
+            let plan = bench.child(
+                dir,
+                "detection-plan",
+                &args,
+                &base,
+                Duration::from_secs(600),
+            )?;
+            expect_code(&plan, &[0, 1])?;
+            let sample = bench.json_view_revealed(dir, &state, &base)?["sample"].clone();
+            found.refused += u32::from(plan.code == 1);
+            found.more_rounds += u32::from(sample["rounds"].as_u64().unwrap_or(0) > 1);
+            found.reads += sample["read"].as_u64().unwrap_or(0);
+        }
+        anyhow::Ok(())
+    })();
+    bench.runtime.block_on(emulator.shutdown());
+    result.map(|()| found)
+}
+
 /// One repetition: the warehouse-resolved run, the run through reads, the stale plan
 /// refused, the stale plan allowed and applied.
 type Repetition = (Measured, Measured, Measured, Measured);
@@ -682,6 +748,8 @@ pub fn warehouse(bench: &Bench, args: &Args, verdicts: &mut Vec<Verdict>) -> any
         runs.push((wh, reads, refused, allowed));
     }
 
+    let detected = detection(bench, dir, &now, &export.cleanup, args.stale_plans)?;
+
     let med = |f: &dyn Fn(&Repetition) -> f64| {
         let mut v: Vec<f64> = runs.iter().map(f).collect();
         median(&mut v)
@@ -723,6 +791,14 @@ pub fn warehouse(bench: &Bench, args: &Args, verdicts: &mut Vec<Verdict>) -> any
         thousands(items),
         runs.len(),
         runs.len()
+    );
+    println!(
+        "4. the sampled check's detection, {} plans of the 5 %-stale warehouse (--sample {SAMPLE} --max-drift {MAX_DRIFT}): exit 1 in {} ({:.1} %); {} read more than one round; {:.0} profiles read on average",
+        detected.plans,
+        detected.refused,
+        100.0 * detected.refused as f64 / f64::from(detected.plans.max(1)),
+        detected.more_rounds,
+        detected.reads as f64 / f64::from(detected.plans.max(1)),
     );
     verdicts.push(Verdict {
         target: format!(
