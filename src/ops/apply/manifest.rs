@@ -136,8 +136,9 @@ fn existing_state(
     }
     let existing = State::open(state_path)?;
     let meta = existing.meta()?;
+    let journal = existing.has_journal()?;
     if !digest::approves(approved, &meta.digest) {
-        if existing.has_journal()? {
+        if journal {
             return Err(Refused(format!(
                 "state file `{}` holds the journal of another plan ({}); keep it as the record of that run: move it away, then run this again",
                 state_path.display(),
@@ -154,7 +155,7 @@ fn existing_state(
     // store, is applied (or resumed) with no re-plan. This is how a cancelled or failed
     // merge job is re-run.
     let from_store = opts.held.is_some();
-    if !(existing.has_journal()? || from_store) {
+    if !(journal || from_store) {
         return Ok(Existing::AtHand(Some(Box::new(existing))));
     }
     ui.shout(format!(
@@ -164,16 +165,8 @@ fn existing_state(
             None => format!("State file `{}`", state_path.display()),
         },
         meta.digest,
-        if existing.has_journal()? {
-            " and its journal"
-        } else {
-            ""
-        },
-        if existing.has_journal()? {
-            "resuming"
-        } else {
-            "applying"
-        }
+        if journal { " and its journal" } else { "" },
+        if journal { "resuming" } else { "applying" }
     ));
     Ok(Existing::Resume)
 }
