@@ -800,13 +800,11 @@ fn manifest_for_export(test: &Test, rows: &Value, name: &str) {
     test.write(&out, &text.replace(reason, "reason: \"sampled check\""));
 }
 
-/// `plan --refresh=false --sample N` on a warehouse made 10 % stale: the plan reads only the
-/// sampled profiles, by user_id (no email in any request path), seals the drift it found,
-/// exits 1 above `--max-drift`, and with `--allow-drift` the plan seals and shows it, and
-/// apply deletes nothing outside the plan.
-#[test]
-fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
-    let n = 100;
+/// A space of `n` profiles `u_NNN` whose warehouse export is stale: each held a bad email
+/// when exported, and those for which `lost` is true have lost it since. Discovers the
+/// clean-up on DuckDB over the export's tables and writes `plans/NAME.yaml` for it; returns
+/// the test (its emulator holds the space as it is now) and the tables.
+fn stale_export(n: usize, lost: impl Fn(usize) -> bool, name: &str) -> (Test, Value) {
     let profile = |i: usize, with_email: bool| {
         let mut ids = vec![format!("user_id:u_{i:03}")];
         if with_email {
@@ -815,15 +813,26 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
         json!({"segment_id": format!("use_{i:03}"), "identifiers": ids})
     };
     let then = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, true)).collect::<Vec<_>>()});
-    // Since the export, every tenth profile lost its email.
-    let now = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, i % 10 != 0)).collect::<Vec<_>>()});
+    let now = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, !lost(i))).collect::<Vec<_>>()});
     let test = Test::new(&now);
     let tables = tables(&crate::harness::seed_profiles(&then));
     let sql = discover_output(&test, "duckdb", &["--discover", "email:%@import.invalid"]);
     let results = engine(&json!({
         "engine": "duckdb", "schema": "ps", "tables": tables, "statements": statements(&sql),
     }));
-    manifest_for_export(&test, &results[0]["rows"], "stale");
+    manifest_for_export(&test, &results[0]["rows"], name);
+    (test, tables)
+}
+
+/// `plan --refresh=false --sample N` on a warehouse made 10 % stale: the plan reads only the
+/// sampled profiles, by user_id (no email in any request path), seals the drift it found,
+/// exits 1 above `--max-drift`, and with `--allow-drift` the plan seals and shows it, and
+/// apply deletes nothing outside the plan.
+#[test]
+fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
+    let n = 100;
+    // Since the export, every tenth profile lost its email.
+    let (test, tables) = stale_export(n, |i| i % 10 == 0, "stale");
 
     // Every profile sampled: exactly the 10 stale ones drift, 10 % > 2 %: exit 1.
     let refused = test
@@ -1069,24 +1078,8 @@ fn a_sampled_zero_read_plan_measures_the_drift_of_a_stale_warehouse() {
 /// round (the other 20); not drawn, one round. Planned until both were seen.
 #[test]
 fn a_round_that_saw_drift_within_the_threshold_is_followed_by_another() {
-    let n = 40;
-    let profile = |i: usize, with_email: bool| {
-        let mut ids = vec![format!("user_id:u_{i:03}")];
-        if with_email {
-            ids.push(format!("email:bad{i:03}@import.invalid"));
-        }
-        json!({"segment_id": format!("use_{i:03}"), "identifiers": ids})
-    };
-    let then = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, true)).collect::<Vec<_>>()});
-    // Since the export, one profile lost its email.
-    let now = json!({"space": "spa_test", "profiles": (0..n).map(|i| profile(i, i != 7)).collect::<Vec<_>>()});
-    let test = Test::new(&now);
-    let tables = tables(&crate::harness::seed_profiles(&then));
-    let sql = discover_output(&test, "duckdb", &["--discover", "email:%@import.invalid"]);
-    let results = engine(&json!({
-        "engine": "duckdb", "schema": "ps", "tables": tables, "statements": statements(&sql),
-    }));
-    manifest_for_export(&test, &results[0]["rows"], "rounds");
+    // Since the export, one profile of 40 lost its email.
+    let (test, _) = stale_export(40, |i| i == 7, "rounds");
     let (mut one_round, mut two_rounds, mut reads) = (0, 0, 0);
     for attempt in 0..40 {
         if one_round > 0 && two_rounds > 0 {
