@@ -29,6 +29,9 @@ pub const DEFAULT_MAX_DRIFT_PERCENT: f64 = 2.0;
 /// The most rounds of N profiles a sampled check reads (see the module docs).
 pub const MAX_ROUNDS: u64 = 4;
 
+/// A sampled profile: its user_id and the identifiers the plan deletes from it.
+pub type Target = (String, BTreeSet<Identifier>);
+
 /// A sampled check's result, as sealed.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Sample {
@@ -186,10 +189,7 @@ pub fn parse_percent(text: &str) -> Result<f64, String> {
 
 /// Counts the drifted profiles of a round: `sealed` holds, per sampled user_id, the
 /// identifiers the plan deletes from it; `read` what reading each by user_id found.
-pub fn compare(
-    sealed: &[(String, BTreeSet<Identifier>)],
-    read: &BTreeMap<String, Resolution>,
-) -> (u64, u64) {
+pub fn compare(sealed: &[Target], read: &BTreeMap<String, Resolution>) -> (u64, u64) {
     let (mut drifted, mut gone) = (0, 0);
     for (user_id, wanted) in sealed {
         match read.get(user_id) {

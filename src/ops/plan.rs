@@ -411,7 +411,7 @@ async fn sampled_check(
 /// Reads each of `round`'s profiles by its user_id: what each read found, by user_id.
 async fn read_by_user_id(
     api: &Arc<crate::segment::Client>,
-    round: &[(String, std::collections::BTreeSet<crate::model::Identifier>)],
+    round: &[crate::sample::Target],
     window: &mut crate::window::Window,
 ) -> anyhow::Result<std::collections::BTreeMap<String, crate::plan::Resolution>> {
     use crate::model::{Identifier, Lookup};

@@ -250,7 +250,7 @@ impl Sealer {
     /// Draws up to `n` distinct user_ids of the unverified deletes at random (SQLite's
     /// `random()`), each with the identifiers the plan deletes from it, in random order (so
     /// every prefix is itself a random sample): the rounds of `plan --refresh=false --sample N`.
-    pub fn sample_targets(&self, n: u64) -> anyhow::Result<Vec<(String, BTreeSet<Identifier>)>> {
+    pub fn sample_targets(&self, n: u64) -> anyhow::Result<Vec<crate::sample::Target>> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare(
             "SELECT i.user_id, i.id_type, i.id_value FROM items i
