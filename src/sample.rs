@@ -89,6 +89,20 @@ impl Sample {
         self.drifted > 0 && !self.over() && self.upper_percent() > self.max_drift_percent
     }
 
+    /// True when the check reads another round: none read yet, or the verdict is unsettled
+    /// and fewer than [`MAX_ROUNDS`] were read.
+    pub fn wants_another_round(&self) -> bool {
+        self.rounds == 0 || (self.rounds < MAX_ROUNDS && self.unsettled())
+    }
+
+    /// Adds a round's count: `read` profiles, `drifted` of them drifted, `gone` of those gone.
+    pub fn add_round(&mut self, read: u64, drifted: u64, gone: u64) {
+        self.read += read;
+        self.drifted += drifted;
+        self.gone += gone;
+        self.rounds += 1;
+    }
+
     /// One line for every view: the observed rate, its upper bound, and the verdict on the
     /// observed rate.
     pub fn line(&self) -> String {
@@ -348,5 +362,49 @@ mod tests {
         let old = r#"{"asked":100,"read":100,"drifted":0,"gone":0,"max_drift_percent":2.0,"allowed":false}"#;
         let s: Sample = serde_json::from_str(old).expect("an older sample parses");
         assert_eq!(s.rounds, 1);
+    }
+
+    /// The rule, simulated with a fixed seed: 5,000 profiles, rounds of 100, `--max-drift 2%`,
+    /// 4,000 draws a drift. Returns (refused after the first round, refused in the end,
+    /// profiles read in all).
+    fn simulate(stale: usize) -> (u64, u64, u64) {
+        use rand::SeedableRng as _;
+        use rand::seq::SliceRandom as _;
+        let mut rng = rand::rngs::StdRng::seed_from_u64(22);
+        let mut population: Vec<bool> = (0..5_000).map(|i| i < stale).collect();
+        let (mut first, mut last, mut reads) = (0, 0, 0);
+        for _ in 0..4_000 {
+            let (drawn, _) = population.partial_shuffle(&mut rng, 100 * MAX_ROUNDS as usize);
+            let mut s = sample(0, 0, 2.0);
+            s.asked = 100;
+            s.rounds = 0;
+            for round in drawn.chunks(100) {
+                if !s.wants_another_round() {
+                    break;
+                }
+                let drifted = round.iter().filter(|d| **d).count() as u64;
+                s.add_round(round.len() as u64, drifted, 0);
+                if s.rounds == 1 {
+                    first += u64::from(s.over());
+                }
+            }
+            last += u64::from(s.over());
+            reads += s.read;
+        }
+        (first, last, reads)
+    }
+
+    #[test]
+    fn rounds_catch_a_five_percent_drift_that_one_round_of_100_misses() {
+        // 5 %: one round refuses ~88 % (binomial: P(more than 2 of 100)); the rounds ~99 %.
+        let (first, last, _) = simulate(250);
+        assert!((3_400..3_640).contains(&first), "{first} of 4,000");
+        assert!(last >= 3_940, "{last} of 4,000");
+        // 1 %, within the default: refused about as rarely as by one round (~8 % → ~11 %).
+        let (first, last, reads) = simulate(50);
+        assert!(first < 400 && last < 560, "{first} / {last} of 4,000");
+        assert!(reads < 4_000 * 300, "{reads}");
+        // A fresh warehouse: never refused, one round each.
+        assert_eq!(simulate(0), (0, 0, 4_000 * 100));
     }
 }

@@ -379,12 +379,15 @@ async fn sampled_check(
     };
     let round_size = usize::try_from(inputs.size.max(1)).unwrap_or(usize::MAX);
     for round in targets.chunks(round_size) {
+        if !sample.wants_another_round() {
+            break;
+        }
         if sample.rounds == 0 {
             ui.note(format!(
                 "Sampled check: reading {} by user_id ...",
                 plural(round.len() as u64, "profile", "profiles")
             ));
-        } else if sample.unsettled() {
+        } else {
             ui.note(format!(
                 "Sampled check: {} of {} drifted, within --max-drift {} but its 95 % upper bound is {:.1} %: reading another {} (round {} of at most {MAX_ROUNDS}) ...",
                 sample.drifted,
@@ -394,15 +397,10 @@ async fn sampled_check(
                 plural(round.len() as u64, "profile", "profiles"),
                 sample.rounds + 1
             ));
-        } else {
-            break;
         }
         let read = read_by_user_id(&api, round, &mut window).await?;
         let (drifted, gone) = compare(round, &read);
-        sample.read += round.len() as u64;
-        sample.rounds += 1;
-        sample.drifted += drifted;
-        sample.gone += gone;
+        sample.add_round(round.len() as u64, drifted, gone);
     }
     sample.allowed = sample.over() && inputs.allow;
     Ok(sample)
