@@ -391,17 +391,26 @@ fn policy_fact(view: &PlanView<'_>) -> String {
     let Some(p) = &view.policy else {
         return "none (no `idprune.policy.yaml` above the manifest)".to_owned();
     };
-    let failed = p.verdicts.iter().filter(|v| !v.passed).count();
+    let (named, failed) = policy_named(p);
     format!(
-        "{} (sha256 {}): {}",
-        code_span(&p.path),
-        code_span(&p.sha256[..p.sha256.len().min(12)]),
+        "{named}: {}",
         if failed == 0 {
             "✅ every rule holds".to_owned()
         } else {
             format!("❌ {failed} of {} rules failed", p.verdicts.len())
         }
     )
+}
+
+/// The policy as the page names it (its path and the start of its sha256, as code spans) and
+/// how many of its rules failed.
+fn policy_named(policy: &crate::policy::Sealed) -> (String, usize) {
+    let named = format!(
+        "{} (sha256 {})",
+        code_span(&policy.path),
+        code_span(&policy.sha256[..policy.sha256.len().min(12)])
+    );
+    (named, policy.verdicts.iter().filter(|v| !v.passed).count())
 }
 
 /// Once applied, the last run and where to look next; before, how to approve.
@@ -761,12 +770,10 @@ fn policy_section(
     policy: &crate::policy::Sealed,
     overrides: &[crate::policy::Override],
 ) -> std::fmt::Result {
-    let failed = policy.verdicts.iter().filter(|v| !v.passed).count();
+    let (named, failed) = policy_named(policy);
     writeln!(
         s,
-        "**Policy** {} (sha256 {}): {}\n",
-        code_span(&policy.path),
-        code_span(&policy.sha256[..policy.sha256.len().min(12)]),
+        "**Policy** {named}: {}\n",
         if failed == 0 {
             "every rule holds.".to_owned()
         } else {
